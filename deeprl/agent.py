@@ -1,0 +1,56 @@
+"""Turn what a user names (a run folder, a model folder, a course .pkl file, a hub repo id) into an agent."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from deeprl.errors import UserError
+from deeprl.modelio import CONFIG_FILE, MODEL_FILE, load_model
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+
+
+class Agent(Protocol):
+    config: dict
+    env_id: str
+    env_kwargs: dict
+
+    def act(self, obs: Any, deterministic: bool = True) -> Any: ...
+
+
+def model_dir(target: str | Path, revision: str | None = None) -> Path:
+    """The local folder holding config.json + model.safetensors for a path or a hub repo id."""
+    path = Path(target)
+    if path.is_dir():
+        if (path / CONFIG_FILE).exists() or (path / MODEL_FILE).exists():
+            return path
+        # a parent of run folders (logs/qlearning/): take the newest run that holds a model
+        runs = sorted((p for p in path.rglob(CONFIG_FILE) if (p.parent / MODEL_FILE).exists()),
+                      key=lambda p: p.stat().st_mtime)
+        if runs:
+            return runs[-1].parent
+        raise UserError(f"{path} holds no model (no config.json and model.safetensors inside).")
+    if path.exists():
+        raise UserError(f"{path} is a file; give the model folder (with config.json and model.safetensors) "
+                        "or a course .pkl file.")
+    if REPO_ID.match(str(target)) and not str(target).startswith((".", "/")):
+        from deeprl.hub import resolve_repo  # local hub by default; raises UserError when unknown
+
+        return resolve_repo(str(target), revision=revision)
+    raise UserError(f"{target} does not exist (neither a folder nor a NAMESPACE/NAME repo id).")
+
+
+def load_agent(target: str | Path, revision: str | None = None) -> Agent:
+    if str(target).endswith(".pkl") and Path(target).is_file():
+        from deeprl.coursefiles import load_course_pickle
+
+        return load_course_pickle(Path(target))
+    directory = model_dir(target, revision)
+    config, tensors = load_model(directory)
+    from deeprl.algos import get_algo
+
+    agent = get_algo(config["algo"]).load_agent(config, tensors)
+    agent.source = str(directory)
+    return agent

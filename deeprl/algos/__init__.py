@@ -1,0 +1,35 @@
+"""One module per algorithm. Each module provides:
+
+- `DEFAULTS`: every hyperparameter it accepts, with its default (course values come from hyperparams/*.yml);
+- `train(run)`: trains inside a `deeprl.train.Run` (env id, hyperparameters, seed, run folder, checkpoints);
+- `load_agent(config, tensors)`: an object with `act(obs, deterministic=True)` built from a saved model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from deeprl.errors import UserError, closest
+
+ALGOS: dict[str, str] = {
+    "qlearning": "deeprl.algos.qlearning",
+    "reinforce": "deeprl.algos.reinforce",
+    "ppo": "deeprl.algos.ppo",
+    "a2c": "deeprl.algos.a2c",
+    "dqn": "deeprl.algos.dqn",
+}
+
+
+def available() -> list[str]:
+    return [name for name, mod in ALGOS.items() if importlib.util.find_spec(mod) is not None]
+
+
+def get_algo(name: str) -> ModuleType:
+    key = name.lower().replace("-", "").replace("_", "")
+    key = {"q": "qlearning", "ql": "qlearning"}.get(key, key)
+    if key not in ALGOS or importlib.util.find_spec(ALGOS[key]) is None:
+        hints = closest(name, available())
+        hint = f" Did you mean {' or '.join(hints)}?" if hints else ""
+        raise UserError(f"Unknown algorithm '{name}'.{hint} Available: {', '.join(available())}.")
+    return importlib.import_module(ALGOS[key])

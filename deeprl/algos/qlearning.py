@@ -1,0 +1,149 @@
+"""Q-Learning from scratch (Unit 2), the course's update rule on many episodes at once.
+
+    Q(s, a) <- Q(s, a) + lr * [r + gamma * max_a' Q(s', a') - Q(s, a)]
+    epsilon(episode) = min_eps + (max_eps - min_eps) * exp(-decay_rate * episode)
+
+The course steps one episode at a time in Python. Here `n_envs` episodes run side by side in arrays
+(deeprl.envs.tabular); each keeps its own episode index, so every episode sees the course's epsilon schedule.
+When two side-by-side episodes update the same (s, a) in one step, the last write wins, as in asynchronous
+Q-learning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deeprl.envs import make_env
+from deeprl.envs.tabular import TabularBatch
+from deeprl.errors import UserError
+from deeprl.modelio import check_shape
+
+DEFAULTS = {
+    "n_training_episodes": 10000,
+    "n_timesteps": None,  # optional cap on env steps; training stops at whichever comes first
+    "learning_rate": 0.7,
+    "gamma": 0.95,
+    "max_steps": 99,
+    "max_epsilon": 1.0,
+    "min_epsilon": 0.05,
+    "decay_rate": 0.0005,
+    "n_envs": 64,
+    "checkpoint_every": 5000,  # episodes
+}
+TAGS = ["q-learning", "custom-implementation"]
+
+
+def epsilon(hp: dict, episode):
+    return hp["min_epsilon"] + (hp["max_epsilon"] - hp["min_epsilon"]) * np.exp(-hp["decay_rate"] * episode)
+
+
+def train(run) -> None:
+    hp = run.hyperparams
+    env = make_env(run.env_id, run.env_kwargs, training=True)
+    if not (hasattr(env.observation_space, "n") and hasattr(env.action_space, "n")):
+        raise UserError(f"Q-Learning needs discrete states and actions; {run.env_id} has "
+                        f"{env.observation_space}. Try --algo dqn or ppo.")
+    sim = TabularBatch(env)
+    env.close()
+    rng = np.random.default_rng(run.seed)
+    q = np.zeros((sim.n_states, sim.n_actions))
+    n_episodes, lr, gamma, max_steps = int(hp["n_training_episodes"]), hp["learning_rate"], hp["gamma"], hp["max_steps"]
+    step_cap = hp["n_timesteps"]
+    started, finished, steps = 0, 0, 0
+    if run.resumed:
+        tensors, state = run.resumed
+        q[:] = tensors["qtable"]
+        started = finished = state["episodes"]
+        steps = state["timesteps"]
+        run.restore_rng(tensors, state, rng)
+
+    b = min(int(hp["n_envs"]), n_episodes - started)
+    if b <= 0:
+        run.save_model({"qtable": q}, _policy_config(sim), episodes=finished, timesteps=steps)
+        return
+    episode = np.arange(started, started + b)
+    started += b
+    s, t, ret = sim.reset(b, rng), np.zeros(b, dtype=np.int64), np.zeros(b)
+    recent: list[float] = []
+    next_ckpt = finished + hp["checkpoint_every"]
+    progress = run.progress(n_episodes, "episodes", initial=finished)
+
+    def checkpoint():
+        run.checkpoint({"qtable": q}, {"episodes": finished, "timesteps": steps}, rng)
+
+    try:
+        while episode.size:
+            eps = epsilon(hp, episode)
+            greedy = q[s].argmax(1)
+            explore = rng.random(episode.size) <= eps
+            a = np.where(explore, rng.integers(0, sim.n_actions, episode.size), greedy)
+            s2, r, term = sim.step(s, a, rng)
+            target = r + gamma * q[s2].max(1) * ~term
+            q[s, a] += lr * (target - q[s, a])
+            steps += episode.size
+            ret += r
+            t += 1
+            s = s2
+            done = term | (t >= max_steps)
+            if done.any():
+                idx = np.flatnonzero(done)
+                n_done = idx.size
+                finished += n_done
+                recent.extend(ret[idx].tolist())
+                recent = recent[-100:]
+                progress.update(n_done, epsilon=float(eps.min()), mean_return=float(np.mean(recent)))
+                if step_cap is not None and steps >= step_cap:
+                    break
+                n_new = min(n_done, n_episodes - started)
+                restart, retire = idx[:n_new], idx[n_new:]
+                episode[restart] = np.arange(started, started + n_new)
+                started += n_new
+                s[restart] = sim.reset(n_new, rng)
+                t[restart] = 0
+                ret[restart] = 0.0
+                if retire.size:
+                    keep = np.ones(episode.size, dtype=bool)
+                    keep[retire] = False
+                    episode, s, t, ret = episode[keep], s[keep], t[keep], ret[keep]
+                if finished >= next_ckpt:
+                    checkpoint()
+                    next_ckpt = finished + hp["checkpoint_every"]
+    except KeyboardInterrupt:
+        checkpoint()
+        progress.close()
+        raise
+    progress.close()
+    checkpoint()
+    run.save_model({"qtable": q}, _policy_config(sim), episodes=finished, timesteps=steps)
+
+
+def _policy_config(sim: TabularBatch) -> dict:
+    return {"n_states": sim.n_states, "n_actions": sim.n_actions}
+
+
+class QTableAgent:
+    """Greedy (argmax, first index on ties, as np.argmax in the course) or epsilon-free sampled policy."""
+
+    def __init__(self, qtable: np.ndarray, env_id: str, env_kwargs: dict, config: dict):
+        self.qtable, self.env_id, self.env_kwargs, self.config = qtable, env_id, env_kwargs, config
+        self._rng = np.random.default_rng(0)
+
+    def act(self, obs, deterministic: bool = True):
+        if deterministic:
+            return int(np.argmax(self.qtable[int(obs)]))
+        return int(self._rng.integers(self.qtable.shape[1]))
+
+
+def load_agent(config: dict, tensors: dict) -> QTableAgent:
+    if "qtable" not in tensors:
+        raise UserError("The model file has no 'qtable' tensor; it is not a Q-Learning model.")
+    q = tensors["qtable"]
+    env = make_env(config["env_id"], config.get("env_kwargs") or {})
+    try:
+        expected = (int(env.observation_space.n), int(env.action_space.n))
+    except AttributeError:
+        raise UserError(f"A Q-table cannot act in {config['env_id']}: its states are not discrete.") from None
+    finally:
+        env.close()
+    check_shape("qtable", q, expected, config["env_id"])
+    return QTableAgent(q.astype(np.float64), config["env_id"], config.get("env_kwargs") or {}, config)

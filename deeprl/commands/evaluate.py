@@ -1,0 +1,25 @@
+def add_parser(sub):
+    p = sub.add_parser("evaluate", help="evaluate a model by the course protocol")
+    p.add_argument("model", help="run folder, model folder, course .pkl file, or NAMESPACE/NAME repo id")
+    p.add_argument("--n-eval-episodes", type=int, default=None, help="default: the env's protocol (10 or 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--revision", default=None, help="hub revision (commit, branch or tag)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from deeprl.agent import load_agent
+    from deeprl.commands import format_result, print_json
+    from deeprl.errors import UserError
+    from deeprl.evaluation import evaluate
+
+    if args.n_eval_episodes is not None and args.n_eval_episodes < 1:
+        raise UserError("--n-eval-episodes must be at least 1.")
+    agent = load_agent(args.model, revision=args.revision)
+    result = evaluate(agent, n_eval_episodes=args.n_eval_episodes, seed=args.seed)
+    if args.json:
+        print_json(result)
+    else:
+        print(format_result(result))
+    return 0

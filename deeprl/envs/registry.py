@@ -1,0 +1,175 @@
+"""The environment ids the course uses, mapped onto what today's libraries ship.
+
+Each entry knows its course unit, the tag its model cards carry (so leaderboards line up with the course's),
+how the course evaluates it, and how to build it. Families that need extra packages (Atari, Panda, ViZDoom)
+import them only when built, and say which package is missing in one sentence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Callable
+
+import yaml
+
+from deeprl.errors import UserError, closest
+from deeprl.log import note
+
+MakeFn = Callable[[dict, "str | None", bool], Any]  # (env_kwargs, render_mode, training) -> gym.Env
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    course_id: str  # what the user types (the course's id)
+    unit: str  # course unit that uses it ("2", "8.1", "-" when not an assignment env)
+    make: MakeFn
+    gym_id: str | None = None  # what it really builds, when that differs from course_id
+    description: str = ""
+    default_kwargs: dict = field(default_factory=dict)
+    tag: Callable[[dict], str] | None = None  # card tag from the effective kwargs; default: course_id
+    n_eval_episodes: int = 10
+    eval_max_steps: int | None = None  # a cap on top of the env's own time limit (Taxi, FrozenLake: 99)
+    eval_seeds: tuple[int, ...] | None = None  # fixed per-episode seeds (Taxi)
+    deterministic: bool = True  # argmax / mean actions at evaluation (Atari: sampled)
+    requires: str | None = None  # pip extra or package that must import for this env
+
+    def card_tag(self, kwargs: dict | None = None) -> str:
+        merged = {**self.default_kwargs, **(kwargs or {})}
+        return self.tag(merged) if self.tag else self.course_id
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(spec: EnvSpec) -> EnvSpec:
+    _REGISTRY[spec.course_id] = spec
+    return spec
+
+
+def list_specs() -> list[EnvSpec]:
+    return list(_REGISTRY.values())
+
+
+def get_spec(env_id: str) -> EnvSpec:
+    """The spec for a course id (or a card tag such as FrozenLake-v1-4x4-no_slippery)."""
+    if env_id in _REGISTRY:
+        return _REGISTRY[env_id]
+    resolved = _from_tag(env_id)
+    if resolved is not None:
+        return _REGISTRY[resolved[0]]
+    hints = closest(env_id, list(_REGISTRY))
+    hint = f" Did you mean {' or '.join(hints)}?" if hints else ""
+    raise UserError(f"Unknown environment id '{env_id}'.{hint} Run 'deeprl envs' to list them.")
+
+
+def resolve_env(env_id: str, env_kwargs: dict | None = None) -> tuple[EnvSpec, dict]:
+    """(spec, effective kwargs): a card tag brings its kwargs; explicit kwargs win over the spec's defaults."""
+    spec = get_spec(env_id)
+    tag_kwargs = {}
+    if env_id != spec.course_id:
+        tag_kwargs = _from_tag(env_id)[1]
+    return spec, {**spec.default_kwargs, **tag_kwargs, **(env_kwargs or {})}
+
+
+def env_tag(env_id: str, env_kwargs: dict | None = None) -> str:
+    spec, kwargs = resolve_env(env_id, env_kwargs)
+    return spec.card_tag(kwargs)
+
+
+def make_env(env_id: str, env_kwargs: dict | None = None, *, render_mode: str | None = None, training: bool = False):
+    """Build the Gymnasium env for a course id. `training` selects training-only wrappers (Atari clipping...)."""
+    spec, kwargs = resolve_env(env_id, env_kwargs)
+    if spec.requires:
+        try:
+            importlib.import_module(spec.requires)
+        except ImportError:
+            raise UserError(
+                f"{spec.course_id} needs the Python package '{spec.requires}', which is not installed; "
+                f"install it with: pip install {spec.requires.replace('_', '-')}."
+            ) from None
+    if spec.gym_id and spec.gym_id != spec.course_id:
+        note(f"{spec.course_id} runs as {spec.gym_id} (the course's id is deprecated in today's library; "
+             f"same task).", once_key=spec.course_id)
+    try:
+        return spec.make(kwargs, render_mode, training)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc) or "got an unexpected" in str(exc):
+            raise UserError(f"{spec.course_id} does not take the env kwargs {sorted(kwargs)} ({exc}).") from None
+        raise
+    except (ValueError, KeyError) as exc:
+        if kwargs:
+            raise UserError(f"{spec.course_id} refused the env kwargs {kwargs}: {exc}.") from None
+        raise
+
+
+def parse_env_kwargs(items: list[str] | None) -> dict:
+    """RL-Zoo's `--env-kwargs map_name:4x4 is_slippery:False` -> {'map_name': '4x4', 'is_slippery': False}."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition(":")
+        if not sep or not key:
+            raise UserError(f"'{item}' is not of the form key:value (for example is_slippery:False).")
+        value = yaml.safe_load(raw) if raw else ""
+        if isinstance(raw, str) and raw in ("True", "False"):
+            value = raw == "True"
+        out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Builders
+
+
+def _gym(gym_id: str, **fixed) -> MakeFn:
+    def make(kwargs, render_mode, training):
+        import gymnasium as gym
+
+        return gym.make(gym_id, render_mode=render_mode, **{**fixed, **kwargs})
+
+    return make
+
+
+def _lazy(module: str, func: str = "make") -> MakeFn:
+    """A builder that lives in another module, imported only when used."""
+
+    def make(kwargs, render_mode, training):
+        return getattr(importlib.import_module(module), func)(kwargs, render_mode, training)
+
+    return make
+
+
+def _frozenlake_tag(kw: dict) -> str:
+    tag = f"FrozenLake-v1-{kw.get('map_name', '4x4')}"
+    return tag if kw.get("is_slippery", True) else tag + "-no_slippery"
+
+
+def taxi_eval_seeds() -> tuple[int, ...]:
+    return tuple(json.loads(resources.files("deeprl.data").joinpath("taxi-eval-seeds.json").read_text()))
+
+
+def _from_tag(tag: str) -> tuple[str, dict] | None:
+    if tag.startswith("FrozenLake-v1-"):
+        rest = tag[len("FrozenLake-v1-"):]
+        slippery = not rest.endswith("-no_slippery")
+        map_name = rest.removesuffix("-no_slippery")
+        if map_name in ("4x4", "8x8"):
+            return "FrozenLake-v1", {"map_name": map_name, "is_slippery": slippery}
+    for spec in _REGISTRY.values():
+        if spec.tag is None and spec.course_id == tag:
+            return spec.course_id, {}
+    return None
+
+
+register(EnvSpec("FrozenLake-v1", "2", _gym("FrozenLake-v1"), description="Walk a frozen lake to the goal (tabular)",
+                 default_kwargs={"map_name": "4x4", "is_slippery": True}, tag=_frozenlake_tag,
+                 n_eval_episodes=100, eval_max_steps=99))
+register(EnvSpec("Taxi-v3", "2", _gym("Taxi-v4"), gym_id="Taxi-v4", description="Pick up and drop off a passenger (tabular)",
+                 n_eval_episodes=100, eval_max_steps=99, eval_seeds=taxi_eval_seeds()))
+register(EnvSpec("CartPole-v1", "4", _gym("CartPole-v1"), description="Balance a pole on a cart"))
+register(EnvSpec("LunarLander-v2", "1", _gym("LunarLander-v3"), gym_id="LunarLander-v3",
+                 description="Land a module between the flags (Box2D)"))
+register(EnvSpec("MountainCar-v0", "-", _gym("MountainCar-v0"), description="Drive an underpowered car up a hill"))
+register(EnvSpec("Acrobot-v1", "-", _gym("Acrobot-v1"), description="Swing a two-link arm above a line"))

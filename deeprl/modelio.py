@@ -1,0 +1,133 @@
+"""The saved model: `model.safetensors` (every weight, Q-tables included) beside `config.json`.
+
+Loading never unpickles or executes anything; every way a file can be wrong becomes one UserError sentence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from deeprl import __version__
+from deeprl.errors import UserError
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and rename: readers see the old or the new file whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.errno == 28:
+            raise UserError(f"The disk is full: could not write {path}; the previous file is unchanged.") from None
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def to_numpy(tensors: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in tensors.items():
+        if hasattr(v, "detach"):  # torch tensor
+            v = v.detach().cpu().contiguous().numpy()
+        out[k] = np.ascontiguousarray(v)
+    return out
+
+
+def tensors_to_bytes(tensors: dict, metadata: dict[str, str] | None = None) -> bytes:
+    from safetensors.numpy import save
+
+    return save(to_numpy(tensors), metadata=metadata)
+
+
+def save_model(directory: Path, tensors: dict, config: dict) -> None:
+    directory = Path(directory)
+    config = {**config, "deeprl_version": __version__}
+    atomic_write_bytes(directory / MODEL_FILE, tensors_to_bytes(tensors))
+    atomic_write_json(directory / CONFIG_FILE, config)
+
+
+def read_config(directory: Path) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{path} is missing: a model folder needs config.json beside model.safetensors.")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.__class__.__name__}); the model folder is damaged.") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} must hold a JSON object.")
+    for key in ("algo", "env_id"):
+        if not isinstance(config.get(key), str):
+            raise UserError(f"{path} has no '{key}' entry; the model folder is damaged or not a deeprl model.")
+    if not isinstance(config.get("env_kwargs", {}), dict):
+        raise UserError(f"{path}: 'env_kwargs' must be an object.")
+    return config
+
+
+def read_tensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a corrupt, truncated or non-finite file is a UserError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing.")
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # safetensors raises several types for bad headers and short files
+        raise UserError(f"{path} is not a readable safetensors file (corrupt or truncated: {exc}).") from None
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise UserError(f"{path} holds NaN or infinite values in '{k}'; the model is unusable.")
+    return tensors, meta
+
+
+def load_model(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    directory = Path(directory)
+    config = read_config(directory)
+    tensors, _ = read_tensors(directory / MODEL_FILE)
+    return config, tensors
+
+
+def check_shape(name: str, array, expected: tuple, what: str) -> None:
+    if tuple(array.shape) != tuple(expected):
+        raise UserError(f"The weights '{name}' have shape {tuple(array.shape)} but {what} needs {tuple(expected)}; "
+                        "the model does not fit this environment.")
+
+
+def finite(x: float) -> float:
+    return x if math.isfinite(x) else float("nan")

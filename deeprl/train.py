@@ -1,0 +1,262 @@
+"""A training run: hyperparameters -> algorithm -> run folder with checkpoints, model and logs.
+
+Run folders follow RL-Zoo: `-f logs/` gives `logs/<algo>/<env tag>_<N>/` holding `config.json`,
+`model.safetensors` (when training finished or was stopped), `checkpoint.safetensors` (latest state) and
+`tb/` (TensorBoard). `--resume` continues the newest run of that algorithm and env from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from deeprl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deeprl.envs import resolve_env
+from deeprl.errors import UserError, closest
+from deeprl.log import Progress
+from deeprl.modelio import CONFIG_FILE, atomic_write_json, save_model
+
+# Keys RL-Zoo files carry that describe things deeprl decides itself (accepted and ignored, said once).
+ZOO_KEYS = {"policy", "env_wrapper", "frame_stack", "normalize", "policy_kwargs", "optimize_memory_usage",
+            "n_envs", "vec_env_class", "callback"}
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass
+
+
+def default_hyperparams(algo_name: str, algo_module, env_id: str, tag: str) -> dict:
+    hp = dict(algo_module.DEFAULTS)
+    try:
+        text = resources.files("deeprl.hyperparams").joinpath(f"{algo_name}.yml").read_text()
+    except FileNotFoundError:
+        return hp
+    table = yaml.safe_load(text) or {}
+    for key in (env_id, tag):
+        if isinstance(table.get(key), dict):
+            hp.update(table[key])
+    return hp
+
+
+def read_hyperparam_file(path: str, env_id: str, tag: str) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"Hyperparameter file {path} does not exist.")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be a YAML mapping of hyperparameters.")
+    # RL-Zoo files are keyed by env id; a flat file holds the hyperparameters directly.
+    for key in (env_id, tag):
+        if isinstance(data.get(key), dict):
+            return dict(data[key])
+    if all(isinstance(v, dict) for v in data.values()):
+        raise UserError(f"{path} has sections for {', '.join(data)} but none for {env_id}.")
+    return data
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition(":")
+        if not sep:
+            key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"'{item}' is not of the form key:value (for example learning_rate:0.5).")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+def coerce(hp: dict, defaults: dict) -> dict:
+    """RL-Zoo files write numbers as strings ('1e-4', 'lin_2.5e-4') and floats for counts (1e6)."""
+    out = {}
+    for key, value in hp.items():
+        default = defaults.get(key)
+        if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+            try:
+                value = float(value)
+            except ValueError:
+                pass  # schedules like lin_2.5e-4 are the algorithm's to read
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[key] = value
+    return out
+
+
+def merge_hyperparams(algo_name: str, algo_module, env_id: str, tag: str, file: str | None,
+                      overrides: dict, n_timesteps: int | None) -> dict:
+    hp = default_hyperparams(algo_name, algo_module, env_id, tag)
+    given = {}
+    if file:
+        given.update(read_hyperparam_file(file, env_id, tag))
+    given.update(overrides)
+    if n_timesteps is not None:
+        given["n_timesteps"] = n_timesteps
+    known = set(algo_module.DEFAULTS)
+    unknown = [k for k in given if k not in known and k not in ZOO_KEYS]
+    if unknown:
+        k = unknown[0]
+        hints = closest(k, known)
+        hint = f" Did you mean {hints[0]}?" if hints else ""
+        raise UserError(f"'{k}' is not a hyperparameter of {algo_name}.{hint} "
+                        f"Known: {', '.join(sorted(known))}.")
+    ignored = sorted(k for k in given if k not in known)
+    if ignored:
+        from deeprl.log import note
+
+        note(f"deeprl chooses {', '.join(ignored)} itself for {algo_name}; those keys are ignored.")
+    hp.update({k: v for k, v in given.items() if k in known})
+    return coerce(hp, algo_module.DEFAULTS)
+
+
+def new_run_dir(root: Path, algo: str, tag: str) -> Path:
+    base = Path(root) / algo
+    base.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(re.escape(tag) + r"_(\d+)$")
+    taken = [int(m.group(1)) for p in base.iterdir() if (m := pattern.match(p.name))]
+    n = max(taken, default=0) + 1
+    while True:
+        path = base / f"{tag}_{n}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:  # another process took this number
+            n += 1
+
+
+def latest_run_dir(root: Path, algo: str, tag: str) -> Path | None:
+    base = Path(root) / algo
+    pattern = re.compile(re.escape(tag) + r"_(\d+)$")
+    runs = sorted(((int(m.group(1)), p) for p in base.glob("*") if (m := pattern.match(p.name))),
+                  key=lambda x: x[0]) if base.is_dir() else []
+    return runs[-1][1] if runs else None
+
+
+@dataclass
+class Run:
+    """What an algorithm's `train(run)` receives and calls back into."""
+
+    algo: str
+    env_id: str
+    env_kwargs: dict
+    env_tag: str
+    hyperparams: dict
+    seed: int
+    run_dir: Path
+    device: str = "cpu"
+    resumed: tuple[dict, dict] | None = None
+    show_progress: bool = True
+    started_at: float = field(default_factory=time.perf_counter)
+    extra_config: dict = field(default_factory=dict)
+    _writer: Any = None
+
+    def base_config(self) -> dict:
+        return {"algo": self.algo, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "env_tag": self.env_tag,
+                "seed": self.seed, "hyperparams": self.hyperparams, **self.extra_config}
+
+    def progress(self, total: int, unit: str, initial: int = 0) -> Progress:
+        p = Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress)
+        if initial:
+            p.done = initial
+            if p._bar is not None:
+                p._bar.update(initial)
+        return p
+
+    def checkpoint(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
+        rng_tensors, rng_json = rng_state(np_rng)
+        save_checkpoint(self.run_dir, {**tensors, **rng_tensors}, {**state, **rng_json, "seed": self.seed})
+
+    def restore_rng(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
+        set_rng_state(tensors, state, np_rng)
+
+    def save_model(self, tensors: dict, policy_config: dict, **trained) -> None:
+        trained["seconds"] = round(time.perf_counter() - self.started_at, 3)
+        save_model(self.run_dir, tensors, {**self.base_config(), "policy": policy_config, "trained": trained})
+
+    def writer(self):
+        """TensorBoard SummaryWriter under run_dir/tb (created on first use)."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"Unknown device '{device}'; use auto, cpu or cuda.")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    return device
+
+
+def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams_file: str | None = None,
+          overrides: dict | None = None, seed: int = 0, log_folder: str | Path = "logs",
+          n_timesteps: int | None = None, resume: bool = False, device: str = "auto",
+          show_progress: bool = True) -> Run:
+    from deeprl.algos import get_algo
+
+    module = get_algo(algo)
+    algo_name = module.__name__.rsplit(".", 1)[-1]
+    spec, kwargs = resolve_env(env_id, env_kwargs)
+    tag = spec.card_tag(kwargs)
+    resumed = None
+    if resume:
+        run_dir = latest_run_dir(Path(log_folder), algo_name, tag)
+        if run_dir is None or load_checkpoint(run_dir) is None:
+            raise UserError(f"Nothing to resume: no {algo_name} run of {tag} with a checkpoint under {log_folder}.")
+        resumed = load_checkpoint(run_dir)
+        import json
+
+        previous = json.loads((run_dir / CONFIG_FILE).read_text())
+        hp, seed = previous["hyperparams"], previous["seed"]
+        if n_timesteps is not None:
+            hp["n_timesteps"] = n_timesteps
+    else:
+        hp = merge_hyperparams(algo_name, module, spec.course_id, tag, hyperparams_file, overrides or {}, n_timesteps)
+        run_dir = new_run_dir(Path(log_folder), algo_name, tag)
+    run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp, seed=seed,
+              run_dir=run_dir, device=resolve_device(device), resumed=resumed, show_progress=show_progress)
+    # config.json first, so an interrupted run is still a folder that says what it is.
+    atomic_write_json(run_dir / CONFIG_FILE, {**run.base_config(), "status": "running"})
+    seed_everything(seed)
+    try:
+        module.train(run)
+    finally:
+        run.close()
+    return run
+
+
+def interrupted_message(log_folder: str | Path) -> str:
+    return (f"Training interrupted; the last checkpoint is kept. Continue it with the same command plus --resume "
+            f"(runs are under {os.fspath(log_folder)}).")
