@@ -17,20 +17,26 @@ from deeprl.errors import UserError
 
 def _numpy_globals() -> dict:
     try:
-        from numpy._core import multiarray  # numpy >= 2
+        from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
+        from numpy.core import multiarray, numeric
     import _codecs
 
     allowed = {}
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = multiarray._reconstruct
         allowed[(mod, "scalar")] = multiarray.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol 5 rebuilds arrays from raw buffers
+        allowed[(mod, "_frombuffer")] = numeric._frombuffer
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
     # protocol-2 pickles spell bytes as _codecs.encode(text, 'latin1'): a pure function, harmless.
     allowed[("_codecs", "encode")] = _codecs.encode
     return allowed
+
+
+class Refused(pickle.UnpicklingError):
+    """A global the file asked for that is not on the allow list."""
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -42,7 +48,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"{module}.{name}") from None
+            raise Refused(f"{module}.{name}") from None
 
 
 def safe_loads(data: bytes):
@@ -53,7 +59,7 @@ def load_course_pickle(path: Path):
     """A course model dict -> a Q-table agent (env id, map and slipperiness taken from the dict)."""
     try:
         model = safe_loads(Path(path).read_bytes())
-    except pickle.UnpicklingError as exc:
+    except Refused as exc:
         raise UserError(f"{path} asks to run '{exc}' when loaded; refused (only plain data and numpy arrays "
                         "are read from course files).") from None
     except Exception as exc:

@@ -1,0 +1,47 @@
+import json
+
+
+def test_envs_lists_course_ids(cli):
+    out = cli("envs", "--json")
+    assert out.returncode == 0
+    ids = [e["env_id"] for e in json.loads(out.stdout)["envs"]]
+    assert {"Taxi-v3", "FrozenLake-v1", "LunarLander-v2", "CartPole-v1"} <= set(ids)
+
+
+def test_train_then_evaluate_json(cli, tmp_path):
+    out = cli("train", "--algo", "qlearning", "--env", "FrozenLake-v1", "--env-kwargs", "map_name:4x4",
+              "is_slippery:False", "-f", tmp_path, "--seed", "0")
+    assert out.returncode == 0, out.stderr
+    run_dir = tmp_path / "qlearning" / "FrozenLake-v1-4x4-no_slippery_1"
+    ev = cli("evaluate", run_dir, "--json")
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)  # stdout is exactly one JSON object
+    assert result["mean_reward"] == 1.0 and result["n_eval_episodes"] == 100
+    en = cli("enjoy", "--algo", "qlearning", "--env", "FrozenLake-v1-4x4-no_slippery", "-f", tmp_path,
+             "--no-render")
+    assert en.returncode == 0 and "return 1.00" in en.stdout
+
+
+def assert_one_sentence_exit_2(out, *needles):
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("deeprl: error:")]
+    assert len(lines) == 1, out.stderr
+    for n in needles:
+        assert n in lines[0]
+
+
+def test_user_mistakes_exit_2(cli, tmp_path):
+    assert_one_sentence_exit_2(cli("train", "--algo", "qlearning", "--env", "Taxi-v2", "-f", tmp_path), "Taxi-v3")
+    assert_one_sentence_exit_2(cli("train", "--algo", "qlearnin", "--env", "Taxi-v3", "-f", tmp_path), "qlearning")
+    assert_one_sentence_exit_2(cli("evaluate", tmp_path / "nope"), "does not exist")
+    assert_one_sentence_exit_2(cli("train", "--env", "Taxi-v3"), "--algo")
+    assert_one_sentence_exit_2(cli("train", "--algo", "qlearning", "--env", "CartPole-v1", "-f", tmp_path),
+                               "discrete")
+    assert_one_sentence_exit_2(cli("train", "--algo", "qlearning", "--env", "Taxi-v3", "-f", tmp_path,
+                                   "-c", tmp_path / "missing.yml"), "missing.yml")
+    bad = tmp_path / "model"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (bad / "model.safetensors").write_bytes(b"\x00" * 10)
+    assert_one_sentence_exit_2(cli("evaluate", bad), "config.json")
