@@ -1,0 +1,166 @@
+"""The leaderboard database: one row per evaluated (hub, repo, revision), one row per repo.
+
+SQLite file under DEEPRL_HOME by default; any SQLAlchemy URL (PostgreSQL for a classroom server) through
+DEEPRL_DATABASE_URL. Tables are created on first use; the schema is small enough that it needs no migrations yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine,
+                        event, select)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Datetimes stored naive in UTC and read back timezone-aware, the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Repo(Base):
+    """A model repository as the hub lists it now; `latest_revision` is the one the leaderboard ranks."""
+
+    __tablename__ = "repos"
+    __table_args__ = (UniqueConstraint("hub", "repo_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hub: Mapped[str] = mapped_column(String(16), default="local")
+    repo_id: Mapped[str] = mapped_column(String(200), index=True)
+    user: Mapped[str] = mapped_column(String(100), index=True)
+    latest_revision: Mapped[str | None] = mapped_column(String(64))
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # False once the hub no longer lists the repo: kept for its history, left off the leaderboard
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    evaluations: Mapped[list[Evaluation]] = relationship(back_populates="repo", cascade="all, delete-orphan",
+                                                         order_by="Evaluation.pushed_at.desc()")
+
+
+class Evaluation(Base):
+    """What one revision claims on its card and what re-evaluating it here measured."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("repo_pk", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repo_pk: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), index=True)
+    revision: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the env tag the leaderboard files the model under (the one it was evaluated on, else the card's)
+    env: Mapped[str | None] = mapped_column(String(100), index=True)
+    algo: Mapped[str | None] = mapped_column(String(50))
+    claimed_env: Mapped[str | None] = mapped_column(String(100))
+    claimed_mean: Mapped[float | None] = mapped_column(Float)
+    claimed_std: Mapped[float | None] = mapped_column(Float)
+    mean_reward: Mapped[float | None] = mapped_column(Float)
+    std_reward: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[float | None] = mapped_column(Float, index=True)
+    n_eval_episodes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | error
+    error: Mapped[str | None] = mapped_column(Text)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reason: Mapped[str | None] = mapped_column(Text)
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seconds: Mapped[float | None] = mapped_column(Float)
+
+    repo: Mapped[Repo] = relationship(back_populates="evaluations")
+
+    @property
+    def claimed_result(self) -> float | None:
+        if self.claimed_mean is None or self.claimed_std is None:
+            return None
+        return self.claimed_mean - self.claimed_std
+
+
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker] = {}
+_lock = threading.Lock()
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    # WAL lets the web server read while an index run writes; busy_timeout waits for the writer instead of failing
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    from deeprl.paths import database_url
+
+    url = url or database_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            kwargs = {}
+            if url.startswith("sqlite"):
+                kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            else:
+                kwargs["pool_pre_ping"] = True
+            engine = create_engine(url, **kwargs)
+            if url.startswith("sqlite"):
+                event.listen(engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(engine)
+            _engines[url] = engine
+            _sessionmakers[url] = sessionmaker(engine, expire_on_commit=False)
+        return engine
+
+
+@contextmanager
+def session(url: str | None = None):
+    """A session that commits on success and rolls back on error."""
+    from deeprl.paths import database_url
+
+    url = url or database_url()
+    get_engine(url)
+    s: Session = _sessionmakers[url]()
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
+def dispose(url: str | None = None) -> None:
+    """Forget cached engines (tests switch DEEPRL_HOME between databases)."""
+    with _lock:
+        for key in [url] if url else list(_engines):
+            engine = _engines.pop(key, None)
+            _sessionmakers.pop(key, None)
+            if engine is not None:
+                engine.dispose()
+
+
+def get_repo(s: Session, repo_id: str, hub: str = "local") -> Repo | None:
+    return s.scalar(select(Repo).where(Repo.hub == hub, Repo.repo_id == repo_id))

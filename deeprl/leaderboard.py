@@ -1,0 +1,465 @@
+"""The leaderboard: an indexer that re-evaluates every pushed revision, and the ranking built on its figures.
+
+The course's hosted leaderboard trusted the number on the model card, showed 100 models, refreshed once a day
+and never noticed a re-push. Here every new revision of every repo is downloaded and evaluated again by the
+course protocol (`deeprl evaluate --json`) in a child process with a time and memory limit, so a model that
+hangs, eats memory or crashes costs one row with a reason, never the index. Both the card's claim and the
+verified figures are stored per (repo, revision); the ranking uses only the verified ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from deeprl import db
+from deeprl.db import Evaluation, Repo
+from deeprl.errors import UserError
+
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_MAX_REVISIONS = 10  # per repo and run: a repo with a long history gets its newest revisions evaluated
+SORT_KEYS = ("rank", "result", "mean_reward", "std_reward", "pushed_at", "repo_id", "user")
+JSON_KEYS = ("rank", "repo_id", "user", "result", "mean_reward", "std_reward", "claimed_result", "flagged",
+             "pushed_at")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Claims
+
+
+def claim_is_flagged(claimed_mean: float | None, claimed_std: float | None, mean: float, std: float
+                     ) -> str | None:
+    """Why a card's claim is far from what we measured, or None when it is plausible.
+
+    Tolerance = max(claimed_std + verified_std, 5 % of |verified_mean|, 0.01):
+    - an honest claim measured with other seeds (or another library's evaluation) differs from ours by about
+      sqrt(2) * std / sqrt(n_episodes), well under one std for the course's 10 or 100 episodes, so the sum of
+      both stds is a wide band that only a wrong claim leaves;
+    - 5 % of the mean covers envs whose returns are almost constant (std near 0) but whose dynamics moved a
+      little between library versions (LunarLander-v2 -> v3);
+    - 0.01 covers the two decimals the card's "mean +/- std" string is rounded to.
+    The claimed result (mean - std) is held to the same band, so understating the std to lift the result counts
+    too. Claims below our figures are flagged as well: a wrong number is wrong in either direction.
+    """
+    if claimed_mean is None:
+        return None
+    tol = max((claimed_std or 0.0) + std, 0.05 * abs(mean), 0.01)
+    if abs(claimed_mean - mean) > tol:
+        return f"card claims mean {claimed_mean:.2f}, verified {mean:.2f} (tolerance {tol:.2f})"
+    if claimed_std is not None and (claimed_mean - claimed_std) - (mean - std) > tol:
+        return (f"card claims result {claimed_mean - claimed_std:.2f}, verified {mean - std:.2f} "
+                f"(tolerance {tol:.2f})")
+    return None
+
+
+def read_card_claim(folder: Path) -> dict:
+    """{'env', 'mean', 'std'} from the card's model-index, each None when the card does not say."""
+    out = {"env": None, "mean": None, "std": None}
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return out
+    try:
+        from deeprl.hub.card import read_claim
+
+        claim = read_claim(readme) or {}
+    except Exception:  # a card we cannot parse claims nothing; the evaluation still ranks the model
+        return out
+    for key, names in (("env", ("env_tag", "env", "dataset", "env_id")),
+                       ("mean", ("mean_reward", "mean", "claimed_mean")),
+                       ("std", ("std_reward", "std", "claimed_std"))):
+        for name in names:
+            if claim.get(name) is not None:
+                out[key] = claim[name]
+                break
+    for key in ("mean", "std"):
+        try:
+            out[key] = None if out[key] is None else float(out[key])
+        except (TypeError, ValueError):
+            out[key] = None
+    return out
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        return config if isinstance(config, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation in a child process
+
+
+def _limits(memory_mb: int, timeout_s: float):
+    def apply():
+        # the child may allocate at most memory_mb of address space and burn at most ~timeout of CPU; the parent
+        # also kills it at the wall-clock timeout (a sleeping or blocked model uses no CPU)
+        limit = int(memory_mb) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        cpu = int(timeout_s) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        os.setsid()
+
+    return apply
+
+
+def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB
+                    ) -> dict:
+    """Run `deeprl evaluate FOLDER --json` in a child; the figures, or {'error': reason}."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEEPRL_DEBUG",))}
+    # one thread per child: the index runs beside a web server on a small machine
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0",
+               SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg")
+    cmd = [sys.executable, "-m", "deeprl", "evaluate", str(folder), "--json"]
+    with tempfile.TemporaryDirectory(prefix="deeprl-eval-") as cwd:
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, preexec_fn=_limits(memory_mb, timeout_s))
+        except OSError as exc:
+            return {"error": f"could not start the evaluation: {exc}"}
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, 9)
+            except OSError:
+                proc.kill()
+            proc.communicate()
+            return {"error": f"the evaluation took longer than {timeout_s:g} s and was stopped"}
+    text_err = err.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        if proc.returncode < 0:
+            sig = -proc.returncode
+            why = {9: "killed", 24: "over its CPU time limit", 11: "crashed (segmentation fault)"}.get(sig, "killed")
+            return {"error": f"the evaluation was {why} (signal {sig}); memory limit {memory_mb} MiB"}
+        if "MemoryError" in text_err:
+            return {"error": f"the evaluation ran out of memory (limit {memory_mb} MiB)"}
+        lines = [ln for ln in text_err.splitlines() if ln.strip() and not ln.startswith("note:")]
+        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        return {"error": reason.removeprefix("deeprl: error: ").removeprefix("deeprl: ")}
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                result = json.loads(line)
+            except ValueError:
+                break
+            if isinstance(result, dict) and "mean_reward" in result:
+                return result
+    return {"error": "the evaluation printed no result"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Indexer
+
+
+@dataclass
+class IndexReport:
+    hub: str
+    listed: int = 0
+    evaluated: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    removed: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{self.listed} repos in the {self.hub} hub", f"{self.evaluated} revisions evaluated",
+                 f"{self.skipped} unchanged"]
+        if self.errors:
+            parts.append(f"{len(self.errors)} could not be evaluated")
+        if self.flagged:
+            parts.append(f"{len(self.flagged)} claims flagged")
+        if self.removed:
+            parts.append(f"{self.removed} gone from the hub")
+        return "Indexed: " + ", ".join(parts) + f" ({self.seconds:.1f} s)."
+
+    def to_dict(self) -> dict:
+        return {"hub": self.hub, "listed": self.listed, "evaluated": self.evaluated, "skipped": self.skipped,
+                "errors": self.errors, "flagged": self.flagged, "removed": self.removed, "seconds": self.seconds}
+
+
+def _utc(dt) -> datetime | None:
+    if dt is None:
+        return None
+    if isinstance(dt, str):
+        dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: float, memory_mb: int) -> dict:
+    """Fields of an Evaluation row for one revision (never raises for a bad model)."""
+    fields: dict = {"status": "error"}
+    started = time.perf_counter()
+    try:
+        folder = Path(hub_obj.download(repo_id, revision=sha))
+    except Exception as exc:  # a repo we cannot fetch is listed with the reason
+        fields["error"] = f"could not fetch the revision: {exc}"
+        return fields
+    claim = read_card_claim(folder)
+    config = read_config(folder)
+    fields.update(claimed_env=claim["env"], claimed_mean=claim["mean"], claimed_std=claim["std"],
+                  algo=config.get("algo") if isinstance(config.get("algo"), str) else None)
+    config_env = config.get("env_tag") if isinstance(config.get("env_tag"), str) else None
+    result = evaluate_folder(folder, timeout_s=timeout_s, memory_mb=memory_mb)
+    fields["seconds"] = round(time.perf_counter() - started, 3)
+    if "error" in result:
+        fields["env"] = config_env or claim["env"]
+        fields["error"] = str(result["error"])[:1000]
+        return fields
+    mean, std = float(result["mean_reward"]), float(result["std_reward"])
+    env = result.get("env_tag") or config_env or result.get("env_id")
+    fields.update(status="ok", env=env, mean_reward=mean, std_reward=std, result=mean - std,
+                  n_eval_episodes=int(result.get("n_eval_episodes") or 0), error=None)
+    reasons = []
+    if claim["env"] and claim["env"] != env:
+        reasons.append(f"card claims env {claim['env']}, the model is for {env}")
+    why = claim_is_flagged(claim["mean"], claim["std"], mean, std)
+    if why:
+        reasons.append(why)
+    fields["flagged"] = bool(reasons)
+    fields["flag_reason"] = "; ".join(reasons) or None
+    return fields
+
+
+def index(hub: str = "local", *, url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          memory_mb: int = DEFAULT_MEMORY_MB, max_revisions: int = DEFAULT_MAX_REVISIONS, force: bool = False,
+          log: Callable[[str], None] | None = None) -> IndexReport:
+    """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones."""
+    from deeprl.hub import get_hub
+
+    started = time.perf_counter()
+    report = IndexReport(hub=hub)
+    hub_obj = get_hub(hub)
+    models = hub_obj.list_models()
+    report.listed = len(models)
+    seen: set[str] = set()
+    for info in models:
+        repo_id = info.repo_id
+        seen.add(repo_id)
+        try:
+            revisions = [(sha, _utc(when), msg) for sha, when, msg in hub_obj.revisions(repo_id)]
+        except Exception as exc:
+            revisions = []
+            report.errors.append(f"{repo_id}: could not list revisions: {exc}")
+        if not revisions and info.revision:
+            revisions = [(info.revision, _utc(info.pushed_at), None)]
+        latest_sha = info.revision or (revisions[0][0] if revisions else None)
+        with db.session(url) as s:
+            repo = db.get_repo(s, repo_id, hub)
+            if repo is None:
+                repo = Repo(hub=hub, repo_id=repo_id, user=repo_id.split("/", 1)[0])
+                s.add(repo)
+                s.flush()
+            known = {e.revision: e for e in repo.evaluations}
+            repo_pk = repo.id
+        todo = [r for r in revisions[:max_revisions] if force or r[0] not in known]
+        if latest_sha and all(r[0] != latest_sha for r in revisions[:max_revisions]) and latest_sha not in known:
+            todo.insert(0, (latest_sha, _utc(info.pushed_at), None))
+        report.skipped += len(revisions[:max_revisions]) - len(todo)
+        for sha, when, msg in todo:
+            if log:
+                log(f"evaluating {repo_id}@{sha[:8]}")
+            fields = _evaluate_revision(hub_obj, hub, repo_id, sha, timeout_s=timeout_s, memory_mb=memory_mb)
+            with db.session(url) as s:
+                row = s.scalar(select(Evaluation).where(Evaluation.repo_pk == repo_pk, Evaluation.revision == sha))
+                if row is None:
+                    row = Evaluation(repo_pk=repo_pk, revision=sha)
+                    s.add(row)
+                row.pushed_at, row.message, row.evaluated_at = when, msg, db.utcnow()
+                for key in ("env", "algo", "claimed_env", "claimed_mean", "claimed_std", "mean_reward",
+                            "std_reward", "result", "n_eval_episodes", "error", "flag_reason", "seconds"):
+                    setattr(row, key, fields.get(key))
+                row.status = fields["status"]
+                row.flagged = bool(fields.get("flagged"))
+            report.evaluated += 1
+            if fields["status"] != "ok":
+                report.errors.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
+                if log:
+                    log(f"  not evaluated: {fields.get('error')}")
+            elif fields.get("flagged"):
+                report.flagged.append(f"{repo_id}@{sha[:8]}: {fields.get('flag_reason')}")
+        with db.session(url) as s:
+            repo = s.get(Repo, repo_pk)
+            when = _utc(info.pushed_at) or next((r[1] for r in revisions if r[0] == latest_sha), None)
+            repo.latest_revision, repo.pushed_at, repo.active = latest_sha, when, True
+            repo.indexed_at = db.utcnow()
+    with db.session(url) as s:
+        for repo in s.scalars(select(Repo).where(Repo.hub == hub, Repo.active.is_(True))):
+            if repo.repo_id not in seen:
+                repo.active = False
+                report.removed += 1
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ranking
+
+
+def _latest_join():
+    return and_(Evaluation.repo_pk == Repo.id, Evaluation.revision == Repo.latest_revision)
+
+
+def _ranked_subquery(hub: str):
+    """Latest revision of every active repo that evaluated fine, ranked within its env.
+
+    Order: verified result, higher first; on a tie the earlier push wins (it got there first), then the repo id
+    so that the order is total and the same on every run.
+    """
+    rank = func.row_number().over(partition_by=Evaluation.env,
+                                  order_by=(Evaluation.result.desc(), Evaluation.pushed_at.asc(),
+                                            Repo.repo_id.asc())).label("rank")
+    return (select(rank, Repo.repo_id, Repo.user, Evaluation.env, Evaluation.revision, Evaluation.result,
+                   Evaluation.mean_reward, Evaluation.std_reward, Evaluation.claimed_mean, Evaluation.claimed_std,
+                   Evaluation.flagged, Evaluation.flag_reason, Evaluation.pushed_at, Evaluation.algo,
+                   Evaluation.n_eval_episodes)
+            .join(Evaluation, _latest_join())
+            .where(Repo.hub == hub, Repo.active.is_(True), Evaluation.status == "ok", Evaluation.env.is_not(None))
+            .subquery())
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else _utc(dt).isoformat(timespec="seconds")
+
+
+def _row(r) -> dict:
+    claimed = None if r.claimed_mean is None or r.claimed_std is None else r.claimed_mean - r.claimed_std
+    return {"rank": r.rank, "repo_id": r.repo_id, "user": r.user, "result": r.result, "mean_reward": r.mean_reward,
+            "std_reward": r.std_reward, "claimed_result": claimed, "flagged": bool(r.flagged),
+            "pushed_at": _iso(r.pushed_at), "env": r.env, "revision": r.revision, "flag_reason": r.flag_reason,
+            "algo": r.algo, "n_eval_episodes": r.n_eval_episodes}
+
+
+def ranking(s: Session, env: str, *, hub: str = "local", user: str | None = None, sort: str = "rank",
+            order: str | None = None, offset: int = 0, limit: int | None = None) -> tuple[list[dict], int]:
+    """(rows, total matching) of env's leaderboard. Ranks are global to the env: a user search keeps them."""
+    if sort not in SORT_KEYS:
+        raise UserError(f"Cannot sort by '{sort}'; use one of {', '.join(SORT_KEYS)}.")
+    if order not in (None, "asc", "desc"):
+        raise UserError(f"Order must be asc or desc, not '{order}'.")
+    sub = _ranked_subquery(hub)
+    q = select(sub).where(sub.c.env == env)
+    if user:
+        pattern = "%" + user.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        q = q.where(func.lower(sub.c.user).like(pattern, escape="\\"))
+    total = s.scalar(select(func.count()).select_from(q.subquery()))
+    default_desc = sort in ("result", "mean_reward", "std_reward", "pushed_at")
+    desc = (order == "desc") if order else default_desc
+    col = sub.c[sort]
+    q = q.order_by(col.desc() if desc else col.asc(), sub.c.rank.asc())
+    if offset:
+        q = q.offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return [_row(r) for r in s.execute(q)], int(total or 0)
+
+
+def json_row(row: dict, with_env: bool = False) -> dict:
+    out = {k: row[k] for k in JSON_KEYS}
+    if with_env:
+        out["env"] = row["env"]
+    return out
+
+
+def unranked(s: Session, env: str | None = None, *, hub: str = "local", any_env: bool = False) -> list[dict]:
+    """Latest revisions that could not be evaluated, with the reason (env None: those with no known env)."""
+    q = (select(Repo.repo_id, Repo.user, Evaluation.env, Evaluation.revision, Evaluation.error,
+                Evaluation.pushed_at)
+         .join(Evaluation, _latest_join())
+         .where(Repo.hub == hub, Repo.active.is_(True), Evaluation.status != "ok"))
+    if not any_env:
+        q = q.where(Evaluation.env.is_(None) if env is None else Evaluation.env == env)
+    q = q.order_by(Evaluation.pushed_at.asc(), Repo.repo_id.asc())
+    return [{"repo_id": r.repo_id, "user": r.user, "env": r.env, "revision": r.revision, "error": r.error,
+             "pushed_at": _iso(r.pushed_at)} for r in s.execute(q)]
+
+
+def env_summaries(s: Session, *, hub: str = "local") -> list[dict]:
+    """Every env with ranked models: counts, users and the best verified result; most models first."""
+    sub = _ranked_subquery(hub)
+    q = (select(sub.c.env, func.count().label("models"), func.count(func.distinct(sub.c.user)).label("users"),
+                func.max(sub.c.result).label("best"), func.max(sub.c.pushed_at).label("last_push"))
+         .group_by(sub.c.env).order_by(func.count().desc(), sub.c.env))
+    out = [{"env": r.env, "models": r.models, "users": r.users, "best_result": r.best,
+            "last_push": _iso(r.last_push)} for r in s.execute(q)]
+    errors = dict(s.execute(select(Evaluation.env, func.count()).join(Repo, _latest_join())
+                            .where(Repo.hub == hub, Repo.active.is_(True), Evaluation.status != "ok")
+                            .group_by(Evaluation.env)).all())
+    for item in out:
+        item["unranked"] = errors.pop(item["env"], 0)
+    for env, n in sorted(errors.items(), key=lambda kv: str(kv[0])):
+        if env is not None:
+            out.append({"env": env, "models": 0, "users": 0, "best_result": None, "last_push": None, "unranked": n})
+    return out
+
+
+def leaderboard(env: str | None = None, *, hub: str = "local", url: str | None = None) -> dict:
+    """What `deeprl leaderboard --json` prints: {"env", "rows"}; env None gives every env, each row with its env."""
+    with db.session(url) as s:
+        if env is not None:
+            rows, _ = ranking(s, env, hub=hub)
+            return {"env": env, "rows": [json_row(r) for r in rows]}
+        rows = []
+        for item in env_summaries(s, hub=hub):
+            rows += [json_row(r, with_env=True) for r in ranking(s, item["env"], hub=hub)[0]]
+        return {"env": None, "rows": rows}
+
+
+def model_detail(s: Session, repo_id: str, *, hub: str = "local") -> dict | None:
+    """A repo with every evaluated revision (newest first) and the rank of its latest one."""
+    repo = db.get_repo(s, repo_id, hub)
+    if repo is None:
+        return None
+    revisions = []
+    for e in sorted(repo.evaluations, key=lambda e: (e.pushed_at or datetime.min.replace(tzinfo=timezone.utc)),
+                    reverse=True):
+        revisions.append({"revision": e.revision, "message": e.message, "pushed_at": _iso(e.pushed_at),
+                          "env": e.env, "algo": e.algo, "status": e.status, "error": e.error,
+                          "mean_reward": e.mean_reward, "std_reward": e.std_reward, "result": e.result,
+                          "n_eval_episodes": e.n_eval_episodes, "claimed_env": e.claimed_env,
+                          "claimed_mean": e.claimed_mean, "claimed_std": e.claimed_std,
+                          "claimed_result": e.claimed_result, "flagged": e.flagged, "flag_reason": e.flag_reason,
+                          "evaluated_at": _iso(e.evaluated_at), "latest": e.revision == repo.latest_revision})
+    latest = next((r for r in revisions if r["latest"]), None)
+    rank = None
+    if latest and latest["status"] == "ok" and latest["env"]:
+        sub = _ranked_subquery(hub)
+        rank = s.scalar(select(sub.c.rank).where(sub.c.repo_id == repo_id))
+    return {"repo_id": repo.repo_id, "user": repo.user, "hub": repo.hub, "active": repo.active,
+            "latest_revision": repo.latest_revision, "pushed_at": _iso(repo.pushed_at),
+            "env": latest["env"] if latest else None, "rank": rank, "latest": latest, "revisions": revisions}
+
+
+def format_table(env: str, rows: list[dict], errors: list[dict] | None = None) -> str:
+    lines = [f"{env}  ({len(rows)} ranked)"]
+    if rows:
+        w_model = max(5, *(len(r["repo_id"]) for r in rows))
+        w_user = max(4, *(len(r["user"]) for r in rows))
+        lines.append(f"{'rank':>4}  {'model':<{w_model}}  {'user':<{w_user}}  {'result':>10}  "
+                     f"{'mean +/- std':>21}  pushed at")
+        for r in rows:
+            flag = "  ! claim " + (f"{r['claimed_result']:.2f}" if r["claimed_result"] is not None else "?") \
+                if r["flagged"] else ""
+            ms = f"{r['mean_reward']:.2f} +/- {r['std_reward']:.2f}"
+            pushed = (r["pushed_at"] or "-").replace("T", " ").replace("+00:00", "Z")
+            lines.append(f"{r['rank']:>4}  {r['repo_id']:<{w_model}}  {r['user']:<{w_user}}  {r['result']:>10.2f}  "
+                         f"{ms:>21}  {pushed}{flag}")
+    for e in errors or []:
+        lines.append(f"   -  {e['repo_id']}  not ranked: {e['error']}")
+    return "\n".join(lines)
