@@ -60,3 +60,42 @@ def set_rng_state(tensors: dict, state: dict, np_rng: np.random.Generator | None
 def _py_state_to_json(st):
     v, internal, gauss = st
     return [v, list(internal), gauss]
+
+
+def optimizer_to_tensors(opt, prefix: str = "optim") -> tuple[dict, dict]:
+    """(tensors, json) holding a torch optimizer's whole state: moments and step counts as tensors named
+    `{prefix}.{param index}.{key}`, hyperparameter groups (learning rate, betas...) as JSON."""
+    import torch
+
+    sd = opt.state_dict()
+    tensors, per_param = {}, {}
+    for pid, entry in sd["state"].items():
+        plain = {}
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{pid}.{key}"] = value.detach().cpu().clone()
+            else:
+                plain[key] = value
+        per_param[str(pid)] = plain
+    return tensors, {"param_groups": sd["param_groups"], "state": per_param}
+
+
+def optimizer_from_tensors(opt, tensors: dict, state: dict, prefix: str = "optim") -> None:
+    """Load what optimizer_to_tensors saved back into `opt` (built over the same parameters)."""
+    import torch
+
+    full: dict = {}
+    for pid, plain in state["state"].items():
+        full[int(pid)] = dict(plain)
+    head = f"{prefix}."
+    for name, value in tensors.items():
+        if not name.startswith(head):
+            continue
+        pid, key = name[len(head):].split(".", 1)
+        full.setdefault(int(pid), {})[key] = torch.as_tensor(np.array(value))
+    groups = [dict(g) for g in state["param_groups"]]
+    for g in groups:  # JSON turned tuples (Adam's betas) into lists
+        for k, v in g.items():
+            if k != "params" and isinstance(v, list):
+                g[k] = tuple(v)
+    opt.load_state_dict({"state": full, "param_groups": groups})
