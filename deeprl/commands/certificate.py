@@ -1,0 +1,29 @@
+def add_parser(sub):
+    from deeprl.commands.index import add_index_options
+
+    p = sub.add_parser("certificate", help="write the course certificate (PDF and PNG) once 80 % is passed")
+    p.add_argument("user", help="hub username")
+    p.add_argument("--first-name", required=True)
+    p.add_argument("--last-name", required=True)
+    p.add_argument("--out", default=".", help="folder for the PDF and PNG (default: here)")
+    p.add_argument("--no-index", action="store_true", help="use the database as it is, without indexing first")
+    add_index_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from deeprl.certification import check_name, check_user, progress, write_certificate
+    from deeprl.commands.index import do_index
+    from deeprl.hub import check_hub
+
+    check_user(args.user)
+    check_name(args.first_name, "first name")
+    check_name(args.last_name, "last name")
+    hub = check_hub(args.hub)
+    if not args.no_index:
+        do_index(args, quiet=True)
+    p = progress(args.user, hub=hub)
+    paths = write_certificate(p, args.first_name, args.last_name, args.out)  # UserError (exit 2) below 80 %
+    print(f"Certificate of {p['level']} for {args.first_name} {args.last_name} ({p['passed']} of {p['total']} "
+          f"assignments): {paths[0]} and {paths[1]}")
+    return 0

@@ -1,0 +1,52 @@
+def add_parser(sub):
+    p = sub.add_parser("index", help="re-evaluate new model revisions in a hub for the leaderboard")
+    add_index_options(p)
+    p.add_argument("--force", action="store_true", help="evaluate again revisions already in the database")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the index report)")
+    p.set_defaults(func=run)
+
+
+def add_index_options(p):
+    from deeprl.leaderboard import DEFAULT_MAX_REVISIONS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
+
+    p.add_argument("--hub", default=None, help="local (default) or hf (models tagged reinforcement-learning)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"seconds one model's evaluation may take (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, metavar="MB",
+                   help=f"address-space limit of one evaluation (default {DEFAULT_MEMORY_MB})")
+    p.add_argument("--max-revisions", type=int, default=DEFAULT_MAX_REVISIONS, metavar="N",
+                   help=f"newest revisions per repo to evaluate (default {DEFAULT_MAX_REVISIONS})")
+
+
+def do_index(args, quiet: bool = False):
+    import sys
+
+    from deeprl.errors import UserError
+    from deeprl.hub import check_hub
+    from deeprl.leaderboard import index
+
+    if args.timeout <= 0 or args.memory_mb < 256 or args.max_revisions < 1:
+        raise UserError("--timeout must be positive, --memory-mb at least 256 and --max-revisions at least 1.")
+    hub = check_hub(args.hub)
+
+    def log(msg):
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return index(hub, timeout_s=args.timeout, memory_mb=args.memory_mb, max_revisions=args.max_revisions,
+                 force=getattr(args, "force", False), log=log)
+
+
+def run(args):
+    from deeprl.commands import print_json
+
+    report = do_index(args, quiet=args.json)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    for line in report.errors:
+        print(f"  not evaluated: {line}")
+    for line in report.flagged:
+        print(f"  claim flagged: {line}")
+    print(report.summary())
+    return 0
