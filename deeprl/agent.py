@@ -20,7 +20,7 @@ class Agent(Protocol):
     def act(self, obs: Any, deterministic: bool = True) -> Any: ...
 
 
-def model_dir(target: str | Path, revision: str | None = None) -> Path:
+def model_dir(target: str | Path, revision: str | None = None, hub: str | None = None) -> Path:
     """The local folder holding config.json + model.safetensors for a path or a hub repo id."""
     path = Path(target)
     if path.is_dir():
@@ -38,16 +38,16 @@ def model_dir(target: str | Path, revision: str | None = None) -> Path:
     if REPO_ID.match(str(target)) and not str(target).startswith((".", "/")):
         from deeprl.hub import resolve_repo  # local hub by default; raises UserError when unknown
 
-        return resolve_repo(str(target), revision=revision)
+        return resolve_repo(str(target), revision=revision, hub=hub)
     raise UserError(f"{target} does not exist (neither a folder nor a NAMESPACE/NAME repo id).")
 
 
-def load_agent(target: str | Path, revision: str | None = None) -> Agent:
+def load_agent(target: str | Path, revision: str | None = None, hub: str | None = None) -> Agent:
     if str(target).endswith(".pkl") and Path(target).is_file():
         from deeprl.coursefiles import load_course_pickle
 
         return load_course_pickle(Path(target))
-    directory = model_dir(target, revision)
+    directory = model_dir(target, revision, hub)
     config, tensors = load_model(directory)
     from deeprl.algos import get_algo
 

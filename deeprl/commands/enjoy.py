@@ -9,6 +9,8 @@ def add_parser(sub):
     p.add_argument("--no-render", action="store_true", help="only print each episode's return")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=4.0, help="frames per second for text rendering")
+    p.add_argument("--revision", default=None, help="hub revision (commit, branch or tag)")
+    p.add_argument("--hub", choices=["local", "hf"], default=None, help="hub for a repo id: local (default) or hf")
     p.set_defaults(func=run)
 
 
@@ -18,7 +20,7 @@ def find_model(args):
     from deeprl.errors import UserError
 
     if args.model:
-        return load_agent(args.model)
+        return load_agent(args.model, revision=getattr(args, "revision", None), hub=getattr(args, "hub", None))
     if not (args.algo and args.env):
         raise UserError("Give a model (folder, .pkl or repo id) or --algo and --env with -f LOG_FOLDER.")
     from pathlib import Path

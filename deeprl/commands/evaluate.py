@@ -4,6 +4,7 @@ def add_parser(sub):
     p.add_argument("--n-eval-episodes", type=int, default=None, help="default: the env's protocol (10 or 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--revision", default=None, help="hub revision (commit, branch or tag)")
+    p.add_argument("--hub", choices=["local", "hf"], default=None, help="hub for a repo id: local (default) or hf")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -16,7 +17,7 @@ def run(args):
 
     if args.n_eval_episodes is not None and args.n_eval_episodes < 1:
         raise UserError("--n-eval-episodes must be at least 1.")
-    agent = load_agent(args.model, revision=args.revision)
+    agent = load_agent(args.model, revision=args.revision, hub=args.hub)
     result = evaluate(agent, n_eval_episodes=args.n_eval_episodes, seed=args.seed)
     if args.json:
         print_json(result)

@@ -1,0 +1,34 @@
+def add_parser(sub):
+    p = sub.add_parser("load", help="download a model repository from a hub into a folder")
+    p.add_argument("repo_id", metavar="NAMESPACE/NAME")
+    p.add_argument("-f", "--folder", default=None, help="where the files go (default: models/NAMESPACE/NAME)")
+    p.add_argument("--revision", default=None, help="commit, branch or tag (default: the latest)")
+    p.add_argument("--hub", choices=["local", "hf"], default=None, help="local (default) or hf")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from pathlib import Path
+
+    from deeprl.agent import load_agent
+    from deeprl.commands import print_json
+    from deeprl.hub import check_hub, get_hub, validate_repo_id
+
+    validate_repo_id(args.repo_id)
+    hub = get_hub(check_hub(args.hub))
+    dest = Path(args.folder) if args.folder else Path("models") / args.repo_id
+    folder = hub.download(args.repo_id, revision=args.revision, dest=dest)
+    agent = load_agent(folder)  # the files must make a working agent: bad weights fail here, one sentence
+    revision = args.revision
+    if revision is None:
+        revs = hub.revisions(args.repo_id)
+        revision = revs[0][0] if revs else None
+    out = {"repo_id": args.repo_id, "revision": revision, "folder": str(folder), "algo": agent.config.get("algo"),
+           "env_id": agent.env_id}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"Loaded {args.repo_id} ({out['algo']} on {agent.env_id}, revision {revision}) into {folder}.")
+        print(f"Evaluate it with: deeprl evaluate {folder}")
+    return 0
