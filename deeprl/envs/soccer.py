@@ -1,0 +1,656 @@
+"""SoccerTwos (Unit 7): a 2 vs 2 soccer game in the shape of ML-Agents' SoccerTwos, written over numpy arrays.
+
+Unity's SoccerTwos cannot run here (Unity binaries, ML-Agents pinned to Python 3.10), so this is our own game,
+faithful to what the course describes:
+
+- Field: a rectangle with walls, a goal in the middle of each end. Blue defends the goal at x < 0 and attacks
+  towards +x; purple the opposite. Agents are discs, the ball a smaller disc. Agents push and kick the ball,
+  bump into each other, and slide along the walls; the ball bounces off walls and agents and slows by friction.
+- Actions: three discrete branches, as ML-Agents' SoccerTwos (`MultiDiscrete([3, 3, 3])`):
+  [0] none / forward / backward, [1] none / strafe right / strafe left, [2] none / rotate left / rotate right.
+  Moving forward into the ball kicks it (ML-Agents kicks only while the forward action is held).
+- Observations (336 float32 values, ML-Agents' layout): two ray sensors, each stacked over 3 frames:
+  11 rays forward spread over 120 degrees (3 x 11 x 8 = 264 values) then 3 rays backward spread over 90
+  degrees (3 x 3 x 8 = 72 values). Frames run oldest first; at reset the older frames are zeros, as ML-Agents'
+  stacking sensor starts. Rays within a frame are ordered as ML-Agents orders them: the centre ray first, then
+  alternately right and left, widening (forward: 0, -12, +12, -24, +24, ... -60, +60 degrees; backward: 180,
+  135, 225). Each ray gives 8 values, as ML-Agents' RayPerceptionSensor writes them: a one-hot of the first thing
+  it hit among 6 kinds (ball, own goal, opposing goal, wall, teammate, opponent), a "hit nothing" flag (1 when
+  the ray reached its full length without a hit), and the hit distance as a fraction of the ray length (1 when
+  nothing was hit). Kinds are relative to the observer's team (own/opposing goal, teammate/opponent) rather
+  than Unity's blue/purple tags, so one policy plays either side unchanged. Like ML-Agents' sphere casts, rays
+  have a width: discs are seen `CAST_RADIUS` wider than they are.
+- Rewards (ML-Agents' SoccerEnvController): when a team scores it gets 1 - t / max_steps (the accumulated time
+  penalty), the team conceding gets -1; every agent of a team receives its team's reward. An episode
+  terminates on a goal and is truncated at `max_steps` decisions (no reward).
+
+`SoccerCore` steps N matches at once (training, matches, benchmarks); `parallel_env()` is the PettingZoo
+`ParallelEnv` over one match; `SoccerTeamEnv` is the Gymnasium env the single-agent registry builds: one team
+against a fixed opponent (the scripted team by default), for `deeprl evaluate` and replays.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+# Geometry (metres) and dynamics; a decision lasts DT seconds and is simulated in SUBSTEPS physics steps.
+FIELD_LENGTH = 16.0
+FIELD_WIDTH = 10.0
+GOAL_HALF_WIDTH = 1.5
+GOAL_DEPTH = 1.0  # drawn only; a goal counts when the ball's centre crosses the goal line
+AGENT_RADIUS = 0.5
+BALL_RADIUS = 0.35
+CAST_RADIUS = 0.5  # ML-Agents' SoccerTwos ray sensors are sphere casts of radius 0.5
+RAY_LENGTH = 20.0
+DT = 0.1
+SUBSTEPS = 2
+FORWARD_SPEED = 3.0
+LATERAL_SPEED = 2.0
+TURN_SPEED = math.radians(180.0)  # per second
+AGENT_RESPONSE = 0.5  # share of the gap to the commanded velocity closed each substep
+KICK_SPEED = 5.0  # ball speed added along the contact normal by an agent moving forward into it
+BUMP_SPEED = 0.3  # a touch without the forward action only nudges the ball
+BALL_RESTITUTION = 0.8
+BALL_FRICTION = 0.985  # velocity kept per substep
+BALL_MAX_SPEED = 10.0
+MAX_STEPS = 500
+
+N_AGENTS = 4  # blue_0, blue_1, purple_0, purple_1
+TEAM = np.array([0, 0, 1, 1])
+AGENT_IDS = ("blue_0", "blue_1", "purple_0", "purple_1")
+N_KINDS = 6  # ball, own goal, opposing goal, wall, teammate, opponent
+BALL, OWN_GOAL, OPP_GOAL, WALL, TEAMMATE, OPPONENT = range(N_KINDS)
+RAY_VALUES = N_KINDS + 2
+N_STACK = 3
+N_FORWARD, N_BACKWARD = 11, 3
+N_RAYS = N_FORWARD + N_BACKWARD
+OBS_SIZE = N_STACK * N_RAYS * RAY_VALUES  # 336
+
+
+def _ml_agents_ray_angles(n_per_side: int, max_degrees: float) -> list[float]:
+    """ML-Agents' RayPerceptionSensor order: centre, then right/left pairs widening to +-max_degrees."""
+    out = [0.0]
+    for i in range(1, n_per_side + 1):
+        a = max_degrees * i / n_per_side
+        out += [-a, a]
+    return out
+
+
+RAY_ANGLES = np.radians(np.array(_ml_agents_ray_angles(5, 60.0) + [180 + a for a in _ml_agents_ray_angles(1, 45.0)]))
+SIGN = np.array([0.0, 1.0, -1.0])  # action value -> direction along its branch
+# Observer i sees disc j (0-3 agents, 4 ball) as this kind.
+_DISC_KIND = np.array([[BALL if j == 4 else (TEAMMATE if TEAM[i] == TEAM[j] else OPPONENT) for j in range(5)]
+                       for i in range(N_AGENTS)])
+_SELF = np.eye(N_AGENTS, 5, dtype=bool)
+_STATE = ("pos", "vel", "angle", "ball", "ball_vel", "t", "frames")
+_PAIRS = [(i, j) for i in range(N_AGENTS) for j in range(i + 1, N_AGENTS)]
+
+
+class SoccerCore:
+    """N SoccerTwos matches stepped together as arrays. Agent order per match: blue_0, blue_1, purple_0, purple_1.
+
+    Positions are (x, y) in metres with the field centre at 0; `angle` is each agent's heading in radians
+    (0 faces +x, blue's attacking direction). `step` leaves finished matches finished until `reset(mask)`.
+    """
+
+    def __init__(self, n: int = 1, *, max_steps: int = MAX_STEPS, seed: int | None = None):
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.n, self.max_steps = int(n), int(max_steps)
+        self.rng = np.random.default_rng(seed)
+        self.pos = np.zeros((n, N_AGENTS, 2))
+        self.vel = np.zeros((n, N_AGENTS, 2))
+        self.angle = np.zeros((n, N_AGENTS))
+        self.ball = np.zeros((n, 2))
+        self.ball_vel = np.zeros((n, 2))
+        self.t = np.zeros(n, dtype=np.int64)
+        self.frames = np.zeros((n, N_AGENTS, N_STACK, N_RAYS, RAY_VALUES), dtype=np.float32)
+        self.last_kick = np.zeros((n, N_AGENTS), dtype=bool)
+        self.done = np.zeros(n, dtype=bool)
+        self.reset()
+
+    # -- episode control -------------------------------------------------------------------------------
+    def seed(self, seed: int | None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Kick-off for the matches in `mask` (all when None): teams in their halves, ball near the centre."""
+        idx = np.arange(self.n) if mask is None else np.flatnonzero(mask)
+        m = idx.size
+        if m == 0:
+            return
+        rng = self.rng
+        # Mirror-symmetric kick-off (as ML-Agents: start spots with random jitter, heading towards the other half).
+        base = np.array([[-FIELD_LENGTH / 4, FIELD_WIDTH / 5], [-FIELD_LENGTH / 4, -FIELD_WIDTH / 5]])
+        jitter = rng.uniform(-1.0, 1.0, size=(m, N_AGENTS, 2)) * np.array([1.5, 1.0])
+        pos = np.concatenate([base[None].repeat(m, 0), -base[None].repeat(m, 0)], axis=1) + jitter
+        self.pos[idx] = pos
+        self.vel[idx] = 0.0
+        heading = np.array([0.0, 0.0, np.pi, np.pi])
+        self.angle[idx] = heading + rng.uniform(-np.pi / 9, np.pi / 9, size=(m, N_AGENTS))
+        self.ball[idx] = rng.uniform(-1.0, 1.0, size=(m, 2)) * np.array([1.0, 2.0])
+        self.ball_vel[idx] = 0.0
+        self.t[idx] = 0
+        self.frames[idx] = 0.0
+        self.last_kick[idx] = False
+        self.done[idx] = False
+        self.frames[idx, :, -1] = self._rays(idx)
+
+    # -- dynamics ---------------------------------------------------------------------------------------
+    def step(self, actions: np.ndarray):
+        """Advance every match one decision with `actions` (n, 4, 3) ints.
+
+        Returns (rewards (n, 4) float32, terminated (n,), truncated (n,), scorer (n,) int: 0 blue, 1 purple,
+        -1 none). A finished match stays frozen (no reward, no second goal) until `reset` restarts it.
+        """
+        a = np.asarray(actions)
+        if a.shape != (self.n, N_AGENTS, 3):
+            raise ValueError(f"actions must have shape {(self.n, N_AGENTS, 3)}, not {a.shape}")
+        if not ((a >= 0) & (a < 3)).all():
+            raise ValueError("every action branch takes 0, 1 or 2")
+        frozen = np.flatnonzero(self.done)
+        if frozen.size:
+            saved = [(name, getattr(self, name)[frozen].copy()) for name in _STATE]
+        fwd, lat, rot = SIGN[a[..., 0]], SIGN[a[..., 1]], SIGN[a[..., 2]]
+        kicking = a[..., 0] == 1
+        self.last_kick = kicking
+        scorer = np.full(self.n, -1, dtype=np.int64)
+        h = DT / SUBSTEPS
+        for _ in range(SUBSTEPS):
+            self.angle = (self.angle + rot * TURN_SPEED * h + np.pi) % (2 * np.pi) - np.pi
+            c, s = np.cos(self.angle), np.sin(self.angle)
+            # forward = (c, s); right = (s, -c)
+            target = np.stack([fwd * FORWARD_SPEED * c + lat * LATERAL_SPEED * s,
+                               fwd * FORWARD_SPEED * s - lat * LATERAL_SPEED * c], axis=-1)
+            self.vel += (target - self.vel) * AGENT_RESPONSE
+            self.pos += self.vel * h
+            self._agent_collisions()
+            self._agent_walls()
+            self._ball_contacts(kicking, np.stack([c, s], axis=-1))
+            self.ball_vel *= BALL_FRICTION
+            speed = np.linalg.norm(self.ball_vel, axis=-1, keepdims=True)
+            self.ball_vel *= np.minimum(1.0, BALL_MAX_SPEED / np.maximum(speed, 1e-9))
+            self.ball += self.ball_vel * h
+            goal = self._ball_walls()
+            first = (goal >= 0) & (scorer < 0)
+            scorer[first] = goal[first]
+            # a scored match keeps its ball behind the line for the rest of this decision
+            self.ball_vel[scorer >= 0] = 0.0
+        self.t += 1
+        terminated = scorer >= 0
+        truncated = ~terminated & (self.t >= self.max_steps)
+        rewards = np.zeros((self.n, N_AGENTS), dtype=np.float32)
+        if terminated.any():
+            k = np.flatnonzero(terminated)
+            win = 1.0 - self.t[k] / self.max_steps  # ML-Agents: 1 - accumulated time penalty
+            scored_team = (TEAM[None, :] == scorer[k, None])
+            rewards[k] = np.where(scored_team, win[:, None], -1.0)
+        self.frames[:, :, :-1] = self.frames[:, :, 1:]
+        self.frames[:, :, -1] = self._rays()
+        if frozen.size:
+            for name, value in saved:
+                getattr(self, name)[frozen] = value
+            rewards[frozen] = 0.0
+            terminated[frozen] = truncated[frozen] = False
+            scorer[frozen] = -1
+        self.done |= terminated | truncated
+        return rewards, terminated, truncated, scorer
+
+    def _agent_collisions(self) -> None:
+        for i, j in _PAIRS:
+            d = self.pos[:, j] - self.pos[:, i]
+            dist = np.sqrt((d * d).sum(-1))
+            hit = dist < 2 * AGENT_RADIUS
+            if not hit.any():
+                continue
+            n = d / np.maximum(dist, 1e-9)[:, None]
+            n[dist < 1e-9] = (1.0, 0.0)
+            overlap = np.where(hit, 2 * AGENT_RADIUS - dist, 0.0)[:, None]
+            self.pos[:, i] -= 0.5 * overlap * n
+            self.pos[:, j] += 0.5 * overlap * n
+            # equal masses: exchange the approaching part of the normal velocities
+            closing = ((self.vel[:, i] - self.vel[:, j]) * n).sum(-1)
+            impulse = np.where(hit & (closing > 0), closing, 0.0)[:, None] * n
+            self.vel[:, i] -= impulse
+            self.vel[:, j] += impulse
+
+    def _agent_walls(self) -> None:
+        lim = np.array([FIELD_LENGTH / 2 - AGENT_RADIUS, FIELD_WIDTH / 2 - AGENT_RADIUS])
+        out = np.abs(self.pos) > lim
+        self.pos = np.clip(self.pos, -lim, lim)
+        self.vel[out] *= -0.3
+
+    def _ball_contacts(self, kicking: np.ndarray, facing: np.ndarray) -> None:
+        for i in range(N_AGENTS):
+            d = self.ball - self.pos[:, i]
+            dist = np.sqrt((d * d).sum(-1))
+            hit = dist < AGENT_RADIUS + BALL_RADIUS
+            if not hit.any():
+                continue
+            n = d / np.maximum(dist, 1e-9)[:, None]
+            n[dist < 1e-9] = facing[dist < 1e-9, i]
+            k = np.flatnonzero(hit)
+            self.ball[k] = self.pos[k, i] + n[k] * (AGENT_RADIUS + BALL_RADIUS)
+            agent_n = (self.vel[k, i] * n[k]).sum(-1)
+            ball_n = (self.ball_vel[k] * n[k]).sum(-1)
+            # a kick happens only from the front half of the agent, as a foot would
+            front = (facing[k, i] * n[k]).sum(-1) > 0.0
+            push = np.where(kicking[k, i] & front, KICK_SPEED, BUMP_SPEED)
+            wanted = np.maximum(agent_n, 0.0) + push
+            gain = np.maximum(wanted - ball_n, 0.0)
+            self.ball_vel[k] += gain[:, None] * n[k]
+
+    def _ball_walls(self) -> np.ndarray:
+        """Bounce the ball off walls; return the team that scored per match (-1: none)."""
+        half_l, half_w = FIELD_LENGTH / 2, FIELD_WIDTH / 2
+        x, y = self.ball[:, 0], self.ball[:, 1]
+        in_mouth = np.abs(y) < GOAL_HALF_WIDTH
+        goal = np.full(self.n, -1, dtype=np.int64)
+        goal[in_mouth & (x > half_l)] = 0  # blue scores in purple's goal at +x
+        goal[in_mouth & (x < -half_l)] = 1
+        # side walls
+        lim_y = half_w - BALL_RADIUS
+        hit = np.abs(y) > lim_y
+        if hit.any():
+            self.ball[hit, 1] = np.clip(y[hit], -lim_y, lim_y)
+            self.ball_vel[hit, 1] *= -BALL_RESTITUTION
+        # end walls, except where the goal mouth opens
+        lim_x = half_l - BALL_RADIUS
+        hit = (np.abs(x) > lim_x) & ~in_mouth
+        if hit.any():
+            self.ball[hit, 0] = np.clip(x[hit], -lim_x, lim_x)
+            self.ball_vel[hit, 0] *= -BALL_RESTITUTION
+        # a ball inside the goal cannot leave it sideways (the goal's side nets)
+        deep = (np.abs(x) > half_l) & ~in_mouth
+        if deep.any():
+            self.ball[deep, 1] = np.clip(y[deep], -GOAL_HALF_WIDTH, GOAL_HALF_WIDTH)
+        return goal
+
+    # -- observations -------------------------------------------------------------------------------------
+    def _rays(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """The current frame of ray readings, (m, 4, 14, 8) float32."""
+        pos = self.pos if idx is None else self.pos[idx]
+        angle = self.angle if idx is None else self.angle[idx]
+        ball = self.ball if idx is None else self.ball[idx]
+        m = pos.shape[0]
+        theta = angle[:, :, None] + RAY_ANGLES  # (m, 4, R)
+        dx, dy = np.cos(theta), np.sin(theta)
+        px, py = pos[..., 0:1], pos[..., 1:2]  # (m, 4, 1)
+        # walls and goal lines: the field is convex and agents are inside it, so the exit point is the hit
+        half_l, half_w = FIELD_LENGTH / 2, FIELD_WIDTH / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tx = np.where(dx > 0, (half_l - px) / dx, np.where(dx < 0, (-half_l - px) / dx, np.inf))
+            ty = np.where(dy > 0, (half_w - py) / dy, np.where(dy < 0, (-half_w - py) / dy, np.inf))
+        end_wall = tx < ty
+        t_wall = np.where(end_wall, tx, ty)
+        y_at_end = py + tx * dy
+        into_goal = end_wall & (np.abs(y_at_end) < GOAL_HALF_WIDTH)
+        # +x is the goal blue attacks; for purple observers it is their own goal
+        attacks_plus = (TEAM == 0)[None, :, None]
+        goal_kind = np.where((dx > 0) == attacks_plus, OPP_GOAL, OWN_GOAL)
+        wall_kind = np.where(into_goal, goal_kind, WALL)
+        # discs (agents and ball), widened by the cast radius
+        centres = np.concatenate([pos, ball[:, None, :]], axis=1)  # (m, 5, 2)
+        radii = np.array([AGENT_RADIUS] * N_AGENTS + [BALL_RADIUS]) + CAST_RADIUS
+        v = centres[:, None, :, :] - pos[:, :, None, :]  # (m, 4 observers, 5 discs, 2)
+        b = v[..., None, 0] * dx[:, :, None, :] + v[..., None, 1] * dy[:, :, None, :]  # (m, 4, 5, R)
+        c = (v * v).sum(-1) - radii ** 2  # (m, 4, 5)
+        disc = b * b - c[..., None]
+        with np.errstate(invalid="ignore"):
+            t_disc = b - np.sqrt(disc)
+        t_disc = np.where(c[..., None] < 0, 0.0, t_disc)  # already touching: distance 0
+        ok = (disc >= 0) & (t_disc >= 0) & (b > 0) | (c[..., None] < 0)
+        ok &= ~_SELF[None, :, :, None]
+        t_disc = np.where(ok, t_disc, np.inf)
+        nearest = t_disc.argmin(axis=2)  # (m, 4, R)
+        t_near = np.take_along_axis(t_disc, nearest[:, :, None, :], axis=2)[:, :, 0]
+        disc_kind = _DISC_KIND[np.arange(N_AGENTS)[None, :, None], nearest]
+        use_disc = t_near < t_wall
+        t_hit = np.where(use_disc, t_near, t_wall)
+        kind = np.where(use_disc, disc_kind, wall_kind)
+        hit = t_hit <= RAY_LENGTH
+        out = np.zeros((m, N_AGENTS, N_RAYS, RAY_VALUES), dtype=np.float32)
+        ii = np.nonzero(hit)
+        out[ii + (kind[ii],)] = 1.0
+        out[..., N_KINDS] = ~hit
+        out[..., N_KINDS + 1] = np.where(hit, t_hit / RAY_LENGTH, 1.0)
+        return out
+
+    def observe(self) -> np.ndarray:
+        """(n, 4, 336) float32: forward sensor (3 frames x 11 rays x 8) then backward (3 x 3 x 8)."""
+        f = self.frames
+        return np.concatenate([f[:, :, :, :N_FORWARD].reshape(self.n, N_AGENTS, -1),
+                               f[:, :, :, N_FORWARD:].reshape(self.n, N_AGENTS, -1)], axis=-1)
+
+    # -- rendering -------------------------------------------------------------------------------------------
+    def render(self, i: int = 0, scale: int = 24) -> np.ndarray:
+        """Top-down RGB frame (H, W, 3) uint8 of match i; width and height are multiples of 16 (H.264)."""
+        return _draw(self.pos[i], self.angle[i], self.ball[i], scale)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Drawing
+
+
+@functools.lru_cache(maxsize=4)
+def _canvas(scale: int):
+    margin = GOAL_DEPTH + 0.5
+    w = int(math.ceil((FIELD_LENGTH + 2 * margin) * scale / 16) * 16)
+    h = int(math.ceil((FIELD_WIDTH + 1.0) * scale / 16) * 16)
+    xs = (np.arange(w) + 0.5 - w / 2) / scale
+    ys = (h / 2 - np.arange(h) - 0.5) / scale
+    gx, gy = np.meshgrid(xs, ys)
+    img = np.empty((h, w, 3), dtype=np.uint8)
+    img[:] = (40, 40, 48)  # outside the walls
+    field = (np.abs(gx) <= FIELD_LENGTH / 2) & (np.abs(gy) <= FIELD_WIDTH / 2)
+    img[field] = (52, 140, 60)
+    stripes = field & ((np.floor(gx / 2).astype(int) % 2) == 0)
+    img[stripes] = (58, 150, 66)
+    line = field & ((np.abs(gx) < 0.04) | (np.abs(np.hypot(gx, gy) - 1.8) < 0.04))
+    img[line] = (220, 235, 220)
+    for side, color in ((-1, (40, 110, 230)), (1, (150, 70, 200))):  # blue's goal at -x, purple's at +x
+        box = (np.abs(gy) < GOAL_HALF_WIDTH) & (side * gx > FIELD_LENGTH / 2) & (side * gx < FIELD_LENGTH / 2 + GOAL_DEPTH)
+        img[box] = np.array(color) // 2 + 60
+    return img, gx, gy
+
+
+def _disc(img, gx, gy, cx, cy, r, color):
+    h, w = gx.shape
+    scale = 1.0 / (gx[0, 1] - gx[0, 0])
+    # test only the pixels in the disc's bounding box
+    c0, c1 = int(max(0, (cx - r) * scale + w / 2 - 1)), int(min(w, (cx + r) * scale + w / 2 + 2))
+    r0, r1 = int(max(0, h / 2 - (cy + r) * scale - 1)), int(min(h, h / 2 - (cy - r) * scale + 2))
+    if c0 >= c1 or r0 >= r1:
+        return
+    sx, sy = gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]
+    mask = (sx - cx) ** 2 + (sy - cy) ** 2 <= r * r
+    img[r0:r1, c0:c1][mask] = color
+
+
+def _draw(pos, angle, ball, scale):
+    base, gx, gy = _canvas(scale)
+    img = base.copy()
+    colors = [(40, 110, 230), (40, 110, 230), (150, 70, 200), (150, 70, 200)]
+    for i in range(N_AGENTS):
+        cx, cy = pos[i]
+        _disc(img, gx, gy, cx, cy, AGENT_RADIUS, colors[i])
+        fx, fy = cx + 0.6 * AGENT_RADIUS * math.cos(angle[i]), cy + 0.6 * AGENT_RADIUS * math.sin(angle[i])
+        _disc(img, gx, gy, fx, fy, 0.18, (245, 245, 245))  # the "eye": which way the agent faces
+    _disc(img, gx, gy, ball[0], ball[1], BALL_RADIUS, (250, 250, 250))
+    _disc(img, gx, gy, ball[0], ball[1], BALL_RADIUS * 0.45, (30, 30, 30))
+    return img
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Teams that are not learned: the scripted baseline and a random team
+
+
+def team_slots(side: np.ndarray) -> np.ndarray:
+    """Agent indices (n, 2) of the team playing `side` (0 blue, 1 purple) in each match."""
+    return np.where(np.asarray(side)[:, None] == 0, np.array([0, 1]), np.array([2, 3]))
+
+
+def scripted_actions(core: SoccerCore, side: np.ndarray) -> np.ndarray:
+    """The baseline team (n, 2, 3): each player runs to the spot behind the ball on the line from the opposing
+    goal, turns to face the goal and runs through the ball, which kicks it goalwards. The player farther from
+    the ball lines up a little deeper, so the two do not pile into each other."""
+    side = np.asarray(side)
+    n = core.n
+    rows = np.arange(n)[:, None]
+    slots = team_slots(side)
+    pos, angle = core.pos[rows, slots], core.angle[rows, slots]  # (n, 2, 2), (n, 2)
+    ball = core.ball[:, None, :]
+    goal = np.stack([np.where(side == 0, FIELD_LENGTH / 2, -FIELD_LENGTH / 2), np.zeros(n)], -1)[:, None, :]
+    u = goal - ball
+    u /= np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-9)
+    perp = np.stack([-u[..., 1], u[..., 0]], -1)
+    rel = pos - ball
+    along, across = (rel * u).sum(-1), (rel * perp).sum(-1)
+    dist = np.linalg.norm(rel, axis=-1)
+    support = dist > dist[:, ::-1]  # the farther player of the two
+    depth = np.where(support, 2.0, AGENT_RADIUS + BALL_RADIUS + 0.2)[..., None]
+    lined_up = (along < -0.3) & (np.abs(across) < 0.5) & ~support
+    # on the wrong side of the ball: go round it rather than through it
+    side_step = np.where(along > -0.3, np.sign(across + 1e-6) * 1.2, 0.0)[..., None]
+    target = np.where(lined_up[..., None], ball + u, ball - u * depth + perp * side_step)
+    d = target - pos
+    err = (np.arctan2(d[..., 1], d[..., 0]) - angle + np.pi) % (2 * np.pi) - np.pi
+    out = np.zeros((n, 2, 3), dtype=np.int64)
+    out[..., 0] = np.where((np.abs(err) < 0.6) & (np.linalg.norm(d, axis=-1) > 0.15), 1, 0)
+    out[..., 2] = np.where(err > 0.15, 1, np.where(err < -0.15, 2, 0))
+    return out
+
+
+class ScriptedTeam:
+    name = "scripted"
+
+    def act(self, obs, core, side):
+        return scripted_actions(core, side)
+
+
+class RandomTeam:
+    name = "random"
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs, core, side):
+        return self.rng.integers(0, 3, size=(obs.shape[0], 2, 3))
+
+
+class StillTeam:
+    name = "still"
+
+    def act(self, obs, core, side):
+        return np.zeros((obs.shape[0], 2, 3), dtype=np.int64)
+
+
+class PolicyTeam:
+    """A learned agent playing both members of its team with one shared policy (its act takes any batch)."""
+
+    def __init__(self, agent, name: str = "model", deterministic: bool = False):
+        self.agent, self.name, self.deterministic = agent, name, deterministic
+
+    def act(self, obs, core, side):
+        n = obs.shape[0]
+        return np.asarray(self.agent.act(obs.reshape(n * 2, OBS_SIZE), deterministic=self.deterministic)).reshape(n, 2, 3)
+
+
+BUILTIN_TEAMS = {"scripted": ScriptedTeam, "random": RandomTeam, "still": StillTeam}
+
+
+def builtin_team(name: str, seed: int | None = None):
+    cls = BUILTIN_TEAMS[name]
+    return cls(seed) if cls is RandomTeam else cls()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Matches
+
+
+def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: int = MAX_STEPS,
+                 on_frame=None) -> dict:
+    """Play `n_matches` matches of A against B side by side (A is blue in even matches, purple in odd ones).
+
+    A match ends on the first goal (a win for the scorer) or at `max_steps` (a draw). `on_frame(rgb)` sees
+    every frame of the first match until it ends (replays). Returns counts and per-match results from A's side.
+    """
+    core = SoccerCore(n_matches, max_steps=max_steps, seed=seed)
+    side_a = np.arange(n_matches) % 2
+    side_b = 1 - side_a
+    slots_a, slots_b = team_slots(side_a), team_slots(side_b)
+    rows = np.arange(n_matches)[:, None]
+    result = np.full(n_matches, -1, dtype=np.int64)  # 1 win, 0.5->2 draw, 0 loss (from A's side)
+    length = np.zeros(n_matches, dtype=np.int64)
+    if on_frame:
+        on_frame(core.render(0))
+    while not core.done.all():
+        obs = core.observe()
+        actions = np.zeros((n_matches, N_AGENTS, 3), dtype=np.int64)
+        actions[rows, slots_a] = team_a.act(obs[rows, slots_a], core, side_a)
+        actions[rows, slots_b] = team_b.act(obs[rows, slots_b], core, side_b)
+        was_done = core.done.copy()
+        _, term, trunc, scorer = core.step(actions)
+        if on_frame and not was_done[0]:
+            on_frame(core.render(0))
+        result[term] = np.where(scorer[term] == side_a[term], 1, 0)
+        result[trunc] = 2
+        length[term | trunc] = core.t[term | trunc]
+    names = {1: "win", 2: "draw", 0: "loss"}
+    return {"n_matches": int(n_matches), "wins": int((result == 1).sum()), "draws": int((result == 2).sum()),
+            "losses": int((result == 0).sum()), "results": [names[int(r)] for r in result],
+            "mean_length": float(length.mean()), "seed": seed}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PettingZoo ParallelEnv (one match) and the Gymnasium team env for the single-agent registry
+
+
+def _spaces():
+    from gymnasium import spaces
+
+    return (spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32), spaces.MultiDiscrete([3, 3, 3]))
+
+
+def _parallel_class():
+    from pettingzoo import ParallelEnv
+
+    class SoccerTwosParallelEnv(ParallelEnv):
+        """One SoccerTwos match; agents blue_0, blue_1, purple_0, purple_1 (see the module doc)."""
+
+        metadata = {"render_modes": ["rgb_array"], "name": "soccer_twos_v0", "is_parallelizable": True,
+                    "render_fps": int(round(1 / DT))}
+
+        def __init__(self, max_steps: int = MAX_STEPS, render_mode: str | None = None):
+            if render_mode not in (None, "rgb_array"):
+                raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
+            self.render_mode = render_mode
+            self.possible_agents = list(AGENT_IDS)
+            self.agents = []
+            obs_space, act_space = _spaces()
+            self.observation_spaces = {a: obs_space for a in self.possible_agents}
+            self.action_spaces = {a: act_space for a in self.possible_agents}
+            self.core = SoccerCore(1, max_steps=max_steps)
+
+        def observation_space(self, agent):
+            return self.observation_spaces[agent]
+
+        def action_space(self, agent):
+            return self.action_spaces[agent]
+
+        def reset(self, seed=None, options=None):
+            if seed is not None:
+                self.core.seed(seed)
+                for i, a in enumerate(self.possible_agents):
+                    self.action_spaces[a].seed(seed + i)
+            self.core.reset()
+            self.agents = list(self.possible_agents)
+            obs = self.core.observe()[0]
+            return {a: obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
+
+        def step(self, actions):
+            if not self.agents:
+                raise RuntimeError("the match is over; call reset() first")
+            arr = np.zeros((1, N_AGENTS, 3), dtype=np.int64)
+            for i, a in enumerate(self.possible_agents):
+                if a in actions and actions[a] is not None:
+                    arr[0, i] = np.asarray(actions[a], dtype=np.int64).reshape(3)
+            rewards, term, trunc, scorer = self.core.step(arr)
+            obs = self.core.observe()[0]
+            agents = self.agents
+            info = {"scorer": ("blue", "purple")[scorer[0]]} if scorer[0] >= 0 else {}
+            out = ({a: obs[i] for i, a in enumerate(agents)},
+                   {a: float(rewards[0, i]) for i, a in enumerate(agents)},
+                   {a: bool(term[0]) for a in agents},
+                   {a: bool(trunc[0]) for a in agents},
+                   {a: dict(info) for a in agents})
+            if term[0] or trunc[0]:
+                self.agents = []
+            return out
+
+        def render(self):
+            if self.render_mode == "rgb_array":
+                return self.core.render(0)
+            return None
+
+        def state(self):
+            c = self.core
+            return np.concatenate([c.pos[0].ravel(), c.vel[0].ravel(), np.cos(c.angle[0]), np.sin(c.angle[0]),
+                                   c.ball[0], c.ball_vel[0]]).astype(np.float32)
+
+        def close(self):
+            pass
+
+    return SoccerTwosParallelEnv
+
+
+def parallel_env(**kwargs):
+    """The PettingZoo ParallelEnv of one SoccerTwos match (kwargs: max_steps, render_mode)."""
+    return _parallel_class()(**kwargs)
+
+
+def env(**kwargs):
+    """The AEC form, as PettingZoo envs offer both."""
+    from pettingzoo.utils.conversions import parallel_to_aec
+
+    return parallel_to_aec(parallel_env(**kwargs))
+
+
+def _team_env_class():
+    import gymnasium as gym
+    from gymnasium import spaces
+
+    class SoccerTeamEnv(gym.Env):
+        """One team (blue) against a fixed opponent: observation (2, 336) for both players, action (2, 3).
+
+        This is what `make_env("SoccerTwos")` builds, so the one evaluation protocol applies: an episode is a
+        match, its return is +1 minus the time penalty for a win, -1 for a loss and 0 for a draw. A learned
+        soccer agent's `act` takes one player's observation or a batch of them, so it plays both players.
+        """
+
+        metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / DT))}
+
+        def __init__(self, opponent: str = "scripted", max_steps: int = MAX_STEPS, render_mode: str | None = None):
+            if opponent not in BUILTIN_TEAMS:
+                raise ValueError(f"opponent must be one of {', '.join(BUILTIN_TEAMS)}, not {opponent!r}")
+            if render_mode not in (None, "rgb_array"):
+                raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
+            self.opponent_name, self.render_mode = opponent, render_mode
+            self.opponent = builtin_team(opponent)
+            self.core = SoccerCore(1, max_steps=int(max_steps))
+            self.observation_space = spaces.Box(0.0, 1.0, shape=(2, OBS_SIZE), dtype=np.float32)
+            self.action_space = spaces.MultiDiscrete(np.full((2, 3), 3))
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            if seed is not None:
+                self.core.seed(seed)
+                self.opponent = builtin_team(self.opponent_name, seed)
+            self.core.reset()
+            return self.core.observe()[0, :2].copy(), {}
+
+        def step(self, action):
+            obs = self.core.observe()
+            arr = np.zeros((1, N_AGENTS, 3), dtype=np.int64)
+            arr[0, :2] = np.asarray(action, dtype=np.int64).reshape(2, 3)
+            arr[0, 2:] = self.opponent.act(obs[:, 2:], self.core, np.array([1]))[0]
+            rewards, term, trunc, scorer = self.core.step(arr)
+            info = {}
+            if term[0] or trunc[0]:
+                info["result"] = "draw" if trunc[0] else ("win" if scorer[0] == 0 else "loss")
+            return self.core.observe()[0, :2].copy(), float(rewards[0, 0]), bool(term[0]), bool(trunc[0]), info
+
+        def render(self):
+            return self.core.render(0) if self.render_mode == "rgb_array" else None
+
+    return SoccerTeamEnv
+
+
+def make(kwargs: dict, render_mode: str | None = None, training: bool = False):
+    """Registry builder: the team env against the scripted team (env kwargs: opponent, max_steps)."""
+    return _team_env_class()(render_mode=render_mode, **kwargs)
