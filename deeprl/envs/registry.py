@@ -173,3 +173,27 @@ register(EnvSpec("LunarLander-v2", "1", _gym("LunarLander-v3"), gym_id="LunarLan
                  description="Land a module between the flags (Box2D)"))
 register(EnvSpec("MountainCar-v0", "-", _gym("MountainCar-v0"), description="Drive an underpowered car up a hill"))
 register(EnvSpec("Acrobot-v1", "-", _gym("Acrobot-v1"), description="Swing a two-link arm above a line"))
+# Atari (Unit 3). Evaluation samples actions as huggingface_sb3/RL-Zoo do for Atari (their enjoy and push_to_hub
+# pass deterministic=False); for DQN that is epsilon-greedy with the run's exploration_final_eps, what SB3's
+# DQN.predict(deterministic=False) does with a trained model's exploration_rate.
+for _game, _what in (("SpaceInvaders", "Shoot the descending invaders"), ("BeamRider", "Destroy enemy ships on beams"),
+                     ("Breakout", "Break the bricks with a ball"), ("Enduro", "Overtake cars in an endurance race"),
+                     ("Pong", "Beat the computer at Pong")):
+    register(EnvSpec(f"{_game}NoFrameskip-v4", "3", _lazy("deeprl.envs.atari", f"make_{_game.lower()}"),
+                     description=f"{_what} (Atari, ale-py; SB3 AtariWrapper preprocessing)",
+                     deterministic=False, requires="ale_py"))
+# Unit 4. The course's evaluate_agent samples from the policy (policy.act draws from the softmax) with max_steps =
+# max_t = 10,000; design.md's protocol is deterministic (argmax) unless an env says otherwise, and CartPole-v1 from the
+# same notebook is already evaluated deterministically, so Pixelcopter is too (`--deterministic false` style
+# overrides in evaluate() still give the course's sampled figure). The env truncates at 10,000 steps itself.
+register(EnvSpec("Pixelcopter-PLE-v0", "4", _lazy("deeprl.envs.pixelcopter"),
+                 description="Fly a pixel helicopter through a cave (PLE's Pixelcopter, re-implemented)",
+                 n_eval_episodes=10, eval_max_steps=10_000, deterministic=True))
+register(EnvSpec("SoccerTwos", "7", _lazy("deeprl.envs.soccer"), description="2 vs 2 soccer (AI vs AI); "
+                 "evaluated as matches against the scripted team", tag=lambda kw: "ML-Agents-SoccerTwos",
+                 n_eval_episodes=20, deterministic=False))
+# Unit 6 (panda-gym on PyBullet). Observations are Dicts (observation, achieved_goal, desired_goal); 50-step episodes.
+register(EnvSpec("PandaReachDense-v3", "6", _lazy("deeprl.envs.panda", "make_reach_dense"),
+                 description="Move a Panda arm's gripper to a target (panda-gym, dense reward)", requires="panda_gym"))
+register(EnvSpec("PandaPickAndPlace-v3", "6", _lazy("deeprl.envs.panda", "make_pick_and_place"),
+                 description="Pick a cube and place it at a target with a Panda arm (panda-gym)", requires="panda_gym"))
