@@ -1,0 +1,70 @@
+"""panda-gym on PyBullet (Unit 6): PandaReachDense-v3 and PandaPickAndPlace-v3, headless.
+
+panda-gym always opens PyBullet itself; with `renderer="Tiny"` it connects in DIRECT mode (no window, no
+OpenGL context), and `getCameraImage` then draws with Bullet's software TinyRenderer, so `rgb_array` replays
+work with no display and no EGL. The physics is panda-gym's own, untouched (20 Bullet substeps per step).
+
+PyBullet's C code prints its build time and the background-colour arguments straight to file descriptor 1
+when it loads and connects; that would corrupt `--json` output, so both happen with fd 1 pointed at stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+# Camera of the replays: panda-gym's defaults, at a size that keeps TinyRenderer quick (about 0.1 s a frame).
+RENDER_DEFAULTS = {"render_width": 480, "render_height": 320}
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send C-level writes to fd 1 to stderr for the duration (PyBullet prints from C, past sys.stdout)."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no real fd 1 (an embedding host): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _import():
+    with stdout_to_stderr():
+        import panda_gym  # noqa: F401  registers the Panda*-v3 ids with Gymnasium
+        import pybullet  # noqa: F401
+
+
+def _make(gym_id: str, kwargs: dict, render_mode: str | None):
+    import gymnasium as gym
+
+    _import()
+    kw = {**RENDER_DEFAULTS, **kwargs}
+    kw.setdefault("renderer", "Tiny")
+    if kw["renderer"] != "Tiny":
+        raise ValueError("only renderer='Tiny' is supported: replays are drawn off-screen, without a display")
+    # panda-gym has no "no rendering" mode: DIRECT + rgb_array costs nothing until render() is called.
+    with stdout_to_stderr():
+        env = gym.make(gym_id, render_mode="rgb_array", **kw)
+    if render_mode not in (None, "rgb_array"):
+        env.close()
+        raise ValueError(f"render_mode {render_mode!r} is not available headless; use rgb_array")
+    return env
+
+
+def make_reach_dense(kwargs: dict, render_mode: str | None, training: bool):
+    return _make("PandaReachDense-v3", kwargs, render_mode)
+
+
+def make_pick_and_place(kwargs: dict, render_mode: str | None, training: bool):
+    return _make("PandaPickAndPlace-v3", kwargs, render_mode)
