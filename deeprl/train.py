@@ -242,6 +242,9 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
         hp, seed = previous["hyperparams"], previous["seed"]
         if n_timesteps is not None:
             hp["n_timesteps"] = n_timesteps
+        if overrides:  # a changed budget for the continuation (n_training_episodes; deeprl tune trains in chunks)
+            merged = merge_hyperparams(algo_name, module, spec.course_id, tag, None, overrides, None)
+            hp.update({k: merged[k] for k in overrides if k in merged})
     else:
         hp = merge_hyperparams(algo_name, module, spec.course_id, tag, hyperparams_file, overrides or {}, n_timesteps)
         run_dir = new_run_dir(Path(log_folder), algo_name, tag)
