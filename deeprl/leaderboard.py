@@ -240,7 +240,21 @@ def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: 
 def index(hub: str = "local", *, url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
           memory_mb: int = DEFAULT_MEMORY_MB, max_revisions: int = DEFAULT_MAX_REVISIONS, force: bool = False,
           log: Callable[[str], None] | None = None) -> IndexReport:
-    """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones."""
+    """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones.
+
+    Index runs on one machine take turns (a file lock under DEEPRL_HOME): a `deeprl leaderboard` typed while the
+    web server refreshes waits for it and then finds the revisions already evaluated.
+    """
+    from filelock import FileLock
+
+    from deeprl.paths import home
+
+    with FileLock(str(home() / "index.lock")):
+        return _index(hub, url=url, timeout_s=timeout_s, memory_mb=memory_mb, max_revisions=max_revisions,
+                      force=force, log=log)
+
+
+def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) -> IndexReport:
     from deeprl.hub import get_hub
 
     started = time.perf_counter()
