@@ -10,8 +10,8 @@ def _scene(core, agents, angles, ball):
     core.ball[0] = ball
     core.vel[0] = 0.0
     core.ball_vel[0] = 0.0
-    core.frames[0] = 0.0
-    core.frames[0, :, -1] = core._rays()[0]
+    core.obs[0] = 0.0
+    core._put_newest(core._rays()[:1], np.array([0]))
 
 
 def _newest(obs_row):

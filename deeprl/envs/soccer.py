@@ -85,7 +85,15 @@ SIGN = np.array([0.0, 1.0, -1.0])  # action value -> direction along its branch
 _DISC_KIND = np.array([[BALL if j == 4 else (TEAMMATE if TEAM[i] == TEAM[j] else OPPONENT) for j in range(5)]
                        for i in range(N_AGENTS)])
 _SELF = np.eye(N_AGENTS, 5, dtype=bool)
-_STATE = ("pos", "vel", "angle", "ball", "ball_vel", "t", "frames")
+_RADII2 = ((np.array([AGENT_RADIUS] * N_AGENTS + [BALL_RADIUS]) + CAST_RADIUS) ** 2).astype(np.float32)[:, None]
+_STATE = ("pos", "vel", "angle", "ball", "ball_vel", "t", "obs")
+_FWD = N_FORWARD * RAY_VALUES  # 88 values per forward frame
+_BACK = N_BACKWARD * RAY_VALUES  # 24 per backward frame
+_F0 = N_STACK * _FWD  # 264: where the backward sensor starts
+# ray readings by kind index (6 = nothing hit): the one-hot and the "hit nothing" flag; distance goes in slot 7
+_READING = np.zeros((N_KINDS + 1, RAY_VALUES), dtype=np.float32)
+_READING[np.arange(N_KINDS), np.arange(N_KINDS)] = 1.0
+_READING[N_KINDS, N_KINDS] = 1.0
 _PAIRS = [(i, j) for i in range(N_AGENTS) for j in range(i + 1, N_AGENTS)]
 
 
@@ -109,7 +117,8 @@ class SoccerCore:
         self.ball = np.zeros((n, 2))
         self.ball_vel = np.zeros((n, 2))
         self.t = np.zeros(n, dtype=np.int64)
-        self.frames = np.zeros((n, N_AGENTS, N_STACK, N_RAYS, RAY_VALUES), dtype=np.float32)
+        # the stacked observation itself, shifted one frame per step (cheaper than re-assembling it)
+        self.obs = np.zeros((n, N_AGENTS, OBS_SIZE), dtype=np.float32)
         self.last_kick = np.zeros((n, N_AGENTS), dtype=bool)
         self.done = np.zeros(n, dtype=bool)
         self.reset()
@@ -136,10 +145,10 @@ class SoccerCore:
         self.ball[idx] = rng.uniform(-1.0, 1.0, size=(m, 2)) * np.array([1.0, 2.0])
         self.ball_vel[idx] = 0.0
         self.t[idx] = 0
-        self.frames[idx] = 0.0
+        self.obs[idx] = 0.0
         self.last_kick[idx] = False
         self.done[idx] = False
-        self.frames[idx, :, -1] = self._rays(idx)
+        self._put_newest(self._rays(idx), idx)
 
     # -- dynamics ---------------------------------------------------------------------------------------
     def step(self, actions: np.ndarray):
@@ -190,8 +199,10 @@ class SoccerCore:
             win = 1.0 - self.t[k] / self.max_steps  # ML-Agents: 1 - accumulated time penalty
             scored_team = (TEAM[None, :] == scorer[k, None])
             rewards[k] = np.where(scored_team, win[:, None], -1.0)
-        self.frames[:, :, :-1] = self.frames[:, :, 1:]
-        self.frames[:, :, -1] = self._rays()
+        o = self.obs
+        o[..., :_F0 - _FWD] = o[..., _FWD:_F0]
+        o[..., _F0:OBS_SIZE - _BACK] = o[..., _F0 + _BACK:]
+        self._put_newest(self._rays())
         if frozen.size:
             for name, value in saved:
                 getattr(self, name)[frozen] = value
@@ -277,15 +288,16 @@ class SoccerCore:
         pos = self.pos if idx is None else self.pos[idx]
         angle = self.angle if idx is None else self.angle[idx]
         ball = self.ball if idx is None else self.ball[idx]
-        m = pos.shape[0]
-        theta = angle[:, :, None] + RAY_ANGLES  # (m, 4, R)
+        # float32 throughout: readings are float32 anyway, and it halves the memory traffic
+        theta = (angle[:, :, None] + RAY_ANGLES).astype(np.float32)  # (m, 4, R)
         dx, dy = np.cos(theta), np.sin(theta)
-        px, py = pos[..., 0:1], pos[..., 1:2]  # (m, 4, 1)
+        p32 = pos.astype(np.float32)
+        px, py = p32[..., 0:1], p32[..., 1:2]  # (m, 4, 1)
         # walls and goal lines: the field is convex and agents are inside it, so the exit point is the hit
         half_l, half_w = FIELD_LENGTH / 2, FIELD_WIDTH / 2
         with np.errstate(divide="ignore", invalid="ignore"):
-            tx = np.where(dx > 0, (half_l - px) / dx, np.where(dx < 0, (-half_l - px) / dx, np.inf))
-            ty = np.where(dy > 0, (half_w - py) / dy, np.where(dy < 0, (-half_w - py) / dy, np.inf))
+            tx = (np.copysign(np.float32(half_l), dx) - px) / dx  # dx = 0 gives inf: never reaches an end
+            ty = (np.copysign(np.float32(half_w), dy) - py) / dy
         end_wall = tx < ty
         t_wall = np.where(end_wall, tx, ty)
         y_at_end = py + tx * dy
@@ -294,19 +306,19 @@ class SoccerCore:
         attacks_plus = (TEAM == 0)[None, :, None]
         goal_kind = np.where((dx > 0) == attacks_plus, OPP_GOAL, OWN_GOAL)
         wall_kind = np.where(into_goal, goal_kind, WALL)
-        # discs (agents and ball), widened by the cast radius
-        centres = np.concatenate([pos, ball[:, None, :]], axis=1)  # (m, 5, 2)
-        radii = np.array([AGENT_RADIUS] * N_AGENTS + [BALL_RADIUS]) + CAST_RADIUS
-        v = centres[:, None, :, :] - pos[:, :, None, :]  # (m, 4 observers, 5 discs, 2)
-        b = v[..., None, 0] * dx[:, :, None, :] + v[..., None, 1] * dy[:, :, None, :]  # (m, 4, 5, R)
-        c = (v * v).sum(-1) - radii ** 2  # (m, 4, 5)
-        disc = b * b - c[..., None]
-        with np.errstate(invalid="ignore"):
-            t_disc = b - np.sqrt(disc)
-        t_disc = np.where(c[..., None] < 0, 0.0, t_disc)  # already touching: distance 0
-        ok = (disc >= 0) & (t_disc >= 0) & (b > 0) | (c[..., None] < 0)
-        ok &= ~_SELF[None, :, :, None]
-        t_disc = np.where(ok, t_disc, np.inf)
+        # discs (agents and ball), widened by the cast radius; an observer never sees itself (c = inf)
+        centres = np.concatenate([pos, ball[:, None, :]], axis=1).astype(np.float32)  # (m, 5, 2)
+        vx = (centres[:, None, :, 0] - p32[:, :, None, 0])[..., None]  # (m, 4 observers, 5 discs, 1)
+        vy = (centres[:, None, :, 1] - p32[:, :, None, 1])[..., None]
+        c = vx * vx + vy * vy - _RADII2
+        c[:, _SELF] = np.inf
+        b = vx * dx[:, :, None, :] + vy * dy[:, :, None, :]  # (m, 4, 5, R)
+        disc = b * b - c
+        t_disc = b - np.sqrt(np.maximum(disc, 0.0))
+        t_disc[(disc < 0) | (b <= 0)] = np.inf
+        inside = c < 0  # already touching: distance 0
+        if inside.any():
+            t_disc = np.where(inside, np.float32(0.0), t_disc)
         nearest = t_disc.argmin(axis=2)  # (m, 4, R)
         t_near = np.take_along_axis(t_disc, nearest[:, :, None, :], axis=2)[:, :, 0]
         disc_kind = _DISC_KIND[np.arange(N_AGENTS)[None, :, None], nearest]
@@ -314,18 +326,24 @@ class SoccerCore:
         t_hit = np.where(use_disc, t_near, t_wall)
         kind = np.where(use_disc, disc_kind, wall_kind)
         hit = t_hit <= RAY_LENGTH
-        out = np.zeros((m, N_AGENTS, N_RAYS, RAY_VALUES), dtype=np.float32)
-        ii = np.nonzero(hit)
-        out[ii + (kind[ii],)] = 1.0
-        out[..., N_KINDS] = ~hit
+        out = _READING[np.where(hit, kind, N_KINDS)]
         out[..., N_KINDS + 1] = np.where(hit, t_hit / RAY_LENGTH, 1.0)
         return out
 
+    def _put_newest(self, rays: np.ndarray, idx: np.ndarray | None = None) -> None:
+        m = rays.shape[0]
+        fwd = rays[:, :, :N_FORWARD].reshape(m, N_AGENTS, _FWD)
+        back = rays[:, :, N_FORWARD:].reshape(m, N_AGENTS, _BACK)
+        if idx is None:
+            self.obs[..., _F0 - _FWD:_F0] = fwd
+            self.obs[..., OBS_SIZE - _BACK:] = back
+        else:
+            self.obs[idx, :, _F0 - _FWD:_F0] = fwd
+            self.obs[idx, :, OBS_SIZE - _BACK:] = back
+
     def observe(self) -> np.ndarray:
         """(n, 4, 336) float32: forward sensor (3 frames x 11 rays x 8) then backward (3 x 3 x 8)."""
-        f = self.frames
-        return np.concatenate([f[:, :, :, :N_FORWARD].reshape(self.n, N_AGENTS, -1),
-                               f[:, :, :, N_FORWARD:].reshape(self.n, N_AGENTS, -1)], axis=-1)
+        return self.obs.copy()
 
     # -- rendering -------------------------------------------------------------------------------------------
     def render(self, i: int = 0, scale: int = 24) -> np.ndarray:

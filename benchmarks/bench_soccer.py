@@ -1,0 +1,136 @@
+"""SoccerTwos benchmarks (issue 9).
+
+    python benchmarks/bench_soccer.py speed                 # array-core agent-steps per second on one core
+    python benchmarks/bench_soccer.py train [--minutes 50]  # self-play training, then 200 matches vs random and
+                                                            # vs scripted, and the Elo curve PNG
+    python benchmarks/bench_soccer.py eval RUN_DIR          # only the matches and the curve for a finished run
+
+Targets: >= 50,000 agent-steps/s; the trained team wins >= 95 % of 200 matches against the random team and
+>= 60 % against the scripted team. Figures print on stdout; files go to benchmarks/out/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def speed(n_matches=(16, 64, 256, 1024), seconds: float = 3.0) -> dict:
+    """Random actions through the array core: step + observe + reset of finished matches, as training does."""
+    from deeprl.envs.soccer import N_AGENTS, SoccerCore
+
+    figures = {}
+    for n in n_matches:
+        core = SoccerCore(n, seed=0)
+        rng = np.random.default_rng(0)
+        actions = rng.integers(0, 3, size=(64, n, N_AGENTS, 3))
+        steps, t0, c0 = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - t0 < seconds:
+            core.step(actions[steps % 64])
+            core.observe()
+            core.reset(core.done)
+            steps += 1
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rate, cpu_rate = steps * n * N_AGENTS / wall, steps * n * N_AGENTS / cpu
+        figures[n] = rate
+        # per CPU-second too: on a shared machine the wall-clock rate also measures the neighbours
+        print(f"SoccerCore n_matches={n:5d}: {rate:12,.0f} agent-steps/s wall, {cpu_rate:12,.0f} per CPU-second")
+    best = max(figures.values())
+    print(f"best: {best:,.0f} agent-steps/s (goal >= 50,000 on one core): {'PASS' if best >= 50_000 else 'FAIL'}")
+    return figures
+
+
+def evaluate_run(run_dir: Path, n_matches: int = 200, seed: int = 12345) -> dict:
+    from deeprl.agent import load_agent
+    from deeprl.envs.soccer import PolicyTeam, RandomTeam, ScriptedTeam, play_matches
+
+    agent = load_agent(run_dir)
+    team = PolicyTeam(agent, "trained")
+    out = {}
+    for name, opp in (("random", RandomTeam(seed)), ("scripted", ScriptedTeam())):
+        r = play_matches(team, opp, n_matches, seed=seed)
+        rate = r["wins"] / n_matches
+        goal = 0.95 if name == "random" else 0.60
+        out[name] = {k: r[k] for k in ("wins", "draws", "losses", "mean_length")} | {"win_rate": rate}
+        print(f"trained vs {name:8s}: {r['wins']} wins, {r['draws']} draws, {r['losses']} losses of {n_matches} "
+              f"-> win rate {rate:.1%} (goal >= {goal:.0%}): {'PASS' if rate >= goal else 'FAIL'}")
+    return out
+
+
+def elo_curve(run_dir: Path, png: Path) -> list:
+    """Self-play Elo over training, read back from the run's TensorBoard events."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    if "self_play/elo" not in acc.Tags().get("scalars", []):
+        print("no self_play/elo scalars in the run's TensorBoard logs")
+        return []
+    points = [(e.step, e.value) for e in acc.Scalars("self_play/elo")]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([p[0] for p in points], [p[1] for p in points], color="tab:blue")
+    ax.axhline(1200, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("learning-team agent steps")
+    ax.set_ylabel("Elo (vs own snapshots)")
+    ax.set_title("SoccerTwos self-play PPO")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    print(f"Elo curve: {png} (from {points[0][1]:.0f} to {points[-1][1]:.0f}, max {max(p[1] for p in points):.0f})")
+    return points
+
+
+def train(minutes: float, seed: int, n_timesteps: int, extra: list[str]) -> Path:
+    from deeprl.train import parse_overrides, train as run_training
+
+    import torch
+
+    torch.set_num_threads(1)
+    overrides = parse_overrides(extra) | {"max_minutes": minutes}
+    t0 = time.perf_counter()
+    run = run_training("selfplay", "SoccerTwos", seed=seed, log_folder=OUT / "logs", n_timesteps=n_timesteps,
+                       overrides=overrides, device="cpu")
+    cfg = json.loads((run.run_dir / "config.json").read_text())
+    print(f"trained {cfg['trained'].get('timesteps')} learning-team agent steps in {time.perf_counter() - t0:,.0f} s "
+          f"-> {run.run_dir}")
+    return run.run_dir
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    sub.add_parser("speed")
+    t = sub.add_parser("train")
+    t.add_argument("--minutes", type=float, default=50.0, help="wall-clock training budget")
+    t.add_argument("--n-timesteps", type=int, default=20_000_000, help="step cap (the time budget usually ends first)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--hyperparams", nargs="*", default=[], help="key:value overrides")
+    e = sub.add_parser("eval")
+    e.add_argument("run_dir")
+    args = p.parse_args(argv)
+    if args.what == "speed":
+        speed()
+        return 0
+    run_dir = train(args.minutes, args.seed, args.n_timesteps, args.hyperparams) if args.what == "train" \
+        else Path(args.run_dir)
+    figures = evaluate_run(run_dir)
+    elo_curve(run_dir, OUT / "soccer_elo.png")
+    (OUT / "soccer_results.json").write_text(json.dumps({"run_dir": str(run_dir), **figures}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
