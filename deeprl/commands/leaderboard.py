@@ -42,7 +42,9 @@ def run(args):
             if spec.card_tag() in envs:
                 args.env = spec.card_tag()
         except UserError:
-            hints = closest(args.env, envs)
+            from deeprl.envs.registry import list_specs
+
+            hints = closest(args.env, envs + [sp.card_tag() for sp in list_specs()])
             raise UserError(f"No leaderboard for '{args.env}'."
                             + (f" Did you mean {' or '.join(hints)}?" if hints else
                                f" Boards with models: {', '.join(envs) or 'none yet'}.")) from None
