@@ -7,15 +7,15 @@ def add_parser(sub):
 
 
 def add_index_options(p):
-    from deeprl.leaderboard import DEFAULT_MAX_REVISIONS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
-
+    # defaults are filled in by do_index from deeprl.leaderboard, which is not imported here: every command's
+    # parser is built on each `deeprl` start, and the leaderboard module pulls in SQLAlchemy
     p.add_argument("--hub", default=None, help="local (default) or hf (models tagged reinforcement-learning)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
-                   help=f"seconds one model's evaluation may take (default {DEFAULT_TIMEOUT_S:g})")
-    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, metavar="MB",
-                   help=f"address-space limit of one evaluation (default {DEFAULT_MEMORY_MB})")
-    p.add_argument("--max-revisions", type=int, default=DEFAULT_MAX_REVISIONS, metavar="N",
-                   help=f"newest revisions per repo to evaluate (default {DEFAULT_MAX_REVISIONS})")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds one model's evaluation may take (default 600)")
+    p.add_argument("--memory-mb", type=int, default=None, metavar="MB",
+                   help="address-space limit of one evaluation, in MiB (default 4096)")
+    p.add_argument("--max-revisions", type=int, default=None, metavar="N",
+                   help="newest revisions per repo to evaluate (default 10)")
 
 
 def do_index(args, quiet: bool = False):
@@ -23,8 +23,12 @@ def do_index(args, quiet: bool = False):
 
     from deeprl.errors import UserError
     from deeprl.hub import check_hub
-    from deeprl.leaderboard import index
+    from deeprl.leaderboard import DEFAULT_MAX_REVISIONS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, index
 
+    for key, default in (("timeout", DEFAULT_TIMEOUT_S), ("memory_mb", DEFAULT_MEMORY_MB),
+                         ("max_revisions", DEFAULT_MAX_REVISIONS)):
+        if getattr(args, key) is None:
+            setattr(args, key, default)
     if args.timeout <= 0 or args.memory_mb < 256 or args.max_revisions < 1:
         raise UserError("--timeout must be positive, --memory-mb at least 256 and --max-revisions at least 1.")
     hub = check_hub(args.hub)
