@@ -5,6 +5,7 @@ course says "pass 80 % of the assignments" for completion and 100 % for excellen
 11 (81.8 %) and 11 of 11. A row passes when the user's namespace holds a model whose *latest* revision we
 evaluated ourselves (the leaderboard's verified figures, never the card's claim) with result = mean - std at
 or above the row's minimum; "push only" rows pass with any model for the env that loads and evaluates.
+Each repo counts for one assignment at most (the course has a push per hands-on), checked in the table's order.
 A row whose env this project cannot run yet (not in deeprl.envs' registry, checked at run time so new envs count
 as soon as they are registered) stays open: nothing can be verified for it, and the progress output says so.
 """
@@ -125,6 +126,7 @@ def assess(assignment: Assignment, models: list[dict], runnable: bool | None = N
         reqs.append({"env": alts[0], "best": best, "met": met, "broken": broken})
     met = [r for r in reqs if r["met"]]
     passed = runnable and (bool(met) if assignment.any_env else len(met) == len(reqs))
+    used = [r["best"]["repo_id"] for r in met][:1 if assignment.any_env else None]
     candidates = [r["best"] for r in reqs if r["best"]]
     best = max(candidates, key=lambda m: m["result"], default=None)
     missing = None
@@ -155,7 +157,7 @@ def assess(assignment: Assignment, models: list[dict], runnable: bool | None = N
             "algos": list(assignment.algos) if assignment.algos else None, "runnable": runnable,
             "passed": bool(passed), "status": "passed" if passed else ("open" if runnable else "unavailable"),
             "best_model": best["repo_id"] if best else None, "best_result": best["result"] if best else None,
-            "missing": missing, "description": assignment.describe()}
+            "missing": missing, "description": assignment.describe(), "used": used if passed else []}
 
 
 def progress(user: str, *, hub: str = "local", url: str | None = None, models: list[dict] | None = None) -> dict:
@@ -163,7 +165,19 @@ def progress(user: str, *, hub: str = "local", url: str | None = None, models: l
     if models is None:
         with db.session(url) as s:
             models = user_models(s, user, hub)
-    rows = [assess(a, models) for a in ASSIGNMENTS]
+    # each hands-on pushes its own model: a repo that passed one assignment does not pass a later one too
+    # (a unit 1 PPO LunarLander model would otherwise also pass 8.1, PPO from scratch)
+    rows, used = [], {}
+    for a in ASSIGNMENTS:
+        row = assess(a, [m for m in models if m["repo_id"] not in used])
+        taken = [m for m in models if m["repo_id"] in used and m["status"] == "ok" and m["env"] in
+                 {t for alts in a.envs for t in alts} and (a.algos is None or m["algo"] in a.algos)]
+        if not row["passed"] and taken and row["missing"]:
+            row["missing"] += (f" ({taken[0]['repo_id']} already counts for Unit {used[taken[0]['repo_id']]}; "
+                               f"push a separate model)")
+        if row["passed"]:
+            used.update({r: a.unit for r in row["used"]})
+        rows.append(row)
     passed = sum(r["passed"] for r in rows)
     total = len(rows)
     need = -(-COMPLETION_PERCENT * total // 100)  # ceil: 9 of 11
