@@ -18,6 +18,7 @@ ALGOS: dict[str, str] = {
     "ppo": "deeprl.algos.ppo",
     "a2c": "deeprl.algos.a2c",
     "dqn": "deeprl.algos.dqn",
+    "selfplay": "deeprl.algos.selfplay",
 }
 
 

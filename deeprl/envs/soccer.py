@@ -121,6 +121,7 @@ class SoccerCore:
         self.obs = np.zeros((n, N_AGENTS, OBS_SIZE), dtype=np.float32)
         self.last_kick = np.zeros((n, N_AGENTS), dtype=bool)
         self.done = np.zeros(n, dtype=bool)
+        self.touched = np.zeros((n, N_AGENTS), dtype=bool)  # who touched the ball in the last step
         self.reset()
 
     # -- episode control -------------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class SoccerCore:
         fwd, lat, rot = SIGN[a[..., 0]], SIGN[a[..., 1]], SIGN[a[..., 2]]
         kicking = a[..., 0] == 1
         self.last_kick = kicking
+        self.touched[:] = False
         scorer = np.full(self.n, -1, dtype=np.int64)
         h = DT / SUBSTEPS
         for _ in range(SUBSTEPS):
@@ -246,6 +248,7 @@ class SoccerCore:
             n = d / np.maximum(dist, 1e-9)[:, None]
             n[dist < 1e-9] = facing[dist < 1e-9, i]
             k = np.flatnonzero(hit)
+            self.touched[k, i] = True
             self.ball[k] = self.pos[k, i] + n[k] * (AGENT_RADIUS + BALL_RADIUS)
             agent_n = (self.vel[k, i] * n[k]).sum(-1)
             ball_n = (self.ball_vel[k] * n[k]).sum(-1)

@@ -1,0 +1,464 @@
+"""Self-play PPO for SoccerTwos (Unit 7), with ML-Agents' self-play settings and an Elo rating of the learner.
+
+The learning team's two players share one policy (each acts on its own 336 ray values) and learn with PPO's
+clipped objective. The other team is a "ghost": a frozen copy of the policy taken from a pool of past snapshots.
+ML-Agents' GhostTrainer schedule, counted in learning-team agent steps (two per match step):
+
+- every `save_steps` the current policy joins the pool of snapshots (the last `window` are kept);
+- every `swap_steps` the ghost changes: with probability `play_against_latest_model_ratio` it becomes the
+  current policy, otherwise a snapshot drawn uniformly from the pool;
+- every `team_change` steps the learner changes sides (blue <-> purple). The change waits for the end of the
+  rollout it falls in, so no trajectory mixes two players;
+- the learner's Elo starts at `initial_elo` and moves after each finished match against the ghost's rating
+  (win 1, draw 0.5 at the time limit, loss 0), K = `elo_k`; the ghost's rating moves the other way. Snapshots
+  keep the rating they were taken with; the "latest" ghost plays at the learner's rating of the swap.
+
+Everything runs in one process over `SoccerCore`'s arrays (`n_envs` matches side by side): one forward pass for
+the learners, one for the ghost, one env step for all matches.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+
+from deeprl import elo as elo_lib
+from deeprl.envs import soccer
+from deeprl.errors import UserError
+
+DEFAULTS = {
+    # ML-Agents' poca/SoccerTwos.yaml values (facts.md); steps are learning-team agent steps
+    "n_timesteps": 5_000_000,
+    "n_envs": 64,  # matches played side by side
+    "n_steps": 160,  # match steps per rollout: buffer = n_steps * n_envs * 2 = 20,480 (buffer_size)
+    "batch_size": 2048,
+    "n_epochs": 3,
+    "learning_rate": 3e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_range": 0.2,  # epsilon
+    "ent_coef": 0.005,  # beta
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "hidden_units": 512,
+    "num_layers": 2,
+    "activation": "tanh",
+    "ball_touch": 0.0,  # ML-Agents' SoccerTwos env parameter: +0.2 * ball_touch per touch (0 in the course)
+    # self_play:
+    "save_steps": 50_000,
+    "team_change": 200_000,
+    "swap_steps": 2_000,
+    "window": 10,
+    "play_against_latest_model_ratio": 0.5,
+    "initial_elo": 1200.0,
+    "elo_k": 16.0,
+    # run control
+    "checkpoint_every": 200_000,
+    "max_minutes": None,  # wall-clock budget; training stops (and saves) at the first rollout past it
+    "torch_threads": 1,
+}
+TAGS = ["ppo", "self-play", "multi-agent", "custom-implementation"]
+
+
+# -----------------------------------------------------------------------------------------------------------
+# The ghost schedule and the Elo bookkeeping (plain Python, no torch: tested on its own)
+
+
+class SelfPlay:
+    """Snapshots, ghost swaps, side changes and Elo, following ML-Agents' GhostTrainer."""
+
+    def __init__(self, hp: dict, rng: np.random.Generator):
+        self.save_steps, self.swap_steps = int(hp["save_steps"]), int(hp["swap_steps"])
+        self.team_change, self.window = int(hp["team_change"]), int(hp["window"])
+        self.ratio, self.k = float(hp["play_against_latest_model_ratio"]), float(hp["elo_k"])
+        for key in ("save_steps", "swap_steps", "team_change", "window"):
+            if int(hp[key]) < 1:
+                raise UserError(f"{key} must be at least 1.")
+        if not 0.0 <= self.ratio <= 1.0:
+            raise UserError("play_against_latest_model_ratio must lie between 0 and 1.")
+        self.rng = rng
+        self.elo = float(hp["initial_elo"])
+        self.pool: list[dict] = []  # {"weights": {...}, "elo": float, "step": int}
+        self.opponent = -1  # -1: the latest policy (copied at the swap), else an index into the pool
+        self.latest_elo = self.elo
+        self.learning_side = 0
+        self.last_save = self.last_swap = self.last_team_change = 0
+        self.n_swaps = self.n_team_changes = 0
+
+    def opponent_elo(self) -> float:
+        return self.latest_elo if self.opponent < 0 else self.pool[self.opponent]["elo"]
+
+    def maybe_snapshot(self, step: int, weights_fn) -> bool:
+        if step - self.last_save < self.save_steps:
+            return False
+        self.last_save = step
+        self.pool.append({"weights": weights_fn(), "elo": self.elo, "step": step})
+        if len(self.pool) > self.window:
+            dropped = self.pool.pop(0)
+            del dropped
+            if self.opponent >= 0:
+                self.opponent -= 1  # the ghost playing now keeps its weights even if it left the pool
+        return True
+
+    def maybe_swap(self, step: int, weights_fn) -> dict | None:
+        """New ghost weights when a swap is due (None otherwise)."""
+        if step - self.last_swap < self.swap_steps:
+            return None
+        self.last_swap = step
+        self.n_swaps += 1
+        if self.pool and self.rng.random() > self.ratio:
+            self.opponent = int(self.rng.integers(len(self.pool)))
+            return self.pool[self.opponent]["weights"]
+        self.opponent, self.latest_elo = -1, self.elo
+        return weights_fn()
+
+    def maybe_change_team(self, step: int) -> bool:
+        if step - self.last_team_change < self.team_change:
+            return False
+        self.last_team_change = step
+        self.learning_side = 1 - self.learning_side
+        self.n_team_changes += 1
+        return True
+
+    def record(self, result: float) -> float:
+        """One finished match from the learner's side (1 win, 0.5 draw, 0 loss); returns the Elo change."""
+        change = elo_lib.rating_change(self.elo, self.opponent_elo(), result, self.k)
+        self.elo += change
+        if self.opponent < 0:
+            self.latest_elo -= change
+        else:
+            self.pool[self.opponent]["elo"] -= change
+        return change
+
+    def state(self) -> dict:
+        return {"elo": self.elo, "latest_elo": self.latest_elo, "opponent": self.opponent,
+                "learning_side": self.learning_side, "last_save": self.last_save, "last_swap": self.last_swap,
+                "last_team_change": self.last_team_change, "n_swaps": self.n_swaps,
+                "n_team_changes": self.n_team_changes,
+                "pool": [{"elo": p["elo"], "step": p["step"]} for p in self.pool]}
+
+    def load_state(self, state: dict, tensors: dict) -> None:
+        for key in ("elo", "latest_elo", "opponent", "learning_side", "last_save", "last_swap", "last_team_change",
+                    "n_swaps", "n_team_changes"):
+            setattr(self, key, type(getattr(self, key))(state[key]))
+        self.pool = []
+        for i, p in enumerate(state["pool"]):
+            head = f"pool.{i}."
+            weights = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+            self.pool.append({"weights": weights, "elo": float(p["elo"]), "step": int(p["step"])})
+
+    def pool_tensors(self) -> dict:
+        return {f"pool.{i}.{k}": v for i, p in enumerate(self.pool) for k, v in p["weights"].items()}
+
+
+# -----------------------------------------------------------------------------------------------------------
+# Networks
+
+
+def build_actor(obs_dim: int, hidden: int, layers: int, activation: str):
+    from deeprl.nets import mlp
+
+    # small last-layer gain: near-uniform first actions (CleanRL, PPO implementation details)
+    return mlp(obs_dim, [hidden] * layers, 9, activation, out_std=0.01)
+
+
+def build_critic(obs_dim: int, hidden: int, layers: int, activation: str):
+    from deeprl.nets import mlp
+
+    return mlp(obs_dim, [hidden] * layers, 1, activation, out_std=1.0)
+
+
+def _dist(actor, obs):
+    from torch.distributions import Categorical
+
+    return Categorical(logits=actor(obs).view(-1, 3, 3))  # three branches of three choices
+
+
+def _numpy_weights(module) -> dict:
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def _load_weights(module, weights: dict) -> None:
+    import torch
+
+    module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+
+
+def gae(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalized advantage estimation over (T, B) arrays; dones[t] ends the episode after step t."""
+    T = rewards.shape[0]
+    adv = np.zeros_like(rewards)
+    last = np.zeros(rewards.shape[1], dtype=rewards.dtype)
+    for t in reversed(range(T)):
+        next_value = last_value if t == T - 1 else values[t + 1]
+        live = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * live - values[t]
+        last = delta + gamma * lam * live * last
+        adv[t] = last
+    return adv, adv + values
+
+
+# -----------------------------------------------------------------------------------------------------------
+# Training
+
+
+def train(run) -> None:
+    import torch
+    from torch import nn
+
+    from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+
+    hp = run.hyperparams
+    if run.env_id != "SoccerTwos":
+        raise UserError(f"Self-play trains SoccerTwos teams; {run.env_id} is a single-agent env (try --algo ppo).")
+    torch.set_num_threads(int(hp["torch_threads"]))
+    E, T = int(hp["n_envs"]), int(hp["n_steps"])
+    if E < 1 or T < 1:
+        raise UserError("n_envs and n_steps must be at least 1.")
+    B = E * 2 * T
+    mb = int(hp["batch_size"])
+    if not 1 <= mb <= B:
+        raise UserError(f"batch_size must lie between 1 and n_steps * n_envs * 2 = {B}.")
+    max_steps = int(run.env_kwargs.get("max_steps", soccer.MAX_STEPS))
+    unknown = set(run.env_kwargs) - {"max_steps", "opponent"}
+    if unknown:
+        raise UserError(f"SoccerTwos does not take the env kwargs {sorted(unknown)} (it takes max_steps, opponent).")
+    rng = np.random.default_rng(run.seed)
+    core = soccer.SoccerCore(E, max_steps=max_steps, seed=run.seed)
+    dims = (soccer.OBS_SIZE, int(hp["hidden_units"]), int(hp["num_layers"]), str(hp["activation"]))
+    actor, critic = build_actor(*dims), build_critic(*dims)
+    ghost = copy.deepcopy(actor).requires_grad_(False)
+    params = list(actor.parameters()) + list(critic.parameters())
+    optimizer = torch.optim.Adam(params, lr=float(hp["learning_rate"]), eps=1e-5)
+    sp = SelfPlay(hp, rng)
+    steps, updates, t_spent = 0, 0, 0.0
+    if run.resumed:
+        tensors, state = run.resumed
+        _load_weights(actor, {k[6:]: v for k, v in tensors.items() if k.startswith("actor.")})
+        _load_weights(critic, {k[7:]: v for k, v in tensors.items() if k.startswith("critic.")})
+        _load_weights(ghost, {k[6:]: v for k, v in tensors.items() if k.startswith("ghost.")})
+        optimizer_from_tensors(optimizer, tensors, state["optimizer"])
+        sp.load_state(state["self_play"], tensors)
+        steps, updates, t_spent = state["timesteps"], state["updates"], state.get("seconds", 0.0)
+        run.restore_rng(tensors, state, rng)
+        core.seed(int(rng.integers(2**31)))
+        core.reset()
+    n_total = int(hp["n_timesteps"])
+    max_seconds = None if hp["max_minutes"] is None else float(hp["max_minutes"]) * 60.0
+    t_start = time.perf_counter() - t_spent
+    writer = run.writer()
+    progress = run.progress(n_total, "steps", initial=steps)
+    rows = np.arange(E)[:, None]
+    recent: list[float] = []  # results of the last 100 matches (1, 0.5, 0)
+
+    def checkpoint():
+        opt_t, opt_j = optimizer_to_tensors(optimizer)
+        tensors = {**{f"actor.{k}": v for k, v in _numpy_weights(actor).items()},
+                   **{f"critic.{k}": v for k, v in _numpy_weights(critic).items()},
+                   **{f"ghost.{k}": v for k, v in _numpy_weights(ghost).items()},
+                   **sp.pool_tensors(), **opt_t}
+        run.checkpoint(tensors, {"timesteps": steps, "updates": updates, "optimizer": opt_j,
+                                 "self_play": sp.state(), "seconds": time.perf_counter() - t_start}, rng)
+
+    def policy_config():
+        return {"obs_dim": dims[0], "hidden_units": dims[1], "num_layers": dims[2], "activation": dims[3],
+                "nvec": [3, 3, 3]}
+
+    def save():
+        run.save_model({f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config(),
+                       timesteps=steps, updates=updates, elo=sp.elo)
+
+    b_obs = np.zeros((T, E * 2, soccer.OBS_SIZE), dtype=np.float32)
+    b_act = np.zeros((T, E * 2, 3), dtype=np.int64)
+    b_logp = np.zeros((T, E * 2), dtype=np.float32)
+    b_val = np.zeros((T, E * 2), dtype=np.float32)
+    b_rew = np.zeros((T, E * 2), dtype=np.float32)
+    b_done = np.zeros((T, E * 2), dtype=np.float32)
+    next_ckpt = (steps // int(hp["checkpoint_every"]) + 1) * int(hp["checkpoint_every"])
+    obs = core.observe()
+    gamma, touch = float(hp["gamma"]), 0.2 * float(hp["ball_touch"])
+    try:
+        while steps < n_total:
+            if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+                break
+            if sp.maybe_change_team(steps):
+                core.reset()  # the learner changes sides: fresh kick-offs, no trajectory crosses the change
+                obs = core.observe()
+            side = np.full(E, sp.learning_side)
+            mine, theirs = soccer.team_slots(side), soccer.team_slots(1 - side)
+            ep_results = []
+            for t in range(T):
+                o_l = obs[rows, mine].reshape(E * 2, -1)
+                with torch.no_grad():
+                    x = torch.from_numpy(o_l)
+                    d = _dist(actor, x)
+                    a = d.sample()
+                    b_logp[t] = d.log_prob(a).sum(-1).numpy()
+                    b_val[t] = critic(x).squeeze(-1).numpy()
+                    a_g = _dist(ghost, torch.from_numpy(obs[rows, theirs].reshape(E * 2, -1))).sample().numpy()
+                b_obs[t], b_act[t] = o_l, a.numpy()
+                actions = np.zeros((E, soccer.N_AGENTS, 3), dtype=np.int64)
+                actions[rows, mine] = b_act[t].reshape(E, 2, 3)
+                actions[rows, theirs] = a_g.reshape(E, 2, 3)
+                r, term, trunc, scorer = core.step(actions)
+                rew = r[rows, mine].reshape(E * 2)
+                if touch:
+                    rew = rew + touch * core.touched[rows, mine].reshape(E * 2)
+                next_obs = core.observe()
+                if trunc.any():  # time limit: not the end of the game's value, bootstrap from the last obs
+                    k = np.flatnonzero(np.repeat(trunc, 2))
+                    with torch.no_grad():
+                        v_last = critic(torch.from_numpy(next_obs[rows, mine].reshape(E * 2, -1)[k])).squeeze(-1)
+                    rew[k] += gamma * v_last.numpy()
+                done = term | trunc
+                b_rew[t], b_done[t] = rew, np.repeat(done, 2)
+                steps += E * 2
+                for i in np.flatnonzero(done):
+                    result = 0.5 if trunc[i] else (1.0 if scorer[i] == sp.learning_side else 0.0)
+                    sp.record(result)
+                    ep_results.append(result)
+                if done.any():
+                    core.reset(done)
+                    obs = core.observe()
+                else:
+                    obs = next_obs
+                sp.maybe_snapshot(steps, lambda: _numpy_weights(actor))
+                new_ghost = sp.maybe_swap(steps, lambda: _numpy_weights(actor))
+                if new_ghost is not None:
+                    _load_weights(ghost, new_ghost)
+            # PPO update on the learning team's experience
+            with torch.no_grad():
+                last_v = critic(torch.from_numpy(obs[rows, mine].reshape(E * 2, -1))).squeeze(-1).numpy()
+            adv, ret = gae(b_rew, b_val, b_done, last_v, gamma, float(hp["gae_lambda"]))
+            stats = _ppo_update(actor, critic, optimizer, params, hp, rng, b_obs.reshape(B, -1),
+                                b_act.reshape(B, 3), b_logp.reshape(B), adv.reshape(B), ret.reshape(B),
+                                b_val.reshape(B), nn)
+            updates += 1
+            recent = (recent + ep_results)[-100:]
+            win = float(np.mean([r == 1.0 for r in recent])) if recent else None
+            for key, value in stats.items():
+                writer.add_scalar(f"losses/{key}", value, steps)
+            writer.add_scalar("self_play/elo", sp.elo, steps)
+            writer.add_scalar("self_play/pool_size", len(sp.pool), steps)
+            if win is not None:
+                writer.add_scalar("self_play/win_rate_vs_ghost", win, steps)
+            writer.add_scalar("charts/steps_per_second", steps / max(time.perf_counter() - t_start, 1e-9), steps)
+            progress.update(B, elo=int(round(sp.elo)), win=win, pool=len(sp.pool))
+            if steps >= next_ckpt:
+                checkpoint()
+                next_ckpt += int(hp["checkpoint_every"])
+    except KeyboardInterrupt:
+        checkpoint()
+        save()
+        progress.close()
+        raise
+    progress.close()
+    checkpoint()
+    save()
+
+
+def _ppo_update(actor, critic, optimizer, params, hp, rng, obs, act, logp_old, adv, ret, val_old, nn) -> dict:
+    """PPO's clipped surrogate (Schulman et al. 2017) with per-minibatch advantage normalization."""
+    import torch
+
+    B, mb = obs.shape[0], int(hp["batch_size"])
+    obs_t, act_t = torch.from_numpy(obs), torch.from_numpy(act)
+    logp_t, adv_t = torch.from_numpy(logp_old), torch.from_numpy(adv.astype(np.float32))
+    ret_t = torch.from_numpy(ret.astype(np.float32))
+    clip, ent_coef, vf_coef = float(hp["clip_range"]), float(hp["ent_coef"]), float(hp["vf_coef"])
+    stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
+    n = 0
+    for _ in range(int(hp["n_epochs"])):
+        order = rng.permutation(B)
+        for start in range(0, B - mb + 1, mb):
+            idx = torch.from_numpy(order[start:start + mb])
+            d = _dist(actor, obs_t[idx])
+            logp = d.log_prob(act_t[idx]).sum(-1)
+            ratio = torch.exp(logp - logp_t[idx])
+            a = adv_t[idx]
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            pg_loss = torch.max(-a * ratio, -a * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
+            v_loss = 0.5 * ((critic(obs_t[idx]).squeeze(-1) - ret_t[idx]) ** 2).mean()
+            entropy = d.entropy().sum(-1).mean()
+            loss = pg_loss - ent_coef * entropy + vf_coef * v_loss
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, float(hp["max_grad_norm"]))
+            optimizer.step()
+            with torch.no_grad():
+                log_ratio = logp - logp_t[idx]
+                stats["approx_kl"] += float(((ratio - 1) - log_ratio).mean())
+                stats["clipfrac"] += float(((ratio - 1).abs() > clip).float().mean())
+            stats["policy_loss"] += pg_loss.item()
+            stats["value_loss"] += v_loss.item()
+            stats["entropy"] += entropy.item()
+            n += 1
+    return {k: v / max(n, 1) for k, v in stats.items()}
+
+
+# -----------------------------------------------------------------------------------------------------------
+# The saved agent
+
+
+class SoccerAgent:
+    """One player's policy: `act` takes one observation (336,) or a batch (k, 336), returns (3,) or (k, 3).
+
+    In the single-agent registry env (`make_env("SoccerTwos")`) the observation is the team's (2, 336), so the
+    same policy plays both players, as it was trained.
+    """
+
+    def __init__(self, actor, config: dict):
+        self.actor, self.config = actor, config
+        self.env_id, self.env_kwargs = config["env_id"], config.get("env_kwargs") or {}
+        self._gen = None
+        self.reset()
+
+    def reset(self):
+        import torch
+
+        self._gen = torch.Generator().manual_seed(int(self.config.get("seed", 0)))
+
+    def act(self, obs, deterministic: bool = True):
+        import torch
+
+        x = np.asarray(obs, dtype=np.float32)
+        if x.shape[-1] != soccer.OBS_SIZE:
+            raise UserError(f"A SoccerTwos agent takes observations of {soccer.OBS_SIZE} values, not {x.shape}.")
+        lead = x.shape[:-1]
+        with torch.no_grad():
+            logits = self.actor(torch.from_numpy(x.reshape(-1, soccer.OBS_SIZE))).view(-1, 3, 3)
+            if deterministic:
+                a = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits, -1).reshape(-1, 3)
+                a = torch.multinomial(probs, 1, generator=self._gen).view(-1, 3)
+        return a.numpy().reshape(lead + (3,))
+
+
+def load_agent(config: dict, tensors: dict) -> SoccerAgent:
+    from deeprl.modelio import check_shape
+
+    pc = config.get("policy") or {}
+    try:
+        dims = (int(pc["obs_dim"]), int(pc["hidden_units"]), int(pc["num_layers"]), str(pc["activation"]))
+    except (KeyError, TypeError, ValueError):
+        raise UserError("config.json has no usable 'policy' entry (obs_dim, hidden_units, num_layers, "
+                        "activation); the model folder is damaged.") from None
+    if dims[0] != soccer.OBS_SIZE:
+        raise UserError(f"The model expects {dims[0]} observation values but SoccerTwos gives {soccer.OBS_SIZE}.")
+    from deeprl.nets import ACTIVATIONS
+
+    if dims[3] not in ACTIVATIONS or not (1 <= dims[1] <= 65536 and 0 <= dims[2] <= 64):
+        raise UserError("config.json describes a network deeprl cannot build; the model folder is damaged.")
+    actor = build_actor(*dims)
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("actor.")}
+    for name, param in actor.state_dict().items():
+        if name not in weights:
+            raise UserError(f"The model file has no 'actor.{name}' tensor; it is not a self-play SoccerTwos model.")
+        check_shape(f"actor.{name}", weights[name], tuple(param.shape), "this network")
+    _load_weights(actor, weights)
+    actor.eval()
+    return SoccerAgent(actor, config)
+
