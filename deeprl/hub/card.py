@@ -59,7 +59,7 @@ def _table(d: dict) -> str:
     return "\n".join(rows)
 
 
-def make_card(repo_id: str, config: dict, results: dict, has_video: bool) -> str:
+def make_card(repo_id: str, config: dict, results: dict, has_video: bool, hub: str = "local") -> str:
     meta = metadata(repo_id, config, results)
     tag = meta["tags"][0]
     algo = pretty_algo(config["algo"])
@@ -90,21 +90,24 @@ def make_card(repo_id: str, config: dict, results: dict, has_video: bool) -> str
     lines += ["## Hyperparameters", "", _table(config.get("hyperparams") or {}), ""]
     if trained_text:
         lines += [f"Training: seed {config.get('seed', 0)}, {trained_text}.", ""]
+    flag = " --hub hf" if hub == "hf" else ""
+    hub_arg = ', hub="hf"' if hub == "hf" else ""
     lines += [
         "## Usage",
         "",
+        "With `deeprl` installed:",
+        "",
         "```bash",
-        "pip install deeprl",
-        f"deeprl load {repo_id} -f models/{repo_id}   # download the files",
-        f"deeprl evaluate {repo_id}                    # same protocol, same figures",
-        f"deeprl enjoy {repo_id}                       # watch it play",
+        f"deeprl load {repo_id}{flag} -f models/{repo_id}   # download the files",
+        f"deeprl evaluate {repo_id}{flag}   # the course protocol: the figures above",
+        f"deeprl enjoy {repo_id}{flag}      # watch it play",
         "```",
         "",
         "```python",
         "from deeprl.agent import load_agent",
         "from deeprl.evaluation import evaluate",
         "",
-        f'agent = load_agent("{repo_id}")',
+        f'agent = load_agent("{repo_id}"{hub_arg})',
         "print(evaluate(agent)[\"mean_reward\"])",
         "action = agent.act(observation)  # one observation in, one env action out",
         "```",

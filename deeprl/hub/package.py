@@ -20,7 +20,8 @@ LOG_DIRS = ("logs", "tb")  # TensorBoard logs of the run, pushed as logs/
 
 
 def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = True,
-          n_eval_episodes: int | None = None, seed: int = 0, timings: dict | None = None) -> dict:
+          n_eval_episodes: int | None = None, seed: int = 0, timings: dict | None = None,
+          hub: str = "local") -> dict:
     """Write the repository's files into `staging`; returns the evaluation results."""
     from deeprl.agent import load_agent, model_dir as find_model_dir
     from deeprl.evaluation import evaluate
@@ -55,7 +56,7 @@ def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = 
     config = {k: v for k, v in config.items() if k != "status"}
     atomic_write_json(staging / CONFIG_FILE, config)
     atomic_write_json(staging / "results.json", results)
-    (staging / "README.md").write_text(make_card(repo_id, config, results, has_video), encoding="utf-8")
+    (staging / "README.md").write_text(make_card(repo_id, config, results, has_video, hub=hub), encoding="utf-8")
     for name in LOG_DIRS:
         logs = src / name
         if logs.is_dir() and any(logs.iterdir()):
@@ -78,7 +79,7 @@ def push_model(model_dir, repo_id: str, hub: str | None = "local", commit_messag
         staging = Path(tmp) / "repo"
         staging.mkdir()
         results = stage(Path(model_dir), repo_id, staging, record_video=record_video,
-                        n_eval_episodes=n_eval_episodes, seed=seed, timings=timings)
+                        n_eval_episodes=n_eval_episodes, seed=seed, timings=timings, hub=hub_name)
         message = commit_message or (f"Push {results['env_tag']} agent: mean_reward "
                                      f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}")
         t = time.perf_counter()
