@@ -314,3 +314,25 @@ def test_bad_model_is_one_sentence_exit_2(case, runs, tmp_path, capsys, _isolate
     assert code == 2 and err.count("\n") == 1, err
     code, _, err = run_main(capsys, "evaluate", "bad/repo")
     assert code == 2 and err.count("\n") == 1, err
+
+
+def test_push_a_course_pickle(runs, tmp_path, capsys, _isolated_home):
+    """The Unit 2 notebook's q-learning.pkl pushes as safetensors + JSON, with the same figures."""
+    import pickle
+
+    from deeprl.agent import load_agent
+    from deeprl.evaluation import evaluate
+
+    q = np.asarray(load_agent(runs["lake"]).qtable)
+    model = {"env_id": "FrozenLake-v1", "max_steps": 99, "n_training_episodes": 10000, "n_eval_episodes": 100,
+             "eval_seed": [], "learning_rate": 0.7, "gamma": 0.95, "max_epsilon": 1.0, "min_epsilon": 0.05,
+             "decay_rate": 0.0005, "map_name": "4x4", "slippery": False, "qtable": q}
+    pkl = tmp_path / "q-learning.pkl"
+    pkl.write_bytes(pickle.dumps(model))
+    code, _, err = run_main(capsys, "push", pkl, "--repo-id", "gus/q-FrozenLake-v1-4x4-noSlippery", "--no-video")
+    assert code == 0, err
+    repo = _isolated_home / "hub" / "gus" / "q-FrozenLake-v1-4x4-noSlippery"
+    assert not list(repo.glob("*.pkl")) and (repo / "model.safetensors").is_file()
+    config = json.loads((repo / "config.json").read_text())
+    assert config["algo"] == "qlearning" and config["env_tag"] == "FrozenLake-v1-4x4-no_slippery"
+    assert evaluate(load_agent(repo))["mean_reward"] == evaluate(load_agent(runs["lake"]))["mean_reward"] == 1.0

@@ -29,9 +29,19 @@ def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = 
     from deeprl.modelio import read_config
 
     timings = timings if timings is not None else {}
-    src = find_model_dir(model_dir)  # a run folder, a model folder, or a logs/ parent (newest run)
-    agent = load_agent(src)  # validates config, weights, shapes and NaNs before anything is written
-    config = read_config(src)
+    path = Path(model_dir)
+    if path.suffix == ".pkl" and path.is_file():
+        # a course notebook's q-learning.pkl (read by the restricted unpickler) is pushed as safetensors + JSON
+        from deeprl import __version__
+        from deeprl.modelio import tensors_to_bytes
+
+        src, agent = None, load_agent(path)
+        config = {**agent.config, "deeprl_version": __version__}
+        model_bytes = tensors_to_bytes({"qtable": agent.qtable})
+    else:
+        src = find_model_dir(model_dir)  # a run folder, a model folder, or a logs/ parent (newest run)
+        agent = load_agent(src)  # validates config, weights, shapes and NaNs before anything is written
+        config, model_bytes = read_config(src), None
 
     t = time.perf_counter()
     results = evaluate(agent, n_eval_episodes=n_eval_episodes, seed=seed)
@@ -52,12 +62,16 @@ def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = 
     timings["video_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    shutil.copy2(src / MODEL_FILE, staging / MODEL_FILE)
+    if model_bytes is not None:
+        (staging / MODEL_FILE).write_bytes(model_bytes)
+    else:
+        shutil.copy2(src / MODEL_FILE, staging / MODEL_FILE)
     config = {k: v for k, v in config.items() if k != "status"}
+    config.setdefault("env_tag", results["env_tag"])
     atomic_write_json(staging / CONFIG_FILE, config)
     atomic_write_json(staging / "results.json", results)
     (staging / "README.md").write_text(make_card(repo_id, config, results, has_video, hub=hub), encoding="utf-8")
-    for name in LOG_DIRS:
+    for name in LOG_DIRS if src is not None else ():
         logs = src / name
         if logs.is_dir() and any(logs.iterdir()):
             shutil.copytree(logs, staging / "logs", dirs_exist_ok=True)
