@@ -1,6 +1,6 @@
 def add_parser(sub):
     p = sub.add_parser("push", help="evaluate, record, write the model card and push a run to a hub")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder (logs/<algo>/<env>_N) or model folder")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder (logs/<algo>/<env>_N), model folder or course .pkl")
     p.add_argument("--repo-id", required=True, help="NAMESPACE/NAME, for example alice/q-Taxi-v3")
     p.add_argument("--hub", choices=["local", "hf"], default=None,
                    help="local (default: DEEPRL_HOME/hub, git-versioned) or hf (Hugging Face Hub, HF_ENDPOINT)")
