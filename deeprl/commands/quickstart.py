@@ -33,8 +33,7 @@ def run(args):
     pushed = push_model(run_.run_dir, repo_id, hub="local", commit_message=f"Quickstart: {run_.algo} on {args.env}")
     print(f"      {pushed['location']} @ {pushed['revision'][:12]}")
     print("[4/4] Leaderboard (verified: every model re-evaluated) ...", flush=True)
-    from deeprl.commands.leaderboard import show
+    from deeprl.cli import build_parser
 
-    show(env=run_.env_tag)
-    print("\nSee it in a browser: deeprl serve   (then open http://127.0.0.1:8000)")
-    return 0
+    lb = build_parser().parse_args(["leaderboard", "--env", run_.env_tag])
+    return lb.func(lb)
