@@ -337,6 +337,15 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: HTTPException):
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path with GET and POST routes needs both
+            from starlette.routing import Match
+
+            methods = set()
+            for route in app.router.routes:
+                if route.matches(request.scope)[0] != Match.NONE and getattr(route, "methods", None):
+                    methods |= set(route.methods)
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
         if request.url.path.startswith("/api") or request.url.path.startswith("/openapi"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         return page(request, "error.html", status_code=exc.status_code, message=exc.detail,
