@@ -1,0 +1,194 @@
+"""DQN: replay buffer episode boundaries, epsilon schedule, target sync, the course's dqn.yml, a CartPole run."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deeprl.algos import dqn
+from deeprl.buffers import FrameReplayBuffer, ReplayBuffer
+from deeprl.errors import UserError
+
+COURSE_YML = Path(__file__).parent / "data" / "dqn.yml"
+
+
+# -- replay buffer -------------------------------------------------------------------------------------------------
+
+def _frame(ep, t):
+    f = np.zeros((2, 2), np.uint8)
+    f[0, 0], f[0, 1] = ep % 256, min(t, 255)
+    return f
+
+
+def _fill(buffer, n_envs, steps, seed, p_term=0.1, p_trunc=0.05):
+    """Feed episodes whose frames say (episode id, step) to a buffer, as a FrameStackObservation env would."""
+    rng = np.random.default_rng(seed)
+    eps = list(range(0, 100 * n_envs, 100))
+    t = [0] * n_envs
+    stacks = [[_frame(e, 0)] * 4 for e in eps]
+    for step in range(steps):
+        obs = np.stack([np.stack(s) for s in stacks])
+        term = rng.random(n_envs) < p_term
+        trunc = (rng.random(n_envs) < p_trunc) & ~term
+        nxt = []
+        for i in range(n_envs):
+            t[i] += 1
+            nxt.append(stacks[i][1:] + [_frame(eps[i], t[i])])
+        buffer.add(obs, np.full(n_envs, step), np.ones(n_envs), np.stack([np.stack(s) for s in nxt]), term, trunc)
+        for i in range(n_envs):
+            if term[i] or trunc[i]:
+                eps[i] += 1
+                t[i] = 0
+                stacks[i] = [_frame(eps[i], 0)] * 4
+            else:
+                stacks[i] = nxt[i]
+
+
+@pytest.mark.parametrize("n_envs,steps", [(1, 30), (2, 200), (3, 1000)])
+def test_frame_buffer_never_mixes_episodes(n_envs, steps):
+    b = FrameReplayBuffer(60, n_envs, (4, 2, 2))
+    _fill(b, n_envs, steps, seed=n_envs)
+    d = b.sample(4000, np.random.default_rng(0))
+    ep, t = d["obs"][:, :, 0, 0].astype(int), d["obs"][:, :, 0, 1].astype(int)
+    nep, nt = d["next_obs"][:, :, 0, 0].astype(int), d["next_obs"][:, :, 0, 1].astype(int)
+    assert (ep == ep[:, -1:]).all()  # one episode per stacked observation
+    # consecutive steps, padded at the start with the episode's first frame (step 0), as the env's stack at reset
+    step = np.diff(t, axis=1)
+    assert ((step == 1) | ((step == 0) & (t[:, :-1] == 0))).all()
+    assert (t[:, -1] - t[:, 0] == np.minimum(t[:, -1], 3)).all()
+    go_on = ~d["terminated"]
+    assert (nep[go_on] == ep[go_on][:, -1:]).all() and (nt[go_on][:, -1] == t[go_on][:, -1] + 1).all()
+    assert (d["next_obs"][:, :-1] == d["obs"][:, 1:]).all()
+
+
+def test_frame_buffer_stores_each_frame_once():
+    b = FrameReplayBuffer(100_000, 1, (4, 84, 84))
+    assert b.frames.nbytes == 100_000 * 84 * 84
+    total = sum(a.nbytes for a in b.arrays().values())
+    assert total < 0.75e9
+
+
+def test_buffer_save_and_load_roundtrip(tmp_path):
+    b = FrameReplayBuffer(40, 2, (4, 2, 2))
+    _fill(b, 2, 100, seed=3, p_trunc=0.2)
+    b.save(tmp_path / "rb.safetensors")
+    b2 = FrameReplayBuffer(40, 2, (4, 2, 2))
+    b2.load(tmp_path / "rb.safetensors")
+    assert b2.pos == b.pos and b2.full == b.full and b2.final.keys() == b.final.keys()
+    d1, d2 = b.sample(50, np.random.default_rng(1)), b2.sample(50, np.random.default_rng(1))
+    assert all((d1[k] == d2[k]).all() for k in d1)
+    with pytest.raises(UserError):
+        FrameReplayBuffer(80, 2, (4, 2, 2)).load(tmp_path / "rb.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00junk!")
+    with pytest.raises(UserError):
+        b2.load(tmp_path / "bad.safetensors")
+
+
+def test_vector_buffer_keeps_true_next_obs():
+    b = ReplayBuffer(10, 2, (3,))
+    for i in range(12):
+        b.add(np.full((2, 3), i), np.array([0, 1]), np.zeros(2), np.full((2, 3), i + 0.5), np.zeros(2, bool),
+              np.zeros(2, bool))
+    d = b.sample(20, np.random.default_rng(0))
+    assert (d["next_obs"] - d["obs"] == 0.5).all() and len(b) == 10
+
+
+# -- schedule, network, hyperparameters ----------------------------------------------------------------------------
+
+def test_epsilon_schedule_is_sb3_linear():
+    hp = {"n_timesteps": 1000, "exploration_fraction": 0.1, "exploration_initial_eps": 1.0,
+          "exploration_final_eps": 0.01}
+    assert dqn.epsilon(0, hp) == 1.0
+    assert dqn.epsilon(50, hp) == pytest.approx(0.505)
+    assert dqn.epsilon(100, hp) == pytest.approx(0.01)
+    assert dqn.epsilon(900, hp) == 0.01
+
+
+def test_target_network_sync_and_dueling_head():
+    import torch
+
+    policy = {"kind": "mlp", "obs_shape": [4], "n_actions": 3, "net_arch": [8], "dueling": True}
+    q, target = dqn.build_qnet(policy), dqn.build_qnet(policy)
+    x = torch.randn(5, 4)
+    assert not torch.allclose(q(x), target(x))
+    target.load_state_dict(q.state_dict())
+    assert torch.equal(q(x), target(x))
+    cnn = dqn.build_qnet({"kind": "cnn", "obs_shape": [4, 84, 84], "n_actions": 6, "net_arch": [], "dueling": False})
+    assert cnn(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
+
+
+def test_course_dqn_yml_parses():
+    from deeprl.train import merge_hyperparams
+
+    hp = merge_hyperparams("dqn", dqn, "SpaceInvadersNoFrameskip-v4", "SpaceInvadersNoFrameskip-v4",
+                           str(COURSE_YML), {}, None)
+    assert hp["n_timesteps"] == 10_000_000 and isinstance(hp["n_timesteps"], int)
+    assert hp["buffer_size"] == 100_000 and hp["learning_rate"] == 1e-4 and hp["exploration_final_eps"] == 0.01
+    checked = dqn.check_hyperparams(hp, is_atari=True)
+    assert checked["train_freq"] == 4 and checked["learning_starts"] == 100_000
+    with pytest.raises(UserError, match="for Atari games"):
+        dqn.check_hyperparams(hp, is_atari=False)
+    with pytest.raises(UserError, match="not a hyperparameter"):
+        merge_hyperparams("dqn", dqn, "CartPole-v1", "CartPole-v1", None, {"exploraton_fraction": 0.1}, None)
+
+
+def test_rl_zoo_policy_kwargs_and_train_freq_forms():
+    hp = dict(dqn.DEFAULTS, policy_kwargs="dict(net_arch=[256, 256])", train_freq=[4, "step"],
+              learning_rate="lin_1e-3")
+    checked = dqn.check_hyperparams(hp, is_atari=False)
+    assert checked["net_arch"] == [256, 256] and checked["train_freq"] == 4
+    assert dqn.learning_rate_at(checked["learning_rate"], 0.5) == pytest.approx(5e-4)
+    with pytest.raises(UserError):
+        dqn.check_hyperparams(dict(hp, policy_kwargs="__import__('os').system('true')"), is_atari=False)
+
+
+# -- training ------------------------------------------------------------------------------------------------------
+
+# RL-Zoo's CartPole settings, shrunk: 8k steps and 3.7k updates of a small MLP
+FAST = ["n_timesteps:8000", "learning_starts:500", "train_freq:64", "gradient_steps:32", "batch_size:64",
+        "learning_rate:2.3e-3", "target_update_interval:10", "exploration_fraction:0.2",
+        "exploration_final_eps:0.04", "net_arch:[64,64]", "buffer_size:10000"]
+
+
+def _train(tmp_path, extra=(), resume=False, seed=3):
+    from deeprl.train import parse_overrides, train
+
+    return train("dqn", "CartPole-v1", overrides=parse_overrides(FAST + list(extra)), seed=seed,
+                 log_folder=tmp_path, resume=resume, device="cpu", show_progress=False)
+
+
+def test_short_cartpole_run_improves_and_loads(tmp_path):
+    from deeprl.agent import load_agent
+    from deeprl.evaluation import evaluate
+
+    run = _train(tmp_path)
+    agent = load_agent(run.run_dir)
+    trained = evaluate(agent, n_eval_episodes=5)["mean_reward"]
+    untrained = dqn.load_agent(agent.config, {f"q.{k}": v.detach().numpy() for k, v in
+                                              dqn.build_qnet(agent.policy).state_dict().items()})
+    before = evaluate(untrained, n_eval_episodes=5)["mean_reward"]
+    assert trained > max(2 * before, 60), (trained, before)
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["hyperparams"]["batch_size"] == 64 and config["trained"]["timesteps"] == 8000
+    lines = (run.run_dir / "episodes.csv").read_text().splitlines()
+    assert lines[0] == "timesteps,return,length,seconds" and len(lines) > 10
+
+
+def test_same_seed_same_weights_and_replay_buffer_resume(tmp_path):
+    from deeprl.modelio import read_tensors
+
+    extra = ["n_timesteps:1500", "checkpoint_freq:1000"]
+    a = _train(tmp_path / "a", extra + ["save_replay_buffer:true"])
+    b = _train(tmp_path / "b", extra)
+    wa, _ = read_tensors(a.run_dir / "model.safetensors")
+    wb, _ = read_tensors(b.run_dir / "model.safetensors")
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert (a.run_dir / dqn.REPLAY_FILE).exists() and not (b.run_dir / dqn.REPLAY_FILE).exists()
+    from deeprl.train import train
+
+    resumed = train("dqn", "CartPole-v1", seed=3, log_folder=tmp_path / "a", resume=True, n_timesteps=2000,
+                    device="cpu", show_progress=False)
+    assert resumed.run_dir == a.run_dir
+    config = json.loads((a.run_dir / "config.json").read_text())
+    assert config["trained"]["timesteps"] == 2000
