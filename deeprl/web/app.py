@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from deeprl import db
 from deeprl.errors import UserError
@@ -355,8 +356,8 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
 
     def board(env: str, page_no: int, per_page: int, sort: str, order: str | None, user: str | None) -> dict:
         with db.session(url) as s:
-            known = {e["env"]: e for e in lb.env_summaries(s, hub=hub)}
-            if env not in known and not _registry_has(env):
+            if not _registry_has(env) and s.scalar(select(db.Evaluation.id).where(db.Evaluation.env == env)
+                                                   .limit(1)) is None:
                 raise HTTPException(404, f"No leaderboard for '{env}'.")
             rows, total = lb.ranking(s, env, hub=hub, user=user or None, sort=sort, order=order,
                                      offset=(page_no - 1) * per_page, limit=per_page)
