@@ -260,7 +260,8 @@ def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) ->
     started = time.perf_counter()
     report = IndexReport(hub=hub)
     hub_obj = get_hub(hub)
-    models = hub_obj.list_models()
+    # the real Hub holds every kind of model: take those tagged as RL agents; every repo in the local hub is one
+    models = hub_obj.list_models(tag="reinforcement-learning" if hub == "hf" else None)
     report.listed = len(models)
     seen: set[str] = set()
     for info in models:

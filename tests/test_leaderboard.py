@@ -119,3 +119,26 @@ def test_leaderboard_command_indexes_then_prints(good_hub, cli):
     assert text.returncode == 0 and "alice/q-FrozenLake" in text.stdout and "1.00 +/- 0.00" in text.stdout
     bad = cli("leaderboard", "--env", "Taxi-v9", "--no-index")
     assert bad.returncode == 2 and "Taxi-v3" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_index_the_hf_hub_through_the_standin(tmp_path, monkeypatch):
+    from deeprl.hub import push_model
+    from hf_standin import StandIn
+    from test_hub_hf import _point_at
+
+    with StandIn(token="hf_standin_token") as standin:
+        _point_at(monkeypatch, tmp_path, standin.url)
+        push_model(train_frozenlake(tmp_path), "alice/q-lake", hub="hf", record_video=False)
+        report = index("hf", timeout_s=120)
+        assert (report.listed, report.evaluated, report.errors) == (1, 1, [])
+        board = leaderboard("FrozenLake-v1-4x4-no_slippery", hub="hf")
+        assert [(r["repo_id"], r["result"]) for r in board["rows"]] == [("alice/q-lake", 1.0)]
+        assert leaderboard(hub="local")["rows"] == []  # each hub has its own board
+
+
+def test_evaluation_child_has_a_memory_limit(good_hub):
+    from deeprl.hub import resolve_repo
+    from deeprl.leaderboard import evaluate_folder
+
+    out = evaluate_folder(resolve_repo("alice/q-FrozenLake"), memory_mb=40)  # too little even to start Python
+    assert "error" in out and "mean_reward" not in out
