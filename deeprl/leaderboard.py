@@ -146,11 +146,16 @@ def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memor
             sig = -proc.returncode
             why = {9: "killed", 24: "over its CPU time limit", 11: "crashed (segmentation fault)"}.get(sig, "killed")
             return {"error": f"the evaluation was {why} (signal {sig}); memory limit {memory_mb} MiB"}
-        if "MemoryError" in text_err:
+        if any(s in text_err for s in ("MemoryError", "Cannot allocate memory", "failed to map segment",
+                                        "bad_alloc", "out of memory")):
             return {"error": f"the evaluation ran out of memory (limit {memory_mb} MiB)"}
         lines = [ln for ln in text_err.splitlines() if ln.strip() and not ln.startswith("note:")]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        return {"error": reason.removeprefix("deeprl: error: ").removeprefix("deeprl: ")}
+        # the CLI's own one-sentence error when there is one, else the last line it printed
+        ours = [ln for ln in lines if ln.startswith("deeprl: ")]
+        reason = (ours or lines or [f"exit status {proc.returncode}"])[-1]
+        reason = reason.removeprefix("deeprl: error: ").removeprefix("deeprl: ")
+        return {"error": reason.removesuffix(" (set DEEPRL_DEBUG=1 for the traceback).").strip()
+                or f"the evaluation failed (exit status {proc.returncode})"}
     for line in reversed(out.decode(errors="replace").splitlines()):
         line = line.strip()
         if line.startswith("{"):

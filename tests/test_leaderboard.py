@@ -141,4 +141,4 @@ def test_evaluation_child_has_a_memory_limit(good_hub):
     from deeprl.leaderboard import evaluate_folder
 
     out = evaluate_folder(resolve_repo("alice/q-FrozenLake"), memory_mb=40)  # too little even to start Python
-    assert "error" in out and "mean_reward" not in out
+    assert out == {"error": "the evaluation ran out of memory (limit 40 MiB)"}
