@@ -62,7 +62,9 @@ def to_numpy(tensors: dict) -> dict[str, np.ndarray]:
     for k, v in tensors.items():
         if hasattr(v, "detach"):  # torch tensor
             v = v.detach().cpu().contiguous().numpy()
-        out[k] = np.ascontiguousarray(v)
+        v = np.asarray(v)
+        # np.ascontiguousarray turns a 0-d array into shape (1,); scalars (counts) must keep their shape
+        out[k] = v if v.flags.c_contiguous else np.ascontiguousarray(v)
     return out
 
 
