@@ -1,0 +1,221 @@
+"""On-policy experience: rollout storage with GAE, and collection over a Gymnasium vector env.
+
+Conventions (one place, so PPO and A2C agree):
+- step t of env i stores obs[t, i] (normalized, what the policy saw), actions, values = V(obs[t]), log_probs,
+  rewards[t, i] (normalized when reward normalization is on) and dones[t, i] = the episode ended with that step
+  (terminated or truncated); obs[t + 1, i] is then already the next episode's first observation (autoreset
+  SAME_STEP).
+- truncation is not termination: when a time limit cuts an episode, the value of its real last observation
+  (info["final_obs"]) is folded into the reward, r + gamma * V(s_final), so the episode end masks only what
+  lies beyond it (Pardo et al. 2018; SB3 does the same).
+- everything lives in preallocated numpy arrays; torch sees the rollout once per update, flattened.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import numpy as np
+import torch
+
+from deeprl.policies import obs_to_tensor
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
+                gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalized advantage estimation (Schulman et al. 2016) over [T, N] arrays.
+
+    delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t);  A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
+    Returns (advantages, returns = advantages + values): the value targets are TD(lambda) returns.
+    """
+    T = rewards.shape[0]
+    adv = np.zeros_like(rewards, dtype=np.float32)
+    not_done = 1.0 - dones.astype(np.float32)
+    last = np.zeros(rewards.shape[1:], np.float32)
+    next_values = np.asarray(last_values, np.float32)
+    for t in range(T - 1, -1, -1):
+        delta = rewards[t] + gamma * next_values * not_done[t] - values[t]
+        last = delta + gamma * gae_lambda * not_done[t] * last
+        adv[t] = last
+        next_values = values[t]
+    return adv, adv + values
+
+
+def _alloc_obs(space, lead: tuple):
+    if hasattr(space, "spaces") and isinstance(space.spaces, dict):
+        return {k: _alloc_obs(s, lead) for k, s in space.spaces.items()}
+    if type(space).__name__ == "Discrete":
+        return np.zeros(lead, np.int64)
+    dtype = space.dtype if np.issubdtype(space.dtype, np.integer) else np.float32
+    return np.zeros(lead + tuple(space.shape), dtype)
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return x.reshape((-1,) + x.shape[2:])
+
+
+class RolloutBuffer:
+    """[n_steps, n_envs] arrays for one rollout, then advantages and returns, then minibatches as tensors."""
+
+    def __init__(self, n_steps: int, n_envs: int, obs_space, action_space, device: str | torch.device = "cpu"):
+        self.n_steps, self.n_envs, self.device = n_steps, n_envs, torch.device(device)
+        lead = (n_steps, n_envs)
+        self.obs = _alloc_obs(obs_space, lead)
+        if type(action_space).__name__ == "Discrete":
+            self.actions = np.zeros(lead, np.int64)
+        else:
+            self.actions = np.zeros(lead + tuple(action_space.shape), np.float32)
+        self.rewards = np.zeros(lead, np.float32)
+        self.values = np.zeros(lead, np.float32)
+        self.log_probs = np.zeros(lead, np.float32)
+        self.dones = np.zeros(lead, bool)
+        self.advantages = self.returns = None
+
+    def store_obs(self, t: int, obs) -> None:
+        if isinstance(self.obs, dict):
+            for k, v in obs.items():
+                self.obs[k][t] = v
+        else:
+            self.obs[t] = obs
+
+    def compute_returns_and_advantage(self, last_values: np.ndarray, gamma: float, gae_lambda: float) -> None:
+        self.advantages, self.returns = compute_gae(self.rewards, self.values, self.dones, last_values, gamma,
+                                                    gae_lambda)
+
+    def tensors(self) -> dict:
+        """The whole rollout flattened to [n_steps * n_envs, ...] tensors on the training device."""
+        dev = self.device
+
+        def t(x):
+            return torch.from_numpy(np.ascontiguousarray(_flat(x))).to(dev)
+
+        obs = {k: t(v) for k, v in self.obs.items()} if isinstance(self.obs, dict) else t(self.obs)
+        return {"obs": obs, "actions": t(self.actions), "values": t(self.values), "log_probs": t(self.log_probs),
+                "advantages": t(self.advantages), "returns": t(self.returns)}
+
+
+def index_batch(data: dict, idx: torch.Tensor) -> dict:
+    out = {}
+    for k, v in data.items():
+        out[k] = {kk: vv[idx] for kk, vv in v.items()} if isinstance(v, dict) else v[idx]
+    return out
+
+
+class EpisodeStats:
+    """Raw (unnormalized) episode returns and lengths as they finish, over a vector of envs."""
+
+    def __init__(self, n_envs: int, window: int = 100):
+        self.ret = np.zeros(n_envs, np.float64)
+        self.len = np.zeros(n_envs, np.int64)
+        self.recent_returns: collections.deque = collections.deque(maxlen=window)
+        self.recent_lengths: collections.deque = collections.deque(maxlen=window)
+        self.episodes = 0
+        self.new: list[tuple[float, int]] = []  # finished since the last drain(), for TensorBoard
+
+    def step(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self.ret += reward
+        self.len += 1
+        if done.any():
+            for i in np.flatnonzero(done):
+                r, n = float(self.ret[i]), int(self.len[i])
+                self.recent_returns.append(r)
+                self.recent_lengths.append(n)
+                self.new.append((r, n))
+            self.episodes += int(done.sum())
+            self.ret[done] = 0.0
+            self.len[done] = 0
+
+    def mean_return(self) -> float | None:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else None
+
+    def mean_length(self) -> float | None:
+        return float(np.mean(self.recent_lengths)) if self.recent_lengths else None
+
+    def drain(self) -> list[tuple[float, int]]:
+        out, self.new = self.new, []
+        return out
+
+
+class Collector:
+    """Steps a SAME_STEP-autoreset vector env with an actor-critic and fills a RolloutBuffer.
+
+    Keeps the current (normalized) observation between rollouts, the episode statistics and the env-step count.
+    `normalizer` may be None. The policy runs under torch.inference_mode on `device`.
+    """
+
+    def __init__(self, venv, normalizer=None, *, gamma: float = 0.99, device: str | torch.device = "cpu",
+                 seed: int | None = None):
+        self.venv, self.normalizer, self.gamma, self.device = venv, normalizer, gamma, torch.device(device)
+        self.n_envs = venv.num_envs
+        self.stats = EpisodeStats(self.n_envs)
+        space = venv.single_action_space
+        self.discrete = type(space).__name__ == "Discrete"
+        if not self.discrete:
+            self.low, self.high = space.low, space.high
+        obs, _ = venv.reset(seed=seed) if seed is not None else venv.reset()
+        self.obs = self._norm_obs(obs)
+        self.env_time = 0.0  # seconds inside venv.step, for the throughput report
+
+    def _norm_obs(self, obs, update: bool = True):
+        return self.normalizer.obs(obs, update=update) if self.normalizer is not None else obs
+
+    def _env_action(self, action: np.ndarray) -> np.ndarray:
+        return action if self.discrete else np.clip(action, self.low, self.high)
+
+    def collect(self, policy, buffer: RolloutBuffer) -> int:
+        """Fill `buffer` with buffer.n_steps vector steps; returns the env steps taken. Computes no advantages:
+        call `last_values(policy)` then buffer.compute_returns_and_advantage."""
+        venv, norm, stats, dev = self.venv, self.normalizer, self.stats, self.device
+        for t in range(buffer.n_steps):
+            with torch.inference_mode():
+                action, value, logp = policy.act(obs_to_tensor(self.obs, dev))
+            action, value, logp = action.cpu().numpy(), value.cpu().numpy(), logp.cpu().numpy()
+            t0 = time.perf_counter()
+            next_obs, reward, terminated, truncated, info = venv.step(self._env_action(action))
+            self.env_time += time.perf_counter() - t0
+            done = terminated | truncated
+            stats.step(reward, done)
+            reward = np.asarray(reward, np.float32)
+            if norm is not None:
+                reward = norm.reward(reward, done)
+            trunc = truncated & ~terminated
+            if trunc.any():
+                reward = reward + self.gamma * self._final_values(policy, info, trunc)
+            buffer.store_obs(t, self.obs)
+            buffer.actions[t] = action
+            buffer.values[t] = value
+            buffer.log_probs[t] = logp
+            buffer.rewards[t] = reward
+            buffer.dones[t] = done
+            self.obs = self._norm_obs(next_obs)
+        return buffer.n_steps * self.n_envs
+
+    def _final_values(self, policy, info: dict, trunc: np.ndarray) -> np.ndarray:
+        """V(real last observation) for the envs a time limit cut, zero elsewhere."""
+        idx = np.flatnonzero(trunc)
+        final = info["final_obs"]
+        if isinstance(final[idx[0]], dict):
+            batch = {k: np.stack([final[i][k] for i in idx]) for k in final[idx[0]]}
+        else:
+            batch = np.stack([final[i] for i in idx])
+        batch = self._norm_obs(batch, update=False)
+        with torch.inference_mode():
+            v = policy.value(obs_to_tensor(batch, self.device)).cpu().numpy()
+        out = np.zeros(self.n_envs, np.float32)
+        out[idx] = v
+        return out
+
+    def last_values(self, policy) -> np.ndarray:
+        with torch.inference_mode():
+            return policy.value(obs_to_tensor(self.obs, self.device)).cpu().numpy()
+
+    # checkpoints ---------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"episodes": self.stats.episodes, "recent_returns": list(self.stats.recent_returns),
+                "recent_lengths": list(self.stats.recent_lengths)}
+
+    def load_state(self, state: dict) -> None:
+        self.stats.episodes = int(state.get("episodes", 0))
+        self.stats.recent_returns.extend(state.get("recent_returns", []))
+        self.stats.recent_lengths.extend(state.get("recent_lengths", []))
