@@ -12,6 +12,7 @@ import math
 import mimetypes
 import re
 import threading
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -312,14 +313,18 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
     from deeprl import leaderboard as lb
     from deeprl.certification import certificate_bytes, certificate_filename, missing_sentence, progress
 
-    app = FastAPI(title="deeprl leaderboard", version=_version(),
+    @asynccontextmanager
+    async def lifespan(_app):
+        if index_on_start:  # so a fresh server shows the latest pushes without a click
+            app.state.refresher.start()
+        yield
+
+    app = FastAPI(title="deeprl leaderboard", version=_version(), lifespan=lifespan,
                   description="Verified Deep RL Course leaderboards, model pages and certification progress. "
                               "Every figure is re-measured by the course protocol, never copied from a card.")
     app.state.hub, app.state.url = hub, url
     app.state.refresher = refresher = Refresher(hub, url, index_kwargs)
     db.get_engine(url)  # create tables before the first request
-    if index_on_start:
-        app.router.on_startup.append(refresher.start)
 
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["t"] = fmt_time
