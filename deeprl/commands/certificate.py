@@ -1,7 +1,7 @@
 def add_parser(sub):
     from deeprl.commands.index import add_index_options
 
-    p = sub.add_parser("certificate", help="write the course certificate (PDF and PNG) once 80 % is passed")
+    p = sub.add_parser("certificate", help="write the course certificate (PDF and PNG) once 80 %% is passed")
     p.add_argument("user", help="hub username")
     p.add_argument("--first-name", required=True)
     p.add_argument("--last-name", required=True)
