@@ -165,3 +165,19 @@ def test_serve_binds_loopback_by_default():
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+def test_commands_help_and_busy_port(capsys):
+    import socket
+
+    from deeprl.cli import build_parser, main
+
+    for name in ("leaderboard", "index", "progress", "certificate", "serve"):
+        with pytest.raises(SystemExit) as done:
+            build_parser().parse_args([name, "--help"])
+        assert done.value.code == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve", "--port", str(busy.getsockname()[1]), "--no-index"]) == 2
+    assert "Cannot listen on 127.0.0.1" in capsys.readouterr().err

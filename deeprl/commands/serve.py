@@ -20,6 +20,16 @@ def run(args):
 
     from deeprl.web import create_app
 
+    import socket
+
+    try:  # uvicorn logs a failed bind and exits 1; say it in one sentence before building anything
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as exc:
+        raise UserError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+                        "pick another --port or --host.") from None
     app = create_app(hub=hub, index_on_start=not args.no_index)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: serving on {args.host}: other machines can reach this server.", file=sys.stderr)
