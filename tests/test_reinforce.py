@@ -57,11 +57,11 @@ def _train(tmp_path, episodes, seed=0, **over):
 def test_short_cartpole_run_improves_its_return(tmp_path):
     untrained = _train(tmp_path / "a", 1)
     before = evaluate(load_agent(untrained.run_dir))["mean_reward"]
-    trained = _train(tmp_path / "b", 150)
+    trained = _train(tmp_path / "b", 60)
     after = evaluate(load_agent(trained.run_dir))["mean_reward"]
     assert after > max(2 * before, 60), (before, after)
     config = json.loads((trained.run_dir / "config.json").read_text())
-    assert config["trained"]["episodes"] == 150 and config["policy"]["hidden_sizes"] == [16]
+    assert config["trained"]["episodes"] == 60 and config["policy"]["hidden_sizes"] == [16]
     assert config["hyperparams"]["learning_rate"] == 1e-2 and config["hyperparams"]["gamma"] == 1.0
 
 
