@@ -25,33 +25,27 @@ import numpy as np
 from deeprl.errors import UserError
 
 DEFAULTS = {
+    # SB3's A2C defaults (the course's Unit 6 uses them as they are); hyperparams/a2c.yml holds per-env settings
     "n_timesteps": 1_000_000,
-    "n_envs": 4,
+    "n_envs": 1,
     "n_steps": 5,
-    "learning_rate": 7e-4,
-    "lr_schedule": "constant",  # constant | linear (to 0 at n_timesteps, SB3's linear_schedule)
+    "learning_rate": 7e-4,  # or RL-Zoo's "lin_X": X * (1 - progress)
     "gamma": 0.99,
-    "gae_lambda": 1.0,  # 1.0 = n-step returns
+    "gae_lambda": 1.0,  # 1.0: n-step returns
     "ent_coef": 0.0,
     "vf_coef": 0.5,
     "max_grad_norm": 0.5,
-    "optimizer": "rmsprop",  # rmsprop | adam
+    "optimizer": "rmsprop",  # rmsprop (SB3's use_rms_prop=True) | adam
     "rms_prop_alpha": 0.99,
     "rms_prop_eps": 1e-5,
     "normalize_advantage": False,
-    "net_arch": [64, 64],  # separate actor and critic trunks of these sizes (SB3's default for A2C)
-    "activation": "tanh",
-    "log_std_init": 0.0,
-    "ortho_init": True,
-    "policy_kwargs": None,  # RL-Zoo's form, e.g. "dict(log_std_init=-2, ortho_init=False)"; wins over the above
-    "normalize_obs": False,
-    "normalize_reward": False,
-    "clip_obs": 10.0,
-    "clip_reward": 10.0,
-    "normalize": None,  # RL-Zoo's form (true, or "dict(norm_obs=True, norm_reward=False)"); wins over the above
-    "vectorization": "sync",  # sync | async (one process per env)
+    "policy_kwargs": None,  # {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn, log_std_init, ortho_init}
+    "normalize": False,  # VecNormalize: true, or {norm_obs: true, norm_reward: true, clip_obs: 10, ...}
+    # ours
+    "vectorization": "auto",  # auto (native where it exists), sync or async (one process per env)
     "checkpoint_every": 100_000,  # env steps
     "log_every": 2_000,  # env steps between TensorBoard points
+    "torch_threads": 1,  # 64-unit networks run fastest on one thread; the other core steps envs
 }
 TAGS = ["a2c", "custom-implementation"]
 
@@ -60,51 +54,20 @@ TAGS = ["a2c", "custom-implementation"]
 def _check_hp(hp: dict) -> None:
     if hp["optimizer"] not in ("rmsprop", "adam"):
         raise UserError(f"optimizer must be rmsprop or adam, not {hp['optimizer']!r}.")
-    if hp["lr_schedule"] not in ("constant", "linear"):
-        raise UserError(f"lr_schedule must be constant or linear, not {hp['lr_schedule']!r}.")
     for key in ("n_envs", "n_steps", "n_timesteps"):
-        if not isinstance(hp[key], int) or hp[key] < 1:
+        if not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1:
             raise UserError(f"{key} must be a whole number of at least 1, not {hp[key]!r}.")
     if not (0.0 <= float(hp["gae_lambda"]) <= 1.0 and 0.0 <= float(hp["gamma"]) <= 1.0):
         raise UserError("gamma and gae_lambda must lie between 0 and 1.")
-    if not float(hp["learning_rate"]) > 0:
-        raise UserError(f"learning_rate must be positive, not {hp['learning_rate']!r}.")
 
 
-def normalize_settings(hp: dict) -> dict:
-    """The normalizer's settings: the explicit keys, overridden by RL-Zoo's `normalize` when given."""
-    from deeprl.normalize import parse_normalize
-
-    out = {"norm_obs": bool(hp["normalize_obs"]), "norm_reward": bool(hp["normalize_reward"]),
-           "clip_obs": float(hp["clip_obs"]), "clip_reward": float(hp["clip_reward"]), "gamma": float(hp["gamma"])}
-    if hp.get("normalize") is not None:
-        out.update(parse_normalize(hp["normalize"]))
-    return out
-
-
-def policy_settings(hp: dict) -> dict:
-    from deeprl.policies import parse_policy_kwargs
-
-    given = {"net_arch": list(hp["net_arch"]), "activation_fn": hp["activation"], "ortho_init": hp["ortho_init"],
-             "log_std_init": hp["log_std_init"]}
-    if hp.get("policy_kwargs") is not None:
-        extra = hp["policy_kwargs"]
-        if isinstance(extra, str):
-            from deeprl.policies import parse_call_kwargs
-
-            extra = parse_call_kwargs(extra, "policy_kwargs")
-        given.update(extra if isinstance(extra, dict) else {"policy_kwargs": extra})
-    return parse_policy_kwargs(given)
-
-
-def make_optimizer(params, hp: dict):
+def make_optimizer(params, hp: dict, lr: float):
     import torch
 
     if hp["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=hp["learning_rate"], eps=1e-5)
+        return torch.optim.Adam(params, lr=lr, eps=1e-5)
     # SB3's A2C default: torch's RMSprop with alpha 0.99, eps 1e-5, no weight decay
-    return torch.optim.RMSprop(params, lr=hp["learning_rate"], alpha=hp["rms_prop_alpha"], eps=hp["rms_prop_eps"],
-                               weight_decay=0.0)
+    return torch.optim.RMSprop(params, lr=lr, alpha=hp["rms_prop_alpha"], eps=hp["rms_prop_eps"], weight_decay=0.0)
 
 
 def a2c_loss(policy, batch: dict, hp: dict):
@@ -129,15 +92,18 @@ def train(run, callback=None) -> None:
 
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
     from deeprl.envs.vector import make_vec_env
-    from deeprl.normalize import Normalizer
-    from deeprl.policies import ActorCritic, describe_space, load_policy_tensors, policy_tensors
+    from deeprl.algos.ppo import explained_variance, schedule
+    from deeprl.normalize import Normalizer, parse_normalize
+    from deeprl.policies import build_policy, describe_space, load_policy_tensors, parse_policy_kwargs, policy_tensors
     from deeprl.rollout import Collector, RolloutBuffer
 
     hp = run.hyperparams
     _check_hp(hp)
-    torch.set_num_threads(1)  # 64-unit networks: one thread is fastest, and leaves the other core to the envs
+    if hp["torch_threads"]:
+        torch.set_num_threads(int(hp["torch_threads"]))
     n_envs, n_steps, total = hp["n_envs"], hp["n_steps"], int(hp["n_timesteps"])
-    pkw, nkw = policy_settings(hp), normalize_settings(hp)
+    lr_at = schedule(hp["learning_rate"], "learning_rate")
+    pkw, nkw = parse_policy_kwargs(hp["policy_kwargs"]), {"gamma": hp["gamma"], **parse_normalize(hp["normalize"])}
     steps, updates, state = 0, 0, {}
     if run.resumed:
         tensors, state = run.resumed
@@ -145,9 +111,8 @@ def train(run, callback=None) -> None:
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed, env_kwargs=run.env_kwargs,
                         vectorization=hp["vectorization"])
     obs_space, act_space = venv.single_observation_space, venv.single_action_space
-    policy = ActorCritic(obs_space, act_space, pkw["net_arch"], pkw["activation"], pkw["ortho_init"],
-                         pkw["log_std_init"]).to(run.device)
-    opt = make_optimizer(policy.parameters(), hp)
+    policy = build_policy(obs_space, act_space, pkw).to(run.device)
+    opt = make_optimizer(policy.parameters(), hp, lr_at(1.0))
     norm = Normalizer(obs_space, n_envs=n_envs, **nkw)
     rng = np.random.default_rng(run.seed)
     if run.resumed:
@@ -188,17 +153,15 @@ def train(run, callback=None) -> None:
     writer = run.writer()
     progress = run.progress(total, "steps", initial=steps)
     next_ckpt, next_log = steps + int(hp["checkpoint_every"]), steps + int(hp["log_every"])
-    lr0, t0, steps0 = float(hp["learning_rate"]), time.perf_counter(), steps
+    t0, steps0 = time.perf_counter(), steps
     try:
         while steps < total:
-            if hp["lr_schedule"] == "linear":
-                for g in opt.param_groups:
-                    g["lr"] = lr0 * max(0.0, 1.0 - steps / total)
-            policy.eval()
             steps += collector.collect(policy, buffer)
+            lr = lr_at(max(0.0, 1.0 - steps / total))  # SB3: progress_remaining after collecting
+            for g in opt.param_groups:
+                g["lr"] = lr
             buffer.compute_returns_and_advantage(collector.last_values(policy), float(hp["gamma"]),
                                                  float(hp["gae_lambda"]))
-            policy.train()
             loss, stats = a2c_loss(policy, buffer.tensors(), hp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -211,6 +174,9 @@ def train(run, callback=None) -> None:
                 next_log += int(hp["log_every"])
                 for k, v in stats.items():
                     writer.add_scalar(f"train/{k}", v, steps)
+                writer.add_scalar("train/learning_rate", lr, steps)
+                writer.add_scalar("train/explained_variance",
+                                  explained_variance(buffer.values.ravel(), buffer.returns.ravel()), steps)
                 for r, n in collector.stats.drain():
                     writer.add_scalar("rollout/ep_rew", r, steps)
                 if mean_ret is not None:
