@@ -1,0 +1,198 @@
+"""PPO: the loss against a hand computation, the distributions against torch.distributions, a short run that
+learns, continuous actions, loading for evaluate/enjoy, and a run killed with SIGKILL that resumes."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from deeprl.agent import load_agent
+from deeprl.algos import ppo
+from deeprl.errors import UserError
+from deeprl.evaluation import evaluate
+from deeprl.train import train
+
+# RL-Zoo's CartPole-v1 settings, shrunk to a test budget
+FAST = {"n_envs": 8, "n_steps": 32, "batch_size": 256, "n_epochs": 20, "gae_lambda": 0.8, "gamma": 0.98,
+        "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2", "clip_range_vf": None,
+        "vf_coef": 0.5}
+
+
+class _Fixed:
+    """evaluate_actions returns given numbers, so the loss arithmetic can be checked by hand."""
+
+    def __init__(self, log_prob, entropy, values):
+        self.out = (torch.tensor(log_prob), torch.tensor(entropy), torch.tensor(values))
+
+    def evaluate_actions(self, obs, actions):
+        return self.out
+
+
+def test_ppo_loss_matches_hand_computation():
+    # ratios 1.5 and 0.5; advantages +1 and -1; both ratios fall outside 1 +- 0.2
+    policy = _Fixed([math.log(1.5), math.log(0.5)], [0.5, 0.7], [1.0, 2.0])
+    mb = {"obs": None, "actions": None, "log_probs": torch.zeros(2), "advantages": torch.tensor([1.0, -1.0]),
+          "values": torch.tensor([0.9, 1.0]), "returns": torch.tensor([1.5, 2.5])}
+    loss, info = ppo.ppo_loss(policy, mb, 0.2, None, 0.01, 0.5, normalize_advantage=False)
+    # policy: max(-1*1.5, -1*1.2) = -1.2 ; max(1*0.5, 1*0.8) = 0.8  -> mean -0.2
+    # value: ((1 - 1.5)^2 + (2 - 2.5)^2) / 2 = 0.25 ; entropy mean 0.6
+    assert info["policy_loss"].item() == pytest.approx(-0.2)
+    assert info["value_loss"].item() == pytest.approx(0.25)
+    assert loss.item() == pytest.approx(-0.2 - 0.01 * 0.6 + 0.5 * 0.25)
+    # approx KL = mean((r - 1) - log r); both samples clipped
+    kl = ((0.5 - math.log(1.5)) + (-0.5 - math.log(0.5))) / 2
+    assert info["approx_kl"].item() == pytest.approx(kl, rel=1e-5)
+    assert info["clip_fraction"].item() == 1.0
+    # value clipping (0.2 around the old values 0.9, 1.0): V_clip = 1.0, 1.2 -> max(0.25, 0.25), max(0.25, 1.69)
+    loss, info = ppo.ppo_loss(policy, mb, 0.2, 0.2, 0.01, 0.5, normalize_advantage=False)
+    assert info["value_loss"].item() == pytest.approx((0.25 + 1.69) / 2)
+    # advantage normalization: [1, -1] -> [1/sqrt 2, -1/sqrt 2] (unbiased std), policy loss scales with it
+    loss, info = ppo.ppo_loss(policy, mb, 0.2, None, 0.0, 0.5, normalize_advantage=True)
+    assert info["policy_loss"].item() == pytest.approx(-0.2 / math.sqrt(2), rel=1e-5)
+
+
+def test_ppo_loss_gradient_on_a_tiny_batch():
+    # one sample inside the clip range: d loss / d log_prob = -A * ratio / B ; d loss / d V = vf_coef * 2 (V - R) / B
+    lp = torch.tensor([math.log(1.1), math.log(2.0)], requires_grad=True)
+    v = torch.tensor([0.0, 1.0], requires_grad=True)
+
+    class P:
+        def evaluate_actions(self, obs, actions):
+            return lp, torch.zeros(2), v
+
+    mb = {"obs": None, "actions": None, "log_probs": torch.zeros(2), "advantages": torch.tensor([2.0, 3.0]),
+          "values": torch.zeros(2), "returns": torch.tensor([1.0, 1.0])}
+    loss, _ = ppo.ppo_loss(P(), mb, 0.2, None, 0.0, 0.5, normalize_advantage=False)
+    loss.backward()
+    # sample 0: ratio 1.1 unclipped -> -2 * 1.1 / 2 ; sample 1: ratio 2.0 clipped at 1.2 with A > 0 -> no gradient
+    torch.testing.assert_close(lp.grad, torch.tensor([-1.1, 0.0]))
+    torch.testing.assert_close(v.grad, torch.tensor([0.5 * 2 * (0.0 - 1.0) / 2, 0.0]))
+
+
+def test_distributions_match_torch_distributions():
+    import gymnasium as gym
+
+    from deeprl.policies import ActorCritic
+
+    torch.manual_seed(0)
+    obs = torch.randn(5, 3)
+    disc = ActorCritic(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4))
+    actions = torch.randint(0, 4, (5,))
+    logp, ent, _ = disc.evaluate_actions(obs, actions)
+    logits, _ = disc(obs)
+    ref = torch.distributions.Categorical(logits=logits)
+    torch.testing.assert_close(logp, ref.log_prob(actions))
+    torch.testing.assert_close(ent, ref.entropy())
+    cont = ActorCritic(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (2,)), log_std_init=-0.5)
+    actions = torch.randn(5, 2)
+    logp, ent, _ = cont.evaluate_actions(obs, actions)
+    mean, _ = cont(obs)
+    ref = torch.distributions.Normal(mean, torch.full_like(mean, math.exp(-0.5)))
+    torch.testing.assert_close(logp, ref.log_prob(actions).sum(-1))
+    torch.testing.assert_close(ent, ref.entropy().sum(-1))
+
+
+def test_short_run_on_cartpole_improves_and_loads(tmp_path):
+    before = evaluate(_untrained_agent(), env_id="CartPole-v1", n_eval_episodes=5)["mean_reward"]
+    run = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=16384, seed=0, log_folder=tmp_path,
+                show_progress=False, device="cpu")
+    agent = load_agent(run.run_dir)
+    after = evaluate(agent, n_eval_episodes=5)["mean_reward"]
+    assert after > before + 100, (before, after)
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["trained"]["timesteps"] == 16384 and config["policy"]["class"] == "ActorCritic"
+    assert list((run.run_dir / "tb").iterdir())  # TensorBoard events were written
+    # the same seed gives the same numbers
+    again = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=2048, seed=3, log_folder=tmp_path / "a",
+                  show_progress=False, device="cpu")
+    twice = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=2048, seed=3, log_folder=tmp_path / "b",
+                  show_progress=False, device="cpu")
+    from deeprl.modelio import load_model
+
+    a, b = load_model(again.run_dir)[1], load_model(twice.run_dir)[1]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def _untrained_agent():
+    import gymnasium as gym
+
+    from deeprl.policies import ActorCritic, PolicyAgent
+
+    torch.manual_seed(0)
+    policy = ActorCritic(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(2))
+    return PolicyAgent(policy, None, {"env_id": "CartPole-v1"}, gym.spaces.Discrete(2))
+
+
+def test_continuous_actions_with_normalization(tmp_path):
+    hp = {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "normalize": True,
+          "policy_kwargs": "dict(net_arch=dict(pi=[32], vf=[32]), activation_fn=nn.ReLU, log_std_init=-1)"}
+    run = train("ppo", "LunarLander-v2", env_kwargs={"continuous": True}, overrides=hp, n_timesteps=256,
+                log_folder=tmp_path, show_progress=False, device="cpu")
+    agent = load_agent(run.run_dir)
+    assert agent.normalizer is not None and not agent.normalizer.training
+    action = agent.act(np.zeros(8, np.float32))
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+    r = evaluate(agent, n_eval_episodes=1)
+    assert np.isfinite(r["mean_reward"])
+
+
+def test_wrong_env_model_fails_with_one_sentence(tmp_path):
+    run = train("ppo", "CartPole-v1", overrides={**FAST, "n_epochs": 1}, n_timesteps=256, log_folder=tmp_path,
+                show_progress=False, device="cpu")
+    config = json.loads((run.run_dir / "config.json").read_text())
+    config["env_id"] = "Acrobot-v1"
+    (run.run_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="does not fit this environment"):
+        load_agent(run.run_dir)
+
+
+def test_bad_hyperparameters_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="lin_"):
+        train("ppo", "CartPole-v1", overrides={"learning_rate": "lin_x"}, log_folder=tmp_path, show_progress=False)
+    with pytest.raises(UserError, match="policy_kwargs"):
+        train("ppo", "CartPole-v1", overrides={"policy_kwargs": {"net_arc": [64]}}, log_folder=tmp_path,
+              show_progress=False)
+
+
+def test_killed_run_resumes_with_its_counters(tmp_path):
+    """SIGKILL once the first checkpoint exists; --resume continues from its step counter and finishes."""
+    hp = ["n_envs:4", "n_steps:64", "batch_size:256", "n_epochs:1", "checkpoint_every:1"]
+    total = 40 * 256
+    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path),
+           "-n", str(total), "--device", "cpu", "--quiet", "--hyperparams", *hp]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = tmp_path / "ppo" / "CartPole-v1_1" / "checkpoint.safetensors"
+    deadline = time.monotonic() + 120
+    try:
+        while not ckpt.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    from deeprl.checkpoint import load_checkpoint
+
+    _, state = load_checkpoint(ckpt.parent)
+    assert state["timesteps"] > 0 and state["timesteps"] % 256 == 0
+    assert not (ckpt.parent / "model.safetensors").exists() or state["timesteps"] == total
+    run = train("ppo", "CartPole-v1", resume=True, log_folder=tmp_path, show_progress=False, device="cpu")
+    assert run.run_dir == ckpt.parent
+    trained = json.loads((run.run_dir / "config.json").read_text())["trained"]
+    assert trained["resumed_from"] == state["timesteps"]
+    assert trained["timesteps"] == total and trained["updates"] == total // 256
+    assert evaluate(load_agent(run.run_dir), n_eval_episodes=1)["n_eval_episodes"] == 1
+
+
+def test_resume_without_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="Nothing to resume"):
+        train("ppo", "CartPole-v1", resume=True, log_folder=tmp_path, show_progress=False)
