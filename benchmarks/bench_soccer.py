@@ -54,7 +54,9 @@ def evaluate_run(run_dir: Path, n_matches: int = 200, seed: int = 12345) -> dict
 
     agent = load_agent(run_dir)
     team = PolicyTeam(agent, "trained")
-    out = {}
+    ref = play_matches(ScriptedTeam(), RandomTeam(seed), n_matches, seed=seed)
+    print(f"reference, scripted vs random: {ref['wins']} wins, {ref['draws']} draws, {ref['losses']} losses")
+    out = {"scripted_vs_random": {k: ref[k] for k in ("wins", "draws", "losses")}}
     for name, opp in (("random", RandomTeam(seed)), ("scripted", ScriptedTeam())):
         r = play_matches(team, opp, n_matches, seed=seed)
         rate = r["wins"] / n_matches
