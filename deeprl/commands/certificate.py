@@ -21,7 +21,7 @@ def run(args):
     check_name(args.last_name, "last name")
     hub = check_hub(args.hub)
     if not args.no_index:
-        do_index(args, quiet=True)
+        do_index(args)
     p = progress(args.user, hub=hub)
     paths = write_certificate(p, args.first_name, args.last_name, args.out)  # UserError (exit 2) below 80 %
     print(f"Certificate of {p['level']} for {args.first_name} {args.last_name} ({p['passed']} of {p['total']} "

@@ -29,7 +29,7 @@ def run(args):
 
     hub = check_hub(args.hub)
     if not args.no_index:
-        report = do_index(args, quiet=True)
+        report = do_index(args, quiet=args.json)
         if report.evaluated and not args.json:
             print(report.summary(), file=sys.stderr)
     with db.session() as s:

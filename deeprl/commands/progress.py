@@ -18,7 +18,7 @@ def run(args):
     check_user(args.user)
     hub = check_hub(args.hub)
     if not args.no_index:
-        do_index(args, quiet=True)
+        do_index(args, quiet=args.json)
     p = progress(args.user, hub=hub)
     if args.json:
         print_json(p)
