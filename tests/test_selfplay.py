@@ -67,14 +67,6 @@ def test_bad_self_play_settings_are_user_errors():
         selfplay.SelfPlay(_hp(play_against_latest_model_ratio=1.5), np.random.default_rng(0))
 
 
-def test_gae_stops_at_episode_ends():
-    r = np.array([[0.0], [1.0], [0.0]])
-    v = np.zeros((3, 1))
-    d = np.array([[0.0], [1.0], [0.0]])
-    adv, ret = selfplay.gae(r, v, d, np.array([5.0]), gamma=0.5, lam=1.0)
-    assert adv[:, 0].tolist() == [0.5, 1.0, 2.5]
-
-
 def test_train_save_load_resume_and_play(tmp_path, cli):
     from deeprl.agent import load_agent
     from deeprl.checkpoint import load_checkpoint

@@ -176,6 +176,27 @@ def _dist(actor, obs):
     return Categorical(logits=actor(obs).view(-1, 3, 3))  # three branches of three choices
 
 
+def _team_policy_class():
+    import torch
+    from torch import nn
+
+    class TeamPolicy(nn.Module):
+        """Actor and critic of one player, with the `evaluate_actions` PPO's update calls (deeprl.algos.ppo):
+        the log-probability of a MultiDiscrete action is the sum over its three branches, and so is the entropy."""
+
+        def __init__(self, dims):
+            super().__init__()
+            self.actor, self.critic = build_actor(*dims), build_critic(*dims)
+
+        def evaluate_actions(self, obs, actions):
+            logp_all = torch.log_softmax(self.actor(obs).view(-1, 3, 3), -1)
+            logp = logp_all.gather(2, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
+            return logp, entropy, self.critic(obs).squeeze(-1)
+
+    return TeamPolicy
+
+
 def _numpy_weights(module) -> dict:
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
@@ -186,29 +207,16 @@ def _load_weights(module, weights: dict) -> None:
     module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
 
 
-def gae(rewards, values, dones, last_value, gamma: float, lam: float):
-    """Generalized advantage estimation over (T, B) arrays; dones[t] ends the episode after step t."""
-    T = rewards.shape[0]
-    adv = np.zeros_like(rewards)
-    last = np.zeros(rewards.shape[1], dtype=rewards.dtype)
-    for t in reversed(range(T)):
-        next_value = last_value if t == T - 1 else values[t + 1]
-        live = 1.0 - dones[t]
-        delta = rewards[t] + gamma * next_value * live - values[t]
-        last = delta + gamma * lam * live * last
-        adv[t] = last
-    return adv, adv + values
-
-
 # -----------------------------------------------------------------------------------------------------------
 # Training
 
 
 def train(run) -> None:
     import torch
-    from torch import nn
 
+    from deeprl.algos.ppo import make_optimizer, ppo_update
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+    from deeprl.rollout import compute_gae
 
     hp = run.hyperparams
     if run.env_id != "SoccerTwos":
@@ -228,10 +236,10 @@ def train(run) -> None:
     rng = np.random.default_rng(run.seed)
     core = soccer.SoccerCore(E, max_steps=max_steps, seed=run.seed)
     dims = (soccer.OBS_SIZE, int(hp["hidden_units"]), int(hp["num_layers"]), str(hp["activation"]))
-    actor, critic = build_actor(*dims), build_critic(*dims)
+    policy = _team_policy_class()(dims)
+    actor, critic = policy.actor, policy.critic
     ghost = copy.deepcopy(actor).requires_grad_(False)
-    params = list(actor.parameters()) + list(critic.parameters())
-    optimizer = torch.optim.Adam(params, lr=float(hp["learning_rate"]), eps=1e-5)
+    optimizer = make_optimizer(policy.parameters(), float(hp["learning_rate"]), torch.device("cpu"))
     sp = SelfPlay(hp, rng)
     steps, updates, t_spent = 0, 0, 0.0
     if run.resumed:
@@ -331,15 +339,20 @@ def train(run) -> None:
             # PPO update on the learning team's experience
             with torch.no_grad():
                 last_v = critic(torch.from_numpy(obs[rows, mine].reshape(E * 2, -1))).squeeze(-1).numpy()
-            adv, ret = gae(b_rew, b_val, b_done, last_v, gamma, float(hp["gae_lambda"]))
-            stats = _ppo_update(actor, critic, optimizer, params, hp, rng, b_obs.reshape(B, -1),
-                                b_act.reshape(B, 3), b_logp.reshape(B), adv.reshape(B), ret.reshape(B),
-                                b_val.reshape(B), nn)
+            adv, ret = compute_gae(b_rew, b_val, b_done, last_v, gamma, float(hp["gae_lambda"]))
+            data = {"obs": torch.from_numpy(b_obs.reshape(B, -1)), "actions": torch.from_numpy(b_act.reshape(B, 3)),
+                    "values": torch.from_numpy(b_val.reshape(B)), "log_probs": torch.from_numpy(b_logp.reshape(B)),
+                    "advantages": torch.from_numpy(adv.reshape(B)), "returns": torch.from_numpy(ret.reshape(B))}
+            stats = ppo_update(policy, optimizer, data, n_epochs=int(hp["n_epochs"]), batch_size=mb,
+                               clip_range=float(hp["clip_range"]), clip_range_vf=None, ent_coef=float(hp["ent_coef"]),
+                               vf_coef=float(hp["vf_coef"]), max_grad_norm=float(hp["max_grad_norm"]),
+                               target_kl=None, normalize_advantage=True, rng=rng)
             updates += 1
             recent = (recent + ep_results)[-100:]
             win = float(np.mean([r == 1.0 for r in recent])) if recent else None
-            for key, value in stats.items():
-                writer.add_scalar(f"losses/{key}", value, steps)
+            for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+                if key in stats:
+                    writer.add_scalar(f"losses/{key}", stats[key], steps)
             writer.add_scalar("self_play/elo", sp.elo, steps)
             writer.add_scalar("self_play/pool_size", len(sp.pool), steps)
             if win is not None:
@@ -357,45 +370,6 @@ def train(run) -> None:
     progress.close()
     checkpoint()
     save()
-
-
-def _ppo_update(actor, critic, optimizer, params, hp, rng, obs, act, logp_old, adv, ret, val_old, nn) -> dict:
-    """PPO's clipped surrogate (Schulman et al. 2017) with per-minibatch advantage normalization."""
-    import torch
-
-    B, mb = obs.shape[0], int(hp["batch_size"])
-    obs_t, act_t = torch.from_numpy(obs), torch.from_numpy(act)
-    logp_t, adv_t = torch.from_numpy(logp_old), torch.from_numpy(adv.astype(np.float32))
-    ret_t = torch.from_numpy(ret.astype(np.float32))
-    clip, ent_coef, vf_coef = float(hp["clip_range"]), float(hp["ent_coef"]), float(hp["vf_coef"])
-    stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clipfrac": 0.0}
-    n = 0
-    for _ in range(int(hp["n_epochs"])):
-        order = rng.permutation(B)
-        for start in range(0, B - mb + 1, mb):
-            idx = torch.from_numpy(order[start:start + mb])
-            d = _dist(actor, obs_t[idx])
-            logp = d.log_prob(act_t[idx]).sum(-1)
-            ratio = torch.exp(logp - logp_t[idx])
-            a = adv_t[idx]
-            a = (a - a.mean()) / (a.std() + 1e-8)
-            pg_loss = torch.max(-a * ratio, -a * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
-            v_loss = 0.5 * ((critic(obs_t[idx]).squeeze(-1) - ret_t[idx]) ** 2).mean()
-            entropy = d.entropy().sum(-1).mean()
-            loss = pg_loss - ent_coef * entropy + vf_coef * v_loss
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, float(hp["max_grad_norm"]))
-            optimizer.step()
-            with torch.no_grad():
-                log_ratio = logp - logp_t[idx]
-                stats["approx_kl"] += float(((ratio - 1) - log_ratio).mean())
-                stats["clipfrac"] += float(((ratio - 1).abs() > clip).float().mean())
-            stats["policy_loss"] += pg_loss.item()
-            stats["value_loss"] += v_loss.item()
-            stats["entropy"] += entropy.item()
-            n += 1
-    return {k: v / max(n, 1) for k, v in stats.items()}
 
 
 # -----------------------------------------------------------------------------------------------------------
