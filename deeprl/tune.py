@@ -227,37 +227,73 @@ def default_storage() -> str:
     return os.environ.get(STORAGE_ENV) or f"sqlite:///{home() / 'optuna.db'}"
 
 
+def driver_url(url: str) -> str:
+    """postgresql:// means psycopg2 to SQLAlchemy 2.0 and psycopg (3) to 2.1; deeprl installs psycopg 3."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: int | None = None):
     import sqlalchemy
     from optuna.storages import RDBStorage
 
     _quiet_optuna()
+    url = driver_url(url)
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except Exception:
         raise UserError(f"'{url}' is not a database URL; use sqlite:///path/to/file.db or "
                         f"postgresql://user@host:port/dbname.") from None
-    engine_kwargs = {}
+    engine_kwargs, lock_path = {}, None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            db = Path(parsed.database).expanduser()
+            db.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = _lock_path(db)
         # Workers write at the same time; wait for the file lock instead of failing at once.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif parsed.get_backend_name() in ("postgresql", "mysql"):
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                          grace_period=grace_period)
-    except ModuleNotFoundError as exc:
-        raise UserError(f"The database driver {exc.name} for {parsed.get_backend_name()} is not installed; "
-                        f"pip install psycopg2-binary for PostgreSQL.") from None
-    except sqlalchemy.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no connection"
-        raise UserError(f"Cannot open the study storage {parsed.render_as_string(hide_password=True)} "
-                        f"({reason}).") from None
-    except sqlalchemy.exc.ArgumentError:
-        raise UserError(f"'{url}' is not a database URL; use sqlite:///path/to/file.db or "
-                        f"postgresql://user@host:port/dbname.") from None
+    for attempt in range(5):
+        try:
+            # Workers starting together would all create Optuna's tables at once: one at a time on SQLite,
+            # and a retry elsewhere (the loser of that race finds the tables made).
+            with _flock(lock_path):
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                  grace_period=grace_period)
+        except ImportError:
+            raise UserError(f"The database driver for {parsed.get_backend_name()} is not installed; for PostgreSQL: "
+                            f"pip install 'psycopg[binary]'.") from None
+        except sqlalchemy.exc.ArgumentError:
+            raise UserError(f"'{url}' is not a database URL; use sqlite:///path/to/file.db or "
+                            f"postgresql://user@host:port/dbname.") from None
+        except sqlalchemy.exc.DBAPIError as exc:
+            if attempt == 4:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no connection"
+                raise UserError(f"Cannot open the study storage {parsed.render_as_string(hide_password=True)} "
+                                f"({reason}).") from None
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+@contextmanager
+def _flock(path: Path | None):
+    if path is None:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class ClaimLock:
@@ -276,9 +312,9 @@ class ClaimLock:
         parsed = sqlalchemy.engine.make_url(url)
         backend = parsed.get_backend_name()
         if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-            self._path = Path(parsed.database).expanduser().with_name(Path(parsed.database).name + ".lock")
+            self._path = _lock_path(Path(parsed.database).expanduser())
         elif backend == "postgresql":
-            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+            self._engine = sqlalchemy.create_engine(driver_url(url), poolclass=sqlalchemy.pool.NullPool)
             digest = hashlib.blake2b(f"deeprl-tune:{study_name}".encode(), digest_size=8).digest()
             self._key = int.from_bytes(digest, "big", signed=True)
 
@@ -286,12 +322,8 @@ class ClaimLock:
     def hold(self):
         with self._thread_lock:
             if self._path is not None:
-                with open(self._path, "a") as f:
-                    fcntl.flock(f, fcntl.LOCK_EX)
-                    try:
-                        yield
-                    finally:
-                        fcntl.flock(f, fcntl.LOCK_UN)
+                with _flock(self._path):
+                    yield
             elif self._engine is not None:
                 import sqlalchemy
 
@@ -421,6 +453,7 @@ class TuneConfig:
     device: str = "auto"
     heartbeat_interval: int = 30
     grace_period: int | None = None
+    n_startup_trials: int = N_STARTUP_TRIALS
 
 
 @dataclass
@@ -468,7 +501,7 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def make_sampler(kind: str, seed: int, trial_number: int):
+def make_sampler(kind: str, seed: int, trial_number: int, n_startup_trials: int = N_STARTUP_TRIALS):
     import optuna
 
     # One seed per trial number: a single worker repeats itself exactly, and workers that share a study
@@ -477,16 +510,16 @@ def make_sampler(kind: str, seed: int, trial_number: int):
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=s)
     if kind == "tpe":
-        return optuna.samplers.TPESampler(n_startup_trials=N_STARTUP_TRIALS, multivariate=True,
+        return optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, multivariate=True,
                                           constant_liar=True, seed=s)
     raise UserError(f"Unknown sampler '{kind}'; use tpe or random.")
 
 
-def make_pruner(kind: str, n_evaluations: int):
+def make_pruner(kind: str, n_evaluations: int, n_startup_trials: int = N_STARTUP_TRIALS):
     import optuna
 
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=N_STARTUP_TRIALS, n_warmup_steps=n_evaluations // 3)
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_evaluations // 3)
     if kind == "none":
         return optuna.pruners.NopPruner()
     raise UserError(f"Unknown pruner '{kind}'; use median or none.")
@@ -499,8 +532,9 @@ def open_study(ctx: Context, storage=None):
     cfg = ctx.cfg
     storage = storage or open_storage(ctx.storage_url, cfg.heartbeat_interval, cfg.grace_period)
     study = optuna.create_study(storage=storage, study_name=ctx.study_name, direction="maximize",
-                                load_if_exists=True, sampler=make_sampler(cfg.sampler, cfg.seed, 0),
-                                pruner=make_pruner(cfg.pruner, cfg.n_evaluations))
+                                load_if_exists=True,
+                                sampler=make_sampler(cfg.sampler, cfg.seed, 0, cfg.n_startup_trials),
+                                pruner=make_pruner(cfg.pruner, cfg.n_evaluations, cfg.n_startup_trials))
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise UserError(f"Study {ctx.study_name} exists and minimizes; pick another --study-name.")
     wanted = {"algo": ctx.algo, "env_id": ctx.course_id, "env_kwargs": ctx.env_kwargs, "env_tag": ctx.tag,
@@ -586,7 +620,7 @@ def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print):
                 if counted >= cfg.n_trials:
                     break
                 waiting = any(t.state == TrialState.WAITING for t in trials)
-                study.sampler = make_sampler(cfg.sampler, cfg.seed, len(trials))
+                study.sampler = make_sampler(cfg.sampler, cfg.seed, len(trials), cfg.n_startup_trials)
                 if not waiting:
                     # Created with the worker's identity, so a kill at any moment after this leaves a trial
                     # that the next worker can tell is abandoned.
@@ -729,8 +763,9 @@ def study_report(study, top: int = 5) -> str:
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     attrs = study.user_attrs
-    lines = [f"Study {study.study_name}: {attrs.get('algo', '?')} on {attrs.get('env_tag') or attrs.get('env_id', '?')}, "
-             f"{len(trials)} trials (" + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"]
+    env = attrs.get("env_tag") or attrs.get("env_id", "?")
+    lines = [f"Study {study.study_name}: {attrs.get('algo', '?')} on {env}, {len(trials)} trials ("
+             + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"]
     done = completed(study)
     if not done:
         lines.append("No completed trial yet.")

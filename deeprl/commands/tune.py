@@ -16,13 +16,16 @@ def add_parser(sub):
     p.add_argument("-n", "--n-timesteps", type=int, default=None,
                    help="training budget per trial (episodes for Q-Learning); default: the env's usual budget")
     p.add_argument("--storage", default=None,
-                   help="Optuna storage URL (default: sqlite file under DEEPRL_HOME; postgresql://... for many machines)")
+                   help="Optuna storage URL (default: a SQLite file under DEEPRL_HOME; postgresql://... for "
+                        "workers on many machines)")
     p.add_argument("--study-name", default=None, help="default: ALGO-ENVTAG")
     p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     p.add_argument("--pruner", choices=["median", "none"], default="median")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine sharing the study")
     p.add_argument("--seed", type=int, default=0, help="training seed of every trial, and the sampler's seed")
     p.add_argument("--n-evaluations", type=int, default=4, help="evaluations per trial, reported to the pruner")
+    p.add_argument("--n-startup-trials", type=int, default=5,
+                   help="random trials before TPE models the space and before the pruner prunes")
     p.add_argument("--n-eval-episodes", type=int, default=None, help="episodes per evaluation (default: the env's)")
     p.add_argument("-f", "--log-folder", default=None, help="where trial runs go (default: DEEPRL_HOME/tune/STUDY)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -56,13 +59,15 @@ def _config(args):
                       n_trials=args.n_trials, timeout=args.timeout, n_timesteps=args.n_timesteps,
                       storage=args.storage, study_name=args.study_name, sampler=args.sampler, pruner=args.pruner,
                       seed=args.seed, n_evaluations=args.n_evaluations, n_eval_episodes=args.n_eval_episodes,
-                      log_folder=args.log_folder, device=args.device, heartbeat_interval=args.heartbeat)
+                      log_folder=args.log_folder, device=args.device, heartbeat_interval=args.heartbeat,
+                      n_startup_trials=args.n_startup_trials)
 
 
 def _child_argv(args) -> list[str]:
     argv = ["tune", "--algo", args.algo, "--env", args.env, "--n-trials", str(args.n_trials),
             "--sampler", args.sampler, "--pruner", args.pruner, "--seed", str(args.seed),
-            "--n-evaluations", str(args.n_evaluations), "--device", args.device, "--heartbeat", str(args.heartbeat),
+            "--n-evaluations", str(args.n_evaluations), "--n-startup-trials", str(args.n_startup_trials),
+            "--device", args.device, "--heartbeat", str(args.heartbeat),
             WORKER_FLAG]
     if args.env_kwargs:
         argv += ["--env-kwargs", *args.env_kwargs]
