@@ -15,7 +15,6 @@ vector steps. The replay buffer (deeprl.buffers) stores Atari frames once each.
 
 from __future__ import annotations
 
-import ast
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ DEFAULTS = {
     "exploration_final_eps": 0.05,
     "max_grad_norm": 10.0,
     "n_envs": 1,
-    "net_arch": [64, 64],  # MLP hidden layers for vector observations (SB3's default)
+    "net_arch": None,  # MLP hidden layers for vector observations ([64, 64], SB3's default); Atari: Nature CNN
     "double_q": False,
     "dueling": False,
     "save_replay_buffer": False,
@@ -88,14 +87,25 @@ def check_hyperparams(hp: dict, is_atari: bool) -> dict:
         raise UserError("CnnPolicy needs image observations; use policy: MlpPolicy for this env.")
     kw = hp.get("policy_kwargs")
     if isinstance(kw, str):
-        kw = _parse_policy_kwargs(kw)
+        from deeprl.policies import parse_call_kwargs
+
+        kw = parse_call_kwargs(kw, "policy_kwargs")
+    if kw is not None and not isinstance(kw, dict):
+        raise UserError(f"policy_kwargs must be a mapping such as dict(net_arch=[256, 256]), not {kw!r}.")
     for key, value in (kw or {}).items():
         if key == "net_arch":
             hp["net_arch"] = value
         elif key == "dueling":
             hp["dueling"] = bool(value)
-        else:
+        elif key in ("activation_fn", "activation") and str(value).lower() != "relu":
+            raise UserError("deeprl's DQN uses ReLU (SB3's default); remove activation_fn from policy_kwargs.")
+        elif key not in ("activation_fn", "activation"):
             raise UserError(f"policy_kwargs {key} is not supported by deeprl's DQN (net_arch and dueling are).")
+    arch = hp.get("net_arch")
+    arch = [64, 64] if arch is None else arch
+    if not (isinstance(arch, list) and all(isinstance(h, int) and h > 0 for h in arch)):
+        raise UserError(f"net_arch must be a list of positive layer sizes such as [256, 256], not {arch!r}.")
+    hp["net_arch"] = arch
     tf = hp["train_freq"]
     if isinstance(tf, (list, tuple)):
         if len(tf) != 2 or str(tf[1]) != "step":
@@ -143,27 +153,6 @@ def learning_rate_at(lr, progress: float) -> float:
     if isinstance(lr, str):
         return float(lr[4:]) * (1.0 - progress)
     return float(lr)
-
-
-def _parse_policy_kwargs(text: str) -> dict:
-    """RL-Zoo's policy_kwargs string, e.g. "dict(net_arch=[256, 256])", read as literals (never evaluated)."""
-    bad = UserError(f"policy_kwargs {text!r} is not of the form dict(net_arch=[256, 256]).")
-    try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        raise bad from None
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-        try:
-            return {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
-        except ValueError:
-            raise bad from None
-    try:
-        value = ast.literal_eval(node)
-    except ValueError:
-        raise bad from None
-    if not isinstance(value, dict):
-        raise bad
-    return value
 
 
 def epsilon(step: int, hp: dict) -> float:
