@@ -13,7 +13,7 @@ def add_parser(sub):
 
 def run(args):
     from deeprl.certification import check_name, check_user, progress, write_certificate
-    from deeprl.commands.index import do_index
+    from deeprl.commands.index import index_before_showing
     from deeprl.hub import check_hub
 
     check_user(args.user)
@@ -21,7 +21,7 @@ def run(args):
     check_name(args.last_name, "last name")
     hub = check_hub(args.hub)
     if not args.no_index:
-        do_index(args)
+        index_before_showing(args)
     p = progress(args.user, hub=hub)
     paths = write_certificate(p, args.first_name, args.last_name, args.out)  # UserError (exit 2) below 80 %
     print(f"Certificate of {p['level']} for {args.first_name} {args.last_name} ({p['passed']} of {p['total']} "

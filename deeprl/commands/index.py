@@ -7,8 +7,8 @@ def add_parser(sub):
 
 
 def add_index_options(p):
-    # defaults are filled in by do_index from deeprl.leaderboard, which is not imported here: every command's
-    # parser is built on each `deeprl` start, and the leaderboard module pulls in SQLAlchemy
+    # defaults are filled in from deeprl.leaderboard, which is not imported here: every command's parser is
+    # built on each `deeprl` start, and the leaderboard module pulls in SQLAlchemy
     p.add_argument("--hub", default=None, help="local (default) or hf (models tagged reinforcement-learning)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="seconds one model's evaluation may take (default 600)")
@@ -18,12 +18,11 @@ def add_index_options(p):
                    help="newest revisions per repo to evaluate (default 10)")
 
 
-def do_index(args, quiet: bool = False):
-    import sys
-
+def _checked(args) -> str:
+    """Fill in the defaults, check the options; the hub's name."""
     from deeprl.errors import UserError
     from deeprl.hub import check_hub
-    from deeprl.leaderboard import DEFAULT_MAX_REVISIONS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, index
+    from deeprl.leaderboard import DEFAULT_MAX_REVISIONS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 
     for key, default in (("timeout", DEFAULT_TIMEOUT_S), ("memory_mb", DEFAULT_MEMORY_MB),
                          ("max_revisions", DEFAULT_MAX_REVISIONS)):
@@ -31,7 +30,13 @@ def do_index(args, quiet: bool = False):
             setattr(args, key, default)
     if args.timeout <= 0 or args.memory_mb < 256 or args.max_revisions < 1:
         raise UserError("--timeout must be positive, --memory-mb at least 256 and --max-revisions at least 1.")
-    hub = check_hub(args.hub)
+    return check_hub(args.hub)
+
+
+def _index(args, hub: str, quiet: bool):
+    import sys
+
+    from deeprl.leaderboard import index
 
     def log(msg):
         if not quiet:
@@ -39,6 +44,23 @@ def do_index(args, quiet: bool = False):
 
     return index(hub, timeout_s=args.timeout, memory_mb=args.memory_mb, max_revisions=args.max_revisions,
                  force=getattr(args, "force", False), log=log)
+
+
+def do_index(args, quiet: bool = False):
+    return _index(args, _checked(args), quiet)
+
+
+def index_before_showing(args, quiet: bool = False):
+    """Index first so a push shows at once; an unreachable hub leaves the last indexed figures, with a warning."""
+    from deeprl.errors import UserError
+    from deeprl.log import warn
+
+    hub = _checked(args)  # bad options are the user's to fix: not swallowed below
+    try:
+        return _index(args, hub, quiet)
+    except UserError as exc:
+        warn(f"could not index the {hub} hub ({exc}); showing the figures of the last index.")
+        return None
 
 
 def run(args):

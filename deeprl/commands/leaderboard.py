@@ -22,15 +22,15 @@ def run(args):
 
     from deeprl import db
     from deeprl.commands import print_json
-    from deeprl.commands.index import do_index
+    from deeprl.commands.index import index_before_showing
     from deeprl.errors import UserError, closest
     from deeprl.hub import check_hub
     from deeprl.leaderboard import env_summaries, format_table, leaderboard, ranking, unranked
 
     hub = check_hub(args.hub)
     if not args.no_index:
-        report = do_index(args, quiet=args.json)
-        if report.evaluated and not args.json:
+        report = index_before_showing(args, quiet=args.json)
+        if report and report.evaluated and not args.json:
             print(report.summary(), file=sys.stderr)
     with db.session() as s:
         envs = [e["env"] for e in env_summaries(s, hub=hub)]

@@ -12,13 +12,13 @@ def add_parser(sub):
 def run(args):
     from deeprl.certification import check_user, format_progress, progress
     from deeprl.commands import print_json
-    from deeprl.commands.index import do_index
+    from deeprl.commands.index import index_before_showing
     from deeprl.hub import check_hub
 
     check_user(args.user)
     hub = check_hub(args.hub)
     if not args.no_index:
-        do_index(args, quiet=args.json)
+        index_before_showing(args, quiet=args.json)
     p = progress(args.user, hub=hub)
     if args.json:
         print_json(p)
