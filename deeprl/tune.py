@@ -62,18 +62,21 @@ def _lr_key(base: dict) -> str:
 
 
 def _net(trial, base: dict) -> dict:
-    key = next((k for k in NET_KEYS if k in base), None)
-    if key is None:
-        return {}
-    size = NET_SIZES[trial.suggest_categorical("net_arch", list(NET_SIZES))]
-    default = base[key]
-    if isinstance(default, (list, tuple)):
-        depth = max(len(default), 1)
-        if all(isinstance(x, int) for x in default):
-            return {key: [size] * depth}
-        return {}
-    if isinstance(default, int) and not isinstance(default, bool):
-        return {key: size}
+    """Hidden-layer sizes under whichever key the algorithm uses, in the shape its default has."""
+    for key in NET_KEYS:
+        default = base.get(key)
+        if isinstance(default, (list, tuple)) and default and all(isinstance(x, int) for x in default):
+            size = NET_SIZES[trial.suggest_categorical("net_arch", list(NET_SIZES))]
+            return {key: [size] * len(default)}
+        if isinstance(default, int) and not isinstance(default, bool):
+            return {key: NET_SIZES[trial.suggest_categorical("net_arch", list(NET_SIZES))]}
+    if "policy_kwargs" in base:  # SB3's policy_kwargs: {net_arch: [...], activation_fn: ...}
+        size = NET_SIZES[trial.suggest_categorical("net_arch", list(NET_SIZES))]
+        kwargs = dict(base["policy_kwargs"]) if isinstance(base["policy_kwargs"], dict) else {}
+        kwargs.pop("activation", None)
+        kwargs["net_arch"] = [size, size]
+        kwargs["activation_fn"] = trial.suggest_categorical("activation", ["tanh", "relu"])
+        return {"policy_kwargs": kwargs}
     return {}
 
 
@@ -91,7 +94,9 @@ def _largest_divisor_at_most(total: int, limit: int) -> int:
 
 def space_ppo(trial, base: dict) -> dict:
     hp = {
-        "n_steps": trial.suggest_categorical("n_steps", [8, 16, 32, 64, 128, 256, 512, 1024, 2048]),
+        # RL-Zoo also offers 8 and 16 steps and batches of 8 and 16: on a CPU those make a trial
+        # several times slower per env step (many tiny gradient steps), so they are left out.
+        "n_steps": trial.suggest_categorical("n_steps", [32, 64, 128, 256, 512, 1024, 2048]),
         "gamma": trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]),
         _lr_key(base): trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
         "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
@@ -105,7 +110,7 @@ def space_ppo(trial, base: dict) -> dict:
     n_envs = int(base.get("n_envs") or 1)
     rollout = hp["n_steps"] * n_envs
     if "batch_size" in base:
-        batch = trial.suggest_categorical("batch_size", [8, 16, 32, 64, 128, 256, 512])
+        batch = trial.suggest_categorical("batch_size", [32, 64, 128, 256, 512])
         hp["batch_size"] = _largest_divisor_at_most(rollout, batch)
     else:
         for key in ("num_minibatches", "n_minibatches"):
@@ -128,9 +133,10 @@ def space_a2c(trial, base: dict) -> dict:
         "gae_lambda": trial.suggest_categorical("gae_lambda", [0.8, 0.9, 0.92, 0.95, 0.98, 0.99, 1.0]),
         "max_grad_norm": trial.suggest_categorical("max_grad_norm", [0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 5.0]),
     }
-    for key in ("normalize_advantage", "use_rms_prop"):
-        if isinstance(base.get(key), bool):
-            hp[key] = trial.suggest_categorical(key, [False, True])
+    if isinstance(base.get("normalize_advantage"), bool):
+        hp["normalize_advantage"] = trial.suggest_categorical("normalize_advantage", [False, True])
+    if base.get("optimizer") in ("rmsprop", "adam"):  # RL-Zoo's use_rms_prop
+        hp["optimizer"] = trial.suggest_categorical("optimizer", ["rmsprop", "adam"])
     return {**hp, **_net(trial, base), **_activation(trial, base)}
 
 
@@ -177,8 +183,8 @@ SPACES: dict[str, Callable] = {
     "a2c": space_a2c,
     "dqn": space_dqn,
 }
-# Budgets a space may sample when the user fixes none (unit: that algorithm's budget key).
-BUDGET_CHOICES = {EPISODE_BUDGET: [1000, 2000, 5000, 10000, 25000]}
+# Budgets sampled when the user fixes none (Q-Learning: episodes); other algorithms train the env's usual budget.
+BUDGET_CHOICES = {"qlearning": [1000, 2000, 5000, 10000, 25000]}
 
 
 def budget_key(base: dict) -> str:
@@ -207,8 +213,8 @@ def sample_hyperparams(trial, algo: str, base: dict, budget: int | None = None) 
     key = budget_key(base)
     if budget is not None:
         hp[key] = int(budget)
-    elif key in BUDGET_CHOICES:
-        hp[key] = trial.suggest_categorical(key, BUDGET_CHOICES[key])
+    elif algo in BUDGET_CHOICES:
+        hp[key] = trial.suggest_categorical(key, BUDGET_CHOICES[algo])
     elif base.get(key) is not None:
         hp[key] = int(base[key])
     else:

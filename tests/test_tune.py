@@ -91,6 +91,10 @@ def test_sampled_hyperparams_are_valid_for_each_algorithm(algo):
             elif isinstance(default, float):
                 assert isinstance(value, (int, float)) and value >= 0
             assert merged[key] == value
+        if "policy_kwargs" in hp:
+            from deeprl.policies import parse_policy_kwargs
+
+            assert parse_policy_kwargs(hp["policy_kwargs"])["net_arch"]["pi"][0] in (32, 64, 256)
         if "batch_size" in hp and "n_steps" in hp:
             assert (hp["n_steps"] * merged.get("n_envs", 1)) % hp["batch_size"] == 0
         study.tell(trial, 0.0)
@@ -107,10 +111,10 @@ def test_ppo_space_keeps_minibatches_whole_even_without_ppo():
         assert (hp["n_steps"] * 3) % hp["batch_size"] == 0 and hp["batch_size"] <= hp["n_steps"] * 3
         assert len(hp["net_arch"]) == 2 and hp["net_arch"][0] in (32, 64, 256)
         assert 1e-5 <= hp["learning_rate"] <= 3e-3 and hp["n_timesteps"] == 1000
-    fixed = optuna.trial.FixedTrial({"n_steps": 8, "batch_size": 512, "gamma": 0.99, "learning_rate": 1e-4,
+    fixed = optuna.trial.FixedTrial({"n_steps": 32, "batch_size": 512, "gamma": 0.99, "learning_rate": 1e-4,
                                      "ent_coef": 1e-3, "clip_range": 0.2, "n_epochs": 4, "gae_lambda": 0.95,
                                      "max_grad_norm": 0.5, "vf_coef": 0.5, "net_arch": "small"})
-    assert T.sample_hyperparams(fixed, "ppo", base)["batch_size"] == 24  # the whole rollout, 8 steps x 3 envs
+    assert T.sample_hyperparams(fixed, "ppo", base)["batch_size"] == 96  # the whole rollout, 32 steps x 3 envs
 
 
 def test_qlearning_budget_is_episodes():
@@ -119,8 +123,7 @@ def test_qlearning_budget_is_episodes():
     trial = optuna.create_study().ask()
     assert T.sample_hyperparams(trial, "qlearning", base, budget=300)["n_training_episodes"] == 300
     trial = optuna.create_study().ask()
-    assert T.sample_hyperparams(trial, "qlearning", base)["n_training_episodes"] in T.BUDGET_CHOICES[
-        "n_training_episodes"]
+    assert T.sample_hyperparams(trial, "qlearning", base)["n_training_episodes"] in T.BUDGET_CHOICES["qlearning"]
 
 
 # --- one worker: pruning, resuming, YAML, show ----------------------------------------------------------------
