@@ -116,7 +116,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
 def get_engine(url: str | None = None) -> Engine:
     from deeprl.paths import database_url
 
-    url = url or database_url()
+    url = _driver(url or database_url())
     with _lock:
         engine = _engines.get(url)
         if engine is None:
@@ -134,12 +134,22 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+def _driver(url: str) -> str:
+    """postgresql://... means psycopg2 to SQLAlchemy; use psycopg 3 (what deeprl installs) when psycopg2 is absent."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 @contextmanager
 def session(url: str | None = None):
     """A session that commits on success and rolls back on error."""
     from deeprl.paths import database_url
 
-    url = url or database_url()
+    url = _driver(url or database_url())
     get_engine(url)
     s: Session = _sessionmakers[url]()
     try:

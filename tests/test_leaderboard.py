@@ -9,6 +9,11 @@ from deeprl import db
 from deeprl.leaderboard import claim_is_flagged, index, leaderboard, model_detail, ranking, unranked
 from lb_helpers import add_model, push, push_corrupt, push_lying, train_frozenlake
 
+try:  # the tune tests' throwaway PostgreSQL server (Debian's postgresql package), shared rather than copied
+    from test_tune import postgres_url  # noqa: F401
+except Exception:  # optuna or the tune module missing: the PostgreSQL test skips
+    postgres_url = None
+
 
 @pytest.fixture
 def good_hub(tmp_path):
@@ -142,3 +147,26 @@ def test_evaluation_child_has_a_memory_limit(good_hub):
 
     out = evaluate_folder(resolve_repo("alice/q-FrozenLake"), memory_mb=40)  # too little even to start Python
     assert out == {"error": "the evaluation ran out of memory (limit 40 MiB)"}
+
+
+@pytest.mark.skipif(postgres_url is None, reason="the PostgreSQL fixture of tests/test_tune.py is unavailable")
+def test_ranking_and_progress_on_postgresql(monkeypatch, request):
+    """The same queries (window ranking, search, counts) on a real PostgreSQL server, as a classroom would run."""
+    pytest.importorskip("psycopg")
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("DEEPRL_DATABASE_URL", url)
+    try:
+        add_model("kim/taxi", "Taxi-v3", 7.0, pushed=5)
+        add_model("lee/taxi", "Taxi-v3", 7.0, pushed=1)
+        add_model("max/taxi", "Taxi-v3", 9.0, pushed=9, claimed=(9.5, 0.0))
+        board = leaderboard("Taxi-v3")
+        assert [(r["rank"], r["repo_id"]) for r in board["rows"]] == [(1, "max/taxi"), (2, "lee/taxi"),
+                                                                       (3, "kim/taxi")]
+        assert board["rows"][0]["pushed_at"].endswith("+00:00")
+        with db.session() as s:
+            assert ranking(s, "Taxi-v3", user="KI")[0][0]["rank"] == 3
+        from deeprl.certification import progress
+
+        assert progress("lee")["passed"] == 1
+    finally:
+        db.dispose()
