@@ -125,6 +125,11 @@ def train(run) -> None:
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 
     torch.set_num_threads(1)  # tiny networks: one thread is fastest, the other core steps envs elsewhere
+    if str(run.device).startswith("cuda"):
+        from deeprl.log import note
+
+        note("REINFORCE trains on the CPU: its networks are a few thousand weights, played one step at a time, "
+             "and a GPU would only add transfer time.", once_key="reinforce-cpu")
     hp = run.hyperparams
     env = make_env(run.env_id, run.env_kwargs, training=True)
     obs_dim, n_actions = _check_spaces(env, run.env_id)
