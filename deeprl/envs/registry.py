@@ -185,8 +185,8 @@ for _game, _what in (("SpaceInvaders", "Shoot the descending invaders"), ("BeamR
 # Unit 4. The course's evaluate_agent samples from the policy (policy.act draws from the softmax) with max_steps =
 # max_t = 10,000; design.md's protocol is deterministic (argmax) unless an env says otherwise, and CartPole-v1 from the
 # same notebook is already evaluated deterministically, so Pixelcopter is too; evaluate(agent, deterministic=False)
-# gives the course's sampled figure. (Along one training run, argmax scored higher than sampling at 3 of 4 checkpoints.) The env truncates
-# at 10,000 steps itself.
+# gives the course's sampled figure (along one training run argmax scored higher than sampling at 3 of 4
+# checkpoints). The env truncates at 10,000 steps itself.
 register(EnvSpec("Pixelcopter-PLE-v0", "4", _lazy("deeprl.envs.pixelcopter"),
                  description="Fly a pixel helicopter through a cave (PLE's Pixelcopter, re-implemented)",
                  n_eval_episodes=10, eval_max_steps=10_000, deterministic=True))
