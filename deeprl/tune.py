@@ -644,14 +644,15 @@ def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print):
                     value = objective(trial, ctx)
                 except optuna.TrialPruned:
                     state = TrialState.PRUNED
-                except KeyboardInterrupt:
-                    study.tell(trial, state=TrialState.FAIL)
-                    raise
                 except (UserError, ValueError, RuntimeError, FloatingPointError, MemoryError) as exc:
                     # A sampled setting the algorithm refuses, or a run that diverged: this trial fails, the
                     # study goes on.
                     state, error = TrialState.FAIL, f"{exc.__class__.__name__}: {exc}"
                     trial.set_user_attr("fail_reason", error)
+                except BaseException as exc:  # Ctrl-C or a bug of ours: fail the trial now, then stop
+                    trial.set_user_attr("fail_reason", f"{exc.__class__.__name__}: {exc}")
+                    study.tell(trial, state=TrialState.FAIL)
+                    raise
             seconds = time.perf_counter() - t0
             trial.set_user_attr("seconds", round(seconds, 2))
             if state == TrialState.COMPLETE:

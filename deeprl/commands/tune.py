@@ -6,18 +6,27 @@ WORKER_FLAG = "--_worker"
 
 
 def add_parser(sub):
-    p = sub.add_parser("tune", help="search hyperparameters with Optuna (pruned, resumable, many workers)")
+    p = sub.add_parser(
+        "tune", help="search hyperparameters with Optuna (pruned, resumable, many workers)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Search hyperparameters with Optuna: TPE sampling, median pruning on intermediate evaluations, "
+                    "a study kept in a database so the same command continues it and many workers share it.",
+        epilog="examples:\n"
+               "  deeprl tune --algo ppo --env LunarLander-v2 --n-trials 20 --n-timesteps 300000 --n-jobs 2\n"
+               "  deeprl tune --show --study-name ppo-LunarLander-v2\n"
+               "  deeprl train --algo ppo --env LunarLander-v2 -c ~/.cache/deeprl/tune/ppo-LunarLander-v2/best.yml\n"
+               "  # many machines: the same command on each, with --storage postgresql://user@host:5432/db")
     p.add_argument("--algo", help="qlearning, reinforce, ppo, a2c, dqn")
     p.add_argument("--env", help="course env id, e.g. LunarLander-v2")
     p.add_argument("--env-kwargs", nargs="*", metavar="K:V", help="env options, e.g. map_name:4x4 is_slippery:False")
     p.add_argument("--n-trials", type=int, default=20,
                    help="finished trials the study should hold; the same command again continues it (default 20)")
-    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
     p.add_argument("-n", "--n-timesteps", type=int, default=None,
                    help="training budget per trial (episodes for Q-Learning); default: the env's usual budget")
     p.add_argument("--storage", default=None,
-                   help="Optuna storage URL (default: a SQLite file under DEEPRL_HOME; postgresql://... for "
-                        "workers on many machines)")
+                   help="Optuna storage URL (default: $DEEPRL_TUNE_STORAGE, else DEEPRL_HOME/optuna.db); "
+                        "postgresql://user@host:port/db for workers on many machines")
     p.add_argument("--study-name", default=None, help="default: ALGO-ENVTAG")
     p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     p.add_argument("--pruner", choices=["median", "none"], default="median")
@@ -95,7 +104,7 @@ def tune(args):
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         for _ in range(args.n_jobs - 1):
             children.append(subprocess.Popen([sys.executable, "-m", "deeprl", *_child_argv(args)], env=env))
-    prefix = "" if args.n_jobs == 1 else f"[worker {os.getpid()}] "
+    prefix = f"[worker {os.getpid()}] " if args.worker or args.n_jobs > 1 else ""
     try:
         study = T.run_worker(cfg, echo=lambda line: print(prefix + line, flush=True))
     except KeyboardInterrupt:
