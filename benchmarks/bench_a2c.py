@@ -55,33 +55,55 @@ class Tracker:
         return self.hit is not None
 
 
+class _Reached(Exception):
+    pass
+
+
 def run_ours(algo: str, seed: int, args) -> Tracker:
+    """deeprl's A2C or PPO through its own train(run). Evaluation hooks into run.checkpoint: the checkpoint holds
+    the policy weights and the normalizer's statistics, which is all an agent needs (and what --resume uses)."""
     import tempfile
 
     from deeprl.algos import get_algo
+    from deeprl.normalize import parse_normalize
+    from deeprl.policies import load_policy_agent, parse_policy_kwargs
     from deeprl.train import Run, merge_hyperparams, seed_everything
 
     module = get_algo(algo)
-    hp = merge_hyperparams(algo, module, ENV_ID, ENV_ID, None, {}, args.max_steps)
-    if algo == "ppo":  # PPO on the same task with the same normalization (its own defaults otherwise)
-        hp.update({k: v for k, v in {"n_envs": 4, "normalize_obs": True, "normalize_reward": True,
-                                     "clip_obs": 10.0}.items() if k in module.DEFAULTS})
-    if args.vectorization and "vectorization" in hp:
-        hp["vectorization"] = args.vectorization
-    tracker = Tracker(algo, seed, args.target, args.eval_every, args.n_eval)
+    over = {"n_envs": 4, "normalize": {"norm_obs": True, "norm_reward": True, "clip_obs": 10.0}}
+    if algo == "a2c":
+        over["checkpoint_every"] = args.eval_every  # env steps
+    else:
+        over["checkpoint_every"] = 1  # updates (PPO's unit); evaluated when a multiple of eval_every is crossed
+    if args.vectorization:
+        over["vectorization"] = args.vectorization
+    hp = merge_hyperparams(algo, module, ENV_ID, ENV_ID, None, over, args.max_steps)
+    tracker = Tracker(algo if algo == "ppo" else "ours", seed, args.target, args.eval_every, args.n_eval)
+    policy_config = {**parse_policy_kwargs(hp["policy_kwargs"]), "class": "ActorCritic",
+                     "normalize": {"gamma": hp["gamma"], **parse_normalize(hp["normalize"])}}
+
+    class BenchRun(Run):
+        def checkpoint(self, tensors, state, np_rng=None):
+            steps = int(state["timesteps"])
+            if not tracker.due(steps):
+                return
+            config = {"algo": algo, "env_id": ENV_ID, "env_kwargs": {}, "policy": policy_config}
+            agent = load_policy_agent(config, {k: np.asarray(v.detach() if hasattr(v, "detach") else v)
+                                               for k, v in tensors.items()})
+            if tracker.evaluate(steps, agent):
+                raise _Reached
+
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(algo=algo, env_id=ENV_ID, env_kwargs={}, env_tag=ENV_ID, hyperparams=hp, seed=seed,
-                  run_dir=Path(tmp), show_progress=False)
+        run = BenchRun(algo=algo, env_id=ENV_ID, env_kwargs={}, env_tag=ENV_ID, hyperparams=hp, seed=seed,
+                       run_dir=Path(tmp), show_progress=False)
         seed_everything(seed)
         tracker._t = time.perf_counter()
-
-        def callback(steps, agent_fn):
-            if tracker.due(steps):
-                return tracker.evaluate(steps, agent_fn())  # True stops training
-            return False
-
-        module.train(run, callback=callback)
-        run.close()
+        try:
+            module.train(run)
+        except _Reached:
+            pass
+        finally:
+            run.close()
     return tracker
 
 
