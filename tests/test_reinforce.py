@@ -140,3 +140,29 @@ def test_pixelcopter_defaults_are_the_course_notebooks(tmp_path):
     assert tensors["policy.0.weight"].shape == (64, 7) and tensors["policy.2.weight"].shape == (128, 64)
     assert tensors["policy.4.weight"].shape == (2, 128)
     assert evaluate(load_agent(run.run_dir), n_eval_episodes=2)["n_eval_episodes"] == 2
+
+
+def test_run_killed_after_a_checkpoint_resumes_from_it(tmp_path, monkeypatch):
+    """kill -9 writes nothing: the periodic checkpoint (episode 20 here) is where --resume starts, and the run
+    still ends with the uninterrupted run's weights and counters."""
+    straight = _train(tmp_path / "straight", 30, seed=2, checkpoint_every=10)
+    real_seed = reinforce.episode_seed
+
+    def die_at_25(seed, episode):
+        if episode == 25:
+            raise SystemExit("killed")  # not KeyboardInterrupt: no checkpoint on the way out
+        return real_seed(seed, episode)
+
+    monkeypatch.setattr(reinforce, "episode_seed", die_at_25)
+    with pytest.raises(SystemExit):
+        _train(tmp_path / "killed", 30, seed=2, checkpoint_every=10)
+    from deeprl.checkpoint import load_checkpoint
+
+    _, state = load_checkpoint(tmp_path / "killed" / "reinforce" / "CartPole-v1_1")
+    assert state["episodes"] == 20
+    monkeypatch.setattr(reinforce, "episode_seed", real_seed)
+    resumed = train("reinforce", "CartPole-v1", log_folder=tmp_path / "killed", resume=True, show_progress=False)
+    t1, t2 = load_model(straight.run_dir)[1], load_model(resumed.run_dir)[1]
+    assert all(np.array_equal(t1[k], t2[k]) for k in t1)
+    c2 = json.loads((resumed.run_dir / "config.json").read_text())["trained"]
+    assert c2["episodes"] == 30
