@@ -168,3 +168,16 @@ def test_gymnasium_env_checker_passes():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it warns that an unbounded Box is "probably too high": PLE's is unbounded
         check_env(PixelcopterEnv(render_mode="rgb_array"))
+
+
+def test_other_sizes_scale_ples_constants():
+    env = PixelcopterEnv(width=64, height=64)
+    obs, _ = env.reset(seed=0)
+    assert (env.player_x, env.block_w, env.block_h, env.terrain_w) == (22, 6, 12, 6)
+    assert obs[0] == 32.0 and obs[6] - obs[5] == 12
+    for _ in range(1500):  # pinned mid-cave: at 64 x 64 PLE's refills overlap the old columns, and still work
+        env.y, env.momentum, env.lives = float(np.mean(env.ty[:8])), 0.0, 1.0
+        env.blocks = [[b[0], 1000.0] for b in env.blocks]
+        obs, reward, terminated, _, _ = env.step(ACTION_NOOP)
+        assert np.isfinite(obs).all() and not terminated and 13 <= len(env.tx)
+        assert min(env.tx) > -env.terrain_w

@@ -60,8 +60,8 @@ class PixelcopterEnv(gym.Env):
     def __init__(self, width: int = 48, height: int = 48, reward_values: dict | None = None,
                  render_mode: str | None = None, render_scale: int = 1):
         if not (isinstance(width, int) and isinstance(height, int)) or not (20 <= width <= 512 and 20 <= height <= 512):
-            # below 20 the copter's 5 % sprite has no pixels (PLE would never collide it); above 512 the block spawns
-            # farther than getGameState's 999 search radius and PLE itself crashes
+            # below 20 the copter's 5 % sprite has no pixels (PLE would never collide it); past about 860 a new block
+            # can spawn beyond getGameState's 999-pixel search radius and PLE itself crashes
             raise ValueError("width and height must be whole numbers from 20 to 512")
         unknown = sorted(set(reward_values or {}) - set(PLE_REWARDS))
         if unknown:
@@ -103,16 +103,16 @@ class PixelcopterEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._rng = self.np_random
-        self.score_events = 0
         self.lives = 1.0
         self.y = self.height / 2
         self.momentum = 0.0
         self.frames = 0
         self.blocks: list[list[float]] = []  # [x, y] centres, in the order PLE's sprite group holds them
         self._add_block()
-        # terrain column centres, left to right (each refill lands right of the columns still alive)
+        # terrain column centres in the order PLE's sprite group holds them (insertion order)
         self.tx: list[float] = []
         self.ty: list[float] = []
+        self._ordered = True
         self._add_terrain(0, self.width * 4)
         self._started = True
         return self._obs(), {}
@@ -134,6 +134,9 @@ class PixelcopterEnv(gym.Env):
         amp, mid = self.height * 0.125, self.height / 2.0
         self.tx.extend(float(x) for x in xs)
         self.ty.extend(float(int(mid + amp * math.sin(freq * x + p))) for x, p in zip(xs, phase))
+        # At 48 x 48 a refill always lands right of the columns still alive, so the group is also ordered by x and
+        # step() can stop scanning early. Some other sizes make PLE overlap old and new columns; then scan all.
+        self._ordered = all(a < b for a, b in zip(self.tx, self.tx[1:]))
 
     # ------------------------------------------------------------------ one frame (Pixelcopter.step)
     def step(self, action):
@@ -175,12 +178,17 @@ class PixelcopterEnv(gym.Env):
             if b[0] <= -self.block_w:
                 self.blocks.remove(b)
         # Every terrain column that scrolls a column-width past the left edge scores too (Pixelcopter.step).
-        gone = 0
-        while gone < len(self.tx) and self.tx[gone] <= -self.terrain_w:
-            gone += 1
-        if gone:
-            reward += rw["positive"] * gone
-            del self.tx[:gone], self.ty[:gone]
+        if self._ordered:
+            gone = 0
+            while gone < len(self.tx) and self.tx[gone] <= -self.terrain_w:
+                gone += 1
+            if gone:
+                reward += rw["positive"] * gone
+                del self.tx[:gone], self.ty[:gone]
+        elif any(x <= -self.terrain_w for x in self.tx):
+            keep = [i for i, x in enumerate(self.tx) if x > -self.terrain_w]
+            reward += rw["positive"] * (len(self.tx) - len(keep))
+            self.tx, self.ty = [self.tx[i] for i in keep], [self.ty[i] for i in keep]
 
         if py < self.height * 0.125 or py > self.height * 0.875:  # out of the band any terrain can leave open
             self.lives -= 1
@@ -199,8 +207,10 @@ class PixelcopterEnv(gym.Env):
         out = []
         for x, y in zip(self.tx, self.ty):
             left = int(x) - tw // 2
-            if left >= pl + pw:  # columns are ordered by x: none further on can touch the player
-                break
+            if left >= pl + pw:
+                if self._ordered:  # none further on can touch the player
+                    break
+                continue
             top = int(y) - th // 2
             if pl < left + tw and pt < top + th and pt + ph > top:
                 out.append(y)
