@@ -65,6 +65,8 @@ def main() -> int:
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--baseline-only", action="store_true", help="measure the baseline and stop")
     p.add_argument("--baseline-steps", type=int, default=None, help="a baseline figure measured before")
+    p.add_argument("--verify-max", type=int, default=None,
+                   help="cap on the verification run (default: the baseline's steps, else --baseline-max)")
     p.add_argument("--n-jobs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--storage", default=None, help="default: a SQLite file in the work folder")
@@ -128,7 +130,7 @@ def main() -> int:
     print(f"   written to {best_path}")
 
     print("3. Best settings from scratch, evaluated every", args.eval_every, "steps:")
-    limit = baseline or args.baseline_max
+    limit = args.verify_max or baseline or args.baseline_max
     tuned, curve, secs = steps_to_threshold({k: v for k, v in hp.items() if k != "n_timesteps"},
                                             eval_every=args.eval_every, max_steps=limit, seed=args.seed,
                                             folder=work / "verify", label="tuned")

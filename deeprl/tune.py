@@ -591,13 +591,18 @@ def objective(trial, ctx: Context) -> float:
         run = _train_chunk(ctx, hp, target, folder, first=(k == 1))
         result = evaluate(load_agent(run.run_dir), n_eval_episodes=cfg.n_eval_episodes, seed=cfg.seed)
         trial.report(result["result"], k)
-        trial.set_user_attr("run_dir", str(run.run_dir))
-        trial.set_user_attr("mean_reward", result["mean_reward"])
-        trial.set_user_attr("std_reward", result["std_reward"])
-        trial.set_user_attr("trained", target)
         if k < k_max and trial.should_prune():
+            _record(trial, run, result, target)
             raise optuna.TrialPruned(f"pruned after evaluation {k} of {k_max}")
+    _record(trial, run, result, target)
     return float(result["result"])
+
+
+def _record(trial, run, result: dict, trained: int) -> None:
+    # Written once at the end: each attribute is a database commit.
+    for key, value in (("run_dir", str(run.run_dir)), ("mean_reward", result["mean_reward"]),
+                       ("std_reward", result["std_reward"]), ("trained", trained)):
+        trial.set_user_attr(key, value)
 
 
 def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print):
