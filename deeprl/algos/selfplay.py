@@ -46,6 +46,11 @@ DEFAULTS = {
     "num_layers": 2,
     "activation": "tanh",
     "ball_touch": 0.0,  # ML-Agents' SoccerTwos env parameter: +0.2 * ball_touch per touch (0 in the course)
+    # Shaping that is not in ML-Agents (0 = the course's sparse reward): ball_progress * (distance the ball moved
+    # towards the opposing goal) / field length, each step. A difference of potentials, so a whole episode adds
+    # at most about ball_progress, and what wins matches is unchanged; it gets a short run past the
+    # "stay away from the ball" stalemate pure self-play can fall into early.
+    "ball_progress": 0.0,
     # self_play:
     "save_steps": 50_000,
     "team_change": 200_000,
@@ -287,6 +292,7 @@ def train(run) -> None:
     next_ckpt = (steps // int(hp["checkpoint_every"]) + 1) * int(hp["checkpoint_every"])
     obs = core.observe()
     gamma, touch = float(hp["gamma"]), 0.2 * float(hp["ball_touch"])
+    progress_coef = float(hp["ball_progress"]) / soccer.FIELD_LENGTH
     try:
         while steps < n_total:
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
@@ -310,10 +316,14 @@ def train(run) -> None:
                 actions = np.zeros((E, soccer.N_AGENTS, 3), dtype=np.int64)
                 actions[rows, mine] = b_act[t].reshape(E, 2, 3)
                 actions[rows, theirs] = a_g.reshape(E, 2, 3)
+                ball_x = core.ball[:, 0].copy()
                 r, term, trunc, scorer = core.step(actions)
                 rew = r[rows, mine].reshape(E * 2)
                 if touch:
                     rew = rew + touch * core.touched[rows, mine].reshape(E * 2)
+                if progress_coef:
+                    towards = (core.ball[:, 0] - ball_x) * (1.0 if sp.learning_side == 0 else -1.0)
+                    rew = rew + np.repeat(progress_coef * towards, 2).astype(np.float32)
                 next_obs = core.observe()
                 if trunc.any():  # time limit: not the end of the game's value, bootstrap from the last obs
                     k = np.flatnonzero(np.repeat(trunc, 2))
