@@ -543,8 +543,11 @@ def open_study(ctx: Context, storage=None):
                                 pruner=make_pruner(cfg.pruner, cfg.n_evaluations, cfg.n_startup_trials))
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise UserError(f"Study {ctx.study_name} exists and minimizes; pick another --study-name.")
+    budget = cfg.n_timesteps
+    if budget is None and ctx.algo not in BUDGET_CHOICES:
+        budget = ctx.base.get(ctx.budget_key)  # the env's usual budget, which every trial then trains
     wanted = {"algo": ctx.algo, "env_id": ctx.course_id, "env_kwargs": ctx.env_kwargs, "env_tag": ctx.tag,
-              "budget_key": ctx.budget_key, "budget": cfg.n_timesteps, "n_evaluations": cfg.n_evaluations}
+              "budget_key": ctx.budget_key, "budget": budget, "n_evaluations": cfg.n_evaluations}
     have = study.user_attrs
     if not have:
         for k, v in wanted.items():
