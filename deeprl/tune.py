@@ -42,6 +42,8 @@ NET_SIZES = {"tiny": 32, "small": 64, "medium": 256}
 # Names an algorithm may give its hidden-layer sizes; the first one in its DEFAULTS is tuned.
 NET_KEYS = ("net_arch", "hidden_sizes", "hidden", "h_size", "hidden_size")
 EPISODE_BUDGET = "n_training_episodes"
+# Settings that make a trial trained in chunks (resume after each evaluation) the same as one run.
+CONTINUATION = {"save_replay_buffer": True}
 
 
 def _quiet_optuna():
@@ -570,7 +572,9 @@ def _train_chunk(ctx: Context, hp: dict, target: int, folder: Path, first: bool)
     run_dir = None if first else latest_run_dir(folder, ctx.algo, ctx.tag)
     if run_dir is None or not (run_dir / CHECKPOINT_FILE).exists():
         # An algorithm that keeps no checkpoint at the end is retrained from scratch to the larger budget.
-        return train(ctx.algo, ctx.course_id, overrides={**hp, key: target}, **common)
+        # A replay buffer goes into the checkpoint, so the next chunk goes on with its memory (not in the YAML).
+        keep = {k: v for k, v in CONTINUATION.items() if k in ctx.base and cfg.n_evaluations > 1}
+        return train(ctx.algo, ctx.course_id, overrides={**hp, key: target, **keep}, **common)
     if key == "n_timesteps":
         return train(ctx.algo, ctx.course_id, resume=True, n_timesteps=target, **common)
     return train(ctx.algo, ctx.course_id, resume=True, overrides={key: target}, **common)

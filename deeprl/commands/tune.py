@@ -23,7 +23,8 @@ def add_parser(sub):
                    help="finished trials the study should hold; the same command again continues it (default 20)")
     p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
     p.add_argument("-n", "--n-timesteps", type=int, default=None,
-                   help="training budget per trial (episodes for Q-Learning); default: the env's usual budget")
+                   help="training budget per trial, in env steps (episodes for Q-Learning and REINFORCE); default: "
+                        "the env's usual budget")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (default: $DEEPRL_TUNE_STORAGE, else DEEPRL_HOME/optuna.db); "
                         "postgresql://user@host:port/db for workers on many machines")
