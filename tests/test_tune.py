@@ -57,13 +57,14 @@ def worker_cmd(storage, n_trials, *extra):
             "--storage", storage, *FAST, *extra]
 
 
-def check_shared_study(storage, n_trials):
+def check_shared_study(storage, n_trials, both_ran=True):
     trials = study_of(storage).get_trials()
     numbers = [t.number for t in trials]
     assert sorted(numbers) == list(range(n_trials))  # total = N, no number twice
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    pids = {t.user_attrs["worker"]["pid"] for t in trials}
-    assert len(pids) == 2, "both workers should have run trials"
+    if both_ran:
+        pids = {t.user_attrs["worker"]["pid"] for t in trials}
+        assert len(pids) == 2, "both workers should have run trials"
 
 
 # --- search spaces --------------------------------------------------------------------------------------------
@@ -266,10 +267,12 @@ def test_two_workers_share_a_sqlite_study(tmp_path):
 
 def test_n_jobs_runs_worker_processes(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'jobs.db'}"
-    # This process is one worker, --n-jobs 2 starts one more.
+    # This process is one worker, --n-jobs 2 starts one more; this one is warm and may finish the study before
+    # the other has started, so only the sharing rules are checked here (the tests below start two cold ones).
     assert main(worker_cmd(storage, 5, "--n-jobs", "2")[3:]) == 0
-    check_shared_study(storage, 5)
-    assert "Best hyperparameters written to" in capsys.readouterr().out
+    check_shared_study(storage, 5, both_ran=False)
+    out = capsys.readouterr().out
+    assert "[worker " in out and "Best hyperparameters written to" in out
 
 
 def _pg_bin() -> Path | None:
