@@ -107,14 +107,14 @@ def tune(args):
             children.append(subprocess.Popen([sys.executable, "-m", "deeprl", *_child_argv(args)], env=env))
     prefix = f"[worker {os.getpid()}] " if args.worker or args.n_jobs > 1 else ""
     try:
-        study = T.run_worker(cfg, echo=lambda line: print(prefix + line, flush=True))
+        T.run_worker(cfg, echo=lambda line: print(prefix + line, flush=True))
     except KeyboardInterrupt:
-        for c in children:
-            c.wait()
         print(f"deeprl: tuning interrupted; the study {ctx.study_name} is kept. Run the same command to continue it.",
               file=sys.stderr)
         return 130
-    codes = [c.wait() for c in children]
+    finally:
+        # Ctrl-C reaches the whole process group; other errors leave the workers to finish their share.
+        codes = [c.wait() for c in children]
     if args.worker:
         return 0
     study = T.load_study(ctx.storage_url, ctx.study_name)
