@@ -192,3 +192,30 @@ def test_same_seed_same_weights_and_replay_buffer_resume(tmp_path):
     assert resumed.run_dir == a.run_dir
     config = json.loads((a.run_dir / "config.json").read_text())
     assert config["trained"]["timesteps"] == 2000
+
+
+def test_ctrl_c_saves_checkpoint_and_buffer_then_resume_continues(tmp_path, monkeypatch):
+    from deeprl.checkpoint import load_checkpoint
+    from deeprl.train import train
+
+    real, calls = dqn.epsilon, {"n": 0}
+
+    def interrupt_at_800(step, hp):
+        calls["n"] += 1
+        if step >= 800:
+            raise KeyboardInterrupt
+        return real(step, hp)
+
+    monkeypatch.setattr(dqn, "epsilon", interrupt_at_800)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, ["n_timesteps:1500", "save_replay_buffer:true"])
+    run_dir = next((tmp_path / "dqn").iterdir())
+    _, state = load_checkpoint(run_dir)
+    assert state["timesteps"] == 800 and state["updates"] > 0
+    saved = ReplayBuffer(10000, 1, (4,))
+    saved.load(run_dir / dqn.REPLAY_FILE)
+    assert len(saved) == 800
+    monkeypatch.setattr(dqn, "epsilon", real)
+    train("dqn", "CartPole-v1", seed=3, log_folder=tmp_path, resume=True, device="cpu", show_progress=False)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["trained"]["timesteps"] == 1500

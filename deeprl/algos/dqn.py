@@ -351,7 +351,8 @@ def train(run) -> None:
                 log.flush()
             ep_return[done], ep_len[done] = 0.0, 0
 
-            if steps > hp["learning_starts"] and vec_steps % hp["train_freq"] == 0:
+            # (a stacked-frame transition is whole once the step after it is stored: wait for two rows)
+            if steps > hp["learning_starts"] and vec_steps % hp["train_freq"] == 0 and len(buffer) > n_envs:
                 if isinstance(hp["learning_rate"], str):
                     for g in optimizer.param_groups:
                         g["lr"] = learning_rate_at(hp["learning_rate"], steps / total)
