@@ -221,15 +221,19 @@ def plot(run_dir: Path, out: Path | None = None) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    data = np.genfromtxt(run_dir / "episodes.csv", delimiter=",", names=True)
-    data = np.atleast_1d(data)
+    import csv
+
+    with open(run_dir / "episodes.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    steps = np.array([float(r["timesteps"]) for r in rows])
+    scores = np.array([float(r["return"]) for r in rows])
     out = out or run_dir / "learning_curve.png"
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(data["timesteps"], data["return"], ".", ms=2, alpha=0.3, label="game score (all lives)")
-    if data.size >= 10:
-        k = min(100, data.size)
-        avg = np.convolve(data["return"], np.ones(k) / k, mode="valid")
-        ax.plot(data["timesteps"][k - 1:], avg, lw=2, label=f"mean of last {k} games")
+    ax.plot(steps, scores, ".", ms=3, alpha=0.4, label="game score (all lives)")
+    if scores.size >= 10:
+        k = min(100, scores.size)
+        avg = np.convolve(scores, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1:], avg, lw=2, label=f"mean of last {k} games")
     ax.axhline(200, color="grey", ls="--", lw=1, label="course minimum (result 200)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("score")
