@@ -23,6 +23,8 @@ from deeprl.errors import UserError
 from deeprl.nets import ACTIVATIONS, NatureCNN, layer_init, mlp
 
 LOG_2PI = math.log(2 * math.pi)
+_TANH_BACKWARD = torch.ops.aten.tanh_backward.default
+_RELU_BACKWARD = torch.ops.aten.threshold_backward.default
 POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "share_features_extractor"}
 
 
@@ -238,9 +240,16 @@ class ActorCritic(nn.Module):
         return dist + torch.randn_like(dist) * self.log_std.exp()
 
     # the interface algorithms use ----------------------------------------------------------------------
+    def fast(self) -> "FastMLP | None":
+        """The written-out forward/backward when this policy's shape allows it (flat observations, MLP)."""
+        if "_fast" not in self.__dict__:
+            self.__dict__["_fast"] = FastMLP(self) if FastMLP.supports(self) else None
+        return self.__dict__["_fast"]
+
     def act(self, obs, deterministic: bool = False):
         """(action, value, log_prob) for a batch; call under torch.inference_mode when collecting."""
-        dist, value = self(obs)
+        fast = self.fast()
+        dist, value = fast.forward(obs) if fast is not None else self(obs)
         action = self.sample(dist, deterministic)
         logp, _ = self.log_prob_entropy(dist, action)
         return action, value, logp
@@ -252,6 +261,9 @@ class ActorCritic(nn.Module):
         return logp, entropy, value
 
     def value(self, obs):
+        fast = self.fast()
+        if fast is not None:
+            return fast.value(obs)
         x = self.features(obs)
         return self.value_head(self.vf_trunk(x)).squeeze(-1)
 
@@ -261,6 +273,151 @@ class ActorCritic(nn.Module):
 
     def config(self) -> dict:
         return {"class": "ActorCritic", **self.kwargs}
+
+
+class FastMLP:
+    """An ActorCritic on flat observations, forward and backward written out in torch ops with no autograd graph.
+
+    Why: on a 2-core CPU a 64-unit network costs less to compute than autograd costs to record and replay it
+    (about 30 graph nodes per minibatch); written out, a PPO gradient step is about half the time. It reads and
+    writes the policy's own parameters and .grad tensors, so the optimizer, checkpoints and the autograd path
+    (evaluate_actions, which stays the reference; tests hold the two equal) all see one model.
+
+    The loss is given by its per-sample derivatives with respect to log_prob, entropy and value, which is all
+    an actor-critic loss depends on: `evaluate()` then `backward(ctx, g_logp, g_entropy, g_value)`.
+    """
+
+    def __init__(self, policy: "ActorCritic"):
+        self.policy = policy
+        self.relu = policy.kwargs["activation"] == "relu"
+        self.pi = [(m.weight, m.bias) for m in policy.pi_trunk if isinstance(m, nn.Linear)]
+        self.pi.append((policy.action_head.weight, policy.action_head.bias))
+        self.vf = [(m.weight, m.bias) for m in policy.vf_trunk if isinstance(m, nn.Linear)]
+        self.vf.append((policy.value_head.weight, policy.value_head.bias))
+        self.discrete = policy.discrete
+
+    # numpy inference -------------------------------------------------------------------------------------
+    # Collection runs the network on a handful of rows per step, where numpy's per-call cost is a third of
+    # torch's. The arrays are views of the parameters (CPU only), so they follow every optimizer step.
+    def _np_layers(self):
+        if "_np" not in self.__dict__:
+            view = [[(w.detach().numpy().T, b.detach().numpy()) for w, b in tower] for tower in (self.pi, self.vf)]
+            log_std = None if self.discrete else self.policy.log_std.detach().numpy()
+            self.__dict__["_np"] = (view[0], view[1], log_std)
+        return self.__dict__["_np"]
+
+    def _np_tower(self, x, layers):
+        last = len(layers) - 1
+        for i, (w, b) in enumerate(layers):
+            x = x @ w
+            x += b
+            if i < last:
+                np.maximum(x, 0, out=x) if self.relu else np.tanh(x, out=x)
+        return x
+
+    def numpy_act(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False):
+        """(action, value, log_prob) as numpy arrays for a batch of flat observations, sampling with `rng`."""
+        pi, vf, log_std = self._np_layers()
+        x = np.asarray(obs, np.float32).reshape(len(obs), -1)
+        dist = self._np_tower(x, pi)
+        value = self._np_tower(x, vf)[:, 0]
+        n = len(x)
+        if self.discrete:
+            z = dist - dist.max(1, keepdims=True)
+            cdf = np.cumsum(np.exp(z), 1)
+            total = cdf[:, -1]
+            if deterministic:
+                action = dist.argmax(1)
+            else:  # inverse-CDF sampling: the first index whose cumulative weight passes u * total
+                u = rng.random(n, dtype=np.float32) * total
+                action = np.minimum((cdf < u[:, None]).sum(1), dist.shape[1] - 1)
+            logp = z[np.arange(n), action] - np.log(total)
+            return action, value, logp
+        std = np.exp(log_std)
+        noise = np.zeros_like(dist) if deterministic else rng.standard_normal(dist.shape, dtype=np.float32)
+        action = dist + noise * std
+        logp = (-0.5 * noise * noise - log_std).sum(1) - 0.5 * LOG_2PI * dist.shape[1]
+        return action, value, logp.astype(np.float32)
+
+    def numpy_value(self, obs: np.ndarray) -> np.ndarray:
+        _, vf, _ = self._np_layers()
+        return self._np_tower(np.asarray(obs, np.float32).reshape(len(obs), -1), vf)[:, 0]
+
+    @staticmethod
+    def supports(policy) -> bool:
+        return (isinstance(policy, ActorCritic) and type(policy.features) is Flatten
+                and policy.kwargs["activation"] in ("tanh", "relu"))
+
+    def _tower(self, x, layers, keep: bool):
+        hs, h, last = [x], x, len(layers) - 1
+        for i, (w, b) in enumerate(layers):
+            h = torch.addmm(b, h, w.t())
+            if i < last:
+                h = torch.relu(h) if self.relu else torch.tanh(h)
+            if keep:
+                hs.append(h)
+        return hs if keep else h
+
+    def _tower_backward(self, hs, layers, d) -> None:
+        for i in range(len(layers) - 1, -1, -1):
+            w, b = layers[i]
+            h_in = hs[i]
+            w.grad = d.t().mm(h_in)
+            b.grad = d.sum(0)
+            if i > 0:
+                # the activation's derivative from its output (tanh' = 1 - tanh^2, relu' = [out > 0]), one op each
+                d = _RELU_BACKWARD(d.mm(w), h_in, 0) if self.relu else _TANH_BACKWARD(d.mm(w), h_in)
+
+    @torch.no_grad()
+    def forward(self, obs):
+        x = obs.reshape(obs.shape[0], -1).float()
+        return self._tower(x, self.pi, False), self._tower(x, self.vf, False)[:, 0]
+
+    @torch.no_grad()
+    def value(self, obs):
+        return self._tower(obs.reshape(obs.shape[0], -1).float(), self.vf, False)[:, 0]
+
+    @torch.no_grad()
+    def evaluate(self, obs, actions):
+        """(log_prob, entropy, value, ctx), like ActorCritic.evaluate_actions but keeping what backward needs."""
+        x = obs.reshape(obs.shape[0], -1).float()
+        hp, hv = self._tower(x, self.pi, True), self._tower(x, self.vf, True)
+        dist = hp[-1]
+        if self.discrete:
+            logp_all = torch.log_softmax(dist, 1)
+            probs = logp_all.exp()
+            onehot = torch.zeros_like(dist).scatter_(1, actions.long().reshape(-1, 1), 1.0)
+            logp = (logp_all * onehot).sum(1)
+            entropy = -(probs * logp_all).sum(1)
+            ctx = (hp, hv, probs, logp_all, onehot, entropy)
+        else:
+            log_std = self.policy.log_std
+            inv_std = torch.exp(-log_std)
+            z = (actions.reshape(dist.shape) - dist) * inv_std
+            logp = (-0.5 * z * z - log_std).sum(1) - 0.5 * LOG_2PI * dist.shape[1]
+            entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum().expand(dist.shape[0])
+            ctx = (hp, hv, z, inv_std)
+        return logp, entropy, hv[-1][:, 0], ctx
+
+    @torch.no_grad()
+    def backward(self, ctx, g_logp, g_entropy, g_value) -> None:
+        """Set every parameter's .grad to d loss / d parameter, given d loss / d (log_prob, entropy, value) per
+        sample ([B] tensors; g_entropy may be a number, the same for every sample)."""
+        if self.discrete:
+            hp, hv, probs, logp_all, onehot, entropy = ctx
+            # d log p(a) / d logits = onehot(a) - p ;  d H / d logits = -p * (log p + H)
+            d_dist = g_logp[:, None] * (onehot - probs)
+            if not (isinstance(g_entropy, float) and g_entropy == 0.0):
+                g_e = g_entropy[:, None] if torch.is_tensor(g_entropy) else g_entropy
+                d_dist = d_dist - g_e * probs * (logp_all + entropy[:, None])
+        else:
+            hp, hv, z, inv_std = ctx
+            # d log p / d mean = z / std ;  d log p / d log_std = z^2 - 1 ;  d H / d log_std = 1 per sample
+            d_dist = g_logp[:, None] * z * inv_std
+            g_ent_sum = g_entropy.sum() if torch.is_tensor(g_entropy) else g_entropy * z.shape[0]
+            self.policy.log_std.grad = (g_logp[:, None] * (z * z - 1)).sum(0) + g_ent_sum
+        self._tower_backward(hp, self.pi, d_dist)
+        self._tower_backward(hv, self.vf, g_value[:, None])
 
 
 def build_policy(obs_space, action_space, policy_config: dict) -> ActorCritic:

@@ -102,6 +102,13 @@ def index_batch(data: dict, idx: torch.Tensor) -> dict:
     return out
 
 
+def slice_batch(data: dict, start: int, stop: int) -> dict:
+    out = {}
+    for k, v in data.items():
+        out[k] = {kk: vv[start:stop] for kk, vv in v.items()} if isinstance(v, dict) else v[start:stop]
+    return out
+
+
 class EpisodeStats:
     """Raw (unnormalized) episode returns and lengths as they finish, over a vector of envs."""
 
@@ -145,8 +152,11 @@ class Collector:
     """
 
     def __init__(self, venv, normalizer=None, *, gamma: float = 0.99, device: str | torch.device = "cpu",
-                 seed: int | None = None):
+                 seed: int | None = None, rng: np.random.Generator | None = None):
         self.venv, self.normalizer, self.gamma, self.device = venv, normalizer, gamma, torch.device(device)
+        # action sampling on the numpy path (flat-observation MLPs on CPU); give the run's generator to have it
+        # checkpointed with the run
+        self.rng = rng if rng is not None else np.random.default_rng(seed)
         self.n_envs = venv.num_envs
         self.stats = EpisodeStats(self.n_envs)
         space = venv.single_action_space
@@ -167,10 +177,14 @@ class Collector:
         """Fill `buffer` with buffer.n_steps vector steps; returns the env steps taken. Computes no advantages:
         call `last_values(policy)` then buffer.compute_returns_and_advantage."""
         venv, norm, stats, dev = self.venv, self.normalizer, self.stats, self.device
+        fast = self._numpy_policy(policy)
         for t in range(buffer.n_steps):
-            with torch.inference_mode():
-                action, value, logp = policy.act(obs_to_tensor(self.obs, dev))
-            action, value, logp = action.cpu().numpy(), value.cpu().numpy(), logp.cpu().numpy()
+            if fast is not None:
+                action, value, logp = fast.numpy_act(self.obs, self.rng)
+            else:
+                with torch.inference_mode():
+                    action, value, logp = policy.act(obs_to_tensor(self.obs, dev))
+                action, value, logp = action.cpu().numpy(), value.cpu().numpy(), logp.cpu().numpy()
             t0 = time.perf_counter()
             next_obs, reward, terminated, truncated, info = venv.step(self._env_action(action))
             self.env_time += time.perf_counter() - t0
@@ -191,6 +205,20 @@ class Collector:
             self.obs = self._norm_obs(next_obs)
         return buffer.n_steps * self.n_envs
 
+    def _numpy_policy(self, policy):
+        """The policy's numpy inference path, where it has one (flat observations, MLP, CPU)."""
+        fast = policy.fast() if hasattr(policy, "fast") else None
+        if fast is None or self.device.type != "cpu" or isinstance(self.obs, dict):
+            return None
+        return fast
+
+    def _value(self, policy, obs) -> np.ndarray:
+        fast = self._numpy_policy(policy)
+        if fast is not None:
+            return fast.numpy_value(obs)
+        with torch.inference_mode():
+            return policy.value(obs_to_tensor(obs, self.device)).cpu().numpy()
+
     def _final_values(self, policy, info: dict, trunc: np.ndarray) -> np.ndarray:
         """V(real last observation) for the envs a time limit cut, zero elsewhere."""
         idx = np.flatnonzero(trunc)
@@ -199,16 +227,13 @@ class Collector:
             batch = {k: np.stack([final[i][k] for i in idx]) for k in final[idx[0]]}
         else:
             batch = np.stack([final[i] for i in idx])
-        batch = self._norm_obs(batch, update=False)
-        with torch.inference_mode():
-            v = policy.value(obs_to_tensor(batch, self.device)).cpu().numpy()
+        v = self._value(policy, self._norm_obs(batch, update=False))
         out = np.zeros(self.n_envs, np.float32)
         out[idx] = v
         return out
 
     def last_values(self, policy) -> np.ndarray:
-        with torch.inference_mode():
-            return policy.value(obs_to_tensor(self.obs, self.device)).cpu().numpy()
+        return self._value(policy, self.obs)
 
     # checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict:

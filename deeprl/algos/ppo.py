@@ -25,9 +25,10 @@ from torch import nn
 from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from deeprl.envs.vector import make_vec_env
 from deeprl.errors import UserError
+from deeprl.nets import Adam
 from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import build_policy, load_policy_agent, load_policy_tensors, parse_policy_kwargs, policy_tensors
-from deeprl.rollout import Collector, RolloutBuffer, index_batch
+from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
 
 DEFAULTS = {
     # SB3's PPO defaults; hyperparams/ppo.yml holds the course's settings per env
@@ -96,12 +97,49 @@ def ppo_loss(policy, mb: dict, clip_range: float, clip_range_vf: float | None, e
                   "approx_kl": approx_kl, "clip_fraction": clip_fraction}
 
 
-def make_optimizer(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
-    # fused Adam: one kernel for all parameters instead of a Python loop over them (~3x on small nets)
-    try:
-        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, eps=1e-5)
+def make_optimizer(params, lr: float):
+    """Adam with eps 1e-5 (SB3 and CleanRL both use it for PPO); deeprl.nets.Adam is torch's arithmetic in one
+    fused call."""
+    return Adam(params, lr=lr, eps=1e-5)
+
+
+def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
+                 normalize_advantage: bool = True) -> tuple:
+    """ppo_loss's gradient written out (for FastMLP policies): sets the parameters' .grad and returns the
+    per-sample terms that `diagnostics` turns into ppo_loss's numbers (kept raw: averaging them once per update
+    instead of once per minibatch saves a dozen tensor ops a step).
+
+    d mean(max(-A r, -A clip(r))) / d log_prob = -A r / B where the unclipped term is the max, else 0."""
+    log_prob, entropy, values, ctx = fast.evaluate(mb["obs"], mb["actions"])
+    n = log_prob.shape[0]
+    adv = mb["advantages"]
+    if normalize_advantage and n > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    log_ratio = log_prob - mb["log_probs"]
+    ratio = torch.exp(log_ratio)
+    surr = -adv * ratio
+    surr_clipped = -adv * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    g_logp = torch.where(surr >= surr_clipped, surr, 0.0) / n
+    err = values - mb["returns"]
+    if clip_range_vf is None:
+        sq = err * err
+        g_value = err * (2 * vf_coef / n)
+    else:
+        delta = values - mb["values"]
+        err_clipped = mb["values"] + torch.clamp(delta, -clip_range_vf, clip_range_vf) - mb["returns"]
+        sq_unclipped, sq_clipped = err * err, err_clipped * err_clipped
+        sq = torch.max(sq_unclipped, sq_clipped)
+        g_value = torch.where(sq_unclipped >= sq_clipped, err, err_clipped * (delta.abs() <= clip_range_vf)) \
+            * (2 * vf_coef / n)
+    fast.backward(ctx, g_logp, -ent_coef / n, g_value)
+    return ratio, log_ratio, surr, surr_clipped, sq, entropy
+
+
+def diagnostics(parts: list[tuple], clip_range: float) -> dict:
+    """ppo_loss's diagnostics over every sample of the ppo_backward calls in `parts`."""
+    ratio, log_ratio, surr, surr_clipped, sq, entropy = (torch.cat(x) for x in zip(*parts))
+    return {"policy_loss": torch.max(surr, surr_clipped).mean(), "value_loss": sq.mean(), "entropy": entropy.mean(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(), "clip_fraction": ((ratio - 1).abs() > clip_range).float().mean()}
 
 
 def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
@@ -119,28 +157,43 @@ def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int,
     """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats)."""
     n = data["advantages"].shape[0]
     params = [p for p in policy.parameters() if p.requires_grad]
+    fast = policy.fast() if hasattr(policy, "fast") else None
     sums: dict[str, torch.Tensor] = {}
+    parts: list[tuple] = []
     steps, stopped = 0, False
-    for _epoch in range(n_epochs):
-        perm = torch.from_numpy(rng.permutation(n))
+    for epoch in range(n_epochs):
+        # one shuffle of the whole rollout per epoch, then contiguous slices: a view per minibatch, not a gather
+        shuffled = index_batch(data, torch.from_numpy(rng.permutation(n)))
         for start in range(0, n, batch_size):
-            mb = index_batch(data, perm[start:start + batch_size])
-            loss, info = ppo_loss(policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage)
-            if target_kl is not None and info["approx_kl"].item() > 1.5 * target_kl:
+            mb = slice_batch(shuffled, start, start + batch_size)
+            if fast is not None:
+                part = ppo_backward(fast, mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage)
+                parts.append(part)
+                approx_kl = None if target_kl is None else ((part[0] - 1) - part[1]).mean()
+            else:
+                loss, info = ppo_loss(policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage)
+                approx_kl = info["approx_kl"]
+            # SB3's rule: stop before the step that would take the policy too far from the one that collected
+            if target_kl is not None and approx_kl.item() > 1.5 * target_kl:
                 stopped = True
+                parts = parts[:-1]
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if fast is None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for k, v in info.items():
+                    sums[k] = sums[k] + v if k in sums else v
             if max_grad_norm is not None and max_grad_norm > 0:
                 clip_grad_norm(params, max_grad_norm)
             optimizer.step()
-            for k, v in info.items():
-                sums[k] = sums[k] + v if k in sums else v
             steps += 1
         if stopped:
             break
-    out = {k: float(v) / steps for k, v in sums.items()} if steps else {}
-    out.update(gradient_steps=steps, epochs=_epoch + 1, early_stop=stopped)
+    if parts:
+        out = {k: float(v) for k, v in diagnostics(parts, clip_range).items()}
+    else:
+        out = {k: float(v) / steps for k, v in sums.items()} if steps else {}
+    out.update(gradient_steps=steps, epochs=epoch + 1, early_stop=stopped)
     return out
 
 
@@ -188,14 +241,14 @@ def train(run) -> None:
     if norm_cfg["norm_obs"] or norm_cfg["norm_reward"]:
         normalizer = Normalizer(obs_space, **{"gamma": hp["gamma"], **norm_cfg}, n_envs=n_envs)
     policy = build_policy(obs_space, action_space, pkw).to(device)
-    optimizer = make_optimizer(policy.parameters(), lr_at(1.0), device)
+    optimizer = make_optimizer(policy.parameters(), lr_at(1.0))
     if run.resumed:
         load_policy_tensors(policy, ckpt_tensors, run.env_id)
         optimizer_from_tensors(optimizer, ckpt_tensors, ckpt_state["optimizer"])
         if normalizer is not None:
             normalizer.load_state_dict(ckpt_tensors, with_returns=True)
         run.restore_rng(ckpt_tensors, ckpt_state, rng)
-    collector = Collector(venv, normalizer, gamma=hp["gamma"], device=device, seed=env_seed)
+    collector = Collector(venv, normalizer, gamma=hp["gamma"], device=device, seed=env_seed, rng=rng)
     if run.resumed:
         collector.load_state(ckpt_state.get("collector", {}))
     buffer = RolloutBuffer(n_steps, n_envs, obs_space, action_space, device)
