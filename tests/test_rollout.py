@@ -146,3 +146,24 @@ def test_optimizer_state_roundtrips_through_tensors():
         o.step()
     for p, q in zip(net.parameters(), net2.parameters()):
         torch.testing.assert_close(p, q)
+
+
+def test_worker_processes_step_the_same_episodes_as_sync():
+    runs = {}
+    for vec in ("sync", "workers"):
+        venv = make_vec_env("LunarLander-v2", 4, seed=3, vectorization=vec)
+        rng = np.random.default_rng(0)
+        trace, finals = [], 0
+        for _ in range(120):
+            obs, reward, term, trunc, info = venv.step(rng.integers(0, 4, 4))
+            trace.append((obs.copy(), reward.copy(), term | trunc))
+            if "final_obs" in info:
+                finals += 1
+                assert all((info["final_obs"][i] is not None) == bool(d) for i, d in enumerate(term | trunc))
+        venv.close()
+        runs[vec] = (trace, finals)
+    assert runs["sync"][1] == runs["workers"][1] > 0
+    for (o1, r1, d1), (o2, r2, d2) in zip(runs["sync"][0], runs["workers"][0]):
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(d1, d2)

@@ -50,7 +50,7 @@ DEFAULTS = {
     "policy_kwargs": None,  # {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn: tanh|relu, ...}
     "normalize": False,  # VecNormalize: true, or {norm_obs: true, norm_reward: false, clip_obs: 10, ...}
     # ours
-    "vectorization": "auto",  # auto (native where it exists), sync or async
+    "vectorization": "auto",  # auto (native where it exists, else sync), sync, workers (a process per core), async
     "checkpoint_every": 20,  # updates
     "log_interval": 1,  # updates between TensorBoard points
     "torch_threads": 1,  # small networks run fastest on one thread; the other core steps envs

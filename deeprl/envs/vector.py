@@ -10,16 +10,17 @@ def make_vec_env(env_id: str, n_envs: int, *, seed: int = 0, env_kwargs: dict | 
     """`n_envs` copies of the course env in one Gymnasium VectorEnv, reset with seeds seed..seed+n-1.
 
     vectorization: "sync" (one process; best for cheap envs on 2 cores), "async" (one process per env),
+    "workers" (one process per CPU core, each stepping its share of the envs: for costly envs like Box2D),
     "native" (the env's own array implementation, e.g. Gymnasium's CartPoleVectorEnv; an error where there is
     none) or "auto" (native where it exists and nothing asks for rendering or kwargs, else sync).
     """
     import gymnasium as gym
 
     spec, kwargs = resolve_env(env_id, env_kwargs)
-    if vectorization not in ("sync", "async", "native", "auto"):
+    if vectorization not in ("sync", "async", "workers", "native", "auto"):
         from deeprl.errors import UserError
 
-        raise UserError(f"Unknown vectorization '{vectorization}'; use sync, async, native or auto.")
+        raise UserError(f"Unknown vectorization '{vectorization}'; use sync, async, workers, native or auto.")
     if vectorization in ("native", "auto"):
         native = NATIVE.get(spec.course_id)
         venv = native(n_envs) if native is not None and render_mode is None and not kwargs else None
@@ -35,7 +36,11 @@ def make_vec_env(env_id: str, n_envs: int, *, seed: int = 0, env_kwargs: dict | 
     make_env(spec.course_id, kwargs).close()  # validate id and kwargs here, with our error sentences
     fns = [lambda: make_env(spec.course_id, kwargs, training=training, render_mode=render_mode)
            for _ in range(n_envs)]
-    if vectorization == "async":
+    if vectorization == "workers":
+        import os
+
+        venv = WorkerVectorEnv(fns, min(n_envs, os.cpu_count() or 1))
+    elif vectorization == "async":
         venv = gym.vector.AsyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     else:
         venv = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -79,3 +84,119 @@ def _same_step_cartpole(n_envs: int):
 
 # course id -> builder of a native SAME_STEP vector env (n_envs) -> VectorEnv | None
 NATIVE = {"CartPole-v1": _same_step_cartpole}
+
+
+def _worker_main(conn, env_fns, autoreset_mode) -> None:
+    """A worker process: a SyncVectorEnv over its share of the envs, driven by (command, data) messages."""
+    import gymnasium as gym
+
+    venv = gym.vector.SyncVectorEnv(env_fns, autoreset_mode=autoreset_mode)
+    try:
+        while True:
+            cmd, data = conn.recv()
+            if cmd == "step":
+                obs, reward, terminated, truncated, info = venv.step(data)
+                mask = info.get("_final_obs")
+                final = None
+                if mask is not None and mask.any():
+                    final = {int(i): info["final_obs"][i] for i in mask.nonzero()[0]}
+                conn.send((obs, reward, terminated, truncated, final))
+            elif cmd == "reset":
+                conn.send(venv.reset(seed=data)[0])
+            elif cmd == "close":
+                break
+    except (KeyboardInterrupt, EOFError):
+        pass
+    finally:
+        venv.close()
+        conn.close()
+
+
+class WorkerVectorEnv:
+    """`n_workers` processes, each stepping a contiguous share of the envs in its own SyncVectorEnv.
+
+    Gymnasium's AsyncVectorEnv runs one process per env: 16 LunarLanders on 2 cores means 16 pipe round trips and
+    context switches per step, which cost more than the physics. One process per core keeps both cores stepping
+    Box2D with two round trips a step. SAME_STEP autoreset; info carries only final_obs/_final_obs.
+    """
+
+    def __init__(self, env_fns: list, n_workers: int):
+        import multiprocessing as mp
+
+        import gymnasium as gym
+        import numpy as np
+
+        self.num_envs = len(env_fns)
+        n_workers = max(1, min(n_workers, self.num_envs))
+        bounds = np.linspace(0, self.num_envs, n_workers + 1).astype(int)
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        probe = env_fns[0]()
+        self.single_observation_space, self.single_action_space = probe.observation_space, probe.action_space
+        self.metadata = {**probe.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+        self.render_mode = None
+        probe.close()
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self.conns, self.procs = [], []
+        for sl in self.slices:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, args=(child, env_fns[sl], gym.vector.AutoresetMode.SAME_STEP),
+                               daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.closed = False
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def reset(self, *, seed=None, options=None):
+        import numpy as np
+
+        for sl, conn in zip(self.slices, self.conns):
+            conn.send(("reset", None if seed is None else seed + sl.start))
+        return np.concatenate([conn.recv() for conn in self.conns]), {}
+
+    def step(self, actions):
+        import numpy as np
+
+        for sl, conn in zip(self.slices, self.conns):
+            conn.send(("step", actions[sl]))
+        parts = [conn.recv() for conn in self.conns]
+        obs = np.concatenate([p[0] for p in parts])
+        reward = np.concatenate([p[1] for p in parts])
+        terminated = np.concatenate([p[2] for p in parts])
+        truncated = np.concatenate([p[3] for p in parts])
+        info = {}
+        if any(p[4] for p in parts):
+            final = np.empty(self.num_envs, dtype=object)
+            mask = np.zeros(self.num_envs, dtype=bool)
+            for sl, p in zip(self.slices, parts):
+                for i, o in (p[4] or {}).items():
+                    final[sl.start + i] = o
+                    mask[sl.start + i] = True
+            info = {"final_obs": final, "_final_obs": mask}
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for conn in self.conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
