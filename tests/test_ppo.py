@@ -244,3 +244,28 @@ def test_killed_run_resumes_with_its_counters(tmp_path):
 def test_resume_without_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="Nothing to resume"):
         train("ppo", "CartPole-v1", resume=True, log_folder=tmp_path, show_progress=False)
+
+
+def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path):
+    hp = ["n_envs:4", "n_steps:64", "batch_size:256", "n_epochs:1", "checkpoint_every:1000"]
+    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path),
+           "-n", "10000000", "--device", "cpu", "--quiet", "--hyperparams", *hp]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tb = tmp_path / "ppo" / "CartPole-v1_1" / "tb"
+    deadline = time.monotonic() + 120
+    try:
+        while not (tb.exists() and any(tb.iterdir())):  # training has started once TensorBoard has a file
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "training did not start within 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert "--resume" in err.decode()
+    from deeprl.checkpoint import load_checkpoint
+
+    # checkpoint_every is far away: this file can only be the save made on Ctrl-C
+    tensors, state = load_checkpoint(tb.parent)
+    assert state["timesteps"] % 256 == 0 and "policy.value_head.weight" in tensors and "rng.torch" in tensors
