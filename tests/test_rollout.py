@@ -83,6 +83,8 @@ def test_native_cartpole_resets_in_the_same_step():
         else:
             assert np.allclose(obs[:, 0], prev[:, 0] + 0.02 * prev[:, 1], atol=1e-5)
     assert ended > 0
+    with pytest.raises(AssertionError):  # actions are still checked, by the wrapper instead of the core
+        venv.step(np.full(4, 2))
     with pytest.raises(UserError, match="no native"):
         make_vec_env("LunarLander-v2", 2, vectorization="native")
 
