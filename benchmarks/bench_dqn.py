@@ -48,6 +48,13 @@ def zoo_cartpole_hp() -> dict:
     return dict(yaml.safe_load((ROOT / "deeprl" / "hyperparams" / "dqn.yml").read_text())["CartPole-v1"])
 
 
+def cpu_s() -> float:
+    """This process's CPU seconds (user + system): what the work cost, much less skewed than wall-clock time
+    by other jobs sharing the cores (both libraries run one torch thread for this figure with --threads 1)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -104,7 +111,9 @@ def child_throughput(lib: str, window: int, learning_starts: int, seed: int, thr
         overrides = {"n_timesteps": window, "learning_starts": learning_starts, "checkpoint_freq": 10 ** 9}
         if threads:
             overrides["torch_threads"] = threads
+        c0 = cpu_s()
         run, seconds = _deeprl_train(GAME, overrides, str(COURSE_YML), seed, folder)
+        cpu = cpu_s() - c0
         # config.json's own timing starts after imports, as SB3's learn() below
         seconds = json.loads((run.run_dir / "config.json").read_text())["trained"]["seconds"]
         import torch
@@ -114,12 +123,15 @@ def child_throughput(lib: str, window: int, learning_starts: int, seed: int, thr
         import torch
 
         hp = {**course_hp(), "learning_starts": learning_starts}
+        c0 = cpu_s()
         model = _sb3_model(GAME, hp, seed, threads)
         t = time.perf_counter()
         model.learn(total_timesteps=window)
         seconds = time.perf_counter() - t
+        cpu = cpu_s() - c0
         threads_used = torch.get_num_threads()
-    return {"lib": lib, "steps": window, "seconds": seconds, "steps_per_s": window / seconds,
+    return {"lib": lib, "steps": window, "seconds": seconds, "steps_per_s": window / seconds, "cpu_s": cpu,
+            "steps_per_cpu_s": window / cpu,
             "torch_threads": threads_used, "peak_rss_mb": peak_rss_mb()}
 
 
@@ -181,11 +193,13 @@ def bench_throughput(args) -> None:
         r = child("throughput", lib=lib, window=args.window, learning_starts=args.learning_starts, seed=args.seed,
                   threads=args.threads, folder=str(Path(args.folder) / "throughput"))
         rows.append(r)
-        print(f"{lib:7s} {r['steps']} steps in {r['seconds']:.1f} s = {r['steps_per_s']:.1f} env steps/s "
+        print(f"{lib:7s} {r['steps']} steps in {r['seconds']:.1f} s = {r['steps_per_s']:.1f} env steps/s; "
+              f"{r['cpu_s']:.1f} CPU s = {r['steps_per_cpu_s']:.1f} steps per CPU s "
               f"(torch threads {r['torch_threads']}, peak RSS {r['peak_rss_mb']:.0f} MB)", flush=True)
     by = {r["lib"]: r for r in rows}
     if len(by) == 2:
-        print(f"throughput ratio deeprl/SB3: {by['deeprl']['steps_per_s'] / by['sb3']['steps_per_s']:.2f}x "
+        print(f"throughput ratio deeprl/SB3: {by['deeprl']['steps_per_s'] / by['sb3']['steps_per_s']:.2f}x wall-clock, "
+              f"{by['deeprl']['steps_per_cpu_s'] / by['sb3']['steps_per_cpu_s']:.2f}x per CPU second "
               f"(course dqn.yml, steps 0..{args.window}, learning_starts {args.learning_starts}, "
               f"{(args.window - args.learning_starts) // 4} gradient steps of batch 32)")
 
