@@ -198,12 +198,3 @@ register(EnvSpec("PandaReachDense-v3", "6", _lazy("deeprl.envs.panda", "make_rea
                  description="Move a Panda arm's gripper to a target (panda-gym, dense reward)", requires="panda_gym"))
 register(EnvSpec("PandaPickAndPlace-v3", "6", _lazy("deeprl.envs.panda", "make_pick_and_place"),
                  description="Pick a cube and place it at a target with a Panda arm (panda-gym)", requires="panda_gym"))
-# Atari (Unit 3). Evaluation samples actions as huggingface_sb3/RL-Zoo do for Atari (their enjoy and push_to_hub
-# pass deterministic=False); for DQN that is epsilon-greedy with the run's exploration_final_eps, what SB3's
-# DQN.predict(deterministic=False) does with a trained model's exploration_rate.
-for _game, _what in (("SpaceInvaders", "Shoot the descending invaders"), ("BeamRider", "Destroy enemy ships on beams"),
-                     ("Breakout", "Break the bricks with a ball"), ("Enduro", "Overtake cars in an endurance race"),
-                     ("Pong", "Beat the computer at Pong")):
-    register(EnvSpec(f"{_game}NoFrameskip-v4", "3", _lazy("deeprl.envs.atari", f"make_{_game.lower()}"),
-                     description=f"{_what} (Atari, ale-py; SB3 AtariWrapper preprocessing)",
-                     deterministic=False, requires="ale_py"))
