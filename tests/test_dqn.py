@@ -158,6 +158,7 @@ def _train(tmp_path, extra=(), resume=False, seed=3):
                  log_folder=tmp_path, resume=resume, device="cpu", show_progress=False)
 
 
+@pytest.mark.slow
 def test_short_cartpole_run_improves_and_loads(tmp_path):
     from deeprl.agent import load_agent
     from deeprl.evaluation import evaluate

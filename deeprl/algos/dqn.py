@@ -323,7 +323,7 @@ def train(run) -> None:
             explore = rng.random(n_envs) < eps
             actions = rng.integers(0, policy["n_actions"], n_envs)
             if not explore.all():
-                with torch.no_grad():
+                with torch.inference_mode():
                     greedy = q(torch.as_tensor(obs[~explore]))
                 actions[~explore] = greedy.argmax(1).numpy()
             next_obs, rewards, terminated, truncated, info = venv.step(actions)
@@ -430,7 +430,7 @@ class DQNAgent:
         if not deterministic and self._rng.random() < self.eps:
             return int(self._rng.integers(self.policy["n_actions"]))
         x = torch.as_tensor(np.asarray(obs))[None]
-        with torch.no_grad():
+        with torch.inference_mode():
             return int(self.q(x).argmax(1)[0])
 
 
