@@ -27,7 +27,8 @@ from deeprl.envs.vector import make_vec_env
 from deeprl.errors import UserError
 from deeprl.nets import Adam
 from deeprl.normalize import Normalizer, parse_normalize
-from deeprl.policies import build_policy, load_policy_agent, load_policy_tensors, parse_policy_kwargs, policy_tensors
+from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
+                             policy_tensors)
 from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
 
 DEFAULTS = {
@@ -252,8 +253,8 @@ def train(run) -> None:
     if run.resumed:
         collector.load_state(ckpt_state.get("collector", {}))
     buffer = RolloutBuffer(n_steps, n_envs, obs_space, action_space, device)
-    policy_config = {**pkw, "class": "ActorCritic",
-                     "normalize": normalizer.config() if normalizer is not None else None}
+    policy_config = {**policy.config(), "normalize": normalizer.config() if normalizer is not None else None,
+                     "observation_space": describe_space(obs_space), "action_space": describe_space(action_space)}
     writer = run.writer()
     progress = run.progress(total, "steps", initial=timesteps)
     started, collect_s, update_s = time.perf_counter(), 0.0, 0.0
