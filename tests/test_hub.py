@@ -102,6 +102,10 @@ def test_push_load_evaluate_round_trip(runs, which, tag, tmp_path, capsys, _isol
     code, stdout, err = run_main(capsys, "load", repo_id, "-f", dest)
     assert code == 0, err
     assert out["revision"] in stdout and str(dest) in stdout
+    # RL-Zoo's layout, so `deeprl enjoy --algo A --env E -f DEST` finds it
+    (config_path,) = dest.glob("qlearning/*_1/config.json")
+    assert config_path.parent.name == f"{out['results']['env_tag']}_1"
+    dest = config_path.parent
     again = evaluate(load_agent(dest))
     for key in ("mean_reward", "std_reward", "episode_rewards", "episode_lengths", "n_eval_episodes", "env_tag"):
         assert again[key] == res[key]

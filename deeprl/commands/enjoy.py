@@ -4,8 +4,9 @@ def add_parser(sub):
     p.add_argument("--algo", default=None)
     p.add_argument("--env", default=None)
     p.add_argument("-f", "--log-folder", default="logs")
-    p.add_argument("--n-episodes", type=int, default=1)
-    p.add_argument("--n-timesteps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--n-episodes", type=int, default=None, help="episodes to play (default 1, or as many as "
+                   "--n-timesteps allows)")
+    p.add_argument("-n", "--n-timesteps", type=int, default=None, help="play this many steps (RL-Zoo's enjoy -n)")
     p.add_argument("--no-render", action="store_true", help="only print each episode's return")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=4.0, help="frames per second for text rendering")
@@ -51,9 +52,13 @@ def run(args):
     except Exception:  # no display for a window: fall back to printing returns
         render, env = None, make_env(agent.env_id, agent.env_kwargs)
     left = [args.n_timesteps or float("inf")]
+    fresh = [True]  # play_episode calls on_step after the reset too; that is not a step
 
     def on_step(e):
-        left[0] -= 1
+        if fresh[0]:
+            fresh[0] = False
+        else:
+            left[0] -= 1
         if render == "ansi":
             sys.stdout.write("\x1b[2J\x1b[H" if sys.stdout.isatty() else "")
             sys.stdout.write(e.render() + "\n")
@@ -62,7 +67,11 @@ def run(args):
         if left[0] <= 0:
             raise StopIteration
 
-    for i in range(args.n_episodes):
+    import itertools
+
+    n_episodes = args.n_episodes or (None if args.n_timesteps else 1)
+    for i in itertools.count() if n_episodes is None else range(n_episodes):
+        fresh[0] = True
         try:
             ret, length, truncated = play_episode(agent, env, seed=args.seed + i, max_steps=spec.eval_max_steps,
                                                   deterministic=spec.deterministic, on_step=on_step)

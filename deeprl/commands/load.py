@@ -1,7 +1,9 @@
 def add_parser(sub):
     p = sub.add_parser("load", help="download a model repository from a hub into a folder")
     p.add_argument("repo_id", metavar="NAMESPACE/NAME")
-    p.add_argument("-f", "--folder", default=None, help="where the files go (default: models/NAMESPACE/NAME)")
+    p.add_argument("-f", "--folder", default=None,
+                   help="a log folder: the model lands in FOLDER/<algo>/<env>_N, as RL-Zoo's load_from_hub does, "
+                        "so 'deeprl enjoy --algo A --env E -f FOLDER' finds it (default: models/NAMESPACE/NAME)")
     p.add_argument("--revision", default=None, help="commit, branch or tag (default: the latest)")
     p.add_argument("--hub", choices=["local", "hf"], default=None, help="local (default) or hf")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -17,9 +19,32 @@ def run(args):
 
     validate_repo_id(args.repo_id)
     hub = get_hub(check_hub(args.hub))
-    dest = Path(args.folder) if args.folder else Path("models") / args.repo_id
-    folder = hub.download(args.repo_id, revision=args.revision, dest=dest)
-    agent = load_agent(folder)  # the files must make a working agent: bad weights fail here, one sentence
+    if args.folder:
+        import tempfile
+
+        Path(args.folder).mkdir(parents=True, exist_ok=True)
+        dest = Path(tempfile.mkdtemp(prefix=".incoming-", dir=args.folder))
+    else:
+        dest = Path("models") / args.repo_id
+    try:
+        folder = hub.download(args.repo_id, revision=args.revision, dest=dest)
+        agent = load_agent(folder)  # the files must make a working agent: bad weights fail here, one sentence
+    except BaseException:
+        if args.folder:
+            import shutil
+
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
+    if args.folder:
+        import os
+
+        from deeprl.train import new_run_dir
+
+        run_dir = new_run_dir(Path(args.folder), agent.config["algo"],
+                              agent.config.get("env_tag") or agent.env_id)
+        os.rmdir(run_dir)  # new_run_dir reserved the number; the downloaded folder takes its place
+        os.rename(folder, run_dir)
+        folder = run_dir
     revision = args.revision
     if revision is None:
         revs = hub.revisions(args.repo_id)
