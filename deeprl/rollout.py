@@ -193,16 +193,18 @@ class Collector:
             reward = np.asarray(reward, np.float32)
             if norm is not None:
                 reward = norm.reward(reward, done)
+            buffer.store_obs(t, self.obs)
+            # VecNormalize's order: the statistics take in the new observations first, and the final observations
+            # of cut episodes are normalized with those updated statistics
+            self.obs = self._norm_obs(next_obs)
             trunc = truncated & ~terminated
             if trunc.any():
                 reward = reward + self.gamma * self._final_values(policy, info, trunc)
-            buffer.store_obs(t, self.obs)
             buffer.actions[t] = action
             buffer.values[t] = value
             buffer.log_probs[t] = logp
             buffer.rewards[t] = reward
             buffer.dones[t] = done
-            self.obs = self._norm_obs(next_obs)
         return buffer.n_steps * self.n_envs
 
     def _numpy_policy(self, policy):
