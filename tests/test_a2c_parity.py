@@ -133,3 +133,22 @@ def test_a2c_matches_sb3_in_lockstep(monkeypatch):
     assert episode_ends > N_ENVS  # every env timed out (the bootstrap was exercised) and some reached the goal
     venv.close()
     venv_sb3.close()
+
+
+def test_panda_autoresets_repeat_with_the_seed():
+    """panda-gym reseeds its goal generator from OS entropy on every unseeded reset; ours draws that seed from the
+    env's own generator, so a training run's goals (and so its numbers) repeat with its seed."""
+    pytest.importorskip("panda_gym")
+    from deeprl.envs import make_env
+
+    def goals(seed):
+        env = make_env("PandaReachDense-v3", {}, training=True)
+        try:
+            out = [env.reset(seed=seed)[0]["desired_goal"]] + [env.reset()[0]["desired_goal"] for _ in range(3)]
+        finally:
+            env.close()
+        return np.array(out)
+
+    a, b = goals(7), goals(7)
+    np.testing.assert_array_equal(a, b)
+    assert len({tuple(g) for g in a}) == 4  # still a new goal every episode

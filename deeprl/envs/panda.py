@@ -14,6 +14,8 @@ import contextlib
 import os
 import sys
 
+import gymnasium as gym
+
 # Camera of the replays: panda-gym's defaults, at a size that keeps TinyRenderer quick (about 0.1 s a frame).
 RENDER_DEFAULTS = {"render_width": 480, "render_height": 320}
 
@@ -46,8 +48,6 @@ def _import():
 
 
 def _make(gym_id: str, kwargs: dict, render_mode: str | None):
-    import gymnasium as gym
-
     _import()
     kw = {**RENDER_DEFAULTS, **kwargs}
     kw.setdefault("renderer", "Tiny")
@@ -59,7 +59,23 @@ def _make(gym_id: str, kwargs: dict, render_mode: str | None):
     if render_mode not in (None, "rgb_array"):
         env.close()
         raise ValueError(f"render_mode {render_mode!r} is not available headless; use rgb_array")
-    return env
+    return SeededResets(env)
+
+
+class SeededResets(gym.Wrapper):
+    """panda-gym's reset() gives its task a new generator, `seeding.np_random(seed)`: on an unseeded reset (every
+    autoreset while training) that is fresh OS entropy, so goals after the first episode, and so whole training runs,
+    could not be repeated with the same seed. Once a reset has been seeded, an unseeded one gets a seed drawn from
+    the env's own generator: the same uniform goals, in a sequence the first seed fixes."""
+
+    _seeded = False
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._seeded = True
+        elif self._seeded:
+            seed = int(self.env.unwrapped.np_random.integers(2**31 - 1))
+        return self.env.reset(seed=seed, options=options)
 
 
 def make_reach_dense(kwargs: dict, render_mode: str | None, training: bool):
