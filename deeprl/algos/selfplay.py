@@ -244,7 +244,7 @@ def train(run) -> None:
     policy = _team_policy_class()(dims)
     actor, critic = policy.actor, policy.critic
     ghost = copy.deepcopy(actor).requires_grad_(False)
-    optimizer = make_optimizer(policy.parameters(), float(hp["learning_rate"]), torch.device("cpu"))
+    optimizer = make_optimizer(policy.parameters(), float(hp["learning_rate"]))
     sp = SelfPlay(hp, rng)
     steps, updates, t_spent = 0, 0, 0.0
     if run.resumed:
