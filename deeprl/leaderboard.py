@@ -454,8 +454,10 @@ def model_detail(s: Session, repo_id: str, *, hub: str = "local") -> dict | None
     if repo is None:
         return None
     revisions = []
-    for e in sorted(repo.evaluations, key=lambda e: (e.pushed_at or datetime.min.replace(tzinfo=timezone.utc)),
-                    reverse=True):
+    # newest first; git times have one-second resolution, so the hub's latest revision leads whatever its time says
+    for e in sorted(repo.evaluations, key=lambda e: (e.revision == repo.latest_revision,
+                                                     e.pushed_at or datetime.min.replace(tzinfo=timezone.utc),
+                                                     e.id), reverse=True):
         revisions.append({"revision": e.revision, "message": e.message, "pushed_at": _iso(e.pushed_at),
                           "env": e.env, "algo": e.algo, "status": e.status, "error": e.error,
                           "mean_reward": e.mean_reward, "std_reward": e.std_reward, "result": e.result,
