@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from deeprl.errors import UserError
+from deeprl.modelio import atomic_writer
 
 _DTYPES = {"uint8": "U8", "float32": "F32", "float64": "F64", "int64": "I64", "int32": "I32", "bool": "BOOL"}
 _NP = {v: k for k, v in _DTYPES.items()}
@@ -220,26 +220,12 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, 
         offset += n
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned, as safetensors writes it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(struct.pack("<Q", len(head)))
-            fh.write(head)
-            for a in arrays.values():
-                if a.size:
-                    fh.write(memoryview(np.ascontiguousarray(a)).cast("B"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and exc.errno == 28:
-            raise UserError(f"The disk is full: could not write {path}; the previous file is unchanged.") from None
-        raise
+    with atomic_writer(path) as fh:
+        fh.write(struct.pack("<Q", len(head)))
+        fh.write(head)
+        for a in arrays.values():
+            if a.size:
+                fh.write(memoryview(np.ascontiguousarray(a)).cast("B"))
 
 
 def read_arrays_into(path: Path, arrays: dict[str, np.ndarray], check=None) -> tuple[dict, dict]:
