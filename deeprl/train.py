@@ -255,6 +255,13 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     seed_everything(seed)
     try:
         module.train(run)
+    except UserError:
+        # refused before it trained anything (bad settings, wrong env): leave no empty run folder behind
+        if not resume and not any((run_dir / f).exists() for f in ("checkpoint.safetensors", "model.safetensors")):
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         run.close()
     return run

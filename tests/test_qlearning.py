@@ -78,3 +78,11 @@ def test_batched_sampling_follows_the_env_dynamics():
         assert abs((s2 == nxt).mean() - p) < 0.02
     assert set(np.unique(s2)) == set(expected)
     assert (sim.reset(1000, rng) == 0).all()  # FrozenLake always starts top-left
+
+
+def test_refused_run_leaves_no_folder(tmp_path):
+    from deeprl.errors import UserError
+
+    with pytest.raises(UserError, match="discrete"):
+        train("qlearning", "CartPole-v1", log_folder=tmp_path, show_progress=False)
+    assert not any((tmp_path / "qlearning").iterdir())
