@@ -269,3 +269,20 @@ def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path):
     # checkpoint_every is far away: this file can only be the save made on Ctrl-C
     tensors, state = load_checkpoint(tb.parent)
     assert state["timesteps"] % 256 == 0 and "policy.value_head.weight" in tensors and "rng.torch" in tensors
+
+
+def test_written_out_gradient_trains_like_autograd(tmp_path):
+    """The MLP fast path is an optimization only: the same run through torch autograd ends at the same weights."""
+    import numpy as np
+
+    from deeprl.modelio import load_model
+    from deeprl.train import train
+
+    fast = train("ppo", "CartPole-v1", overrides={"n_timesteps": 2048}, log_folder=tmp_path / "fast",
+                 show_progress=False)
+    ref = train("ppo", "CartPole-v1", overrides={"n_timesteps": 2048, "autograd": True}, log_folder=tmp_path / "ref",
+                show_progress=False)
+    a, b = load_model(fast.run_dir)[1], load_model(ref.run_dir)[1]
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)

@@ -55,6 +55,7 @@ DEFAULTS = {
     "checkpoint_every": 20,  # updates
     "log_interval": 1,  # updates between TensorBoard points
     "torch_threads": 1,  # small networks run fastest on one thread; the other core steps envs
+    "autograd": False,  # true: every gradient through torch autograd (the reference), not the written-out MLP path
 }
 TAGS = ["ppo", "custom-implementation"]
 
@@ -154,11 +155,12 @@ def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
 
 def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int, clip_range: float,
                clip_range_vf: float | None, ent_coef: float, vf_coef: float, max_grad_norm: float,
-               target_kl: float | None, normalize_advantage: bool, rng: np.random.Generator) -> dict:
+               target_kl: float | None, normalize_advantage: bool, rng: np.random.Generator,
+               autograd: bool = False) -> dict:
     """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats)."""
     n = data["advantages"].shape[0]
     params = [p for p in policy.parameters() if p.requires_grad]
-    fast = policy.fast() if hasattr(policy, "fast") else None
+    fast = policy.fast() if hasattr(policy, "fast") and not autograd else None
     sums: dict[str, torch.Tensor] = {}
     parts: list[tuple] = []
     steps, stopped = 0, False
@@ -289,7 +291,8 @@ def train(run) -> None:
                                batch_size=hp["batch_size"], clip_range=clip,
                                clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
                                ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
-                               target_kl=hp["target_kl"], normalize_advantage=hp["normalize_advantage"], rng=rng)
+                               target_kl=hp["target_kl"], normalize_advantage=hp["normalize_advantage"], rng=rng,
+                               autograd=bool(hp["autograd"]))
             updates += 1
             t2 = time.perf_counter()
             collect_s, update_s = collect_s + t1 - t0, update_s + t2 - t1
