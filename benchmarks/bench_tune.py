@@ -134,7 +134,7 @@ def main() -> int:
     tuned, curve, secs = steps_to_threshold({k: v for k, v in hp.items() if k != "n_timesteps"},
                                             eval_every=args.eval_every, max_steps=limit, seed=args.seed,
                                             folder=work / "verify", label="tuned")
-    print(f"   tuned settings: result >= {THRESHOLD:.0f} at {tuned} steps ({secs:.0f} s); curve {curve}")
+    print(f"   tuned settings: result >= {THRESHOLD:.0f} at {tuned or '(not reached)'} steps ({secs:.0f} s); curve {curve}")
 
     print("\n== Summary ==")
     print(f"course Unit 1 settings : {baseline if baseline else 'not reached'} steps to result >= {THRESHOLD:.0f}")
