@@ -44,11 +44,32 @@ def default_fps(agent, env) -> float:
     return float(min(max(fps, 1), 60))
 
 
+def h264_writer(path, size: tuple[int, int], fps: float):
+    """A started imageio-ffmpeg writer for H.264/yuv420p MP4 (no display needed): `.send(rgb_frame)`, `.close()`.
+    Frames must match `size` (width, height) and have even sides (see _rgb)."""
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(str(path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24",
+                                         pix_fmt_out="yuv420p", macro_block_size=1,
+                                         output_params=["-movflags", "+faststart"])
+    writer.send(None)  # start ffmpeg
+    return writer
+
+
+def write_video(frames, out_path, fps: float) -> None:
+    """Frames already in memory (matches) -> one H.264 MP4."""
+    frames = [_rgb(f) for f in frames]
+    writer = h264_writer(out_path, (frames[0].shape[1], frames[0].shape[0]), fps)
+    try:
+        for f in frames:
+            writer.send(f)
+    finally:
+        writer.close()
+
+
 def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | None = None,
            max_frames: int = MAX_FRAMES) -> dict:
     """Play `n_episodes` with the evaluation protocol's actions and write them to `out_path` (.mp4)."""
-    import imageio_ffmpeg
-
     from deeprl.envs import get_spec, make_env
     from deeprl.evaluation import play_episode
 
@@ -77,10 +98,7 @@ def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | Non
         frame = _rgb(e.render())
         if writer is None:
             size = (frame.shape[1], frame.shape[0])
-            writer = imageio_ffmpeg.write_frames(str(tmp), size, fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                                                 pix_fmt_out="yuv420p", macro_block_size=1,
-                                                 output_params=["-movflags", "+faststart"])
-            writer.send(None)  # start ffmpeg
+            writer = h264_writer(tmp, size, fps)
         elif (frame.shape[1], frame.shape[0]) != size:  # keep one size for the whole video
             frame = _even(np.asarray(_resize(frame, size)))
         writer.send(frame)

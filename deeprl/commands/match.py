@@ -36,18 +36,9 @@ def load_team(target: str, *, seed: int, deterministic: bool, revision=None):
 
 
 def write_replay(frames, out, fps: float) -> None:
-    import imageio_ffmpeg
+    from deeprl.video import write_video
 
-    h, w = frames[0].shape[:2]
-    writer = imageio_ffmpeg.write_frames(str(out), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                                         pix_fmt_out="yuv420p", macro_block_size=16,
-                                         output_params=["-movflags", "+faststart"])
-    writer.send(None)
-    try:
-        for f in frames:
-            writer.send(f)
-    finally:
-        writer.close()
+    write_video(frames, out, fps)
 
 
 def run(args):
