@@ -8,7 +8,8 @@
    batch 64, 4 epochs, gamma 0.999, gae_lambda 0.98, ent_coef 0.01) trained with an evaluation (the course
    protocol: 10 episodes, deterministic, result = mean - std) every --eval-every steps; the first step count
    with result >= 200 is the figure.
-2. A study (`deeprl tune`'s library, TPE + median pruner, SQLite storage) of --trials trials, each trained for
+2. A study (`deeprl tune`'s library, TPE + median pruner, SQLite storage, trial 0 warm-started with the course's
+   settings as `deeprl tune --warm-start` does) of --trials trials, each trained for
    --budget steps (less than the baseline needs) and evaluated every --eval-every steps.
 3. Verification: the best trial's settings, trained again from scratch the same way as the baseline; its first
    step count with result >= 200 is compared with the baseline's.
@@ -68,6 +69,8 @@ def main() -> int:
     p.add_argument("--verify-max", type=int, default=None,
                    help="cap on the verification run (default: the baseline's steps, else --baseline-max)")
     p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                   help="do not make trial 0 the course's settings (deeprl tune --warm-start)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--storage", default=None, help="default: a SQLite file in the work folder")
     p.add_argument("--study-name", default="bench-ppo-LunarLander-v2")
@@ -104,7 +107,8 @@ def main() -> int:
           f"timeout {args.timeout:.0f} s, {args.n_jobs} worker(s)")
     cfg = T.TuneConfig(algo="ppo", env_id=ENV, n_trials=args.trials, timeout=args.timeout, n_timesteps=args.budget,
                        storage=storage, study_name=args.study_name, seed=args.seed,
-                       n_evaluations=max(1, args.budget // args.eval_every), log_folder=str(work / "trials"))
+                       n_evaluations=max(1, args.budget // args.eval_every), log_folder=str(work / "trials"),
+                       warm_start=args.warm_start)
     t0 = time.perf_counter()
     procs = []
     if args.n_jobs > 1:

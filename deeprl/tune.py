@@ -224,6 +224,58 @@ def sample_hyperparams(trial, algo: str, base: dict, budget: int | None = None) 
     return hp
 
 
+class _DefaultsProbe:
+    """A stand-in trial that answers each suggest_* with the algorithm's own setting for this env, where the
+    search space can express it; the answers become the first trial of a warm-started study."""
+
+    def __init__(self, base: dict):
+        self.base, self.params = base, {}
+
+    def _default(self, name: str):
+        if name == "learning_rate":
+            value = self.base.get(_lr_key(self.base))
+            return value if isinstance(value, (int, float)) else None
+        if name == "net_arch":
+            sizes = next((self.base[k] for k in NET_KEYS if self.base.get(k) is not None), None)
+            if sizes is None and "policy_kwargs" in self.base:
+                kwargs = self.base["policy_kwargs"] if isinstance(self.base["policy_kwargs"], dict) else {}
+                sizes = kwargs.get("net_arch", [64, 64])  # SB3's default MLP, which ours equals
+            size = sizes[0] if isinstance(sizes, (list, tuple)) and sizes else sizes
+            return next((k for k, v in NET_SIZES.items() if v == size), None)
+        if name == "activation":
+            kwargs = self.base.get("policy_kwargs") if isinstance(self.base.get("policy_kwargs"), dict) else {}
+            return self.base.get("activation") or kwargs.get("activation_fn") or "tanh"
+        return self.base.get(name)
+
+    def suggest_categorical(self, name, choices):
+        value = self._default(name)
+        if value in choices:
+            self.params[name] = value
+            return value
+        return choices[0]
+
+    def suggest_float(self, name, low, high, log=False):
+        value = self._default(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high:
+            self.params[name] = float(value)
+            return float(value)
+        return low
+
+    def suggest_int(self, name, low, high, log=False):
+        value = self._default(name)
+        if isinstance(value, int) and low <= value <= high:
+            self.params[name] = value
+            return value
+        return low
+
+
+def default_params(algo: str, base: dict) -> dict:
+    """The search space's parameters that reproduce the env's default settings (those it can express)."""
+    probe = _DefaultsProbe(base)
+    SPACES[algo](probe, base)
+    return probe.params
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Storage, locks, worker liveness
 
@@ -462,6 +514,7 @@ class TuneConfig:
     heartbeat_interval: int = 30
     grace_period: int | None = None
     n_startup_trials: int = N_STARTUP_TRIALS
+    warm_start: bool = False  # the first trial trains the env's default settings (hyperparams/<algo>.yml)
 
 
 @dataclass
@@ -554,6 +607,9 @@ def open_study(ctx: Context, storage=None):
     if not have:
         for k, v in wanted.items():
             study.set_user_attr(k, v)
+        if cfg.warm_start and not study.trials:
+            # Optuna's way to seed a search with a known point: TPE then models around a setting that works.
+            study.enqueue_trial(default_params(ctx.algo, ctx.base), user_attrs={"warm_start": True})
     else:
         for k in ("algo", "env_id", "env_kwargs", "budget", "n_evaluations"):
             if k in have and have[k] != wanted[k]:

@@ -178,6 +178,31 @@ def test_cli_tune_resume_yaml_and_show(tmp_path, cli):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("algo", ["ppo", "qlearning"])
+def test_warm_start_first_trial_trains_the_defaults(algo):
+    env = ENV_FOR[algo]
+    base = default_hyperparams(algo, get_algo(algo), env, env)
+    params = T.default_params(algo, base)
+    assert params, "the defaults should be expressible in the search space"
+    hp = T.sample_hyperparams(optuna.trial.FixedTrial(params), algo, base, 1000)
+    for key, value in hp.items():
+        if key == "policy_kwargs" and base[key] is None:  # None means SB3's default MLP: 64 x 64, tanh
+            assert value == {"net_arch": [64, 64], "activation_fn": "tanh"}
+        elif key != T.budget_key(base):
+            assert value == base[key], key
+
+
+def test_warm_started_study_begins_with_the_defaults(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    study = T.run_worker(frozen_cfg(storage, n_trials=2, warm_start=True), echo=lambda _: None)
+    first = study.trials[0]
+    assert first.user_attrs.get("warm_start") is True
+    base = default_hyperparams("qlearning", get_algo("qlearning"), "FrozenLake-v1", "FrozenLake-v1")
+    assert {k: first.params[k] for k in ("learning_rate", "gamma", "decay_rate")} == \
+        {k: base[k] for k in ("learning_rate", "gamma", "decay_rate")}
+    assert len(study.trials) == 2 and study.trials[1].params != first.params
+
+
 def test_same_seed_same_study(tmp_path):
     a = T.run_worker(frozen_cfg(f"sqlite:///{tmp_path / 'a.db'}", n_trials=2, seed=5), echo=lambda _: None)
     b = T.run_worker(frozen_cfg(f"sqlite:///{tmp_path / 'b.db'}", n_trials=2, seed=5), echo=lambda _: None)

@@ -36,6 +36,8 @@ def add_parser(sub):
     p.add_argument("--n-evaluations", type=int, default=4, help="evaluations per trial, reported to the pruner")
     p.add_argument("--n-startup-trials", type=int, default=5,
                    help="random trials before TPE models the space and before the pruner prunes")
+    p.add_argument("--warm-start", action="store_true",
+                   help="make the first trial the env's default settings (the course's), for TPE to improve on")
     p.add_argument("--n-eval-episodes", type=int, default=None, help="episodes per evaluation (default: the env's)")
     p.add_argument("-f", "--log-folder", default=None, help="where trial runs go (default: DEEPRL_HOME/tune/STUDY)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -70,7 +72,7 @@ def _config(args):
                       storage=args.storage, study_name=args.study_name, sampler=args.sampler, pruner=args.pruner,
                       seed=args.seed, n_evaluations=args.n_evaluations, n_eval_episodes=args.n_eval_episodes,
                       log_folder=args.log_folder, device=args.device, heartbeat_interval=args.heartbeat,
-                      n_startup_trials=args.n_startup_trials)
+                      n_startup_trials=args.n_startup_trials, warm_start=args.warm_start)
 
 
 def _child_argv(args) -> list[str]:
