@@ -108,6 +108,27 @@ def test_train_save_load_resume_and_play(tmp_path, cli):
     assert "wins" in p.stdout and video.stat().st_size > 0
 
 
+def test_centralized_critic_and_fixed_opponents(tmp_path):
+    from deeprl.agent import load_agent
+    from deeprl.checkpoint import load_checkpoint
+    from deeprl.train import train
+
+    hp = TINY | {"centralized_critic": True, "scripted_opponent_ratio": 1.0}
+    run = train("selfplay", "SoccerTwos", overrides=hp, n_timesteps=512, seed=3, log_folder=tmp_path,
+                env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
+    tensors, state = load_checkpoint(run.run_dir)
+    assert tensors["critic.0.weight"].shape[1] == 2 * 336  # the critic reads both teammates
+    assert tensors["actor.0.weight"].shape[1] == 336
+    assert state["self_play"]["elo"] == 1200.0  # every match was against the scripted team: no Elo change
+    assert load_agent(run.run_dir).act(np.zeros((2, 336), np.float32)).shape == (2, 3)
+    resumed = train("selfplay", "SoccerTwos", n_timesteps=640, log_folder=tmp_path, resume=True, device="cpu",
+                    show_progress=False)
+    assert json.loads((resumed.run_dir / "config.json").read_text())["trained"]["timesteps"] == 640
+    with pytest.raises(UserError):
+        train("selfplay", "SoccerTwos", overrides=TINY | {"scripted_opponent_ratio": 0.7, "random_opponent_ratio": 0.5},
+              n_timesteps=64, log_folder=tmp_path / "bad", device="cpu", show_progress=False)
+
+
 def test_selfplay_refuses_single_agent_envs(tmp_path):
     from deeprl.train import train
 

@@ -59,6 +59,14 @@ DEFAULTS = {
     "play_against_latest_model_ratio": 0.5,
     "initial_elo": 1200.0,
     "elo_k": 16.0,
+    # Not in ML-Agents (0 = its self-play unchanged): the share of matches whose opponent is a fixed built-in
+    # team instead of the ghost, drawn per match at each kick-off. A curriculum: a passive random team and the
+    # scripted team are opponents a snapshot pool of one lineage may never show. These matches do not move Elo.
+    "scripted_opponent_ratio": 0.0,
+    "random_opponent_ratio": 0.0,
+    # MA-POCA's idea without its attention: the critic sees both teammates' observations (the actor still sees
+    # only its own, so the saved model is the same shape either way)
+    "centralized_critic": False,
     # run control
     "checkpoint_every": 200_000,
     "max_minutes": None,  # wall-clock budget; training stops (and saves) at the first rollout past it
@@ -187,14 +195,18 @@ def _team_policy_class():
 
     class TeamPolicy(nn.Module):
         """Actor and critic of one player, with the `evaluate_actions` PPO's update calls (deeprl.algos.ppo):
-        the log-probability of a MultiDiscrete action is the sum over its three branches, and so is the entropy."""
+        the log-probability of a MultiDiscrete action is the sum over its three branches, and so is the entropy.
+        With a centralized critic the observations it gets are the player's own followed by its teammate's; the
+        actor reads only the first half."""
 
-        def __init__(self, dims):
+        def __init__(self, dims, centralized: bool = False):
             super().__init__()
-            self.actor, self.critic = build_actor(*dims), build_critic(*dims)
+            self.obs_dim = dims[0]
+            self.actor = build_actor(*dims)
+            self.critic = build_critic(dims[0] * (2 if centralized else 1), *dims[1:])
 
         def evaluate_actions(self, obs, actions):
-            logp_all = torch.log_softmax(self.actor(obs).view(-1, 3, 3), -1)
+            logp_all = torch.log_softmax(self.actor(obs[:, :self.obs_dim]).view(-1, 3, 3), -1)
             logp = logp_all.gather(2, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
             entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
             return logp, entropy, self.critic(obs).squeeze(-1)
@@ -214,6 +226,8 @@ def _load_weights(module, weights: dict) -> None:
 
 # -----------------------------------------------------------------------------------------------------------
 # Training
+
+GHOST, SCRIPTED, RANDOM = 0, 1, 2  # who plays the other team in a training match
 
 
 def train(run) -> None:
@@ -241,7 +255,11 @@ def train(run) -> None:
     rng = np.random.default_rng(run.seed)
     core = soccer.SoccerCore(E, max_steps=max_steps, seed=run.seed)
     dims = (soccer.OBS_SIZE, int(hp["hidden_units"]), int(hp["num_layers"]), str(hp["activation"]))
-    policy = _team_policy_class()(dims)
+    central = bool(hp["centralized_critic"])
+    p_scripted, p_random = float(hp["scripted_opponent_ratio"]), float(hp["random_opponent_ratio"])
+    if p_scripted < 0 or p_random < 0 or p_scripted + p_random > 1:
+        raise UserError("scripted_opponent_ratio and random_opponent_ratio must be at least 0 and sum to at most 1.")
+    policy = _team_policy_class()(dims, central)
     actor, critic = policy.actor, policy.critic
     ghost = copy.deepcopy(actor).requires_grad_(False)
     optimizer = make_optimizer(policy.parameters(), float(hp["learning_rate"]))
@@ -264,7 +282,25 @@ def train(run) -> None:
     writer = run.writer()
     progress = run.progress(n_total, "steps", initial=steps)
     rows = np.arange(E)[:, None]
-    recent: list[float] = []  # results of the last 100 matches (1, 0.5, 0)
+    recent: list[float] = []  # results of the last 100 matches against the ghost (1, 0.5, 0)
+    # each match's opponent: GHOST, SCRIPTED or RANDOM, drawn again at every kick-off
+    opp_p = np.array([1.0 - p_scripted - p_random, p_scripted, p_random])
+    fixed_teams = {SCRIPTED: soccer.ScriptedTeam(), RANDOM: soccer.RandomTeam(int(rng.integers(2**31)))}
+    recent_fixed: dict[int, list[float]] = {SCRIPTED: [], RANDOM: []}
+
+    def draw_opponents(n):
+        if p_scripted == 0 and p_random == 0:
+            return np.zeros(n, dtype=np.int64)  # no draw from rng: runs without the option repeat as before
+        return rng.choice(3, size=n, p=opp_p)
+
+    opp_kind = draw_opponents(E)
+
+    def critic_input(o):
+        """(E, 4, 336) observations -> what the critic reads for the learners (E * 2, 336 or 672)."""
+        own = o[rows, mine].reshape(E * 2, -1)
+        if not central:
+            return own
+        return np.concatenate([own, o[rows, mine[:, ::-1]].reshape(E * 2, -1)], axis=1)
 
     def checkpoint():
         opt_t, opt_j = optimizer_to_tensors(optimizer)
@@ -283,7 +319,7 @@ def train(run) -> None:
         run.save_model({f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config(),
                        timesteps=steps, updates=updates, elo=sp.elo)
 
-    b_obs = np.zeros((T, E * 2, soccer.OBS_SIZE), dtype=np.float32)
+    b_obs = np.zeros((T, E * 2, soccer.OBS_SIZE * (2 if central else 1)), dtype=np.float32)
     b_act = np.zeros((T, E * 2, 3), dtype=np.int64)
     b_logp = np.zeros((T, E * 2), dtype=np.float32)
     b_val = np.zeros((T, E * 2), dtype=np.float32)
@@ -304,18 +340,23 @@ def train(run) -> None:
             mine, theirs = soccer.team_slots(side), soccer.team_slots(1 - side)
             ep_results = []
             for t in range(T):
-                o_l = obs[rows, mine].reshape(E * 2, -1)
+                c_in = critic_input(obs)
                 with torch.no_grad():
-                    x = torch.from_numpy(o_l)
-                    d = _dist(actor, x)
+                    x = torch.from_numpy(c_in)
+                    d = _dist(actor, x[:, :soccer.OBS_SIZE])
                     a = d.sample()
                     b_logp[t] = d.log_prob(a).sum(-1).numpy()
                     b_val[t] = critic(x).squeeze(-1).numpy()
-                    a_g = _dist(ghost, torch.from_numpy(obs[rows, theirs].reshape(E * 2, -1))).sample().numpy()
-                b_obs[t], b_act[t] = o_l, a.numpy()
+                    o_g = obs[rows, theirs]
+                    a_g = _dist(ghost, torch.from_numpy(o_g.reshape(E * 2, -1))).sample().numpy().reshape(E, 2, 3)
+                for kind, team in fixed_teams.items():
+                    here = opp_kind == kind
+                    if here.any():
+                        a_g[here] = team.act(o_g, core, 1 - side)[here]
+                b_obs[t], b_act[t] = c_in, a.numpy()
                 actions = np.zeros((E, soccer.N_AGENTS, 3), dtype=np.int64)
                 actions[rows, mine] = b_act[t].reshape(E, 2, 3)
-                actions[rows, theirs] = a_g.reshape(E, 2, 3)
+                actions[rows, theirs] = a_g
                 ball_x = core.ball[:, 0].copy()
                 r, term, trunc, scorer = core.step(actions)
                 rew = r[rows, mine].reshape(E * 2)
@@ -328,18 +369,22 @@ def train(run) -> None:
                 if trunc.any():  # time limit: not the end of the game's value, bootstrap from the last obs
                     k = np.flatnonzero(np.repeat(trunc, 2))
                     with torch.no_grad():
-                        v_last = critic(torch.from_numpy(next_obs[rows, mine].reshape(E * 2, -1)[k])).squeeze(-1)
+                        v_last = critic(torch.from_numpy(critic_input(next_obs)[k])).squeeze(-1)
                     rew[k] += gamma * v_last.numpy()
                 done = term | trunc
                 b_rew[t], b_done[t] = rew, np.repeat(done, 2)
                 steps += E * 2
                 for i in np.flatnonzero(done):
                     result = 0.5 if trunc[i] else (1.0 if scorer[i] == sp.learning_side else 0.0)
-                    sp.record(result)
-                    ep_results.append(result)
+                    if opp_kind[i] == GHOST:
+                        sp.record(result)
+                        ep_results.append(result)
+                    else:
+                        recent_fixed[int(opp_kind[i])] = (recent_fixed[int(opp_kind[i])] + [result])[-100:]
                 if done.any():
                     core.reset(done)
                     obs = core.observe()
+                    opp_kind[done] = draw_opponents(int(done.sum()))
                 else:
                     obs = next_obs
                 sp.maybe_snapshot(steps, lambda: _numpy_weights(actor))
@@ -348,7 +393,7 @@ def train(run) -> None:
                     _load_weights(ghost, new_ghost)
             # PPO update on the learning team's experience
             with torch.no_grad():
-                last_v = critic(torch.from_numpy(obs[rows, mine].reshape(E * 2, -1))).squeeze(-1).numpy()
+                last_v = critic(torch.from_numpy(critic_input(obs))).squeeze(-1).numpy()
             adv, ret = compute_gae(b_rew, b_val, b_done, last_v, gamma, float(hp["gae_lambda"]))
             data = {"obs": torch.from_numpy(b_obs.reshape(B, -1)), "actions": torch.from_numpy(b_act.reshape(B, 3)),
                     "values": torch.from_numpy(b_val.reshape(B)), "log_probs": torch.from_numpy(b_logp.reshape(B)),
@@ -367,8 +412,13 @@ def train(run) -> None:
             writer.add_scalar("self_play/pool_size", len(sp.pool), steps)
             if win is not None:
                 writer.add_scalar("self_play/win_rate_vs_ghost", win, steps)
+            for kind, name in ((SCRIPTED, "scripted"), (RANDOM, "random")):
+                if recent_fixed[kind]:
+                    writer.add_scalar(f"self_play/win_rate_vs_{name}", np.mean(np.equal(recent_fixed[kind], 1.0)), steps)
             writer.add_scalar("charts/steps_per_second", steps / max(time.perf_counter() - t_start, 1e-9), steps)
-            progress.update(B, elo=int(round(sp.elo)), win=win, pool=len(sp.pool))
+            shown = {name: round(float(np.mean(np.equal(recent_fixed[kind], 1.0))), 2)
+                     for kind, name in ((SCRIPTED, "vs_scripted"), (RANDOM, "vs_random")) if recent_fixed[kind]}
+            progress.update(B, elo=int(round(sp.elo)), win=win, pool=len(sp.pool), **shown)
             if steps >= next_ckpt:
                 checkpoint()
                 next_ckpt += int(hp["checkpoint_every"])
