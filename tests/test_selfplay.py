@@ -7,7 +7,8 @@ from deeprl.algos import selfplay
 from deeprl.errors import UserError
 
 TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 64, "hidden_units": 16, "num_layers": 1, "save_steps": 128,
-        "swap_steps": 64, "team_change": 256, "checkpoint_every": 256, "ball_progress": 1.0, "ball_touch": 0.1}
+        "swap_steps": 64, "team_change": 256, "checkpoint_every": 256, "ball_progress": 1.0, "ball_touch": 0.1,
+        "ball_approach": 0.5}
 
 
 def _hp(**kw):

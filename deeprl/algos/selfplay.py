@@ -51,6 +51,9 @@ DEFAULTS = {
     # at most about ball_progress, and what wins matches is unchanged; it gets a short run past the
     # "stay away from the ball" stalemate pure self-play can fall into early.
     "ball_progress": 0.0,
+    # Also not in ML-Agents: ball_approach * (how much closer the team's nearest player got to the ball) / field
+    # length, each step; a difference of potentials too. Players that drift away from the ball draw matches.
+    "ball_approach": 0.0,
     # self_play:
     "save_steps": 50_000,
     "team_change": 200_000,
@@ -329,6 +332,10 @@ def train(run) -> None:
     obs = core.observe()
     gamma, touch = float(hp["gamma"]), 0.2 * float(hp["ball_touch"])
     progress_coef = float(hp["ball_progress"]) / soccer.FIELD_LENGTH
+    approach_coef = float(hp["ball_approach"]) / soccer.FIELD_LENGTH
+
+    def team_ball_distance():
+        return np.linalg.norm(core.pos[rows, mine] - core.ball[:, None], axis=-1).min(1)
     try:
         while steps < n_total:
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
@@ -358,6 +365,8 @@ def train(run) -> None:
                 actions[rows, mine] = b_act[t].reshape(E, 2, 3)
                 actions[rows, theirs] = a_g
                 ball_x = core.ball[:, 0].copy()
+                if approach_coef:
+                    dist0 = team_ball_distance()
                 r, term, trunc, scorer = core.step(actions)
                 rew = r[rows, mine].reshape(E * 2)
                 if touch:
@@ -365,6 +374,8 @@ def train(run) -> None:
                 if progress_coef:
                     towards = (core.ball[:, 0] - ball_x) * (1.0 if sp.learning_side == 0 else -1.0)
                     rew = rew + np.repeat(progress_coef * towards, 2).astype(np.float32)
+                if approach_coef:
+                    rew = rew + np.repeat(approach_coef * (dist0 - team_ball_distance()), 2).astype(np.float32)
                 next_obs = core.observe()
                 if trunc.any():  # time limit: not the end of the game's value, bootstrap from the last obs
                     k = np.flatnonzero(np.repeat(trunc, 2))
