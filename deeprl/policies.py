@@ -242,9 +242,10 @@ class ActorCritic(nn.Module):
     # the interface algorithms use ----------------------------------------------------------------------
     def fast(self) -> "FastMLP | None":
         """The written-out forward/backward when this policy's shape allows it (flat observations, MLP)."""
-        if "_fast" not in self.__dict__:
-            self.__dict__["_fast"] = FastMLP(self) if FastMLP.supports(self) else None
-        return self.__dict__["_fast"]
+        fast = self.__dict__.get("_fast", False)
+        if fast is False or (fast is not None and not fast.owns(self)):  # first call, or a copy of the policy
+            fast = self.__dict__["_fast"] = FastMLP(self) if FastMLP.supports(self) else None
+        return fast
 
     def act(self, obs, deterministic: bool = False):
         """(action, value, log_prob) for a batch; call under torch.inference_mode when collecting."""
@@ -279,48 +280,128 @@ class FastMLP:
     """An ActorCritic on flat observations, forward and backward written out in torch ops with no autograd graph.
 
     Why: on a 2-core CPU a 64-unit network costs less to compute than autograd costs to record and replay it
-    (about 30 graph nodes per minibatch); written out, a PPO gradient step is about half the time. It reads and
+    (about 30 graph nodes per minibatch); written out, a PPO gradient step is a fraction of the time. It reads and
     writes the policy's own parameters and .grad tensors, so the optimizer, checkpoints and the autograd path
     (evaluate_actions, which stays the reference; tests hold the two equal) all see one model.
 
-    The loss is given by its per-sample derivatives with respect to log_prob, entropy and value, which is all
-    an actor-critic loss depends on: `evaluate()` then `backward(ctx, g_logp, g_entropy, g_value)`.
+    How it stays cheap, where each kernel call costs about as much as the arithmetic of a 256 x 64 layer:
+    - the parameters are views of one flat tensor and their gradients views of another (nets.FlatParams), laid out
+      level by level, so clipping and Adam act on one tensor and backward writes gradients in place (out=);
+    - activations are feature-major ([units, batch]): the two towers' hidden layers at the same depth share one
+      buffer, so each level has one activation, one activation-backward and one bias-gradient sum for both towers,
+      and the first level (both towers read the same input) is a single matrix product forward and backward;
+      the action head's softmax then runs along rows of the batch instead of over 2-wide rows.
+
+    The loss is given by its per-sample derivatives with respect to log_prob, entropy and value, which is all an
+    actor-critic loss depends on: `prepare()` the batch once, then `evaluate()` and `backward()` per step.
     """
 
     def __init__(self, policy: "ActorCritic"):
+        from deeprl.nets import FlatParams
+
         self.policy = policy
         self.relu = policy.kwargs["activation"] == "relu"
-        self.pi = [(m.weight, m.bias) for m in policy.pi_trunk if isinstance(m, nn.Linear)]
-        self.pi.append((policy.action_head.weight, policy.action_head.bias))
-        self.vf = [(m.weight, m.bias) for m in policy.vf_trunk if isinstance(m, nn.Linear)]
-        self.vf.append((policy.value_head.weight, policy.value_head.bias))
         self.discrete = policy.discrete
+        pi = [m for m in policy.pi_trunk if isinstance(m, nn.Linear)]
+        vf = [m for m in policy.vf_trunk if isinstance(m, nn.Linear)]
+        self.depth = (len(pi), len(vf))
+        self.merged = min(self.depth)  # hidden levels both towers have
+        order = []
+        for level in range(max(self.depth)):
+            layers = [t[level] for t in (pi, vf) if level < len(t)]
+            order += [m.weight for m in layers] + [m.bias for m in layers]
+        heads = (policy.action_head, policy.value_head)
+        order += [p for m in heads for p in (m.weight, m.bias)]
+        if not self.discrete:
+            order.append(policy.log_std)
+        self.flat = FlatParams(order)
+        self.pi = [(m.weight, m.bias) for m in pi + [policy.action_head]]
+        self.vf = [(m.weight, m.bias) for m in vf + [policy.value_head]]
+        grad = {id(p): g for p, g in zip(self.flat.params, self.flat.grads)}
+        offset = {id(p): o for p, o in zip(self.flat.params, self.flat.offsets)}
+        # per tower and layer: (weight, bias as a column, weight's gradient, bias's gradient), views that stay valid
+        self._layers = [[(w.detach(), b.detach()[:, None], grad[id(w)], grad[id(b)], w.detach().t()) for w, b in tower]
+                        for tower in (self.pi, self.vf)]
+        self._log_std_grad = None if self.discrete else grad[id(policy.log_std)]
+        self._rows = [(self.pi[lv][0].shape[0], self.vf[lv][0].shape[0]) for lv in range(self.merged)]
+        # a merged level's two biases are adjacent: one gradient view; level 0's weights too (same input)
+        self._mbias_grad = []
+        for lv, (rp, rv) in enumerate(self._rows):
+            o = offset[id(self.pi[lv][1])]
+            self._mbias_grad.append(self.flat.grad[o:o + rp + rv])
+        if self.merged:
+            rows, n_in = sum(self._rows[0]), self.pi[0][0].shape[1]
+            o, ob = offset[id(self.pi[0][0])], offset[id(self.pi[0][1])]
+            self._w0 = self.flat.data[o:o + rows * n_in].view(rows, n_in)
+            self._w0_grad = self.flat.grad[o:o + rows * n_in].view(rows, n_in)
+            self._b0 = self.flat.data[ob:ob + rows][:, None]
+        act = torch.ops.aten.threshold_backward.grad_input if self.relu else torch.ops.aten.tanh_backward.grad_input
+        self._act_ = torch.relu_ if self.relu else torch.tanh_
+        # the activation's derivative from its output (tanh' = 1 - tanh^2, relu' = [out > 0]), in place
+        self._act_backward_ = ((lambda g, h: act(g, h, 0, grad_input=g)) if self.relu
+                               else (lambda g, h: act(g, h, grad_input=g)))
+        self._np = None
+        self._ws: dict[int, list] = {}
+
+    def __deepcopy__(self, memo):
+        # a deep-copied policy has parameters of its own: it builds its own FastMLP on first use
+        return False
+
+    def owns(self, policy) -> bool:
+        """False for the copy a deepcopy of the policy carries (its parameters no longer view this flat tensor)."""
+        first = self.flat.params[0]
+        return self.policy is policy and first.untyped_storage().data_ptr() == self.flat.data.untyped_storage().data_ptr()
 
     # numpy inference -------------------------------------------------------------------------------------
     # Collection runs the network on a handful of rows per step, where numpy's per-call cost is a third of
-    # torch's. The arrays are views of the parameters (CPU only), so they follow every optimizer step.
-    def _np_layers(self):
-        if "_np" not in self.__dict__:
-            view = [[(w.detach().numpy().T, b.detach().numpy()) for w, b in tower] for tower in (self.pi, self.vf)]
-            log_std = None if self.discrete else self.policy.log_std.detach().numpy()
-            self.__dict__["_np"] = (view[0], view[1], log_std)
-        return self.__dict__["_np"]
+    # torch's. The weights are copied when they change: transposed and contiguous, and where both towers have the
+    # same depth packed block-diagonally into one network whose last layer outputs [action logits or mean |
+    # value]. "Change" is the flat tensor's version counter (in-place ops and load_state_dict move it) plus
+    # FlatParams.steps (torch's fused Adam kernel does not move the counter); Collector.collect also refreshes.
+    def _np_layers(self, refresh: bool = False):
+        version = (self.flat.data._version, self.flat.steps)
+        if refresh or self._np is None or self._np[0] != version:
+            def arr(t):
+                return t.detach().cpu().numpy()
+
+            log_std = None if self.discrete else arr(self.policy.log_std).copy()
+            if self.depth[0] == self.depth[1]:
+                layers = []
+                for lv, ((wp, bp), (wv, bv)) in enumerate(zip(self.pi, self.vf)):
+                    wp, wv = arr(wp), arr(wv)
+                    if lv == 0:
+                        w = np.ascontiguousarray(np.concatenate([wp, wv]).T)
+                    else:
+                        w = np.zeros((wp.shape[1] + wv.shape[1], wp.shape[0] + wv.shape[0]), np.float32)
+                        w[:wp.shape[1], :wp.shape[0]] = wp.T
+                        w[wp.shape[1]:, wp.shape[0]:] = wv.T
+                    layers.append((w, np.concatenate([arr(bp), arr(bv)])))
+                packed = (layers, None)
+            else:
+                packed = tuple([(np.ascontiguousarray(arr(w).T), arr(b).copy()) for w, b in t] for t in (self.pi, self.vf))
+            self._np = (version, packed, log_std)
+        return self._np[1], self._np[2]
 
     def _np_tower(self, x, layers):
         last = len(layers) - 1
         for i, (w, b) in enumerate(layers):
-            x = x @ w
+            x = np.dot(x, w)
             x += b
             if i < last:
                 np.maximum(x, 0, out=x) if self.relu else np.tanh(x, out=x)
         return x
 
+    def _np_forward(self, x):
+        (first, second), log_std = self._np_layers()
+        if second is None:
+            out = self._np_tower(x, first)
+            return out[:, :-1], out[:, -1], log_std
+        return self._np_tower(x, first), self._np_tower(x, second)[:, 0], log_std
+
     def numpy_act(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False):
         """(action, value, log_prob) as numpy arrays for a batch of flat observations, sampling with `rng`."""
-        pi, vf, log_std = self._np_layers()
         x = np.asarray(obs, np.float32).reshape(len(obs), -1)
-        dist = self._np_tower(x, pi)
-        value = self._np_tower(x, vf)[:, 0]
+        dist, value, log_std = self._np_forward(x)
         n = len(x)
         if self.discrete:
             z = dist - dist.max(1, keepdims=True)
@@ -340,84 +421,180 @@ class FastMLP:
         return action, value, logp.astype(np.float32)
 
     def numpy_value(self, obs: np.ndarray) -> np.ndarray:
-        _, vf, _ = self._np_layers()
-        return self._np_tower(np.asarray(obs, np.float32).reshape(len(obs), -1), vf)[:, 0]
+        return self._np_forward(np.asarray(obs, np.float32).reshape(len(obs), -1))[1]
 
     @staticmethod
     def supports(policy) -> bool:
         return (isinstance(policy, ActorCritic) and type(policy.features) is Flatten
                 and policy.kwargs["activation"] in ("tanh", "relu"))
 
-    def _tower(self, x, layers, keep: bool):
-        hs, h, last = [x], x, len(layers) - 1
+    # torch inference (batch-major; collection on a GPU) ------------------------------------------------------
+    def _tower(self, x, layers):
+        h, last = x, len(layers) - 1
         for i, (w, b) in enumerate(layers):
             h = torch.addmm(b, h, w.t())
             if i < last:
                 h = torch.relu(h) if self.relu else torch.tanh(h)
-            if keep:
-                hs.append(h)
-        return hs if keep else h
-
-    def _tower_backward(self, hs, layers, d) -> None:
-        for i in range(len(layers) - 1, -1, -1):
-            w, b = layers[i]
-            h_in = hs[i]
-            w.grad = d.t().mm(h_in)
-            b.grad = d.sum(0)
-            if i > 0:
-                # the activation's derivative from its output (tanh' = 1 - tanh^2, relu' = [out > 0]), one op each
-                d = _RELU_BACKWARD(d.mm(w), h_in, 0) if self.relu else _TANH_BACKWARD(d.mm(w), h_in)
+        return h
 
     @torch.no_grad()
     def forward(self, obs):
         x = obs.reshape(obs.shape[0], -1).float()
-        return self._tower(x, self.pi, False), self._tower(x, self.vf, False)[:, 0]
+        return self._tower(x, self.pi), self._tower(x, self.vf)[:, 0]
 
     @torch.no_grad()
     def value(self, obs):
-        return self._tower(obs.reshape(obs.shape[0], -1).float(), self.vf, False)[:, 0]
+        return self._tower(obs.reshape(obs.shape[0], -1).float(), self.vf)[:, 0]
+
+    # training: prepare once, then evaluate + backward per gradient step -----------------------------------
+    def prepare(self, obs, actions) -> dict:
+        """What the steps read of a batch, in the dtypes they need: {"x": [B, in] float, "a": actions (long
+        indices, or [B, action_dim] float), "onehot": [B, n] float (discrete)}. Row-indexable like the rollout."""
+        x = obs.reshape(obs.shape[0], -1).float().contiguous()
+        if self.discrete:
+            a = actions.reshape(-1).long()
+            onehot = torch.zeros(a.shape[0], self.policy.action_dim, dtype=x.dtype, device=x.device)
+            return {"x": x, "a": a, "onehot": onehot.scatter_(1, a[:, None], 1.0)}
+        return {"x": x, "a": actions.reshape(x.shape[0], -1).float()}
+
+    def _workspace(self, B: int) -> list:
+        """Per merged level: its activation buffer [rows, B] (both towers) with each tower's rows and their
+        transposes, and a gradient buffer with each tower's rows, kept per batch size and reused by every step
+        (a step's evaluate and backward finish before the next evaluate)."""
+        ws = self._ws.get(B)
+        if ws is None:
+            ws = []
+            d = self.flat.data
+            for rp, rv in self._rows:
+                h = torch.empty(rp + rv, B, dtype=d.dtype, device=d.device)
+                g = torch.empty_like(h)
+                ws.append((h, h[:rp], h[rp:], g, g[:rp], g[rp:]))
+            self._ws[B] = ws
+        return ws
+
+    def _forward_t(self, x):
+        """Feature-major forward: (dist [n, B], value [B], inputs of each pi layer, of each vf layer)."""
+        P, V = self._layers
+        xT = x.t()
+        hp, hv = [xT], [xT]
+        act_ = self._act_
+        ws = self._workspace(x.shape[0])
+        for lv in range(max(self.depth)):
+            if lv < self.merged:
+                h, h_p, h_v = ws[lv][:3]
+                if lv == 0:
+                    torch.addmm(self._b0, self._w0, xT, out=h)
+                else:
+                    torch.addmm(P[lv][1], P[lv][0], hp[-1], out=h_p)
+                    torch.addmm(V[lv][1], V[lv][0], hv[-1], out=h_v)
+                act_(h)
+                hp.append(h_p)
+                hv.append(h_v)
+            else:
+                for tower, hs in ((P, hp), (V, hv)):
+                    if lv < len(tower) - 1:
+                        hs.append(act_(torch.addmm(tower[lv][1], tower[lv][0], hs[-1])))
+        dist = torch.addmm(P[-1][1], P[-1][0], hp[-1])
+        value = torch.addmm(V[-1][1], V[-1][0], hv[-1])[0]
+        return dist, value, hp, hv
+
+    def _backward_t(self, x, hp, hv, d_dist, d_value) -> None:
+        """Gradients of every layer into the flat gradient, from d loss / d dist [n, B] and d loss / d value [1, B]."""
+        P, V = self._layers
+        back_ = self._act_backward_
+        ws = self._workspace(x.shape[0])
+        pending = [None, None]  # d loss / d (output of the top hidden layer) of a tower, unmerged levels
+        for t, (tower, hs, d) in enumerate(((P, hp, d_dist), (V, hv, d_value))):
+            _, _, gw, gb, wT = tower[-1]
+            torch.mm(d, hs[-1].t(), out=gw)
+            torch.sum(d, 1, out=gb)
+            top = len(tower) - 2
+            if top >= 0:
+                if top < self.merged:
+                    torch.mm(wT, d, out=ws[top][4 + t])
+                else:
+                    pending[t] = torch.mm(wT, d)
+        for lv in range(max(self.depth) - 1, -1, -1):
+            if lv < self.merged:
+                h, g = ws[lv][0], ws[lv][3]
+                back_(g, h)
+                torch.sum(g, 1, out=self._mbias_grad[lv])
+                if lv == 0:
+                    torch.mm(g, x, out=self._w0_grad)
+                    continue
+                for t, (tower, hs) in enumerate(((P, hp), (V, hv))):
+                    _, _, gw, _, wT = tower[lv]
+                    dt = ws[lv][4 + t]
+                    torch.mm(dt, hs[lv].t(), out=gw)
+                    torch.mm(wT, dt, out=ws[lv - 1][4 + t])
+            else:
+                for t, (tower, hs) in enumerate(((P, hp), (V, hv))):
+                    if lv >= len(tower) - 1:
+                        continue
+                    d = back_(pending[t], hs[lv + 1])
+                    _, _, gw, gb, wT = tower[lv]
+                    torch.sum(d, 1, out=gb)
+                    torch.mm(d, x if lv == 0 else hs[lv].t(), out=gw)
+                    if lv > 0:
+                        if lv - 1 < self.merged:
+                            torch.mm(wT, d, out=ws[lv - 1][4 + t])
+                        else:
+                            pending[t] = torch.mm(wT, d)
 
     @torch.no_grad()
-    def evaluate(self, obs, actions):
-        """(log_prob, entropy, value, ctx), like ActorCritic.evaluate_actions but keeping what backward needs."""
-        x = obs.reshape(obs.shape[0], -1).float()
-        hp, hv = self._tower(x, self.pi, True), self._tower(x, self.vf, True)
-        dist = hp[-1]
+    def evaluate(self, batch: dict):
+        """(log_prob [B], value [B], ctx) of a prepared batch under the current parameters; ctx is what
+        `entropy()` and `backward()` read."""
+        dist, value, hp, hv = self._forward_t(batch["x"])
         if self.discrete:
-            logp_all = torch.log_softmax(dist, 1)
+            logp_all = torch.log_softmax(dist, 0)
             probs = logp_all.exp()
-            onehot = torch.zeros_like(dist).scatter_(1, actions.long().reshape(-1, 1), 1.0)
-            logp = (logp_all * onehot).sum(1)
-            entropy = -(probs * logp_all).sum(1)
-            ctx = (hp, hv, probs, logp_all, onehot, entropy)
-        else:
-            log_std = self.policy.log_std
-            inv_std = torch.exp(-log_std)
-            z = (actions.reshape(dist.shape) - dist) * inv_std
-            logp = (-0.5 * z * z - log_std).sum(1) - 0.5 * LOG_2PI * dist.shape[1]
-            entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum().expand(dist.shape[0])
-            ctx = (hp, hv, z, inv_std)
-        return logp, entropy, hv[-1][:, 0], ctx
+            logp = logp_all.gather(0, batch["a"][None])[0]
+            return logp, value, (batch, hp, hv, (logp_all, probs))
+        log_std = self.policy.log_std
+        inv_std = torch.exp(-log_std)[:, None]
+        z = (batch["a"].t() - dist) * inv_std
+        logp = (-0.5 * z * z - log_std[:, None]).sum(0) - 0.5 * LOG_2PI * dist.shape[0]
+        # the Gaussian's entropy depends on log_std only, which the step is about to change: take it now
+        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum().expand(dist.shape[1])
+        return logp, value, (batch, hp, hv, (z, inv_std, entropy))
+
+    @staticmethod
+    def dist_state(ctx):
+        """The part of `evaluate`'s ctx that `entropy` reads (small: keep it, not the ctx, to average later)."""
+        return ctx[3]
 
     @torch.no_grad()
-    def backward(self, ctx, g_logp, g_entropy, g_value) -> None:
-        """Set every parameter's .grad to d loss / d parameter, given d loss / d (log_prob, entropy, value) per
-        sample ([B] tensors; g_entropy may be a number, the same for every sample)."""
+    def entropy(self, states: list) -> torch.Tensor:
+        """Per-sample entropies of the distributions of one or more `evaluate` calls (their dist_state), in one
+        pass: diagnostics average them once per update."""
         if self.discrete:
-            hp, hv, probs, logp_all, onehot, entropy = ctx
+            logp_all = torch.cat([s[0] for s in states], 1)
+            probs = torch.cat([s[1] for s in states], 1)
+            return -(probs * logp_all).sum(0)
+        return torch.cat([s[2] for s in states])
+
+    @torch.no_grad()
+    def backward(self, ctx, g_logp, g_value, g_entropy: float = 0.0) -> None:
+        """Set every parameter's gradient (in the flat gradient tensor) to d loss / d parameter, given d loss /
+        d log_prob and d loss / d value per sample ([B] tensors) and d loss / d entropy (the same number for
+        every sample)."""
+        batch, hp, hv, state = ctx
+        if self.discrete:
+            logp_all, probs = state
             # d log p(a) / d logits = onehot(a) - p ;  d H / d logits = -p * (log p + H)
-            d_dist = g_logp[:, None] * (onehot - probs)
-            if not (isinstance(g_entropy, float) and g_entropy == 0.0):
-                g_e = g_entropy[:, None] if torch.is_tensor(g_entropy) else g_entropy
-                d_dist = d_dist - g_e * probs * (logp_all + entropy[:, None])
+            d_dist = g_logp[None] * (batch["onehot"].t() - probs)
+            if g_entropy != 0.0:
+                entropy = -(probs * logp_all).sum(0)
+                d_dist -= g_entropy * probs * (logp_all + entropy[None])
         else:
-            hp, hv, z, inv_std = ctx
+            z, inv_std, _ = state
             # d log p / d mean = z / std ;  d log p / d log_std = z^2 - 1 ;  d H / d log_std = 1 per sample
-            d_dist = g_logp[:, None] * z * inv_std
-            g_ent_sum = g_entropy.sum() if torch.is_tensor(g_entropy) else g_entropy * z.shape[0]
-            self.policy.log_std.grad = (g_logp[:, None] * (z * z - 1)).sum(0) + g_ent_sum
-        self._tower_backward(hp, self.pi, d_dist)
-        self._tower_backward(hv, self.vf, g_value[:, None])
+            d_dist = g_logp[None] * z * inv_std
+            torch.sum(g_logp[None] * (z * z - 1), 1, out=self._log_std_grad)
+            if g_entropy != 0.0:
+                self._log_std_grad += g_entropy * z.shape[1]
+        self._backward_t(batch["x"], hp, hv, d_dist, g_value[None])
 
 
 def build_policy(obs_space, action_space, policy_config: dict) -> ActorCritic:

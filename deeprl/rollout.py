@@ -178,6 +178,8 @@ class Collector:
         call `last_values(policy)` then buffer.compute_returns_and_advantage."""
         venv, norm, stats, dev = self.venv, self.normalizer, self.stats, self.device
         fast = self._numpy_policy(policy)
+        if fast is not None:
+            fast._np_layers(refresh=True)  # whatever optimizer changed the weights since the last rollout
         for t in range(buffer.n_steps):
             if fast is not None:
                 action, value, logp = fast.numpy_act(self.obs, self.rng)

@@ -99,16 +99,21 @@ def test_distributions_match_torch_distributions():
     torch.testing.assert_close(ent, ref.entropy().sum(-1))
 
 
+# towers of unequal depth, of equal depth (every level shared in one buffer), and one with no hidden layer
+ARCHS = [{"pi": [8, 6], "vf": [5]}, {"pi": [7, 5], "vf": [6, 4]}, {"pi": [], "vf": [5, 3]}]
+
+
 @pytest.mark.parametrize("discrete", [True, False])
 @pytest.mark.parametrize("activation,clip_vf", [("tanh", None), ("relu", 0.2)])
-def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf):
+@pytest.mark.parametrize("arch", range(len(ARCHS)))
+def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf, arch):
     import gymnasium as gym
 
     from deeprl.policies import ActorCritic
 
     torch.manual_seed(1)
     act_space = gym.spaces.Discrete(3) if discrete else gym.spaces.Box(-1, 1, (2,))
-    policy = ActorCritic(gym.spaces.Box(-1, 1, (4,)), act_space, net_arch={"pi": [8, 6], "vf": [5]},
+    policy = ActorCritic(gym.spaces.Box(-1, 1, (4,)), act_space, net_arch=ARCHS[arch],
                          activation=activation, log_std_init=-0.3)
     n = 16
     obs = torch.randn(n, 4)
@@ -122,29 +127,57 @@ def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf):
     policy.zero_grad()
     loss.backward()
     ref = {k: p.grad.clone() for k, p in policy.named_parameters()}
-    assert policy.fast() is not None
-    info = ppo.diagnostics([ppo.ppo_backward(policy.fast(), mb, *args)], 0.2)
+    fast = policy.fast()
+    assert fast is not None
+    batch = {**fast.prepare(obs, actions), **{k: mb[k] for k in ("log_probs", "advantages", "values", "returns")}}
+    info = ppo.diagnostics([ppo.ppo_backward(fast, batch, *args)], 0.2, fast)
     for k, p in policy.named_parameters():
         torch.testing.assert_close(p.grad, ref[k], rtol=1e-4, atol=1e-6, msg=k)
     for k in ref_info:
         torch.testing.assert_close(info[k], ref_info[k], rtol=1e-5, atol=1e-6)
+    # collection's numpy inference (packed weights) computes what the torch forward does
+    dist, value = fast.forward(obs)
+    action, np_value, np_logp = fast.numpy_act(obs.numpy(), np.random.default_rng(0), deterministic=True)
+    np.testing.assert_allclose(np_value, value.numpy(), rtol=1e-5, atol=1e-6)
+    if discrete:
+        np.testing.assert_array_equal(action, dist.argmax(1).numpy())
+    else:
+        np.testing.assert_allclose(action, dist.numpy(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.from_numpy(np.asarray(np_logp, np.float32)),
+                               policy.evaluate_actions(obs, torch.as_tensor(action))[0].detach(), rtol=1e-5, atol=1e-5)
 
 
-def test_adam_matches_torch():
-    from deeprl.nets import Adam
+@pytest.mark.parametrize("flat", [False, True])
+def test_adam_matches_torch(flat):
+    from deeprl.nets import Adam, FlatParams, clip_grad_norm
 
     torch.manual_seed(0)
     a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
     b.load_state_dict(a.state_dict())
+    if flat:  # parameters as views of one tensor (bias first: any layout), moments and step on that tensor
+        FlatParams([a.bias, a.weight])
     ours, ref = Adam(a.parameters(), lr=1e-2, eps=1e-5), torch.optim.Adam(b.parameters(), lr=1e-2, eps=1e-5)
+    assert (ours.flat is not None) == flat
     for _ in range(4):
         x = torch.randn(7, 5)
         for net, opt in ((a, ours), (b, ref)):
             opt.zero_grad()
             net(x).pow(2).sum().backward()
+            if opt is ours:
+                clip_grad_norm(list(a.parameters()), 0.5)
+            else:
+                torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
             opt.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
+    # torch's state_dict format both ways
+    sd, ref_sd = ours.state_dict(), ref.state_dict()
+    for i, st in ref_sd["state"].items():
+        for k in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(sd["state"][i][k].float(), st[k].float())
+    again = Adam(a.parameters(), lr=1e-2, eps=1e-5)
+    again.load_state_dict(sd)
+    torch.testing.assert_close(again.exp_avg_sq[1], ours.exp_avg_sq[1])
 
 
 def test_short_run_on_cartpole_improves_and_loads(tmp_path):

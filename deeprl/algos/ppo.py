@@ -25,7 +25,7 @@ from torch import nn
 from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from deeprl.envs.vector import make_vec_env
 from deeprl.errors import UserError
-from deeprl.nets import Adam
+from deeprl.nets import Adam, clip_grad_norm
 from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
                              policy_tensors)
@@ -106,26 +106,31 @@ def make_optimizer(params, lr: float):
 
 
 def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
-                 normalize_advantage: bool = True) -> tuple:
-    """ppo_loss's gradient written out (for FastMLP policies): sets the parameters' .grad and returns the
-    per-sample terms that `diagnostics` turns into ppo_loss's numbers (kept raw: averaging them once per update
-    instead of once per minibatch saves a dozen tensor ops a step).
+                 normalize_advantage: bool = True, neg_adv_n: torch.Tensor | None = None) -> tuple:
+    """ppo_loss's gradient written out (for FastMLP policies, on a batch from fast.prepare plus the rollout's
+    log_probs, advantages, returns and values): sets the parameters' gradients and returns the per-sample terms
+    that `diagnostics` turns into ppo_loss's numbers (kept raw: averaging them once per update instead of once
+    per minibatch saves a dozen tensor ops a step).
 
-    d mean(max(-A r, -A clip(r))) / d log_prob = -A r / B where the unclipped term is the max, else 0."""
-    log_prob, entropy, values, ctx = fast.evaluate(mb["obs"], mb["actions"])
+    d mean(max(-A r, -A clip(r))) / d log_prob = -A r / B where the unclipped term is the max, else 0.
+    The surrogate terms are kept divided by B (`neg_adv_n` = -A / B, given when the caller computed it once for
+    many steps), so that derivative is one masked product; diagnostics multiply B back."""
+    log_prob, values, ctx = fast.evaluate(mb)
     n = log_prob.shape[0]
-    adv = mb["advantages"]
-    if normalize_advantage and n > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    if neg_adv_n is None:
+        adv = mb["advantages"]
+        if normalize_advantage and n > 1:
+            adv = _normalized(adv)
+        neg_adv_n = adv * _const(-1.0 / n, adv)
     log_ratio = log_prob - mb["log_probs"]
     ratio = torch.exp(log_ratio)
-    surr = -adv * ratio
-    surr_clipped = -adv * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
-    g_logp = torch.where(surr >= surr_clipped, surr, 0.0) / n
+    surr = neg_adv_n * ratio
+    surr_clipped = neg_adv_n * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    g_logp = surr * (surr >= surr_clipped)
     err = values - mb["returns"]
     if clip_range_vf is None:
-        sq = err * err
-        g_value = err * (2 * vf_coef / n)
+        sq = None  # err * err, squared once per update in `diagnostics`
+        g_value = err * _const(2 * vf_coef / n, err)
     else:
         delta = values - mb["values"]
         err_clipped = mb["values"] + torch.clamp(delta, -clip_range_vf, clip_range_vf) - mb["returns"]
@@ -133,48 +138,80 @@ def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None,
         sq = torch.max(sq_unclipped, sq_clipped)
         g_value = torch.where(sq_unclipped >= sq_clipped, err, err_clipped * (delta.abs() <= clip_range_vf)) \
             * (2 * vf_coef / n)
-    fast.backward(ctx, g_logp, -ent_coef / n, g_value)
-    return ratio, log_ratio, surr, surr_clipped, sq, entropy
+    fast.backward(ctx, g_logp, g_value, -ent_coef / n)
+    return ratio, log_ratio, surr, surr_clipped, err if sq is None else sq, sq is None, fast.dist_state(ctx), n
 
 
-def diagnostics(parts: list[tuple], clip_range: float) -> dict:
+_CONSTS: dict = {}
+
+
+def _const(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A cached 0-d tensor: tensor-by-tensor arithmetic skips the conversion a Python number costs each call."""
+    key = (value, like.dtype, like.device)
+    t = _CONSTS.get(key)
+    if t is None:
+        if len(_CONSTS) > 256:
+            _CONSTS.clear()
+        t = _CONSTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
+    return t
+
+
+def diagnostics(parts: list[tuple], clip_range: float, fast) -> dict:
     """ppo_loss's diagnostics over every sample of the ppo_backward calls in `parts`."""
-    ratio, log_ratio, surr, surr_clipped, sq, entropy = (torch.cat(x) for x in zip(*parts))
-    return {"policy_loss": torch.max(surr, surr_clipped).mean(), "value_loss": sq.mean(), "entropy": entropy.mean(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(), "clip_fraction": ((ratio - 1).abs() > clip_range).float().mean()}
+    ratio, log_ratio, surr, surr_clipped, sq = (torch.cat(x) for x in list(zip(*parts))[:5])
+    if parts[0][5]:
+        sq = sq * sq
+    sizes = [p[7] for p in parts]
+    scale = float(sizes[0]) if len(set(sizes)) == 1 else torch.cat([torch.full((k,), float(k)) for k in sizes])
+    return {"policy_loss": (torch.max(surr, surr_clipped) * scale).mean(), "value_loss": sq.mean(),
+            "entropy": fast.entropy([p[6] for p in parts]).mean(), "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clip_fraction": ((ratio - 1).abs() > clip_range).float().mean()}
 
 
-def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
-    """nn.utils.clip_grad_norm_ without its per-call checks: same arithmetic (scale by max_norm / (norm + 1e-6)
-    when above), no host sync."""
-    grads = [p.grad for p in params if p.grad is not None]
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
-    return norm
+def _normalized(adv: torch.Tensor) -> torch.Tensor:
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
 def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int, clip_range: float,
                clip_range_vf: float | None, ent_coef: float, vf_coef: float, max_grad_norm: float,
                target_kl: float | None, normalize_advantage: bool, rng: np.random.Generator,
                autograd: bool = False) -> dict:
-    """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats)."""
+    """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats).
+
+    With batch_size >= the rollout (RL-Zoo's CartPole: 256 of 256) every epoch's one minibatch is the whole
+    rollout, and shuffling it would only reorder the terms of its means: the steps then read the rollout as it
+    is, with its advantages normalized once (the same statistics every epoch) instead of once per step. The
+    permutation is still drawn each epoch, so the run's generator (which also samples the actions) moves as it
+    would with smaller minibatches."""
     n = data["advantages"].shape[0]
     params = [p for p in policy.parameters() if p.requires_grad]
     fast = policy.fast() if hasattr(policy, "fast") and not autograd else None
+    if fast is not None:
+        data = {**fast.prepare(data["obs"], data["actions"]),
+                **{k: data[k] for k in ("log_probs", "advantages", "returns", "values")}}
+    whole = batch_size >= n
+    if whole and normalize_advantage and n > 1:
+        data = {**data, "advantages": _normalized(data["advantages"])}
+    norm_mb = normalize_advantage and not whole
+    neg_adv_n = data["advantages"] * (-1.0 / n) if whole and fast is not None else None
+    clip = max_grad_norm is not None and max_grad_norm > 0
     sums: dict[str, torch.Tensor] = {}
     parts: list[tuple] = []
     steps, stopped = 0, False
     for epoch in range(n_epochs):
-        # one shuffle of the whole rollout per epoch, then contiguous slices: a view per minibatch, not a gather
-        shuffled = index_batch(data, torch.from_numpy(rng.permutation(n)))
-        for start in range(0, n, batch_size):
-            mb = slice_batch(shuffled, start, start + batch_size)
+        perm = rng.permutation(n)
+        if whole:
+            batches = (data,)
+        else:  # one shuffle of the whole rollout per epoch, then contiguous slices: a view per minibatch
+            shuffled = index_batch(data, torch.from_numpy(perm))
+            batches = (slice_batch(shuffled, start, start + batch_size) for start in range(0, n, batch_size))
+        for mb in batches:
             if fast is not None:
-                part = ppo_backward(fast, mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage)
+                part = ppo_backward(fast, mb, clip_range, clip_range_vf, ent_coef, vf_coef, norm_mb, neg_adv_n)
                 parts.append(part)
                 approx_kl = None if target_kl is None else ((part[0] - 1) - part[1]).mean()
             else:
-                loss, info = ppo_loss(policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage)
+                loss, info = ppo_loss(policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef, norm_mb)
                 approx_kl = info["approx_kl"]
             # SB3's rule: stop before the step that would take the policy too far from the one that collected
             if target_kl is not None and approx_kl.item() > 1.5 * target_kl:
@@ -186,14 +223,14 @@ def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int,
                 loss.backward()
                 for k, v in info.items():
                     sums[k] = sums[k] + v if k in sums else v
-            if max_grad_norm is not None and max_grad_norm > 0:
+            if clip:
                 clip_grad_norm(params, max_grad_norm)
             optimizer.step()
             steps += 1
         if stopped:
             break
     if parts:
-        out = {k: float(v) for k, v in diagnostics(parts, clip_range).items()}
+        out = {k: float(v) for k, v in diagnostics(parts, clip_range, fast).items()}
     else:
         out = {k: float(v) / steps for k, v in sums.items()} if steps else {}
     out.update(gradient_steps=steps, epochs=epoch + 1, early_stop=stopped)
@@ -244,6 +281,7 @@ def train(run) -> None:
     if norm_cfg["norm_obs"] or norm_cfg["norm_reward"]:
         normalizer = Normalizer(obs_space, **{"gamma": hp["gamma"], **norm_cfg}, n_envs=n_envs)
     policy = build_policy(obs_space, action_space, pkw).to(device)
+    policy.fast()  # before the optimizer: it lays the parameters out flat, and Adam then steps them as one tensor
     optimizer = make_optimizer(policy.parameters(), lr_at(1.0))
     if run.resumed:
         load_policy_tensors(policy, ckpt_tensors, run.env_id)
