@@ -189,7 +189,16 @@ def test_short_run_on_cartpole_improves_and_loads(tmp_path):
     assert after > before + 50, (before, after)
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["trained"]["timesteps"] == 16384 and config["policy"]["class"] == "ActorCritic"
-    assert list((run.run_dir / "tb").iterdir())  # TensorBoard events were written
+    # TensorBoard reads every update's scalars and every episode (written as one event per update)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run.run_dir / "tb"))
+    acc.Reload()
+    updates = 16384 // (FAST["n_envs"] * FAST["n_steps"])
+    assert [e.step for e in acc.Scalars("train/policy_loss")] == [256 * (i + 1) for i in range(updates)]
+    assert len(acc.Scalars("rollout/episode_return")) == config["trained"]["episodes"] > updates
+    assert [e.value for e in acc.Scalars("train/clip_range")] == pytest.approx(
+        [0.2 * (1 - 256 * (i + 1) / 16384) for i in range(updates)], abs=1e-7)
     # the same seed gives the same numbers
     again = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=2048, seed=3, log_folder=tmp_path / "a",
                   show_progress=False, device="cpu")
