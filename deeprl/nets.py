@@ -194,8 +194,8 @@ class Adam:
             elif p.grad is not None:
                 p.grad.zero_()
 
-    @torch.no_grad()
     def step(self) -> None:
+        # every tensor stepped is detached (flat.data, p.detach()): no graph without a torch.no_grad per call
         group = self.param_groups[0]
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         if self.flat is not None:

@@ -342,6 +342,14 @@ class FastMLP:
                                else (lambda g, h: act(g, h, grad_input=g)))
         self._np = None
         self._ws: dict[int, list] = {}
+        self._log_std = None if self.discrete else policy.log_std.detach()
+        # the all-merged path (equal depths): per deeper level its weights and gradient views, then the heads
+        self.all_merged = self.depth[0] == self.depth[1] >= 1
+        P, V = self._layers
+        self._heads = [(P[-1][0], P[-1][1]), (V[-1][0], V[-1][1])]
+        self._head_grads = [(P[-1][2], P[-1][3], P[-1][4]), (V[-1][2], V[-1][3], V[-1][4])]
+        self._deeper_grads = [(P[lv][2], P[lv][4], V[lv][2], V[lv][4]) for lv in range(1, self.merged)]
+        self._deeper_w = [(P[lv][0], P[lv][1], V[lv][0], V[lv][1]) for lv in range(1, self.merged)]
 
     def __deepcopy__(self, memo):
         # a deep-copied policy has parameters of its own: it builds its own FastMLP on first use
@@ -468,9 +476,49 @@ class FastMLP:
             for rp, rv in self._rows:
                 h = torch.empty(rp + rv, B, dtype=d.dtype, device=d.device)
                 g = torch.empty_like(h)
-                ws.append((h, h[:rp], h[rp:], g, g[:rp], g[rp:]))
+                ws.append((h, h[:rp], h[rp:], g, g[:rp], g[rp:], h[:rp].t(), h[rp:].t()))
             self._ws[B] = ws
         return ws
+
+    def _forward_merged(self, x):
+        """_forward_t where every level is merged (towers of equal depth, the usual net_arch): straight-line."""
+        ws = self._ws.get(x.shape[0]) or self._workspace(x.shape[0])
+        act_ = self._act_
+        h, hp, hv = ws[0][:3]
+        torch.addmm(self._b0, self._w0, x.t(), out=h)
+        act_(h)
+        for (wp, bp, wv, bv), level in zip(self._deeper_w, ws[1:]):
+            h = level[0]
+            torch.addmm(bp, wp, hp, out=level[1])
+            torch.addmm(bv, wv, hv, out=level[2])
+            act_(h)
+            hp, hv = level[1], level[2]
+        (wh, bh), (wvh, bvh) = self._heads
+        return torch.addmm(bh, wh, hp), torch.addmm(bvh, wvh, hv)[0], None, None
+
+    def _backward_merged(self, x, d_dist, d_value) -> None:
+        ws = self._ws[x.shape[0]]
+        back_, mm, sum_ = self._act_backward_, torch.mm, torch.sum
+        (gwh, gbh, wht), (gwv, gbv, wvt) = self._head_grads
+        top = ws[-1]
+        mm(d_dist, top[6], out=gwh)
+        sum_(d_dist, 1, out=gbh)
+        mm(d_value, top[7], out=gwv)
+        sum_(d_value, 1, out=gbv)
+        mm(wht, d_dist, out=top[4])
+        mm(wvt, d_value, out=top[5])
+        for lv in range(len(ws) - 1, 0, -1):
+            level, below = ws[lv], ws[lv - 1]
+            g = back_(level[3], level[0])
+            sum_(g, 1, out=self._mbias_grad[lv])
+            gwp, wpt, gwv_, wvt_ = self._deeper_grads[lv - 1]
+            mm(level[4], below[6], out=gwp)
+            mm(level[5], below[7], out=gwv_)
+            mm(wpt, level[4], out=below[4])
+            mm(wvt_, level[5], out=below[5])
+        g = back_(ws[0][3], ws[0][0])
+        sum_(g, 1, out=self._mbias_grad[0])
+        mm(g, x, out=self._w0_grad)
 
     def _forward_t(self, x):
         """Feature-major forward: (dist [n, B], value [B], inputs of each pi layer, of each vf layer)."""
@@ -541,17 +589,21 @@ class FastMLP:
                         else:
                             pending[t] = torch.mm(wT, d)
 
-    @torch.no_grad()
     def evaluate(self, batch: dict):
         """(log_prob [B], value [B], ctx) of a prepared batch under the current parameters; ctx is what
-        `entropy()` and `backward()` read."""
-        dist, value, hp, hv = self._forward_t(batch["x"])
+        `entropy()` and `backward()` read. Every tensor involved is a detached view: no autograd graph, with or
+        without torch.no_grad (whose per-call context costs as much as a small kernel)."""
+        if self.all_merged:
+            x = batch["x"]
+            dist, value, hp, hv = self._forward_merged(x)
+        else:
+            dist, value, hp, hv = self._forward_t(batch["x"])
         if self.discrete:
             logp_all = torch.log_softmax(dist, 0)
             probs = logp_all.exp()
             logp = logp_all.gather(0, batch["a"][None])[0]
             return logp, value, (batch, hp, hv, (logp_all, probs))
-        log_std = self.policy.log_std
+        log_std = self._log_std
         inv_std = torch.exp(-log_std)[:, None]
         z = (batch["a"].t() - dist) * inv_std
         logp = (-0.5 * z * z - log_std[:, None]).sum(0) - 0.5 * LOG_2PI * dist.shape[0]
@@ -564,7 +616,6 @@ class FastMLP:
         """The part of `evaluate`'s ctx that `entropy` reads (small: keep it, not the ctx, to average later)."""
         return ctx[3]
 
-    @torch.no_grad()
     def entropy(self, states: list) -> torch.Tensor:
         """Per-sample entropies of the distributions of one or more `evaluate` calls (their dist_state), in one
         pass: diagnostics average them once per update."""
@@ -574,7 +625,6 @@ class FastMLP:
             return -(probs * logp_all).sum(0)
         return torch.cat([s[2] for s in states])
 
-    @torch.no_grad()
     def backward(self, ctx, g_logp, g_value, g_entropy: float = 0.0) -> None:
         """Set every parameter's gradient (in the flat gradient tensor) to d loss / d parameter, given d loss /
         d log_prob and d loss / d value per sample ([B] tensors) and d loss / d entropy (the same number for
@@ -583,7 +633,7 @@ class FastMLP:
         if self.discrete:
             logp_all, probs = state
             # d log p(a) / d logits = onehot(a) - p ;  d H / d logits = -p * (log p + H)
-            d_dist = g_logp[None] * (batch["onehot"].t() - probs)
+            d_dist = (batch["onehot"].t() - probs) * g_logp
             if g_entropy != 0.0:
                 entropy = -(probs * logp_all).sum(0)
                 d_dist -= g_entropy * probs * (logp_all + entropy[None])
@@ -594,7 +644,10 @@ class FastMLP:
             torch.sum(g_logp[None] * (z * z - 1), 1, out=self._log_std_grad)
             if g_entropy != 0.0:
                 self._log_std_grad += g_entropy * z.shape[1]
-        self._backward_t(batch["x"], hp, hv, d_dist, g_value[None])
+        if self.all_merged:
+            self._backward_merged(batch["x"], d_dist, g_value[None])
+        else:
+            self._backward_t(batch["x"], hp, hv, d_dist, g_value[None])
 
 
 def build_policy(obs_space, action_space, policy_config: dict) -> ActorCritic:

@@ -53,6 +53,7 @@ DEFAULTS = {
     # ours
     "vectorization": "auto",  # auto (native where it exists, else sync), sync, workers (a process per core), async
     "checkpoint_every": 20,  # updates
+    "checkpoint_seconds": 10.0,  # and at least this long between two (an fsync'd file each; 0: no limit)
     "log_interval": 1,  # updates between TensorBoard points
     "torch_threads": 1,  # small networks run fastest on one thread; the other core steps envs
     "autograd": False,  # true: every gradient through torch autograd (the reference), not the written-out MLP path
@@ -248,6 +249,9 @@ def _check(hp: dict) -> None:
             raise UserError(f"{key} must be a positive integer, not {hp[key]!r}.")
     if hp["n_steps"] * hp["n_envs"] < 2 and hp["normalize_advantage"]:
         raise UserError("n_steps * n_envs must be at least 2 to normalize advantages.")
+    gap = hp["checkpoint_seconds"]
+    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap < 0):
+        raise UserError(f"checkpoint_seconds must be a number of seconds (0 or more), not {gap!r}.")
     for key in ("gamma", "gae_lambda"):
         if not 0 <= float(hp[key]) <= 1:
             raise UserError(f"{key} must lie between 0 and 1, not {hp[key]!r}.")
@@ -298,6 +302,9 @@ def train(run) -> None:
     writer = run.writer()
     progress = run.progress(total, "steps", initial=timesteps)
     started, collect_s, update_s = time.perf_counter(), 0.0, 0.0
+    # the first checkpoint comes at checkpoint_every updates; later ones also wait checkpoint_seconds, so a short run
+    # (CartPole: 20 updates in half a second) does not spend a tenth of its time writing them
+    last_checkpoint, min_gap = -math.inf, float(hp["checkpoint_seconds"] or 0.0)
 
     def all_tensors() -> dict:
         out = policy_tensors(policy)
@@ -338,8 +345,9 @@ def train(run) -> None:
             progress.update(n_steps * n_envs, episode_return=mean_ret, episodes=collector.stats.episodes)
             if updates % hp["log_interval"] == 0:
                 _log(writer, timesteps, stats, lr, clip, collector, buffer, time.perf_counter() - started)
-            if updates % hp["checkpoint_every"] == 0:
+            if updates % hp["checkpoint_every"] == 0 and time.perf_counter() - last_checkpoint >= min_gap:
                 checkpoint()
+                last_checkpoint = time.perf_counter()
     except KeyboardInterrupt:
         checkpoint()
         progress.close()
