@@ -202,6 +202,11 @@ def build_qnet(policy: dict):
 
     net = QNetwork()
     if policy["kind"] == "cnn":
+        # SB3's (and CleanRL's) DQN keep PyTorch's default initialisation of the Nature CNN; the shared NatureCNN
+        # starts orthogonal (the PPO recipe)
+        for m in net.body.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.reset_parameters()
         net = net.to(memory_format=torch.channels_last)  # oneDNN convolutions run faster on NHWC on CPU
     return net
 
@@ -215,6 +220,7 @@ def train(run) -> None:
     import torch.nn.functional as F
 
     from deeprl.envs.vector import make_vec_env
+    from deeprl.nets import Adam, clip_grad_norm
 
     probe = make_env(run.env_id, run.env_kwargs, training=True)
     from deeprl.envs.atari import is_atari
@@ -237,7 +243,10 @@ def train(run) -> None:
     q_target.load_state_dict(q.state_dict())
     q_target.requires_grad_(False)
     lr0 = learning_rate_at(hp["learning_rate"], 0.0)
-    optimizer = torch.optim.Adam(q.parameters(), lr=lr0, **_fused())
+    # deeprl.nets.Adam: torch.optim.Adam's arithmetic and state format without importing torch._dynamo (70 MB of
+    # resident memory, a tenth of a 100k Atari buffer)
+    params = list(q.parameters())
+    optimizer = Adam(params, lr=lr0)
     if pixels:
         buffer = FrameReplayBuffer(hp["buffer_size"], n_envs, obs_space.shape)
     else:
@@ -270,6 +279,7 @@ def train(run) -> None:
     log = open(log_path, "a")
     next_ckpt = steps + hp["checkpoint_freq"]
     progress = run.progress(total, "steps", initial=steps)
+    _release_free_memory()
     t0 = time.perf_counter()
 
     def update():
@@ -293,7 +303,7 @@ def train(run) -> None:
         loss = F.smooth_l1_loss(q_sa, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(q.parameters(), hp["max_grad_norm"])
+        clip_grad_norm(params, hp["max_grad_norm"])
         optimizer.step()
         return loss.detach()
 
@@ -320,7 +330,8 @@ def train(run) -> None:
     try:
         while steps < total:
             eps = epsilon(steps, hp)
-            explore = rng.random(n_envs) < eps
+            # before learning_starts SB3 acts uniformly at random, whatever epsilon says
+            explore = rng.random(n_envs) < (eps if steps >= hp["learning_starts"] else 1.0)
             actions = rng.integers(0, policy["n_actions"], n_envs)
             if not explore.all():
                 with torch.inference_mode():
@@ -351,6 +362,9 @@ def train(run) -> None:
                 log.flush()
             ep_return[done], ep_len[done] = 0.0, 0
 
+            # SB3 syncs the target in the step's _on_step, before the train() that ends the same rollout
+            if vec_steps % target_every == 0:
+                sync_target()
             # (a stacked-frame transition is whole once the step after it is stored: wait for two rows)
             if steps > hp["learning_starts"] and vec_steps % hp["train_freq"] == 0 and len(buffer) > n_envs:
                 if isinstance(hp["learning_rate"], str):
@@ -359,8 +373,8 @@ def train(run) -> None:
                 for _ in range(grad_steps):
                     loss = update()
                     updates += 1
-            if vec_steps % target_every == 0:
-                sync_target()
+                if updates == grad_steps:
+                    _release_free_memory()  # what the first update's set-up freed
             progress.update(n_envs, epsilon=eps, mean_return=float(np.mean(recent)) if recent else None)
             if vec_steps % 1000 == 0:
                 writer.add_scalar("train/epsilon", eps, steps)
@@ -383,15 +397,15 @@ def train(run) -> None:
                    episodes=episodes, mean_return_last_100=float(np.mean(recent)) if recent else None)
 
 
-def _fused() -> dict:
-    """Fused Adam (one kernel for all parameters) where this torch has it on CPU; same math as the loop."""
-    import torch
-
+def _release_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc keeps what set-up freed: env probes, initialisation
+    workspaces), so the resident size is what training holds. A no-op off glibc."""
     try:
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
-        return {"fused": True}
-    except (RuntimeError, TypeError):
-        return {}
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _finished_games(info: dict) -> list[tuple[int, float, int]]:
