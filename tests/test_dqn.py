@@ -220,3 +220,31 @@ def test_ctrl_c_saves_checkpoint_and_buffer_then_resume_continues(tmp_path, monk
     train("dqn", "CartPole-v1", seed=3, log_folder=tmp_path, resume=True, device="cpu", show_progress=False)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["trained"]["timesteps"] == 1500
+
+
+def test_sb3_order_target_syncs_before_the_update_of_the_same_step(tmp_path):
+    # SB3 syncs in the env step's _on_step, before the train() ending that rollout: with both due every 4 steps the
+    # target holds the weights from before the last update, never the final ones
+    from deeprl.checkpoint import load_checkpoint
+
+    run = _train(tmp_path, ["n_timesteps:600", "train_freq:4", "gradient_steps:1", "target_update_interval:4"])
+    tensors, state = load_checkpoint(run.run_dir)
+    assert state["updates"] > 0
+    names = [k[2:] for k in tensors if k.startswith("q.")]
+    assert any(not np.array_equal(tensors[f"q.{k}"], tensors[f"target.{k}"]) for k in names)
+
+
+def test_uniform_actions_before_learning_starts(tmp_path, monkeypatch):
+    # SB3 samples the action space until learning_starts whatever epsilon is: the Q-network is never asked
+    calls = {"n": 0}
+    real = dqn.build_qnet
+
+    def counting(policy):
+        net = real(policy)
+        net.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+        return net
+
+    monkeypatch.setattr(dqn, "build_qnet", counting)
+    monkeypatch.setattr(dqn, "epsilon", lambda step, hp: 0.0)
+    _train(tmp_path, ["n_timesteps:300", "learning_starts:300"])
+    assert calls["n"] == 0
