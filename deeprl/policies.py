@@ -408,7 +408,8 @@ class FastMLP:
 
     def numpy_act(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False):
         """(action, value, log_prob) as numpy arrays for a batch of flat observations, sampling with `rng`."""
-        x = np.asarray(obs, np.float32).reshape(len(obs), -1)
+        x = obs if isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs.ndim == 2 \
+            else np.asarray(obs, np.float32).reshape(len(obs), -1)
         dist, value, log_std = self._np_forward(x)
         n = len(x)
         if self.discrete:

@@ -176,37 +176,45 @@ class Collector:
     def collect(self, policy, buffer: RolloutBuffer) -> int:
         """Fill `buffer` with buffer.n_steps vector steps; returns the env steps taken. Computes no advantages:
         call `last_values(policy)` then buffer.compute_returns_and_advantage."""
-        venv, norm, stats, dev = self.venv, self.normalizer, self.stats, self.device
+        venv, norm, stats, dev, rng = self.venv, self.normalizer, self.stats, self.device, self.rng
         fast = self._numpy_policy(policy)
         if fast is not None:
             fast._np_layers(refresh=True)  # whatever optimizer changed the weights since the last rollout
+        clock, env_time = time.perf_counter, 0.0
+        dict_obs, clip_actions = isinstance(buffer.obs, dict), not self.discrete
         for t in range(buffer.n_steps):
+            obs = self.obs
             if fast is not None:
-                action, value, logp = fast.numpy_act(self.obs, self.rng)
+                action, value, logp = fast.numpy_act(obs, rng)
             else:
                 with torch.inference_mode():
-                    action, value, logp = policy.act(obs_to_tensor(self.obs, dev))
+                    action, value, logp = policy.act(obs_to_tensor(obs, dev))
                 action, value, logp = action.cpu().numpy(), value.cpu().numpy(), logp.cpu().numpy()
-            t0 = time.perf_counter()
-            next_obs, reward, terminated, truncated, info = venv.step(self._env_action(action))
-            self.env_time += time.perf_counter() - t0
+            t0 = clock()
+            next_obs, reward, terminated, truncated, info = venv.step(
+                np.clip(action, self.low, self.high) if clip_actions else action)
+            env_time += clock() - t0
             done = terminated | truncated
             stats.step(reward, done)
-            reward = np.asarray(reward, np.float32)
             if norm is not None:
-                reward = norm.reward(reward, done)
-            buffer.store_obs(t, self.obs)
+                reward = norm.reward(np.asarray(reward, np.float32), done)
+            if dict_obs:
+                buffer.store_obs(t, obs)
+            else:
+                buffer.obs[t] = obs
             # VecNormalize's order: the statistics take in the new observations first, and the final observations
             # of cut episodes are normalized with those updated statistics
-            self.obs = self._norm_obs(next_obs)
-            trunc = truncated & ~terminated
-            if trunc.any():
-                reward = reward + self.gamma * self._final_values(policy, info, trunc)
+            self.obs = next_obs if norm is None else self._norm_obs(next_obs)
+            if truncated.any():
+                trunc = truncated & ~terminated
+                if trunc.any():
+                    reward = np.asarray(reward, np.float32) + self.gamma * self._final_values(policy, info, trunc)
             buffer.actions[t] = action
             buffer.values[t] = value
             buffer.log_probs[t] = logp
-            buffer.rewards[t] = reward
+            buffer.rewards[t] = reward  # float32 storage: the assignment converts
             buffer.dones[t] = done
+        self.env_time += env_time
         return buffer.n_steps * self.n_envs
 
     def _numpy_policy(self, policy):
