@@ -15,6 +15,8 @@ vector steps. The replay buffer (deeprl.buffers) stores Atari frames once each.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +57,9 @@ DEFAULTS = {
 }
 TAGS = ["dqn", "deep-q-learning", "custom-implementation"]
 REPLAY_FILE = "replay_buffer.safetensors"
+# compute the next update's gradient in a second thread while the env steps: "auto" (pixels, more than one core),
+# "always", "never"; the numbers are the same either way
+_OVERLAP = "auto"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,8 +287,9 @@ def train(run) -> None:
     _release_free_memory()
     t0 = time.perf_counter()
 
-    def update():
-        batch = buffer.sample(batch_size, rng)
+    def gradients(batch):
+        """The loss's gradient into .grad at the current weights. It reads the weights and writes only .grad, so
+        it may run beside the env steps that act with the same weights (see `overlap` below)."""
         o = torch.from_numpy(batch["obs"])
         o2 = torch.from_numpy(batch["next_obs"])
         if pixels:
@@ -303,9 +309,11 @@ def train(run) -> None:
         loss = F.smooth_l1_loss(q_sa, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        return loss.detach()
+
+    def apply_gradients():
         clip_grad_norm(params, hp["max_grad_norm"])
         optimizer.step()
-        return loss.detach()
 
     def sync_target():
         with torch.no_grad():
@@ -327,6 +335,15 @@ def train(run) -> None:
         run.checkpoint(tensors, state, rng)
 
     loss = None
+    drawn = job = None
+    overlap = None
+    if _OVERLAP == "always" or (_OVERLAP == "auto" and pixels and (os.cpu_count() or 1) > 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        overlap = ThreadPoolExecutor(1, thread_name_prefix="dqn-gradient")
+        # the gradient thread needs the interpreter lock between its kernels: hand it over sooner than every 5 ms
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
     try:
         while steps < total:
             eps = epsilon(steps, hp)
@@ -371,10 +388,25 @@ def train(run) -> None:
                     for g in optimizer.param_groups:
                         g["lr"] = learning_rate_at(hp["learning_rate"], steps / total)
                 for _ in range(grad_steps):
-                    loss = update()
+                    if job is not None:
+                        loss, job = job.result(), None
+                    else:
+                        loss = gradients(buffer.sample(batch_size, rng, drawn))
+                    drawn = None
+                    apply_gradients()
                     updates += 1
                 if updates == grad_steps:
                     _release_free_memory()  # what the first update's set-up freed
+                # The next train's first batch is drawn now (same numbers as drawing it then: the rows come from
+                # what the buffer will hold then). Its gradient depends only on those rows, the weights the coming
+                # steps act with and the target network, so when the rows are settled and the target does not
+                # sync before then, a second thread computes it on the other core while the env steps.
+                ahead = hp["train_freq"]
+                if steps + ahead * n_envs <= total:
+                    drawn = buffer.draw(batch_size, rng, ahead)
+                    if (overlap is not None and (vec_steps + ahead) // target_every == vec_steps // target_every
+                            and buffer.settled(drawn[0], ahead) and buffer.whole(*drawn).all()):
+                        job = overlap.submit(gradients, buffer.batch(*drawn))
             progress.update(n_envs, epsilon=eps, mean_return=float(np.mean(recent)) if recent else None)
             if vec_steps % 1000 == 0:
                 writer.add_scalar("train/epsilon", eps, steps)
@@ -389,12 +421,22 @@ def train(run) -> None:
         log.close()
         venv.close()
         raise
+    finally:
+        _stop(overlap, job, switch if overlap else None)
     progress.close()
     log.close()
     venv.close()
     checkpoint()
     run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, timesteps=steps, updates=updates,
                    episodes=episodes, mean_return_last_100=float(np.mean(recent)) if recent else None)
+
+
+def _stop(pool, job, switch) -> None:
+    if pool is not None:
+        if job is not None:
+            job.cancel()
+        pool.shutdown(wait=True)
+        sys.setswitchinterval(switch)
 
 
 def _release_free_memory() -> None:
