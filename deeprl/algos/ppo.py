@@ -258,7 +258,7 @@ def _check(hp: dict) -> None:
 
 
 def train(run) -> None:
-    hp = run.hyperparams
+    hp = {**DEFAULTS, **run.hyperparams}  # a run resumed from an older version lacks the keys added since
     _check(hp)
     device = torch.device(run.device)
     if device.type == "cpu" and hp["torch_threads"]:
