@@ -32,13 +32,14 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last
     T = rewards.shape[0]
     adv = np.zeros_like(rewards, dtype=np.float32)
     not_done = 1.0 - dones.astype(np.float32)
+    next_values = np.concatenate([values[1:], np.asarray(last_values, np.float32)[None]])
+    # every step's delta at once (the same operations in the same order as step by step), then the recursion
+    delta = rewards + gamma * next_values * not_done - values
+    decay = gamma * gae_lambda * not_done
     last = np.zeros(rewards.shape[1:], np.float32)
-    next_values = np.asarray(last_values, np.float32)
     for t in range(T - 1, -1, -1):
-        delta = rewards[t] + gamma * next_values * not_done[t] - values[t]
-        last = delta + gamma * gae_lambda * not_done[t] * last
+        last = delta[t] + decay[t] * last
         adv[t] = last
-        next_values = values[t]
     return adv, adv + values
 
 
