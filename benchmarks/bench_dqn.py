@@ -107,6 +107,7 @@ def _sb3_model(env_id: str, hp: dict, seed: int, threads: int | None):
 
 
 def child_throughput(lib: str, window: int, learning_starts: int, seed: int, threads: int | None, folder: str):
+    load = os.getloadavg()[0]  # other work on the cores: deeprl overlaps its gradient thread only on a free core
     if lib == "deeprl":
         overrides = {"n_timesteps": window, "learning_starts": learning_starts, "checkpoint_freq": 10 ** 9}
         if threads:
@@ -132,7 +133,7 @@ def child_throughput(lib: str, window: int, learning_starts: int, seed: int, thr
         threads_used = torch.get_num_threads()
     return {"lib": lib, "steps": window, "seconds": seconds, "steps_per_s": window / seconds, "cpu_s": cpu,
             "steps_per_cpu_s": window / cpu,
-            "torch_threads": threads_used, "peak_rss_mb": peak_rss_mb()}
+            "torch_threads": threads_used, "peak_rss_mb": peak_rss_mb(), "load": load}
 
 
 class _SB3Agent:
@@ -195,7 +196,8 @@ def bench_throughput(args) -> None:
         rows.append(r)
         print(f"{lib:7s} {r['steps']} steps in {r['seconds']:.1f} s = {r['steps_per_s']:.1f} env steps/s; "
               f"{r['cpu_s']:.1f} CPU s = {r['steps_per_cpu_s']:.1f} steps per CPU s "
-              f"(torch threads {r['torch_threads']}, peak RSS {r['peak_rss_mb']:.0f} MB)", flush=True)
+              f"(torch threads {r['torch_threads']}, peak RSS {r['peak_rss_mb']:.0f} MB, load average at start "
+              f"{r['load']:.1f} on {os.cpu_count()} cores)", flush=True)
     by = {r["lib"]: r for r in rows}
     if len(by) == 2:
         print(f"throughput ratio deeprl/SB3: {by['deeprl']['steps_per_s'] / by['sb3']['steps_per_s']:.2f}x wall-clock, "
