@@ -15,6 +15,7 @@ vector steps. The replay buffer (deeprl.buffers) stores Atari frames once each.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deeprl.buffers import FrameReplayBuffer, ReplayBuffer
-from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from deeprl.buffers import FrameReplayBuffer, ReplayBuffer, write_arrays
+from deeprl.checkpoint import CHECKPOINT_FILE, optimizer_from_tensors, rng_state
 from deeprl.envs import make_env
 from deeprl.errors import UserError
 
@@ -325,14 +326,24 @@ def train(run) -> None:
                     p_t.lerp_(p, tau)
 
     def checkpoint():
-        opt_tensors, opt_state = optimizer_to_tensors(optimizer)
+        # optimizer_to_tensors's names and JSON, from the live moments (its state_dict() clones them)
+        live = [i for i in range(len(params)) if optimizer.steps[i] > 0]
+        opt_tensors = {f"optim.{i}.{key}": t[i] for i in live for key, t in
+                       (("step", optimizer.steps), ("exp_avg", optimizer.exp_avg), ("exp_avg_sq", optimizer.exp_avg_sq))}
+        opt_state = {"param_groups": [dict(g) for g in optimizer.param_groups], "state": {str(i): {} for i in live}}
         tensors = {**{f"q.{k}": v for k, v in q.state_dict().items()},
                    **{f"target.{k}": v for k, v in q_target.state_dict().items()}, **opt_tensors}
         state = {"timesteps": steps, "updates": updates, "vec_steps": vec_steps, "episodes": episodes,
                  "optimizer": opt_state}
+        _release_free_memory()  # a checkpoint comes with a full buffer: the peak resident size is reached here
         if hp["save_replay_buffer"]:
             buffer.save(replay_path)  # before the checkpoint: a checkpoint never points past its buffer
-        run.checkpoint(tensors, state, rng)
+        # run.checkpoint's file (safetensors, JSON state in the metadata), streamed from the tensors: serialising
+        # to bytes first held ~50 MB more beside the replay buffer
+        rng_tensors, rng_json = rng_state(rng)
+        arrays = {k: v.detach().numpy() for k, v in {**tensors, **rng_tensors}.items()}
+        write_arrays(Path(run.run_dir) / CHECKPOINT_FILE, arrays,
+                     {"state": json.dumps({**state, **rng_json, "seed": run.seed})})
 
     loss = None
     drawn = job = None
