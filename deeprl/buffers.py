@@ -27,7 +27,8 @@ import numpy as np
 from deeprl.errors import UserError
 from deeprl.modelio import atomic_writer
 
-_DTYPES = {"uint8": "U8", "float32": "F32", "float64": "F64", "int64": "I64", "int32": "I32", "bool": "BOOL"}
+_DTYPES = {"uint8": "U8", "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64", "float16": "F16",
+           "float32": "F32", "float64": "F64", "bool": "BOOL"}
 _NP = {v: k for k, v in _DTYPES.items()}
 
 

@@ -12,14 +12,19 @@ from pathlib import Path
 
 import numpy as np
 
-from deeprl.modelio import atomic_write_bytes, read_tensors, tensors_to_bytes
+from deeprl.modelio import read_tensors
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 def save_checkpoint(run_dir: Path, tensors: dict, state: dict) -> Path:
+    """Streamed from the tensors into the file (no serialised copy in memory: beside a full replay buffer that
+    copy was the run's peak), written atomically."""
+    from deeprl.buffers import write_arrays
+
     path = Path(run_dir) / CHECKPOINT_FILE
-    atomic_write_bytes(path, tensors_to_bytes(tensors, metadata={"state": json.dumps(state)}))
+    arrays = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for k, v in tensors.items()}
+    write_arrays(path, arrays, {"state": json.dumps(state)})
     return path
 
 

@@ -15,7 +15,6 @@ vector steps. The replay buffer (deeprl.buffers) stores Atari frames once each.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deeprl.buffers import FrameReplayBuffer, ReplayBuffer, write_arrays
-from deeprl.checkpoint import CHECKPOINT_FILE, optimizer_from_tensors, rng_state
+from deeprl.buffers import FrameReplayBuffer, ReplayBuffer
+from deeprl.checkpoint import optimizer_from_tensors
 from deeprl.envs import make_env
 from deeprl.errors import UserError
 
@@ -338,12 +337,7 @@ def train(run) -> None:
         _release_free_memory()  # a checkpoint comes with a full buffer: the peak resident size is reached here
         if hp["save_replay_buffer"]:
             buffer.save(replay_path)  # before the checkpoint: a checkpoint never points past its buffer
-        # run.checkpoint's file (safetensors, JSON state in the metadata), streamed from the tensors: serialising
-        # to bytes first held ~50 MB more beside the replay buffer
-        rng_tensors, rng_json = rng_state(rng)
-        arrays = {k: v.detach().numpy() for k, v in {**tensors, **rng_tensors}.items()}
-        write_arrays(Path(run.run_dir) / CHECKPOINT_FILE, arrays,
-                     {"state": json.dumps({**state, **rng_json, "seed": run.seed})})
+        run.checkpoint(tensors, state, rng)
 
     loss = None
     drawn = job = None
