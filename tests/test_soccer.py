@@ -81,6 +81,9 @@ def test_ball_and_agents_stay_inside_the_field():
         assert (np.abs(core.pos[..., 1]) <= S.FIELD_WIDTH / 2 - S.AGENT_RADIUS + 1e-9).all()
         assert (np.abs(core.ball[:, 1]) <= S.FIELD_WIDTH / 2 - S.BALL_RADIUS + 1e-9).all()
         assert (np.abs(core.ball[live, 0]) <= S.FIELD_LENGTH / 2 + 1e-9).all()
+        # nothing enters a cut corner
+        assert (np.abs(core.pos).sum(-1) <= S._CUT_SUM - S.AGENT_RADIUS * np.sqrt(2) + 1e-9).all()
+        assert (np.abs(core.ball).sum(-1) <= S._CUT_SUM - S.BALL_RADIUS * np.sqrt(2) + 1e-9).all()
         # a ball past the end line is always inside a goal mouth
         past = np.abs(core.ball[:, 0]) > S.FIELD_LENGTH / 2 - S.BALL_RADIUS
         assert (np.abs(core.ball[past, 1]) <= S.GOAL_HALF_WIDTH + 1e-9).all() or not past.any()
@@ -94,6 +97,47 @@ def test_ball_bounces_off_the_side_wall():
     for _ in range(5):
         core.step(np.zeros((1, 4, 3), dtype=int))
     assert core.ball_vel[0, 1] < 0 and core.ball[0, 1] <= S.FIELD_WIDTH / 2 - S.BALL_RADIUS
+
+
+def test_ball_bounces_off_a_cut_corner():
+    core = S.SoccerCore(1, seed=0)
+    _scene(core, [(-6, 0), (-6, 2), (-3, 0), (-3, 2)], [0, 0, 180, 180], (4, 1))
+    core.ball_vel[0] = (4.0, 4.0)  # straight at the (+x, +y) cut wall, which faces back along (-1, -1)
+    for _ in range(12):
+        core.step(np.zeros((1, 4, 3), dtype=int))
+    vx, vy = core.ball_vel[0]
+    assert vx < 0 and vy < 0 and vx == pytest.approx(vy)
+    assert abs(core.ball[0]).sum() <= S._CUT_SUM - S.BALL_RADIUS * np.sqrt(2) + 1e-9
+
+
+def test_a_ball_pushed_into_a_corner_is_not_pinned_there():
+    # the trap cut corners remove: an agent running into the corner behind the ball. In a square corner the
+    # ball stays wedged at (7.65, 4.65); the cut wall turns it down the end wall into the goal.
+    core = S.SoccerCore(1, max_steps=200, seed=0)
+    _scene(core, [(5.6, 2.6), (-6, 2), (-6, -4), (-3, -4)], [45, 0, 180, 180], (6.6, 3.4))
+    act = np.zeros((1, 4, 3), dtype=int)
+    act[0, 0, 0] = 1  # forward
+    scorer = -1
+    for _ in range(200):
+        _, term, trunc, sc = core.step(act)
+        if term[0] or trunc[0]:
+            scorer = sc[0]
+            break
+    assert scorer == 0  # blue scored: the ball ran along the cut wall and the end wall into purple's goal
+
+
+def test_rays_see_the_cut_corners_as_walls():
+    core = S.SoccerCore(1, seed=0)
+    # blue_0 at the centre looking at the (+x, +y) corner (8, 5): it meets the cut wall x + y = 11 first
+    _scene(core, [(0, 0), (-6, -4), (-6, 4), (-3, -4)], [np.degrees(np.arctan2(5, 8)), 0, 180, 180], (-2, -3))
+    rays = _newest(core.observe()[0, 0])
+    assert _kind(rays[0]) == S.WALL
+    assert rays[0][7] == pytest.approx(S._CUT_SUM / 13 * np.hypot(8, 5) / S.RAY_LENGTH, abs=1e-5)
+    # a ray rising slowly from low on the field meets the (+x, -y) cut first, though it heads up the field
+    _scene(core, [(5, -4.5), (-6, -4), (-6, 4), (-3, 4)], [np.degrees(np.arctan(0.1)), 0, 180, 180], (-2, 3))
+    rays = _newest(core.observe()[0, 0])
+    t = (S._CUT_SUM - 5 - 4.5) / (1 - 0.1) * np.hypot(1, 0.1)  # where x - y = _CUT_SUM along (1, 0.1)
+    assert _kind(rays[0]) == S.WALL and rays[0][7] == pytest.approx(t / S.RAY_LENGTH, abs=1e-5)
 
 
 def test_goal_is_detected_exactly_once_with_the_time_penalty():
