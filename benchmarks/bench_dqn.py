@@ -13,8 +13,9 @@
             with its checkpoint (--save-replay-buffer). SB3's figure is its buffer's size by arithmetic.
     python benchmarks/bench_dqn.py long [--steps 2000000] [--resume] [-f logs/bench]
         (d) the course's SpaceInvaders training (dqn.yml, 2M steps), then the course evaluation and a learning
-            curve PNG from the run's episodes.csv. Many hours on 2 CPU cores; --resume continues it, and
-            `plot RUN_DIR` draws the curve of any run so far.
+            curve PNG from the run's episodes.csv (and evaluations.csv: the course protocol every --eval-freq
+            steps). Many hours on 2 CPU cores: checkpoints with the replay buffer every --checkpoint-seconds
+            (900) and on SIGTERM; --resume continues it, and `plot RUN_DIR` draws the curve of any run so far.
 
 Run with `nice`; other work on the machine changes wall-clock figures, which is why each ratio is taken within one
 invocation with both libraries measured back to back.
@@ -250,6 +251,13 @@ def plot(run_dir: Path, out: Path | None = None) -> Path:
         k = min(100, scores.size)
         avg = np.convolve(scores, np.ones(k) / k, mode="valid")
         ax.plot(steps[k - 1:], avg, lw=2, label=f"mean of last {k} games")
+    evals = run_dir / "evaluations.csv"
+    if evals.exists():
+        with open(evals) as fh:
+            ev = list(csv.DictReader(fh))
+        if ev:
+            ax.plot([float(r["timesteps"]) for r in ev], [float(r["result"]) for r in ev], "s-", color="black",
+                    label="course evaluation (result = mean - std)")
     ax.axhline(200, color="grey", ls="--", lw=1, label="course minimum (result 200)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("score")
@@ -267,6 +275,10 @@ def bench_long(args) -> None:
         cmd.append("--resume")
     if args.save_replay_buffer:
         cmd.append("--save-replay-buffer")
+    # checkpoints (with the buffer) by wall-clock, so that a kill loses little; evaluations by the course protocol
+    # along the way (evaluations.csv beside episodes.csv); on --resume these replace the run's earlier settings
+    cmd += ["--hyperparams", f"checkpoint_seconds:{args.checkpoint_seconds}", f"eval_freq:{args.eval_freq}",
+            f"torch_threads:{args.threads or 1}"]
     t = time.perf_counter()
     rc = subprocess.call(cmd, cwd=ROOT)
     wall = time.perf_counter() - t
@@ -313,7 +325,9 @@ def main() -> None:
     d = sub.add_parser("long", parents=[common])
     d.add_argument("--steps", type=int, default=2_000_000)
     d.add_argument("--resume", action="store_true")
-    d.add_argument("--save-replay-buffer", action="store_true")
+    d.add_argument("--save-replay-buffer", action=argparse.BooleanOptionalAction, default=True)
+    d.add_argument("--checkpoint-seconds", type=int, default=900)
+    d.add_argument("--eval-freq", type=int, default=100_000)
     e = sub.add_parser("plot")
     e.add_argument("run_dir", type=Path)
     args = p.parse_args()

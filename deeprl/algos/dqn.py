@@ -53,6 +53,9 @@ DEFAULTS = {
     "dueling": False,
     "save_replay_buffer": False,
     "checkpoint_freq": 100_000,  # env steps between checkpoints
+    "checkpoint_seconds": 0,  # also checkpoint after this many seconds of wall-clock (0: only by steps)
+    "eval_freq": 0,  # env steps between evaluations by the course protocol, into evaluations.csv (0: none)
+    "n_eval_episodes": 0,  # episodes per evaluation (0: the env's protocol, 10 for Atari)
     "torch_threads": 1,  # small batches on 2 cores: one thread trains, the other core stays with the envs
 }
 TAGS = ["dqn", "deep-q-learning", "custom-implementation"]
@@ -68,7 +71,7 @@ _OVERLAP = "auto"
 
 def check_hyperparams(hp: dict, is_atari: bool) -> dict:
     """Validate RL-Zoo keys against what deeprl builds; return the effective settings."""
-    hp = dict(hp)
+    hp = {**DEFAULTS, **hp}  # a run resumed from an older version lacks keys added since
     wrapper = hp.get("env_wrapper")
     wrappers = [wrapper] if isinstance(wrapper, (str, dict)) else list(wrapper or [])
     for w in wrappers:
@@ -118,7 +121,8 @@ def check_hyperparams(hp: dict, is_atari: bool) -> dict:
         tf = tf[0]
     hp["train_freq"] = int(tf)
     for key in ("n_timesteps", "buffer_size", "batch_size", "learning_starts", "target_update_interval",
-                "train_freq", "n_envs", "checkpoint_freq", "torch_threads"):
+                "train_freq", "n_envs", "checkpoint_freq", "torch_threads", "checkpoint_seconds", "eval_freq",
+                "n_eval_episodes"):
         hp[key] = int(float(hp[key]))
     for key in ("learning_rate", "gamma", "tau", "exploration_fraction", "exploration_initial_eps",
                 "exploration_final_eps", "max_grad_norm"):
@@ -259,6 +263,7 @@ def train(run) -> None:
     rng = np.random.default_rng(run.seed)
     steps, updates, vec_steps, episodes = 0, 0, 0, 0
     replay_path = Path(run.run_dir) / REPLAY_FILE
+    seconds0 = 0.0  # training wall-clock before this process (a resumed run's curve continues its time axis)
     if run.resumed:
         tensors, state = run.resumed
         q.load_state_dict({k[2:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("q.")})
@@ -266,6 +271,7 @@ def train(run) -> None:
                                   if k.startswith("target.")})
         optimizer_from_tensors(optimizer, tensors, state["optimizer"])
         steps, updates, vec_steps, episodes = (state[k] for k in ("timesteps", "updates", "vec_steps", "episodes"))
+        seconds0 = float(state.get("seconds", 0.0))
         run.restore_rng(tensors, state, rng)
         if hp["save_replay_buffer"] and replay_path.exists():
             buffer.load(replay_path)
@@ -278,14 +284,19 @@ def train(run) -> None:
     ep_return, ep_len = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
     recent: list[float] = []
     writer = run.writer()
-    log_path = Path(run.run_dir) / "episodes.csv"
-    if not log_path.exists():
-        log_path.write_text("timesteps,return,length,seconds\n")
+    log_path, eval_path = Path(run.run_dir) / "episodes.csv", Path(run.run_dir) / "evaluations.csv"
+    # rows written after the checkpoint a run resumes from are written again as it replays those steps
+    _csv_upto(log_path, "timesteps,return,length,seconds", steps)
     log = open(log_path, "a")
     next_ckpt = steps + hp["checkpoint_freq"]
+    eval_every = hp["eval_freq"]
+    if eval_every:
+        _csv_upto(eval_path, "timesteps,mean_reward,std_reward,result,n_episodes,seconds", steps)
+    next_eval = (steps // eval_every + 1) * eval_every if eval_every else None
     progress = run.progress(total, "steps", initial=steps)
     _release_free_memory()
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - seconds0
+    last_ckpt = time.perf_counter()
 
     def gradients(batch):
         """The loss's gradient into .grad at the current weights. It reads the weights and writes only .grad, so
@@ -333,11 +344,22 @@ def train(run) -> None:
         tensors = {**{f"q.{k}": v for k, v in q.state_dict().items()},
                    **{f"target.{k}": v for k, v in q_target.state_dict().items()}, **opt_tensors}
         state = {"timesteps": steps, "updates": updates, "vec_steps": vec_steps, "episodes": episodes,
-                 "optimizer": opt_state}
+                 "optimizer": opt_state, "seconds": round(time.perf_counter() - t0, 3)}
         _release_free_memory()  # a checkpoint comes with a full buffer: the peak resident size is reached here
         if hp["save_replay_buffer"]:
             buffer.save(replay_path)  # before the checkpoint: a checkpoint never points past its buffer
         run.checkpoint(tensors, state, rng)
+
+    def evaluate_now():
+        from deeprl.evaluation import evaluate
+
+        agent = DQNAgent(q, {"env_id": run.env_id, "env_kwargs": run.env_kwargs, "policy": policy})
+        ev = evaluate(agent, n_eval_episodes=hp["n_eval_episodes"] or None, seed=run.seed)
+        with open(eval_path, "a") as fh:
+            fh.write(f"{steps},{ev['mean_reward']},{ev['std_reward']},{ev['result']},{ev['n_eval_episodes']},"
+                     f"{time.perf_counter() - t0:.1f}\n")
+        writer.add_scalar("eval/mean_reward", ev["mean_reward"], steps)
+        writer.add_scalar("eval/result", ev["result"], steps)
 
     loss = None
     drawn = job = None
@@ -351,6 +373,8 @@ def train(run) -> None:
         switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
     overlap_now = _OVERLAP == "always" or _core_free()
+    # a kill at the end of a session (SIGTERM) saves a checkpoint as Ctrl-C does
+    term = _sigterm_as_interrupt()
     try:
         while steps < total:
             eps = epsilon(steps, hp)
@@ -421,9 +445,14 @@ def train(run) -> None:
                 writer.add_scalar("train/epsilon", eps, steps)
                 if loss is not None:
                     writer.add_scalar("train/loss", float(loss), steps)
-            if steps >= next_ckpt:
+            if next_eval is not None and steps >= next_eval:
+                evaluate_now()
+                next_eval += eval_every
+            if steps >= next_ckpt or (hp["checkpoint_seconds"]
+                                      and time.perf_counter() - last_ckpt >= hp["checkpoint_seconds"]):
                 checkpoint()
                 next_ckpt = steps + hp["checkpoint_freq"]
+                last_ckpt = time.perf_counter()
     except KeyboardInterrupt:
         checkpoint()
         progress.close()
@@ -432,12 +461,44 @@ def train(run) -> None:
         raise
     finally:
         _stop(overlap, job, switch if overlap else None)
+        _restore_sigterm(term)
     progress.close()
     log.close()
     venv.close()
     checkpoint()
     run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, timesteps=steps, updates=updates,
                    episodes=episodes, mean_return_last_100=float(np.mean(recent)) if recent else None)
+
+
+def _csv_upto(path: Path, header: str, steps: int) -> None:
+    """Start `path` with `header`, or keep only its rows at or before `steps` (the first column)."""
+    if not path.exists() or steps == 0:
+        path.write_text(header + "\n")
+        return
+    lines = path.read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(float(ln.split(",", 1)[0])) <= steps]
+    if len(keep) < len(lines):
+        path.write_text("\n".join(keep) + "\n")
+
+
+def _sigterm_as_interrupt():
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        import signal
+
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _core_free() -> bool:
