@@ -36,6 +36,9 @@ CARTPOLE_ZOO = {"n_envs": 8, "n_timesteps": 100_000, "n_steps": 32, "batch_size"
 LUNAR_UNIT1 = {"n_envs": 16, "n_timesteps": 1_000_000, "n_steps": 1024, "batch_size": 64, "n_epochs": 4,
                "gamma": 0.999, "gae_lambda": 0.98, "ent_coef": 0.01}
 # SB3 on this machine, idle (the issue's figures): CartPole 25.7 s for 100k steps, LunarLander ~790 s for 1M
+# the hyperparameters SB3's PPO has (deeprl's PPO DEFAULTS holds SB3's default for each)
+SB3_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "gamma", "gae_lambda", "clip_range", "clip_range_vf",
+            "ent_coef", "vf_coef", "max_grad_norm", "target_kl", "normalize_advantage", "policy_kwargs", "normalize")
 CASES = {"cartpole": ("CartPole-v1", "CartPole-v1", CARTPOLE_ZOO, 500.0),
          "lunarlander": ("LunarLander-v2", "LunarLander-v3", LUNAR_UNIT1, 200.0)}
 
@@ -63,6 +66,9 @@ def worker_ours(case: str, seed: int, n_timesteps: int, vectorization: str | Non
     from deeprl.train import train
 
     env_id, _, hp, _ = CASES[case]
+    # SB3's defaults under the case's settings, so that nothing from deeprl/hyperparams/ppo.yml's entry for the env
+    # (CartPole-v1 holds CleanRL's settings there: value clipping, vf_coef 0.25) leaks into the comparison
+    hp = {**{k: deeprl.algos.ppo.DEFAULTS[k] for k in SB3_KEYS}, **hp}
     hp = {k: v for k, v in hp.items() if k != "n_timesteps"}
     if vectorization:
         hp["vectorization"] = vectorization

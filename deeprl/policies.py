@@ -343,6 +343,15 @@ class FastMLP:
         self._np = None
         self._ws: dict[int, list] = {}
         self._log_std = None if self.discrete else policy.log_std.detach()
+        # The per-sample arithmetic between the matrix products (softmax, log-probabilities, the loss's derivatives:
+        # [actions, batch] arrays) runs in numpy on the CPU, where a call on a few hundred numbers costs a third of
+        # a torch call; the products stay torch's. `xp` is that module, torch elsewhere (a GPU).
+        self.xp = np if self.flat.data.device.type == "cpu" else torch
+        if self.xp is np and not self.discrete:
+            self._log_std = self._log_std.numpy()  # views of the flat storage: they follow every optimizer step
+            self._log_std_grad = self._log_std_grad.numpy()
+        self._xT = (None, None)  # (x, x transposed and contiguous) of the last prepared batch
+        self._aranges: dict[int, object] = {}
         # the all-merged path (equal depths): per deeper level its weights and gradient views, then the heads
         self.all_merged = self.depth[0] == self.depth[1] >= 1
         P, V = self._layers
@@ -460,11 +469,27 @@ class FastMLP:
         """What the steps read of a batch, in the dtypes they need: {"x": [B, in] float, "a": actions (long
         indices, or [B, action_dim] float), "onehot": [B, n] float (discrete)}. Row-indexable like the rollout."""
         x = obs.reshape(obs.shape[0], -1).float().contiguous()
+        # the first product reads x transposed: made contiguous once for the steps that read the whole batch
+        self._xT = (x, x.t().contiguous())
         if self.discrete:
             a = actions.reshape(-1).long()
             onehot = torch.zeros(a.shape[0], self.policy.action_dim, dtype=x.dtype, device=x.device)
-            return {"x": x, "a": a, "onehot": onehot.scatter_(1, a[:, None], 1.0)}
-        return {"x": x, "a": actions.reshape(x.shape[0], -1).float()}
+            out = {"x": x, "a": a, "onehot": onehot.scatter_(1, a[:, None], 1.0)}
+        else:
+            out = {"x": x, "a": actions.reshape(x.shape[0], -1).float().contiguous()}
+        if self.xp is np:
+            out.update({k: v.numpy() for k, v in out.items() if k != "x"})
+        return out
+
+    def to_xp(self, t: torch.Tensor):
+        """A per-sample tensor of the rollout as the per-sample arithmetic reads it (a numpy view on the CPU)."""
+        return t.numpy() if self.xp is np else t
+
+    def _arange(self, n: int):
+        r = self._aranges.get(n)
+        if r is None:
+            r = self._aranges[n] = np.arange(n) if self.xp is np else torch.arange(n, device=self.flat.data.device)
+        return r
 
     def _workspace(self, B: int) -> list:
         """Per merged level: its activation buffer [rows, B] (both towers) with each tower's rows and their
@@ -486,7 +511,7 @@ class FastMLP:
         ws = self._ws.get(x.shape[0]) or self._workspace(x.shape[0])
         act_ = self._act_
         h, hp, hv = ws[0][:3]
-        torch.addmm(self._b0, self._w0, x.t(), out=h)
+        torch.addmm(self._b0, self._w0, self._xT[1] if self._xT[0] is x else x.t(), out=h)
         act_(h)
         for (wp, bp, wv, bv), level in zip(self._deeper_w, ws[1:]):
             h = level[0]
@@ -599,17 +624,25 @@ class FastMLP:
             dist, value, hp, hv = self._forward_merged(x)
         else:
             dist, value, hp, hv = self._forward_t(batch["x"])
+        xp = self.xp
+        if xp is np:
+            dist, value = dist.numpy(), value.numpy()
+        n = dist.shape[1]
         if self.discrete:
-            logp_all = torch.log_softmax(dist, 0)
-            probs = logp_all.exp()
-            logp = logp_all.gather(0, batch["a"][None])[0]
+            z = dist - xp.amax(dist, 0)
+            e = xp.exp(z)
+            total = e.sum(0)
+            probs = e / total
+            logp_all = z - xp.log(total)
+            logp = logp_all[batch["a"], self._arange(n)]
             return logp, value, (batch, hp, hv, (logp_all, probs))
         log_std = self._log_std
-        inv_std = torch.exp(-log_std)[:, None]
-        z = (batch["a"].t() - dist) * inv_std
+        inv_std = xp.exp(-log_std)[:, None]
+        z = (batch["a"].T - dist) * inv_std
         logp = (-0.5 * z * z - log_std[:, None]).sum(0) - 0.5 * LOG_2PI * dist.shape[0]
         # the Gaussian's entropy depends on log_std only, which the step is about to change: take it now
-        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum().expand(dist.shape[1])
+        entropy = (0.5 + 0.5 * LOG_2PI + log_std).sum()
+        entropy = np.full(n, entropy, np.float32) if xp is np else entropy.expand(n)
         return logp, value, (batch, hp, hv, (z, inv_std, entropy))
 
     @staticmethod
@@ -620,11 +653,12 @@ class FastMLP:
     def entropy(self, states: list) -> torch.Tensor:
         """Per-sample entropies of the distributions of one or more `evaluate` calls (their dist_state), in one
         pass: diagnostics average them once per update."""
+        cat = self.xp.concatenate
         if self.discrete:
-            logp_all = torch.cat([s[0] for s in states], 1)
-            probs = torch.cat([s[1] for s in states], 1)
+            logp_all = cat([s[0] for s in states], 1)
+            probs = cat([s[1] for s in states], 1)
             return -(probs * logp_all).sum(0)
-        return torch.cat([s[2] for s in states])
+        return cat([s[2] for s in states])
 
     def backward(self, ctx, g_logp, g_value, g_entropy: float = 0.0) -> None:
         """Set every parameter's gradient (in the flat gradient tensor) to d loss / d parameter, given d loss /
@@ -634,7 +668,7 @@ class FastMLP:
         if self.discrete:
             logp_all, probs = state
             # d log p(a) / d logits = onehot(a) - p ;  d H / d logits = -p * (log p + H)
-            d_dist = (batch["onehot"].t() - probs) * g_logp
+            d_dist = (batch["onehot"].T - probs) * g_logp
             if g_entropy != 0.0:
                 entropy = -(probs * logp_all).sum(0)
                 d_dist -= g_entropy * probs * (logp_all + entropy[None])
@@ -642,9 +676,11 @@ class FastMLP:
             z, inv_std, _ = state
             # d log p / d mean = z / std ;  d log p / d log_std = z^2 - 1 ;  d H / d log_std = 1 per sample
             d_dist = g_logp[None] * z * inv_std
-            torch.sum(g_logp[None] * (z * z - 1), 1, out=self._log_std_grad)
+            self.xp.sum(g_logp[None] * (z * z - 1), 1, out=self._log_std_grad)
             if g_entropy != 0.0:
                 self._log_std_grad += g_entropy * z.shape[1]
+        if self.xp is np:  # back to torch (views of the same memory) for the products
+            d_dist, g_value = torch.from_numpy(np.ascontiguousarray(d_dist)), torch.from_numpy(g_value)
         if self.all_merged:
             self._backward_merged(batch["x"], d_dist, g_value[None])
         else:

@@ -96,11 +96,16 @@ class RolloutBuffer:
                 "advantages": t(self.advantages), "returns": t(self.returns)}
 
 
-def index_batch(data: dict, idx: torch.Tensor) -> dict:
-    out = {}
-    for k, v in data.items():
-        out[k] = {kk: vv[idx] for kk, vv in v.items()} if isinstance(v, dict) else v[idx]
-    return out
+def index_batch(data: dict, idx: np.ndarray) -> dict:
+    """Rows `idx` of every tensor (and numpy array) of a batch; nested dicts (Dict observations) too."""
+    idx_t = torch.from_numpy(np.asarray(idx))
+
+    def take(v):
+        if isinstance(v, np.ndarray):
+            return v[idx]
+        return v[idx_t if v.device.type == "cpu" else idx_t.to(v.device)]
+
+    return {k: {kk: take(vv) for kk, vv in v.items()} if isinstance(v, dict) else take(v) for k, v in data.items()}
 
 
 def slice_batch(data: dict, start: int, stop: int) -> dict:

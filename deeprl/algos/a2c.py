@@ -93,6 +93,7 @@ def train(run, callback=None) -> None:
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
     from deeprl.envs.vector import make_vec_env
     from deeprl.algos.ppo import explained_variance, schedule
+    from deeprl.nets import set_threads
     from deeprl.normalize import Normalizer, parse_normalize
     from deeprl.policies import build_policy, describe_space, load_policy_tensors, parse_policy_kwargs, policy_tensors
     from deeprl.rollout import Collector, RolloutBuffer
@@ -100,7 +101,7 @@ def train(run, callback=None) -> None:
     hp = run.hyperparams
     _check_hp(hp)
     if hp["torch_threads"]:
-        torch.set_num_threads(int(hp["torch_threads"]))
+        set_threads(int(hp["torch_threads"]))
     n_envs, n_steps, total = hp["n_envs"], hp["n_steps"], int(hp["n_timesteps"])
     lr_at = schedule(hp["learning_rate"], "learning_rate")
     pkw, nkw = parse_policy_kwargs(hp["policy_kwargs"]), {"gamma": hp["gamma"], **parse_normalize(hp["normalize"])}

@@ -25,7 +25,7 @@ from torch import nn
 from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from deeprl.envs.vector import make_vec_env
 from deeprl.errors import UserError
-from deeprl.nets import Adam, clip_grad_norm
+from deeprl.nets import Adam, clip_grad_norm, set_threads
 from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
                              policy_tensors)
@@ -116,6 +116,7 @@ def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None,
     d mean(max(-A r, -A clip(r))) / d log_prob = -A r / B where the unclipped term is the max, else 0.
     The surrogate terms are kept divided by B (`neg_adv_n` = -A / B, given when the caller computed it once for
     many steps), so that derivative is one masked product; diagnostics multiply B back."""
+    xp = fast.xp  # numpy on the CPU (the batch's per-sample arrays are numpy views there), else torch
     log_prob, values, ctx = fast.evaluate(mb)
     n = log_prob.shape[0]
     if neg_adv_n is None:
@@ -124,9 +125,9 @@ def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None,
             adv = _normalized(adv)
         neg_adv_n = adv * _const(-1.0 / n, adv)
     log_ratio = log_prob - mb["log_probs"]
-    ratio = torch.exp(log_ratio)
+    ratio = xp.exp(log_ratio)
     surr = neg_adv_n * ratio
-    surr_clipped = neg_adv_n * torch.clamp(ratio, 1 - clip_range, 1 + clip_range)
+    surr_clipped = neg_adv_n * xp.clip(ratio, 1 - clip_range, 1 + clip_range)
     g_logp = surr * (surr >= surr_clipped)
     err = values - mb["returns"]
     if clip_range_vf is None:
@@ -134,11 +135,11 @@ def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None,
         g_value = err * _const(2 * vf_coef / n, err)
     else:
         delta = values - mb["values"]
-        err_clipped = mb["values"] + torch.clamp(delta, -clip_range_vf, clip_range_vf) - mb["returns"]
+        err_clipped = mb["values"] + xp.clip(delta, -clip_range_vf, clip_range_vf) - mb["returns"]
         sq_unclipped, sq_clipped = err * err, err_clipped * err_clipped
-        sq = torch.max(sq_unclipped, sq_clipped)
-        g_value = torch.where(sq_unclipped >= sq_clipped, err, err_clipped * (delta.abs() <= clip_range_vf)) \
-            * (2 * vf_coef / n)
+        sq = xp.maximum(sq_unclipped, sq_clipped)
+        g_value = xp.where(sq_unclipped >= sq_clipped, err, err_clipped * (abs(delta) <= clip_range_vf)) \
+            * _const(2 * vf_coef / n, err)
     fast.backward(ctx, g_logp, g_value, -ent_coef / n)
     return ratio, log_ratio, surr, surr_clipped, err if sq is None else sq, sq is None, fast.dist_state(ctx), n
 
@@ -146,8 +147,11 @@ def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None,
 _CONSTS: dict = {}
 
 
-def _const(value: float, like: torch.Tensor) -> torch.Tensor:
-    """A cached 0-d tensor: tensor-by-tensor arithmetic skips the conversion a Python number costs each call."""
+def _const(value: float, like):
+    """A cached 0-d tensor: tensor-by-tensor arithmetic skips the conversion a Python number costs each call
+    (a numpy array takes the number as it is: it stays in the array's dtype)."""
+    if isinstance(like, np.ndarray):
+        return value
     key = (value, like.dtype, like.device)
     t = _CONSTS.get(key)
     if t is None:
@@ -159,18 +163,22 @@ def _const(value: float, like: torch.Tensor) -> torch.Tensor:
 
 def diagnostics(parts: list[tuple], clip_range: float, fast) -> dict:
     """ppo_loss's diagnostics over every sample of the ppo_backward calls in `parts`."""
-    ratio, log_ratio, surr, surr_clipped, sq = (torch.cat(x) for x in list(zip(*parts))[:5])
+    xp = fast.xp
+    ratio, log_ratio, surr, surr_clipped, sq = (xp.concatenate(x) for x in list(zip(*parts))[:5])
     if parts[0][5]:
         sq = sq * sq
     sizes = [p[7] for p in parts]
-    scale = float(sizes[0]) if len(set(sizes)) == 1 else torch.cat([torch.full((k,), float(k)) for k in sizes])
-    return {"policy_loss": (torch.max(surr, surr_clipped) * scale).mean(), "value_loss": sq.mean(),
+    scale = float(sizes[0]) if len(set(sizes)) == 1 else \
+        xp.concatenate([xp.full((k,), float(k), dtype=surr.dtype) for k in sizes])
+    return {"policy_loss": (xp.maximum(surr, surr_clipped) * scale).mean(), "value_loss": sq.mean(),
             "entropy": fast.entropy([p[6] for p in parts]).mean(), "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clip_fraction": ((ratio - 1).abs() > clip_range).float().mean()}
+            "clip_fraction": (abs(ratio - 1) > clip_range).sum() / len(ratio)}
 
 
-def _normalized(adv: torch.Tensor) -> torch.Tensor:
-    return (adv - adv.mean()) / (adv.std() + 1e-8)
+def _normalized(adv):
+    # torch's std is the unbiased one (SB3's normalization), numpy's needs ddof=1 to match
+    std = adv.std(ddof=1) if isinstance(adv, np.ndarray) else adv.std()
+    return (adv - adv.mean()) / (std + 1e-8)
 
 
 def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int, clip_range: float,
@@ -189,7 +197,7 @@ def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int,
     fast = policy.fast() if hasattr(policy, "fast") and not autograd else None
     if fast is not None:
         data = {**fast.prepare(data["obs"], data["actions"]),
-                **{k: data[k] for k in ("log_probs", "advantages", "returns", "values")}}
+                **{k: fast.to_xp(data[k]) for k in ("log_probs", "advantages", "returns", "values")}}
     whole = batch_size >= n
     if whole and normalize_advantage and n > 1:
         data = {**data, "advantages": _normalized(data["advantages"])}
@@ -204,7 +212,7 @@ def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int,
         if whole:
             batches = (data,)
         else:  # one shuffle of the whole rollout per epoch, then contiguous slices: a view per minibatch
-            shuffled = index_batch(data, torch.from_numpy(perm))
+            shuffled = index_batch(data, perm)
             batches = (slice_batch(shuffled, start, start + batch_size) for start in range(0, n, batch_size))
         for mb in batches:
             if fast is not None:
@@ -262,7 +270,7 @@ def train(run) -> None:
     _check(hp)
     device = torch.device(run.device)
     if device.type == "cpu" and hp["torch_threads"]:
-        torch.set_num_threads(int(hp["torch_threads"]))
+        set_threads(int(hp["torch_threads"]))
     n_envs, n_steps, total = hp["n_envs"], hp["n_steps"], int(hp["n_timesteps"])
     lr_at, clip_at = schedule(hp["learning_rate"], "learning_rate"), schedule(hp["clip_range"], "clip_range")
     clip_vf_at = None if hp["clip_range_vf"] is None else schedule(hp["clip_range_vf"], "clip_range_vf")

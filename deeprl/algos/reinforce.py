@@ -123,8 +123,9 @@ def train(run) -> None:
     import torch.nn.functional as F
 
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+    from deeprl.nets import set_threads
 
-    torch.set_num_threads(1)  # tiny networks: one thread is fastest, the other core steps envs elsewhere
+    set_threads(1)  # tiny networks: one thread is fastest, the other core steps envs elsewhere
     if str(run.device).startswith("cuda"):
         from deeprl.log import note
 
