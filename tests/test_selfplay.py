@@ -61,6 +61,26 @@ def test_elo_moves_between_learner_and_ghost():
     assert again.state() == sp.state()
 
 
+def test_own_goal_blames_the_player_with_the_last_touch():
+    last = np.zeros((3, 2), dtype=bool)
+    no = np.zeros(3, dtype=bool)
+
+    def step(mine, any_, conceded=no, finished=no):
+        return selfplay.own_goal_blame(last, np.array(mine, bool), np.array(any_, bool), np.array(conceded, bool),
+                                       np.array(finished, bool))
+
+    # match 0: our player 1 touches, then nobody; match 1: ours, then an opponent; match 2: nobody ever
+    assert not step([[0, 1], [1, 0], [0, 0]], [1, 1, 0]).any()
+    assert not step([[0, 0], [0, 0], [0, 0]], [0, 1, 0]).any()
+    blamed = step([[0, 0], [0, 0], [0, 0]], [0, 0, 0], conceded=[1, 1, 1], finished=[1, 1, 1])
+    assert blamed.tolist() == [[False, True], [False, False], [False, False]]
+    assert not last.any()  # the next kick-off starts with no one to blame
+    # both our players in the last touch: both blamed; a touch in the goal's own step counts
+    blamed = step([[1, 1], [1, 0], [0, 0]], [1, 1, 0], conceded=[1, 0, 0], finished=[1, 0, 0])
+    assert blamed.tolist() == [[True, True], [False, False], [False, False]]
+    assert last.tolist() == [[False, False], [True, False], [False, False]]
+
+
 def test_bad_self_play_settings_are_user_errors():
     with pytest.raises(UserError):
         selfplay.SelfPlay(_hp(window=0), np.random.default_rng(0))
@@ -114,7 +134,7 @@ def test_centralized_critic_and_fixed_opponents(tmp_path):
     from deeprl.checkpoint import load_checkpoint
     from deeprl.train import train
 
-    hp = TINY | {"centralized_critic": True, "scripted_opponent_ratio": 1.0}
+    hp = TINY | {"centralized_critic": True, "scripted_opponent_ratio": 1.0, "own_goal": 1.0}
     run = train("selfplay", "SoccerTwos", overrides=hp, n_timesteps=512, seed=3, log_folder=tmp_path,
                 env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
     tensors, state = load_checkpoint(run.run_dir)
