@@ -59,6 +59,7 @@ def _sb3_value(v):
 def worker_ours(case: str, seed: int, n_timesteps: int, vectorization: str | None) -> dict:
     import gymnasium  # noqa: F401  (libraries load before the clock starts, as SB3's worker loads torch and SB3)
     import torch  # noqa: F401
+    import torch.utils.tensorboard  # noqa: F401  (SB3's logger module imports it when SB3 is imported)
 
     import deeprl.algos.ppo  # noqa: F401
     from deeprl.agent import load_agent

@@ -359,6 +359,19 @@ class FastMLP:
         self._head_grads = [(P[-1][2], P[-1][3], P[-1][4]), (V[-1][2], V[-1][3], V[-1][4])]
         self._deeper_grads = [(P[lv][2], P[lv][4], V[lv][2], V[lv][4]) for lv in range(1, self.merged)]
         self._deeper_w = [(P[lv][0], P[lv][1], V[lv][0], V[lv][1]) for lv in range(1, self.merged)]
+        # A deeper level whose two towers have the same shape (the usual [64, 64] both sides) is one batched
+        # product of the pair instead of two products, forward and in both backward products: its weights, biases
+        # and their gradients lie side by side in the flat tensors, so [2, rows, cols] views cover both towers.
+        self._paired = [None] * len(self._deeper_w)
+        for lv in range(1, self.merged):
+            (rp, rv), below = self._rows[lv], self._rows[lv - 1]
+            if rp != rv or below[0] != below[1]:
+                continue
+            ow, ob, cols = offset[id(self.pi[lv][0])], offset[id(self.pi[lv][1])], below[0]
+            assert offset[id(self.vf[lv][0])] == ow + rp * cols and offset[id(self.vf[lv][1])] == ob + rp
+            w3 = self.flat.data[ow:ow + 2 * rp * cols].view(2, rp, cols)
+            self._paired[lv - 1] = (w3, self.flat.data[ob:ob + 2 * rp].view(2, rp, 1),
+                                    self.flat.grad[ow:ow + 2 * rp * cols].view(2, rp, cols), w3.transpose(1, 2))
 
     def __deepcopy__(self, memo):
         # a deep-copied policy has parameters of its own: it builds its own FastMLP on first use
@@ -502,7 +515,10 @@ class FastMLP:
             for rp, rv in self._rows:
                 h = torch.empty(rp + rv, B, dtype=d.dtype, device=d.device)
                 g = torch.empty_like(h)
-                ws.append((h, h[:rp], h[rp:], g, g[:rp], g[rp:], h[:rp].t(), h[rp:].t()))
+                # [2, rows, B] views of both towers' halves (equal halves only) for the batched products
+                h3, g3 = (h.view(2, rp, B), g.view(2, rp, B)) if rp == rv else (None, None)
+                ws.append((h, h[:rp], h[rp:], g, g[:rp], g[rp:], h[:rp].t(), h[rp:].t(), h3, g3,
+                           None if h3 is None else h3.transpose(1, 2)))
             self._ws[B] = ws
         return ws
 
@@ -513,10 +529,13 @@ class FastMLP:
         h, hp, hv = ws[0][:3]
         torch.addmm(self._b0, self._w0, self._xT[1] if self._xT[0] is x else x.t(), out=h)
         act_(h)
-        for (wp, bp, wv, bv), level in zip(self._deeper_w, ws[1:]):
+        for (wp, bp, wv, bv), pair, below, level in zip(self._deeper_w, self._paired, ws, ws[1:]):
             h = level[0]
-            torch.addmm(bp, wp, hp, out=level[1])
-            torch.addmm(bv, wv, hv, out=level[2])
+            if pair is not None:
+                torch.baddbmm(pair[1], pair[0], below[8], out=level[8])
+            else:
+                torch.addmm(bp, wp, hp, out=level[1])
+                torch.addmm(bv, wv, hv, out=level[2])
             act_(h)
             hp, hv = level[1], level[2]
         (wh, bh), (wvh, bvh) = self._heads
@@ -537,6 +556,11 @@ class FastMLP:
             level, below = ws[lv], ws[lv - 1]
             g = back_(level[3], level[0])
             sum_(g, 1, out=self._mbias_grad[lv])
+            pair = self._paired[lv - 1]
+            if pair is not None:
+                torch.bmm(level[9], below[10], out=pair[2])
+                torch.bmm(pair[3], level[9], out=below[9])
+                continue
             gwp, wpt, gwv_, wvt_ = self._deeper_grads[lv - 1]
             mm(level[4], below[6], out=gwp)
             mm(level[5], below[7], out=gwv_)

@@ -99,8 +99,10 @@ def test_distributions_match_torch_distributions():
     torch.testing.assert_close(ent, ref.entropy().sum(-1))
 
 
-# towers of unequal depth, of equal depth (every level shared in one buffer), and one with no hidden layer
-ARCHS = [{"pi": [8, 6], "vf": [5]}, {"pi": [7, 5], "vf": [6, 4]}, {"pi": [], "vf": [5, 3]}]
+# towers of unequal depth, of equal depth (every level shared in one buffer), one with no hidden layer, and equal
+# towers (the deeper levels as batched products of the pair)
+ARCHS = [{"pi": [8, 6], "vf": [5]}, {"pi": [7, 5], "vf": [6, 4]}, {"pi": [], "vf": [5, 3]},
+         {"pi": [6, 5, 4], "vf": [6, 5, 4]}]
 
 
 @pytest.mark.parametrize("discrete", [True, False])
