@@ -222,6 +222,35 @@ def test_ctrl_c_saves_checkpoint_and_buffer_then_resume_continues(tmp_path, monk
     assert config["trained"]["timesteps"] == 1500
 
 
+def test_evaluations_and_curve_survive_a_crash_and_resume(tmp_path, monkeypatch):
+    """A run killed without a final checkpoint resumes from its last one: the episodes and evaluations logged after
+    that checkpoint are logged again by the resumed run, not twice, and its time axis goes on."""
+    from deeprl.train import train
+
+    real = dqn.epsilon
+
+    def crash_at_1100(step, hp):
+        if step >= 1100:
+            raise RuntimeError("killed")
+        return real(step, hp)
+
+    monkeypatch.setattr(dqn, "epsilon", crash_at_1100)
+    extra = ["n_timesteps:1500", "checkpoint_freq:600", "eval_freq:500", "n_eval_episodes:2"]
+    with pytest.raises(RuntimeError):
+        _train(tmp_path, extra)
+    run_dir = next((tmp_path / "dqn").iterdir())
+    evals = lambda: [int(r.split(",")[0]) for r in (run_dir / "evaluations.csv").read_text().splitlines()[1:]]  # noqa
+    episodes = lambda: [int(r.split(",")[0]) for r in (run_dir / "episodes.csv").read_text().splitlines()[1:]]  # noqa
+    assert evals() == [500, 1000] and max(episodes()) > 600
+    monkeypatch.setattr(dqn, "epsilon", real)
+    train("dqn", "CartPole-v1", seed=3, log_folder=tmp_path, resume=True, device="cpu", show_progress=False)
+    assert evals() == [500, 1000, 1500]
+    steps = episodes()
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
+    seconds = [float(r.split(",")[3]) for r in (run_dir / "episodes.csv").read_text().splitlines()[1:]]
+    assert seconds == sorted(seconds)
+
+
 def test_sb3_order_target_syncs_before_the_update_of_the_same_step(tmp_path):
     # SB3 syncs in the env step's _on_step, before the train() ending that rollout: with both due every 4 steps the
     # target holds the weights from before the last update, never the final ones

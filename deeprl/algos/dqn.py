@@ -279,6 +279,8 @@ def train(run) -> None:
         run.restore_rng(tensors, state, rng)
         if hp["save_replay_buffer"] and replay_path.exists():
             buffer.load(replay_path)
+        # the checkpoint's arrays (weights, target, Adam moments: 5 copies of the network) are copied in by now
+        run.resumed = tensors = state = None
 
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed + steps, env_kwargs=run.env_kwargs, training=True)
     obs, _ = venv.reset(seed=run.seed + steps)
