@@ -472,7 +472,7 @@ def train(run) -> None:
     log.close()
     venv.close()
     checkpoint()
-    # the replay memory is saved: let it go before the model file is written (the run's peak was that write beside it)
+    # the replay memory is saved: let it go before the model file's serialised copy is made beside it
     buffer = drawn = job = None
     _release_free_memory()
     run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, timesteps=steps, updates=updates,
