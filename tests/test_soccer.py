@@ -204,6 +204,7 @@ def test_rgb_rendering_and_scripted_team_beats_random():
     r = S.play_matches(S.ScriptedTeam(), S.RandomTeam(0), 40, seed=0)
     assert r["wins"] + r["draws"] + r["losses"] == 40
     assert r["wins"] > 2 * r["losses"]
+    assert 0 <= r["own_goals"] <= r["losses"] and 0 <= r["opponent_own_goals"] <= r["wins"]
 
 
 def test_registry_team_env_is_evaluated_against_the_scripted_team():

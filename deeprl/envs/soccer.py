@@ -537,7 +537,8 @@ def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: in
     """Play `n_matches` matches of A against B side by side (A is blue in even matches, purple in odd ones).
 
     A match ends on the first goal (a win for the scorer) or at `max_steps` (a draw). `on_frame(rgb)` sees
-    every frame of the first match until it ends (replays). Returns counts and per-match results from A's side.
+    every frame of the first match until it ends (replays). Returns counts and per-match results from A's side;
+    `own_goals` counts A's losses where A made the ball's last touch (`opponent_own_goals` the same for B).
     """
     core = SoccerCore(n_matches, max_steps=max_steps, seed=seed)
     side_a = np.arange(n_matches) % 2
@@ -546,6 +547,7 @@ def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: in
     rows = np.arange(n_matches)[:, None]
     result = np.full(n_matches, -1, dtype=np.int64)  # 1 win, 0.5->2 draw, 0 loss (from A's side)
     length = np.zeros(n_matches, dtype=np.int64)
+    last_touch = np.full(n_matches, -1)  # 0: A's team made the latest touch, 1: B's (A's wins first if both)
     if on_frame:
         on_frame(core.render(0))
     while not core.done.all():
@@ -557,12 +559,17 @@ def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: in
         _, term, trunc, scorer = core.step(actions)
         if on_frame and not was_done[0]:
             on_frame(core.render(0))
+        touch_a, touch_b = core.touched[rows, slots_a].any(1) & ~was_done, core.touched[rows, slots_b].any(1) & ~was_done
+        last_touch[touch_b] = 1
+        last_touch[touch_a] = 0
         result[term] = np.where(scorer[term] == side_a[term], 1, 0)
         result[trunc] = 2
         length[term | trunc] = core.t[term | trunc]
     names = {1: "win", 2: "draw", 0: "loss"}
     return {"n_matches": int(n_matches), "wins": int((result == 1).sum()), "draws": int((result == 2).sum()),
             "losses": int((result == 0).sum()), "results": [names[int(r)] for r in result],
+            "own_goals": int(((result == 0) & (last_touch == 0)).sum()),
+            "opponent_own_goals": int(((result == 1) & (last_touch == 1)).sum()),
             "mean_length": float(length.mean()), "seed": seed}
 
 
