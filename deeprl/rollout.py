@@ -129,7 +129,7 @@ class EpisodeStats:
     def step(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.ret += reward
         self.len += 1
-        if done.any():
+        if np.count_nonzero(done):  # (a C call: .any() goes through numpy's Python-level method wrapper)
             for i in np.flatnonzero(done):
                 r, n = float(self.ret[i]), int(self.len[i])
                 self.recent_returns.append(r)
@@ -211,7 +211,7 @@ class Collector:
             # VecNormalize's order: the statistics take in the new observations first, and the final observations
             # of cut episodes are normalized with those updated statistics
             self.obs = next_obs if norm is None else self._norm_obs(next_obs)
-            if truncated.any():
+            if np.count_nonzero(truncated):
                 trunc = truncated & ~terminated
                 if trunc.any():
                     reward = np.asarray(reward, np.float32) + self.gamma * self._final_values(policy, info, trunc)

@@ -70,7 +70,7 @@ def _same_step_cartpole(n_envs: int):
                 raise AssertionError(f"{actions!r} ({type(actions)}) invalid")
             obs, reward, terminated, truncated, info = self.env.step(actions)
             done = terminated | truncated
-            if done.any():
+            if np.count_nonzero(done):
                 core = self.core
                 # the same draw the core's own reset uses: uniform(low, high) per state variable
                 core.state[:, done] = core.np_random.uniform(low=core.low, high=core.high, size=(4, int(done.sum())))
