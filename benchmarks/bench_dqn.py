@@ -8,6 +8,10 @@
     python benchmarks/bench_dqn.py cartpole [--seeds 0 1]
         (b) DQN CartPole-v1 with RL-Zoo's settings (hyperparams/dqn.yml, 5e4 steps): training time and the course
             protocol's result (10 deterministic episodes, mean - std; 500 is the maximum) for deeprl and SB3.
+    python benchmarks/bench_dqn.py lockstep [--script-seeds 0 1]
+        (b') the same CartPole run (RL-Zoo settings, 50k steps) for SB3 and deeprl fed the same random numbers
+            (tests/test_dqn_parity.py's lockstep): both results, and the first step where their actions differ
+            (float rounding, fused against for-loop Adam, then chaos): what a seed's 500 or 100 is worth.
     python benchmarks/bench_dqn.py memory [--buffer 100000]
         (c) peak RSS of a deeprl SpaceInvaders run that fills a 100k replay buffer, trains, and saves the buffer
             with its checkpoint (--save-replay-buffer). SB3's figure is its buffer's size by arithmetic.
@@ -223,6 +227,33 @@ def bench_cartpole(args) -> None:
               f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x")
 
 
+def bench_lockstep(args) -> None:
+    import numpy as np
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_dqn_parity as parity
+    from deeprl.agent import load_agent
+    from deeprl.evaluation import evaluate
+
+    for k in args.script_seeds:
+        def script(self, n, k=k):
+            self.U = np.random.default_rng(1000 + k).random(n)
+            self.A = np.random.default_rng(2000 + k).integers(0, 2, n)
+            self.batches = []
+
+        parity.Script.__init__ = script
+        hp = {**parity.CONFIGS["zoo"], "n_timesteps": int(zoo_cartpole_hp()["n_timesteps"])}
+        mp = pytest.MonkeyPatch()
+        folder = Path(args.folder) / "lockstep" / str(k)
+        folder.mkdir(parents=True, exist_ok=True)
+        model, run, first = parity.lockstep(hp, mp, folder, max_steps=500, check_weights=False)
+        sb3 = evaluate(_SB3Agent(model, "CartPole-v1"), seed=0)["result"]
+        ours = evaluate(load_agent(run.run_dir), env_kwargs={}, seed=0)["result"]
+        print(f"script {k}: SB3 result {sb3:.1f}, deeprl result {ours:.1f}; first differing action at step {first}",
+              flush=True)
+
+
 def bench_memory(args) -> None:
     r = child("memory", buffer=args.buffer, seed=args.seed, folder=str(Path(args.folder) / "memory"))
     sb3 = args.buffer * 2 * 4 * 84 * 84 / 2 ** 20
@@ -320,6 +351,8 @@ def main() -> None:
     a.add_argument("--learning-starts", type=int, default=10_000)
     b = sub.add_parser("cartpole", parents=[common])
     b.add_argument("--seeds", type=int, nargs="+", default=[0])
+    b2 = sub.add_parser("lockstep", parents=[common])
+    b2.add_argument("--script-seeds", type=int, nargs="+", default=[0])
     c = sub.add_parser("memory", parents=[common])
     c.add_argument("--buffer", type=int, default=100_000)
     d = sub.add_parser("long", parents=[common])
@@ -334,8 +367,8 @@ def main() -> None:
     if args.what == "plot":
         print(plot(args.run_dir))
         return
-    {"throughput": bench_throughput, "cartpole": bench_cartpole, "memory": bench_memory, "long": bench_long}[
-        args.what](args)
+    {"throughput": bench_throughput, "cartpole": bench_cartpole, "memory": bench_memory, "long": bench_long,
+     "lockstep": bench_lockstep}[args.what](args)
 
 
 if __name__ == "__main__":
