@@ -95,12 +95,24 @@ def elo_curve(run_dir: Path, png: Path) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    # below the Elo (relative to the run's own snapshots, so it drifts): the rolling win rates against the fixed
+    # teams, which are on one scale over the whole run
+    rates = {name: acc.Scalars(f"self_play/win_rate_vs_{name}") for name in ("random", "scripted")
+             if f"self_play/win_rate_vs_{name}" in acc.Tags()["scalars"]}
+    fig, axes = plt.subplots(2 if rates else 1, 1, figsize=(7, 6.5 if rates else 4), sharex=True, squeeze=False)
+    ax = axes[0, 0]
     ax.plot([p[0] for p in points], [p[1] for p in points], color="tab:blue")
     ax.axhline(1200, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("learning-team agent steps")
     ax.set_ylabel("Elo (vs own snapshots)")
     ax.set_title("SoccerTwos self-play PPO")
+    if rates:
+        low = axes[1, 0]
+        for name, events in rates.items():
+            low.plot([e.step for e in events], [e.value for e in events], lw=0.8, label=f"vs {name} (last 100 matches)")
+        low.set_ylim(0, 1)
+        low.set_ylabel("win rate in training")
+        low.legend(loc="lower right")
+    axes[-1, 0].set_xlabel("learning-team agent steps")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=120)
