@@ -38,7 +38,7 @@ def test_training_and_evaluation_wrappers():
     assert "EpisodicLife" in train and "TransformReward" in train
     assert "EpisodicLife" not in evaluation and "TransformReward" not in evaluation
     for names in (train, evaluation):
-        assert "Preprocessing" in names and "FireReset" in names and names[0] == "FrameStackObservation"
+        assert "AtariPreprocessing" in names and "FireReset" in names and names[0] == "FrameStackObservation"
     assert get_spec(GAME).deterministic is False and get_spec(GAME).unit == "3"
 
 
@@ -88,39 +88,3 @@ def test_vector_training_env_reports_game_scores():
     assert venv.single_observation_space.shape == (4, 84, 84)
     venv.close()
     assert issubclass(EpisodicLife, object) and issubclass(FireReset, object)
-
-
-@pytest.mark.parametrize("game", ["SpaceInvaders", "Breakout"])
-def test_preprocessing_is_gymnasiums_without_opencv(game):
-    """deeprl's Preprocessing gives the observations, rewards and ends of gym.wrappers.AtariPreprocessing (which
-    resizes with OpenCV) step for step, through no-op resets and game overs."""
-    cv2 = pytest.importorskip("cv2")
-    import gymnasium as gym
-
-    from deeprl.envs.atari import AreaResize, Preprocessing, _register_ale
-
-    _register_ale()
-    ours = Preprocessing(gym.make(f"{game}NoFrameskip-v4"), noop_max=30, frame_skip=4, screen_size=84)
-    ref = gym.wrappers.AtariPreprocessing(gym.make(f"{game}NoFrameskip-v4"), noop_max=30, frame_skip=4,
-                                          screen_size=84, terminal_on_life_loss=False, grayscale_obs=True)
-    assert ours.observation_space == ref.observation_space
-    rng = np.random.default_rng(0)
-    ends = 0
-    for seed in (0, 1):
-        a, b = ours.reset(seed=seed)[0], ref.reset(seed=seed)[0]
-        np.testing.assert_array_equal(a, b)
-        for _ in range(600):
-            action = int(rng.integers(ours.action_space.n))
-            sa, sb = ours.step(action), ref.step(action)
-            np.testing.assert_array_equal(sa[0], sb[0])
-            assert sa[1:4] == sb[1:4]
-            if sa[2] or sa[3]:
-                ends += 1
-                np.testing.assert_array_equal(ours.reset()[0], ref.reset()[0])
-    ours.close()
-    ref.close()
-    # and the resize alone on noise, where every rounding case turns up
-    frames = rng.integers(0, 256, (200, 210, 160), dtype=np.uint8)
-    resize = AreaResize((210, 160), (84, 84))
-    for f in frames:
-        np.testing.assert_array_equal(resize(f), cv2.resize(f, (84, 84), interpolation=cv2.INTER_AREA))
