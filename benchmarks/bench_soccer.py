@@ -24,10 +24,11 @@ import numpy as np
 OUT = Path(__file__).resolve().parent / "out"
 # The benchmark run's settings on top of ML-Agents' SoccerTwos ones (deeprl/hyperparams/selfplay.yml), all of
 # them opt-in options of the trainer: a smaller network (a CPU budget), the two potential-based shaping terms,
-# the own-goal penalty (most lost matches were own goals: it halved the losses to the random team in 3M steps),
+# the own-goal penalty (most lost matches were own goals: at 1.0 it halved the losses to the random team in 3M
+# steps; 2.0 did better still from there, 93.5 % against 89.5 % after 6M more),
 # the critic over both teammates, and a share of matches against the fixed teams (a curriculum beside the
 # snapshot pool, whose schedule stays ML-Agents').
-BENCH_HYPERPARAMS = {"hidden_units": 128, "ball_progress": 1.0, "ball_approach": 0.5, "own_goal": 1.0,
+BENCH_HYPERPARAMS = {"hidden_units": 128, "ball_progress": 1.0, "ball_approach": 0.5, "own_goal": 2.0,
                      "centralized_critic": True, "scripted_opponent_ratio": 0.3, "random_opponent_ratio": 0.2}
 
 
