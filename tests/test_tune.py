@@ -49,7 +49,9 @@ def frozen_cfg(storage, **kw) -> T.TuneConfig:
 
 
 def study_of(storage, name="qlearning-FrozenLake-v1-4x4-no_slippery"):
-    return optuna.load_study(study_name=name, storage=storage)
+    # through deeprl's storage opener, which takes the lock a worker holds while it creates Optuna's tables: a
+    # plain load_study polling a fresh SQLite file can race the worker's CREATE TABLE and fail
+    return optuna.load_study(study_name=name, storage=T.open_storage(storage, heartbeat_interval=None))
 
 
 def worker_cmd(storage, n_trials, *extra):
