@@ -253,6 +253,7 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     # config.json first, so an interrupted run is still a folder that says what it is.
     atomic_write_json(run_dir / CONFIG_FILE, {**run.base_config(), "status": "running"})
     seed_everything(seed)
+    previous_term = _sigterm_as_interrupt()
     try:
         module.train(run)
     except UserError:
@@ -263,6 +264,7 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
+        _restore_sigterm(previous_term)
         run.close()
     return run
 
@@ -270,3 +272,25 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
 def interrupted_message(log_folder: str | Path) -> str:
     return (f"Training interrupted; the last checkpoint is kept. Continue it with the same command plus --resume "
             f"(runs are under {os.fspath(log_folder)}).")
+
+
+def _sigterm_as_interrupt():
+    """A kill (SIGTERM, as at the end of a session) stops training as Ctrl-C does: every algorithm saves its
+    checkpoint on KeyboardInterrupt, so `--resume` continues from there. Returns the handler it replaced."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        import signal
+
+        signal.signal(signal.SIGTERM, previous)

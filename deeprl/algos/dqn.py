@@ -379,8 +379,6 @@ def train(run) -> None:
         switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
     overlap_now = _OVERLAP == "always" or _core_free()
-    # a kill at the end of a session (SIGTERM) saves a checkpoint as Ctrl-C does
-    term = _sigterm_as_interrupt()
     try:
         while steps < total:
             eps = epsilon(steps, hp)
@@ -467,7 +465,6 @@ def train(run) -> None:
         raise
     finally:
         _stop(overlap, job, switch if overlap else None)
-        _restore_sigterm(term)
     progress.close()
     log.close()
     venv.close()
@@ -488,26 +485,6 @@ def _csv_upto(path: Path, header: str, steps: int) -> None:
     keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(float(ln.split(",", 1)[0])) <= steps]
     if len(keep) < len(lines):
         path.write_text("\n".join(keep) + "\n")
-
-
-def _sigterm_as_interrupt():
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        import signal
-
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _core_free() -> bool:
