@@ -159,17 +159,21 @@ def child_cartpole(lib: str, seed: int, threads: int | None, folder: str):
         overrides = {"checkpoint_freq": 10 ** 9}
         if threads:
             overrides["torch_threads"] = threads
+        c0 = cpu_s()
         run, _ = _deeprl_train("CartPole-v1", overrides, None, seed, folder)
+        cpu = cpu_s() - c0
         seconds = json.loads((run.run_dir / "config.json").read_text())["trained"]["seconds"]
         agent = load_agent(run.run_dir)
     else:
+        c0 = cpu_s()
         model = _sb3_model("CartPole-v1", hp, seed, threads)
         t = time.perf_counter()
         model.learn(total_timesteps=int(hp["n_timesteps"]))
         seconds = time.perf_counter() - t
+        cpu = cpu_s() - c0
         agent = _SB3Agent(model, "CartPole-v1")
     ev = evaluate(agent, seed=seed)
-    return {"lib": lib, "seed": seed, "steps": int(hp["n_timesteps"]), "seconds": seconds,
+    return {"lib": lib, "seed": seed, "steps": int(hp["n_timesteps"]), "seconds": seconds, "cpu_s": cpu,
             "mean_reward": ev["mean_reward"], "std_reward": ev["std_reward"], "result": ev["result"]}
 
 
@@ -217,14 +221,15 @@ def bench_cartpole(args) -> None:
         for lib in args.order:
             r = child("cartpole", lib=lib, seed=seed, threads=args.threads, folder=str(Path(args.folder) / "cartpole"))
             rows.append(r)
-            print(f"{lib:7s} seed {seed}: {r['steps']} steps in {r['seconds']:.1f} s, result {r['result']:.1f} "
+            print(f"{lib:7s} seed {seed}: {r['steps']} steps in {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s), result {r['result']:.1f} "
                   f"(mean {r['mean_reward']:.1f} +/- {r['std_reward']:.1f})", flush=True)
     t = {lib: sum(r["seconds"] for r in rows if r["lib"] == lib) for lib in args.order}
+    c = {lib: sum(r["cpu_s"] for r in rows if r["lib"] == lib) for lib in args.order}
     hit = {lib: sum(r["result"] >= 500 for r in rows if r["lib"] == lib) for lib in args.order}
     if len(t) == 2:
         print(f"CartPole-v1 RL-Zoo DQN, {len(args.seeds)} seeds: deeprl {t['deeprl']:.1f} s "
               f"({hit['deeprl']} reached 500), SB3 {t['sb3']:.1f} s ({hit['sb3']} reached 500); "
-              f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x")
+              f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x wall-clock, {c['sb3'] / c['deeprl']:.2f}x CPU seconds")
 
 
 def bench_lockstep(args) -> None:

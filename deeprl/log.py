@@ -25,9 +25,10 @@ class Progress:
     `update(n, **metrics)` advances by n units and shows the latest metrics (episode return, epsilon, ...).
     """
 
-    def __init__(self, total: int, unit: str, desc: str = "train", every_s: float = 5.0, enabled: bool = True):
+    def __init__(self, total: int, unit: str, desc: str = "train", every_s: float = 5.0, enabled: bool = True,
+                 initial: int = 0):
         self.total, self.unit, self.desc = int(total), unit, desc
-        self.done = 0
+        self.done = self.start = int(initial)  # a resumed run's earlier units count in done, not in the rate
         self.metrics: dict = {}
         self.enabled = enabled
         self.tty = enabled and sys.stderr.isatty()
@@ -37,7 +38,8 @@ class Progress:
         if self.tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, unit=unit, desc=desc, dynamic_ncols=True, leave=True)
+            self._bar = tqdm(total=self.total, unit=unit, desc=desc, dynamic_ncols=True, leave=True,
+                             initial=self.start)
 
     def update(self, n: int = 1, **metrics) -> None:
         self.done += n
@@ -61,7 +63,7 @@ class Progress:
 
     def _line(self) -> None:
         elapsed = time.perf_counter() - self.t0
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self.start) / elapsed if elapsed > 0 else 0.0
         extras = " ".join(f"{k}={v}" for k, v in self._fmt().items())
         print(f"[{self.desc}] {self.done}/{self.total} {self.unit} ({rate:,.0f} {self.unit}/s) {extras}".rstrip(),
               file=sys.stderr, flush=True)

@@ -174,12 +174,7 @@ class Run:
                 "seed": self.seed, "hyperparams": self.hyperparams, **self.extra_config}
 
     def progress(self, total: int, unit: str, initial: int = 0) -> Progress:
-        p = Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress)
-        if initial:
-            p.done = initial
-            if p._bar is not None:
-                p._bar.update(initial)
-        return p
+        return Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress, initial=initial)
 
     def checkpoint(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
         rng_tensors, rng_json = rng_state(np_rng)

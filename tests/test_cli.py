@@ -45,3 +45,15 @@ def test_user_mistakes_exit_2(cli, tmp_path):
     (bad / "config.json").write_text("{not json")
     (bad / "model.safetensors").write_bytes(b"\x00" * 10)
     assert_one_sentence_exit_2(cli("evaluate", bad), "config.json")
+
+
+def test_progress_rate_counts_only_this_process(capsys, monkeypatch):
+    """A resumed run starts its bar at the checkpoint's step; its rate is this process's steps over its time."""
+    import deeprl.log
+
+    clock = iter([100.0, 110.0, 110.0])  # creation, then the update and its line, 10 s later
+    monkeypatch.setattr(deeprl.log.time, "perf_counter", lambda: next(clock))
+    p = deeprl.log.Progress(1_000_000, "steps", desc="ppo X", every_s=5.0, initial=900_000)
+    p.update(5_000)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("[ppo X] 905000/1000000 steps (500 steps/s)"), line
