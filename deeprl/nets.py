@@ -74,6 +74,15 @@ def set_threads(n: int) -> None:
     threadpool_limits(n, user_api="blas")  # stays in force (no `with`): for the rest of the process
 
 
+def flush_denormals() -> None:
+    """Treat subnormal floats as zero in this thread's arithmetic (the CPU's flush-to-zero and denormals-are-zero
+    modes, which TensorFlow turns on by default). Adam's second moment of a weight whose gradient stays near zero
+    (a dead ReLU's) shrinks by beta2 every step until it is subnormal, and on x86 every operation on a subnormal
+    takes about a hundred times as long: in a DQN CartPole run, Adam's step over 67k parameters cost 1.1 ms instead
+    of 0.14 ms, a quarter of the run. Flushing changes only numbers below 1.2e-38, which sit under Adam's eps."""
+    torch.set_flush_denormal(True)
+
+
 class FlatParams:
     """Parameters re-seated as views of one flat tensor, and their gradients as views of another.
 

@@ -229,7 +229,7 @@ def train(run) -> None:
     import torch.nn.functional as F
 
     from deeprl.envs.vector import make_vec_env
-    from deeprl.nets import Adam, clip_grad_norm
+    from deeprl.nets import Adam, clip_grad_norm, flush_denormals
 
     probe = make_env(run.env_id, run.env_kwargs, training=True)
     from deeprl.envs.atari import is_atari
@@ -246,6 +246,7 @@ def train(run) -> None:
               "net_arch": list(hp["net_arch"]) if not pixels else [], "dueling": bool(hp["dueling"]),
               "eval_eps": hp["exploration_final_eps"]}
     torch.set_num_threads(max(hp["torch_threads"], 1))
+    flush_denormals()
     if pixels:  # beside a replay memory of frames, every MB of heap counts (before the TensorBoard thread starts)
         _one_heap()
         _fixed_mmap_threshold()
@@ -374,7 +375,7 @@ def train(run) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         _one_heap()
-        overlap = ThreadPoolExecutor(1, thread_name_prefix="dqn-gradient")
+        overlap = ThreadPoolExecutor(1, thread_name_prefix="dqn-gradient", initializer=flush_denormals)
         # the gradient thread needs the interpreter lock between its kernels: hand it over sooner than every 5 ms
         switch = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
