@@ -212,7 +212,7 @@ def bench_throughput(args) -> None:
         print(f"throughput ratio deeprl/SB3: {by['deeprl']['steps_per_s'] / by['sb3']['steps_per_s']:.2f}x wall-clock, "
               f"{by['deeprl']['steps_per_cpu_s'] / by['sb3']['steps_per_cpu_s']:.2f}x per CPU second "
               f"(course dqn.yml, steps 0..{args.window}, learning_starts {args.learning_starts}, "
-              f"{(args.window - args.learning_starts) // 4} gradient steps of batch 32)")
+              f"{max(args.window - args.learning_starts, 0) // 4} gradient steps of batch 32)")
 
 
 def bench_cartpole(args) -> None:
@@ -314,7 +314,7 @@ def bench_long(args) -> None:
     # checkpoints (with the buffer) by wall-clock, so that a kill loses little; evaluations by the course protocol
     # along the way (evaluations.csv beside episodes.csv); on --resume these replace the run's earlier settings
     cmd += ["--hyperparams", f"checkpoint_seconds:{args.checkpoint_seconds}", f"eval_freq:{args.eval_freq}",
-            f"torch_threads:{args.threads or 1}"]
+            f"torch_threads:{args.threads or 'auto'}"]
     t = time.perf_counter()
     rc = subprocess.call(cmd, cwd=ROOT)
     wall = time.perf_counter() - t

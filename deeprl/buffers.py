@@ -74,19 +74,8 @@ class ReplayBuffer:
         hi = self.rows if self.full or self.pos + ahead >= self.rows else self.pos + ahead
         return rng.integers(0, hi, batch_size), rng.integers(0, self.n_envs, batch_size)
 
-    def settled(self, rows: np.ndarray, ahead: int) -> bool:
-        """Whether the next `ahead` adds leave the transitions at `rows` (their data and whether they are whole)
-        as they are now."""
-        return bool(((rows - self.pos) % self.rows >= ahead).all())
-
-    def whole(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        return np.ones(len(rows), dtype=bool)
-
     def sample(self, batch_size: int, rng: np.random.Generator, drawn=None) -> dict:
         rows, envs = self.draw(batch_size, rng) if drawn is None else drawn
-        return self._batch(rows, envs)
-
-    def batch(self, rows: np.ndarray, envs: np.ndarray) -> dict:
         return self._batch(rows, envs)
 
     def _batch(self, rows, envs) -> dict:
@@ -158,14 +147,6 @@ class FrameReplayBuffer(ReplayBuffer):
                 self.final[p * self.n_envs + e] = np.array(next_obs[e, -1])
         self._env_age = np.where(done, 0, self._env_age + 1)
         self._add_common(actions, rewards, terminated)
-
-    def settled(self, rows: np.ndarray, ahead: int) -> bool:
-        # a transition spans its stack's rows (up to stack-1 back) and the next row; the previous slot becomes
-        # whole with the next add, and the rows just ahead of the write position lose their oldest frames
-        return bool(((rows - self.pos + 1) % self.rows >= ahead + self.stack).all())
-
-    def whole(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
-        return self._whole(rows, envs)
 
     def _whole(self, rows, envs) -> np.ndarray:
         ok = self.ready[rows, envs].copy()

@@ -16,7 +16,6 @@ vector steps. The replay buffer (deeprl.buffers) stores Atari frames once each.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -56,13 +55,10 @@ DEFAULTS = {
     "checkpoint_seconds": 0,  # also checkpoint after this many seconds of wall-clock (0: only by steps)
     "eval_freq": 0,  # env steps between evaluations by the course protocol, into evaluations.csv (0: none)
     "n_eval_episodes": 0,  # episodes per evaluation (0: the env's protocol, 10 for Atari)
-    "torch_threads": 1,  # small batches on 2 cores: one thread trains, the other core stays with the envs
+    "torch_threads": "auto",  # pixels: every core for the Nature CNN's update (as torch's default); vectors: 1
 }
 TAGS = ["dqn", "deep-q-learning", "custom-implementation"]
 REPLAY_FILE = "replay_buffer.safetensors"
-# compute the next update's gradient in a second thread while the env steps: "auto" (pixels, more than one core),
-# "always", "never"; the numbers are the same either way
-_OVERLAP = "auto"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -120,6 +116,9 @@ def check_hyperparams(hp: dict, is_atari: bool) -> dict:
             raise UserError(f"train_freq {list(tf)} is not supported; give a number of steps (e.g. 4).")
         tf = tf[0]
     hp["train_freq"] = int(tf)
+    if hp["torch_threads"] in (None, "auto"):
+        # the batch-32 convolutions of the update run 1.8x faster on 2 threads; a 64-unit MLP's run slower
+        hp["torch_threads"] = len(os.sched_getaffinity(0)) if is_atari else 1
     for key in ("n_timesteps", "buffer_size", "batch_size", "learning_starts", "target_update_interval",
                 "train_freq", "n_envs", "checkpoint_freq", "torch_threads", "checkpoint_seconds", "eval_freq",
                 "n_eval_episodes"):
@@ -247,9 +246,8 @@ def train(run) -> None:
               "eval_eps": hp["exploration_final_eps"]}
     torch.set_num_threads(max(hp["torch_threads"], 1))
     flush_denormals()
-    if pixels:  # beside a replay memory of frames, every MB of heap counts (before the TensorBoard thread starts)
+    if pixels:  # beside a replay memory of frames every MB counts (before torch's threads and TensorBoard's start)
         _one_heap()
-        _fixed_mmap_threshold()
     n_envs, total = hp["n_envs"], hp["n_timesteps"]
 
     q = build_qnet(policy)
@@ -306,8 +304,7 @@ def train(run) -> None:
     last_ckpt = time.perf_counter()
 
     def gradients(batch):
-        """The loss's gradient into .grad at the current weights. It reads the weights and writes only .grad, so
-        it may run beside the env steps that act with the same weights (see `overlap` below)."""
+        """The loss's gradient into .grad at the current weights."""
         o = torch.from_numpy(batch["obs"])
         o2 = torch.from_numpy(batch["next_obs"])
         if pixels:
@@ -368,18 +365,7 @@ def train(run) -> None:
         writer.add_scalar("eval/mean_reward", ev["mean_reward"], steps)
         writer.add_scalar("eval/result", ev["result"], steps)
 
-    loss = None
-    drawn = job = None
-    overlap = None
-    if _OVERLAP == "always" or (_OVERLAP == "auto" and pixels and (os.cpu_count() or 1) > 1):
-        from concurrent.futures import ThreadPoolExecutor
-
-        _one_heap()
-        overlap = ThreadPoolExecutor(1, thread_name_prefix="dqn-gradient", initializer=flush_denormals)
-        # the gradient thread needs the interpreter lock between its kernels: hand it over sooner than every 5 ms
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
-    overlap_now = _OVERLAP == "always" or _core_free()
+    loss = drawn = None
     try:
         while steps < total:
             eps = epsilon(steps, hp)
@@ -424,29 +410,19 @@ def train(run) -> None:
                     for g in optimizer.param_groups:
                         g["lr"] = learning_rate_at(hp["learning_rate"], steps / total)
                 for _ in range(grad_steps):
-                    if job is not None:
-                        loss, job = job.result(), None
-                    else:
-                        loss = gradients(buffer.sample(batch_size, rng, drawn))
+                    loss = gradients(buffer.sample(batch_size, rng, drawn))
                     drawn = None
                     apply_gradients()
                     updates += 1
                 if updates == grad_steps:
                     _release_free_memory()  # what the first update's set-up freed
-                # The next train's first batch is drawn now (same numbers as drawing it then: the rows come from
-                # what the buffer will hold then). Its gradient depends only on those rows, the weights the coming
-                # steps act with and the target network, so when the rows are settled and the target does not
-                # sync before then, a second thread computes it on the other core while the env steps.
+                # the next train's first batch is drawn now, over what the buffer will hold then (the same numbers
+                # as drawing it then; the order of draws earlier versions made, so a seed trains as it did)
                 ahead = hp["train_freq"]
                 if steps + ahead * n_envs <= total:
                     drawn = buffer.draw(batch_size, rng, ahead)
-                    if (overlap is not None and overlap_now
-                            and (vec_steps + ahead) // target_every == vec_steps // target_every
-                            and buffer.settled(drawn[0], ahead) and buffer.whole(*drawn).all()):
-                        job = overlap.submit(gradients, buffer.batch(*drawn))
             progress.update(n_envs, epsilon=eps, mean_return=float(np.mean(recent)) if recent else None)
             if vec_steps % 1000 == 0:
-                overlap_now = _OVERLAP == "always" or _core_free()
                 writer.add_scalar("train/epsilon", eps, steps)
                 if loss is not None:
                     writer.add_scalar("train/loss", float(loss), steps)
@@ -464,14 +440,12 @@ def train(run) -> None:
         log.close()
         venv.close()
         raise
-    finally:
-        _stop(overlap, job, switch if overlap else None)
     progress.close()
     log.close()
     venv.close()
     checkpoint()
     # the replay memory is saved: let it go before the model file's serialised copy is made beside it
-    buffer = drawn = job = None
+    buffer = drawn = None
     _release_free_memory()
     run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, timesteps=steps, updates=updates,
                    episodes=episodes, mean_return_last_100=float(np.mean(recent)) if recent else None)
@@ -488,40 +462,17 @@ def _csv_upto(path: Path, header: str, steps: int) -> None:
         path.write_text("\n".join(keep) + "\n")
 
 
-def _core_free() -> bool:
-    """Whether a core is idle for the gradient thread. On a machine busy with other work the two threads queue
-    for the interpreter lock behind other processes and the overlap costs more than it saves (measured: 1.4x slower
-    wall-clock at load 7 on 2 cores), so it is re-decided every 1000 steps; the numbers are the same either way."""
-    try:
-        return os.getloadavg()[0] < (os.cpu_count() or 1)
-    except OSError:
-        return False
 
 
-def _stop(pool, job, switch) -> None:
-    if pool is not None:
-        if job is not None:
-            job.cancel()
-        pool.shutdown(wait=True)
-        sys.setswitchinterval(switch)
 
 
-def _fixed_mmap_threshold() -> None:
-    """Fix glibc's mmap threshold at 1 MiB instead of letting it grow to the largest block freed (up to 32 MiB): an
-    update's big temporaries (batches as floats, first activations, the dense layer's gradient) then come and go as
-    their own mappings rather than staying in the heap as free space beside the replay memory. Measured on a
-    Space Invaders run: -5 MB peak for about 1 ms more system time per update (128 KiB: -12 MB for 4 ms)."""
-    try:
-        import ctypes
 
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
+
 
 
 def _one_heap() -> None:
-    """Let the gradient thread allocate from the main heap: glibc would give it an arena of its own, whose freed
-    activations stay resident beside the main heap's (tens of MB next to a replay buffer). A no-op off glibc."""
+    """Let every thread allocate from the main heap: glibc would give torch's second thread an arena of its own,
+    whose freed scratch stays resident beside the main heap's, next to a replay buffer. A no-op off glibc."""
     try:
         import ctypes
 
