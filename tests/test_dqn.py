@@ -1,6 +1,7 @@
 """DQN: replay buffer episode boundaries, epsilon schedule, target sync, the course's dqn.yml, a CartPole run."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,10 @@ def test_course_dqn_yml_parses():
     assert hp["buffer_size"] == 100_000 and hp["learning_rate"] == 1e-4 and hp["exploration_final_eps"] == 0.01
     checked = dqn.check_hyperparams(hp, is_atari=True)
     assert checked["train_freq"] == 4 and checked["learning_starts"] == 100_000
+    # the CNN's update takes every core unless the file or the user says otherwise; an MLP's runs on one
+    assert checked["torch_threads"] == len(os.sched_getaffinity(0))
+    assert dqn.check_hyperparams(dict(hp, torch_threads=1), is_atari=True)["torch_threads"] == 1
+    assert dqn.check_hyperparams(dict(dqn.DEFAULTS), is_atari=False)["torch_threads"] == 1
     with pytest.raises(UserError, match="for Atari games"):
         dqn.check_hyperparams(hp, is_atari=False)
     with pytest.raises(UserError, match="not a hyperparameter"):
