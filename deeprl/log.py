@@ -26,10 +26,11 @@ class Progress:
     """
 
     def __init__(self, total: int, unit: str, desc: str = "train", every_s: float = 5.0, enabled: bool = True,
-                 initial: int = 0):
+                 initial: int = 0, should_stop=None):
         self.total, self.unit, self.desc = int(total), unit, desc
         self.done = self.start = int(initial)  # a resumed run's earlier units count in done, not in the rate
         self.metrics: dict = {}
+        self.should_stop = should_stop  # checked at every update: True raises KeyboardInterrupt (deeprl.train)
         self.enabled = enabled
         self.tty = enabled and sys.stderr.isatty()
         self.every_s = every_s
@@ -42,6 +43,8 @@ class Progress:
                              initial=self.start)
 
     def update(self, n: int = 1, **metrics) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise KeyboardInterrupt
         self.done += n
         self.metrics.update({k: v for k, v in metrics.items() if v is not None})
         if not self.enabled:

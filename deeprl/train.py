@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -168,13 +169,15 @@ class Run:
     started_at: float = field(default_factory=time.perf_counter)
     extra_config: dict = field(default_factory=dict)
     _writer: Any = None
+    stop_requested: bool = False  # set by Ctrl-C or SIGTERM; the next progress update raises KeyboardInterrupt
 
     def base_config(self) -> dict:
         return {"algo": self.algo, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "env_tag": self.env_tag,
                 "seed": self.seed, "hyperparams": self.hyperparams, **self.extra_config}
 
     def progress(self, total: int, unit: str, initial: int = 0) -> Progress:
-        return Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress, initial=initial)
+        return Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress, initial=initial,
+                        should_stop=lambda: self.stop_requested)
 
     def checkpoint(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
         rng_tensors, rng_json = rng_state(np_rng)
@@ -248,7 +251,7 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     # config.json first, so an interrupted run is still a folder that says what it is.
     atomic_write_json(run_dir / CONFIG_FILE, {**run.base_config(), "status": "running"})
     seed_everything(seed)
-    previous_term = _sigterm_as_interrupt()
+    previous_handlers = _stop_on_signals(run)
     try:
         module.train(run)
     except UserError:
@@ -259,7 +262,7 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
-        _restore_sigterm(previous_term)
+        _restore_handlers(previous_handlers)
         run.close()
     return run
 
@@ -269,23 +272,33 @@ def interrupted_message(log_folder: str | Path) -> str:
             f"(runs are under {os.fspath(log_folder)}).")
 
 
-def _sigterm_as_interrupt():
-    """A kill (SIGTERM, as at the end of a session) stops training as Ctrl-C does: every algorithm saves its
-    checkpoint on KeyboardInterrupt, so `--resume` continues from there. Returns the handler it replaced."""
+def _stop_on_signals(run: Run) -> dict:
+    """Ctrl-C (SIGINT) and a kill (SIGTERM, as at the end of a session) stop training at its next progress update,
+    which raises KeyboardInterrupt there; every algorithm then saves its checkpoint, so `--resume` continues.
+
+    Why not raise at once, as Python does by default: the exception can land inside a library call between taking a
+    lock and the `with` that releases it (TensorBoard's writer, tqdm), and closing that writer then waits on the lock
+    forever (seen once in CI: a Ctrl-C'd run that never exited). A second signal raises at once. Returns the handlers
+    it replaced; a no-op outside the main thread, where Python cannot install handlers."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        if run.stop_requested:
+            raise KeyboardInterrupt
+        run.stop_requested = True
+        if signum == signal.SIGINT:
+            print("\ndeeprl: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once).",
+                  file=sys.stderr, flush=True)
 
-    return signal.signal(signal.SIGTERM, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        import signal
+def _restore_handlers(previous: dict) -> None:
+    import signal
 
-        signal.signal(signal.SIGTERM, previous)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)

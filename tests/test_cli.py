@@ -57,3 +57,34 @@ def test_progress_rate_counts_only_this_process(capsys, monkeypatch):
     p.update(5_000)
     line = capsys.readouterr().err.strip()
     assert line.startswith("[ppo X] 905000/1000000 steps (500 steps/s)"), line
+
+
+def test_ctrl_c_stops_training_at_the_next_progress_update():
+    """The first Ctrl-C only asks to stop (the next progress update raises KeyboardInterrupt, where every algorithm
+    saves its checkpoint); a second one stops at once. Raising inside a library call could leave its lock held."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    import pytest
+
+    from deeprl.log import Progress
+    from deeprl.train import _restore_handlers, _stop_on_signals
+
+    run = SimpleNamespace(stop_requested=False)
+    previous = _stop_on_signals(run)
+    try:
+        p = Progress(100, "steps", enabled=False, should_stop=lambda: run.stop_requested)
+        p.update(1)
+        os.kill(os.getpid(), signal.SIGINT)  # handled before the next statement: no exception, a request
+        assert run.stop_requested
+        with pytest.raises(KeyboardInterrupt):
+            p.update(1)
+        assert p.done == 1
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)  # the second signal
+            for _ in range(1000):  # (delivered at the next bytecode boundary)
+                pass
+    finally:
+        _restore_handlers(previous)
+    assert signal.getsignal(signal.SIGINT) is previous[signal.SIGINT]
