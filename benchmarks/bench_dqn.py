@@ -221,7 +221,8 @@ def bench_cartpole(args) -> None:
         for lib in args.order:
             r = child("cartpole", lib=lib, seed=seed, threads=args.threads, folder=str(Path(args.folder) / "cartpole"))
             rows.append(r)
-            print(f"{lib:7s} seed {seed}: {r['steps']} steps in {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s), result {r['result']:.1f} "
+            print(f"{lib:7s} seed {seed}: {r['steps']} steps in {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s), "
+                  f"result {r['result']:.1f} "
                   f"(mean {r['mean_reward']:.1f} +/- {r['std_reward']:.1f})", flush=True)
     t = {lib: sum(r["seconds"] for r in rows if r["lib"] == lib) for lib in args.order}
     c = {lib: sum(r["cpu_s"] for r in rows if r["lib"] == lib) for lib in args.order}
@@ -229,7 +230,8 @@ def bench_cartpole(args) -> None:
     if len(t) == 2:
         print(f"CartPole-v1 RL-Zoo DQN, {len(args.seeds)} seeds: deeprl {t['deeprl']:.1f} s "
               f"({hit['deeprl']} reached 500), SB3 {t['sb3']:.1f} s ({hit['sb3']} reached 500); "
-              f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x wall-clock, {c['sb3'] / c['deeprl']:.2f}x CPU seconds")
+              f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x wall-clock, "
+              f"{c['sb3'] / c['deeprl']:.2f}x CPU seconds")
 
 
 def bench_lockstep(args) -> None:

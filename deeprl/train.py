@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -290,9 +289,9 @@ def _stop_on_signals(run: Run) -> dict:
         if run.stop_requested:
             raise KeyboardInterrupt
         run.stop_requested = True
-        if signum == signal.SIGINT:
-            print("\ndeeprl: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once).",
-                  file=sys.stderr, flush=True)
+        if signum == signal.SIGINT:  # a raw write: print() here could re-enter a print the signal interrupted
+            os.write(2, b"\ndeeprl: stopping after this step and saving a checkpoint "
+                        b"(Ctrl-C again to stop at once).\n")
 
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 

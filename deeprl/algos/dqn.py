@@ -303,8 +303,8 @@ def train(run) -> None:
     t0 = time.perf_counter() - seconds0
     last_ckpt = time.perf_counter()
 
-    def gradients(batch):
-        """The loss's gradient into .grad at the current weights."""
+    def update(batch):
+        """One gradient step on `batch`; returns the loss."""
         o = torch.from_numpy(batch["obs"])
         o2 = torch.from_numpy(batch["next_obs"])
         if pixels:
@@ -324,11 +324,9 @@ def train(run) -> None:
         loss = F.smooth_l1_loss(q_sa, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        return loss.detach()
-
-    def apply_gradients():
         clip_grad_norm(params, hp["max_grad_norm"])
         optimizer.step()
+        return loss.detach()
 
     def sync_target():
         with torch.no_grad():
@@ -410,9 +408,8 @@ def train(run) -> None:
                     for g in optimizer.param_groups:
                         g["lr"] = learning_rate_at(hp["learning_rate"], steps / total)
                 for _ in range(grad_steps):
-                    loss = gradients(buffer.sample(batch_size, rng, drawn))
+                    loss = update(buffer.sample(batch_size, rng, drawn))
                     drawn = None
-                    apply_gradients()
                     updates += 1
                 if updates == grad_steps:
                     _release_free_memory()  # what the first update's set-up freed
@@ -460,14 +457,6 @@ def _csv_upto(path: Path, header: str, steps: int) -> None:
     keep = [lines[0]] + [ln for ln in lines[1:] if ln and int(float(ln.split(",", 1)[0])) <= steps]
     if len(keep) < len(lines):
         path.write_text("\n".join(keep) + "\n")
-
-
-
-
-
-
-
-
 
 
 def _one_heap() -> None:
