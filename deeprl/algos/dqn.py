@@ -228,7 +228,7 @@ def train(run) -> None:
     import torch.nn.functional as F
 
     from deeprl.envs.vector import make_vec_env
-    from deeprl.nets import Adam, clip_grad_norm, flush_denormals
+    from deeprl.nets import Adam, clip_grad_norm, flush_denormals, set_threads
 
     probe = make_env(run.env_id, run.env_kwargs, training=True)
     from deeprl.envs.atari import is_atari
@@ -244,7 +244,7 @@ def train(run) -> None:
     policy = {"kind": "cnn" if pixels else "mlp", "obs_shape": list(obs_space.shape), "n_actions": int(act_space.n),
               "net_arch": list(hp["net_arch"]) if not pixels else [], "dueling": bool(hp["dueling"]),
               "eval_eps": hp["exploration_final_eps"]}
-    torch.set_num_threads(max(hp["torch_threads"], 1))
+    set_threads(max(hp["torch_threads"], 1))
     flush_denormals()
     if pixels:  # beside a replay memory of frames every MB counts (before torch's threads and TensorBoard's start)
         _one_heap()
