@@ -89,6 +89,12 @@ class Evaluation(Base):
     flag_reason: Mapped[str | None] = mapped_column(Text)
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     seconds: Mapped[float | None] = mapped_column(Float)
+    # when this hub first saw the revision (server side: the pusher cannot set it); ties on the board break on it
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the card, parsed and rendered once at indexing inside the limited child: pages serve these, never the repo
+    card_html: Mapped[str | None] = mapped_column(Text)  # sanitized HTML of the card body
+    card_meta: Mapped[str | None] = mapped_column(Text)  # JSON object: the front matter, bounded
+    files: Mapped[str | None] = mapped_column(Text)  # JSON list of [path, size] of the revision's files
 
     repo: Mapped[Repo] = relationship(back_populates="evaluations")
 
@@ -97,6 +103,21 @@ class Evaluation(Base):
         if self.claimed_mean is None or self.claimed_std is None:
             return None
         return self.claimed_mean - self.claimed_std
+
+
+class Certificate(Base):
+    """A certificate as issued: its verification id is printed on the PDF/PNG and answers /certificates/<id>."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # verification id, random, url-safe
+    hub: Mapped[str] = mapped_column(String(16), default="local")
+    user: Mapped[str] = mapped_column(String(100), index=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(16))  # completion | excellence
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    results: Mapped[str] = mapped_column(Text)  # JSON: the verified assignment rows it was issued on
 
 
 _engines: dict[str, Engine] = {}
@@ -129,9 +150,24 @@ def get_engine(url: str | None = None) -> Engine:
             if url.startswith("sqlite"):
                 event.listen(engine, "connect", _sqlite_pragmas)
             Base.metadata.create_all(engine)
+            _add_missing_columns(engine)
             _engines[url] = engine
             _sessionmakers[url] = sessionmaker(engine, expire_on_commit=False)
         return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Additive migration: columns added to a model since a database was created are added to its table (NULL)."""
+    from sqlalchemy import inspect, text
+
+    insp = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in have:
+                    kind = col.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {kind}'))
 
 
 def _driver(url: str) -> str:

@@ -354,6 +354,16 @@ def _ranked_subquery(hub: str):
             .subquery())
 
 
+def _json_or(text: str | None, default):
+    """A JSON column written by the indexer (bounded there); the default when empty or unreadable."""
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else _utc(dt).isoformat(timespec="seconds")
 
@@ -464,7 +474,9 @@ def model_detail(s: Session, repo_id: str, *, hub: str = "local") -> dict | None
                           "n_eval_episodes": e.n_eval_episodes, "claimed_env": e.claimed_env,
                           "claimed_mean": e.claimed_mean, "claimed_std": e.claimed_std,
                           "claimed_result": e.claimed_result, "flagged": e.flagged, "flag_reason": e.flag_reason,
-                          "evaluated_at": _iso(e.evaluated_at), "latest": e.revision == repo.latest_revision})
+                          "evaluated_at": _iso(e.evaluated_at), "latest": e.revision == repo.latest_revision,
+                          "received_at": _iso(e.received_at), "card_html": e.card_html,
+                          "card_meta": _json_or(e.card_meta, {}), "files": _json_or(e.files, [])})
     latest = next((r for r in revisions if r["latest"]), None)
     rank = None
     if latest and latest["status"] == "ok" and latest["env"]:
