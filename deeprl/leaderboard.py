@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import stat
 import subprocess
 import sys
 import tempfile
@@ -65,43 +66,27 @@ def claim_is_flagged(claimed_mean: float | None, claimed_std: float | None, mean
     return None
 
 
-def read_card_claim(folder: Path) -> dict:
-    """{'env', 'mean', 'std'} from the card's model-index, each None when the card does not say."""
-    out = {"env": None, "mean": None, "std": None}
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return out
-    try:
-        from deeprl.hub.card import read_claim
-
-        claim = read_claim(readme) or {}
-    except Exception:  # a card we cannot parse claims nothing; the evaluation still ranks the model
-        return out
-    for key, names in (("env", ("env_tag", "env", "dataset", "env_id")),
-                       ("mean", ("mean_reward", "mean", "claimed_mean")),
-                       ("std", ("std_reward", "std", "claimed_std"))):
-        for name in names:
-            if claim.get(name) is not None:
-                out[key] = claim[name]
-                break
+def _claim_fields(claim: dict | None) -> dict:
+    """{'env', 'mean', 'std'} of a card's claim (from the verifier), each None when the card does not say."""
+    claim = claim if isinstance(claim, dict) else {}
+    out = {"env": claim.get("env_tag") if isinstance(claim.get("env_tag"), str) else None, "mean": None, "std": None}
     for key in ("mean", "std"):
         try:
-            out[key] = None if out[key] is None else float(out[key])
+            out[key] = None if claim.get(key) is None else float(claim[key])
         except (TypeError, ValueError):
             out[key] = None
     return out
 
 
-def read_config(folder: Path) -> dict:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        return config if isinstance(config, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Evaluation in a child process
+
+MAX_FILES = 500  # listed per revision (the page shows them); a repo with more is listed up to this many
+MAX_DEPTH = 8
+# what the verifier reads, with the most it may copy of each (a bigger weights file is refused by modelio anyway)
+COPIED = {"config.json": 1 << 20, "model.safetensors": 512 << 20, "README.md": 256 << 10}
+# the only variables the child sees: nothing of the server's (tokens, database URL, DEEPRL_HOME) reaches a model
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
 
 
 def _limits(memory_mb: int, timeout_s: float):
@@ -112,60 +97,142 @@ def _limits(memory_mb: int, timeout_s: float):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         cpu = int(timeout_s) + 5
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))  # it may write, but not fill the disk
         os.setsid()
 
     return apply
 
 
-def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB
-                    ) -> dict:
-    """Run `deeprl evaluate FOLDER --json` in a child; the figures, or {'error': reason}."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEEPRL_DEBUG",))}
-    # one thread per child: the index runs beside a web server on a small machine
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0",
-               SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg")
-    cmd = [sys.executable, "-m", "deeprl", "evaluate", str(folder), "--json"]
-    with tempfile.TemporaryDirectory(prefix="deeprl-eval-") as cwd:
+def _plain_file(path: Path, link_root: Path | None) -> os.stat_result | None:
+    """The stat of a plain file, or None. A link counts only when it stays inside `link_root`: the Hugging Face
+    cache links a snapshot's files to its blobs, while a link committed to a local hub repo is the pusher's."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) and link_root is not None:
+            target = path.resolve(strict=True)
+            if target.is_relative_to(link_root.resolve()):
+                st = os.stat(target)
+    except (OSError, RuntimeError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def list_files(root: Path, link_root: Path | None = None) -> list[list]:
+    """[[path, size], ...] of a revision's plain files, bounded in count and depth; foreign links and dot-files
+    skipped."""
+    out: list[list] = []
+    stack = [(Path(root), "", 0)]
+    while stack and len(out) < MAX_FILES:
+        folder, prefix, depth = stack.pop()
         try:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            with os.scandir(folder) as it:
+                entries = sorted((e for _, e in zip(range(MAX_FILES), it)), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            rel = prefix + e.name
+            st = _plain_file(Path(e.path), link_root) if not e.is_dir(follow_symlinks=False) else None
+            if st is not None:
+                out.append([rel, st.st_size])
+                if len(out) >= MAX_FILES:
+                    break
+            elif e.is_dir(follow_symlinks=False) and depth < MAX_DEPTH:
+                subdirs.append((Path(e.path), rel + "/", depth + 1))
+        stack.extend(reversed(subdirs))
+    return sorted(out)
+
+
+def stage_copy(folder: Path, dest: Path, link_root: Path | None = None) -> None:
+    """A read-only copy of the files the verifier reads: plain files only (a link to /etc/passwd named README.md
+    stays behind), each at most its size budget (a bigger one is copied truncated and so fails to load)."""
+    dest.mkdir()
+    for name, budget in COPIED.items():
+        src = folder / name
+        if _plain_file(src, link_root) is None:
+            continue
+        with open(src, "rb") as fin, open(dest / name, "wb") as fout:
+            left = budget + 1
+            while left > 0:
+                chunk = fin.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                fout.write(chunk)
+                left -= len(chunk)
+        os.chmod(dest / name, 0o444)
+    os.chmod(dest, 0o555)
+
+
+def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+                    link_root: Path | None = None) -> dict:
+    """Verify a model folder in a limited child (deeprl.verify): {'card': {...} or None, 'verdict': {...}}.
+
+    The child gets a scrubbed environment, a temporary folder of its own as HOME, DEEPRL_HOME and working folder,
+    and a read-only copy of the files it needs, under CPU, memory, file-size and wall-clock limits. A child that
+    dies keeps the card it printed first; the verdict then says why it died.
+    """
+    with tempfile.TemporaryDirectory(prefix="deeprl-verify-") as tmp:
+        model = Path(tmp) / "model"
+        try:
+            stage_copy(Path(folder), model, link_root)
+        except OSError as exc:
+            return {"card": None, "verdict": {"status": "error",
+                                              "error": f"could not copy the model for verification ({exc.strerror})"}}
+        work = Path(tmp) / "work"
+        work.mkdir()
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        # one thread per child: the index runs beside a web server on a small machine
+        env.update(HOME=str(work), TMPDIR=str(work), DEEPRL_HOME=str(work / "home"), OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
+                   SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg", HF_HUB_OFFLINE="1")
+        cmd = [sys.executable, "-m", "deeprl.verify", str(model)]
+        try:
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, preexec_fn=_limits(memory_mb, timeout_s))
         except OSError as exc:
-            return {"error": f"could not start the evaluation: {exc}"}
+            return {"card": None, "verdict": {"status": "error", "error": f"could not start the evaluation: {exc}"}}
         try:
             out, err = proc.communicate(timeout=timeout_s)
+            died = None
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(proc.pid, 9)
             except OSError:
                 proc.kill()
-            proc.communicate()
-            return {"error": f"the evaluation took longer than {timeout_s:g} s and was stopped"}
-    text_err = err.decode(errors="replace").strip()
-    if proc.returncode != 0:
-        if proc.returncode < 0:
-            sig = -proc.returncode
-            why = {9: "killed", 24: "over its CPU time limit", 11: "crashed (segmentation fault)"}.get(sig, "killed")
-            return {"error": f"the evaluation was {why} (signal {sig}); memory limit {memory_mb} MiB"}
-        if any(s in text_err for s in ("MemoryError", "Cannot allocate memory", "failed to map segment",
-                                        "bad_alloc", "out of memory")):
-            return {"error": f"the evaluation ran out of memory (limit {memory_mb} MiB)"}
-        lines = [ln for ln in text_err.splitlines() if ln.strip() and not ln.startswith("note:")]
-        # the CLI's own one-sentence error when there is one, else the last line it printed
-        ours = [ln for ln in lines if ln.startswith("deeprl: ")]
-        reason = (ours or lines or [f"exit status {proc.returncode}"])[-1]
-        reason = reason.removeprefix("deeprl: error: ").removeprefix("deeprl: ")
-        return {"error": reason.removesuffix(" (set DEEPRL_DEBUG=1 for the traceback).").strip()
-                or f"the evaluation failed (exit status {proc.returncode})"}
-    for line in reversed(out.decode(errors="replace").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
+            out, err = proc.communicate()
+            died = f"the evaluation took longer than {timeout_s:g} s and was stopped"
+        for p in (model, *model.iterdir()):  # read-only copies: make them removable again
+            os.chmod(p, 0o700)
+    found: dict = {"card": None, "verdict": None}
+    for line in out.decode(errors="replace").splitlines()[-10:]:
+        if line.startswith("{") and len(line) < (4 << 20):
             try:
-                result = json.loads(line)
-            except ValueError:
-                break
-            if isinstance(result, dict) and "mean_reward" in result:
-                return result
-    return {"error": "the evaluation printed no result"}
+                item = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(item, dict):
+                for key in ("card", "verdict"):
+                    if isinstance(item.get(key), dict):
+                        found[key] = item[key]
+    if died or found["verdict"] is None or proc.returncode != 0:
+        found["verdict"] = {"status": "error", "error": died or _death(proc.returncode, err, memory_mb)}
+    return found
+
+
+def _death(returncode: int, err: bytes, memory_mb: int) -> str:
+    """One sentence for a child that printed no verdict."""
+    text = err.decode(errors="replace")[-4000:]
+    if returncode < 0:
+        sig = -returncode
+        why = {9: "killed", 24: "over its CPU time limit", 11: "crashed (segmentation fault)"}.get(sig, "killed")
+        return f"the evaluation was {why} (signal {sig}); memory limit {memory_mb} MiB"
+    if any(s in text for s in ("MemoryError", "Cannot allocate memory", "failed to map segment", "bad_alloc",
+                               "out of memory")):
+        return f"the evaluation ran out of memory (limit {memory_mb} MiB)"
+    last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [f"exit status {returncode}"]
+    return f"the evaluation failed ({last[0][:200]})"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -179,6 +246,7 @@ class IndexReport:
     evaluated: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    custom: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)
     removed: int = 0
     seconds: float = 0.0
@@ -188,6 +256,8 @@ class IndexReport:
                  f"{self.skipped} unchanged"]
         if self.errors:
             parts.append(f"{len(self.errors)} could not be evaluated")
+        if self.custom:
+            parts.append(f"{len(self.custom)} custom tasks (not ranked)")
         if self.flagged:
             parts.append(f"{len(self.flagged)} claims flagged")
         if self.removed:
@@ -196,7 +266,8 @@ class IndexReport:
 
     def to_dict(self) -> dict:
         return {"hub": self.hub, "listed": self.listed, "evaluated": self.evaluated, "skipped": self.skipped,
-                "errors": self.errors, "flagged": self.flagged, "removed": self.removed, "seconds": self.seconds}
+                "errors": self.errors, "custom": self.custom, "flagged": self.flagged, "removed": self.removed,
+                "seconds": self.seconds}
 
 
 def _utc(dt) -> datetime | None:
@@ -207,6 +278,28 @@ def _utc(dt) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _scrub(text: str, *folders: Path) -> str:
+    """An error for a row anyone can read: the server's own paths replaced by what they are."""
+    from deeprl.paths import home
+
+    for folder, name in ((f, "the model folder") for f in folders):
+        text = text.replace(str(folder), name)
+    return text.replace(str(home()), "DEEPRL_HOME")[:1000]
+
+
+def _filed_env(folder: Path) -> str | None:
+    """The board a revision whose child died belongs on: its config's tag, read with the verifier's bounds."""
+    from deeprl.envs import ranked_task
+    from deeprl.verify import read_json_bounded
+
+    try:
+        config = read_json_bounded(folder / "config.json")
+    except ValueError:
+        return None
+    tag, _ = ranked_task(config.get("env_id"), config.get("env_kwargs"))
+    return tag or (config["env_tag"][:100] if isinstance(config.get("env_tag"), str) else None)
+
+
 def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: float, memory_mb: int) -> dict:
     """Fields of an Evaluation row for one revision (never raises for a bad model)."""
     fields: dict = {"status": "error"}
@@ -214,23 +307,33 @@ def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: 
     try:
         folder = Path(hub_obj.download(repo_id, revision=sha))
     except Exception as exc:  # a repo we cannot fetch is listed with the reason
-        fields["error"] = f"could not fetch the revision: {exc}"
+        fields["error"] = _scrub(f"could not fetch the revision: {exc}")
         return fields
-    claim = read_card_claim(folder)
-    config = read_config(folder)
-    fields.update(claimed_env=claim["env"], claimed_mean=claim["mean"], claimed_std=claim["std"],
-                  algo=config.get("algo") if isinstance(config.get("algo"), str) else None)
-    config_env = config.get("env_tag") if isinstance(config.get("env_tag"), str) else None
-    result = evaluate_folder(folder, timeout_s=timeout_s, memory_mb=memory_mb)
+    link_root = folder.parent.parent if hub == "hf" else None  # the repo's folder in the Hugging Face cache
+    fields["files"] = json.dumps(list_files(folder, link_root))
+    found = evaluate_folder(folder, timeout_s=timeout_s, memory_mb=memory_mb, link_root=link_root)
     fields["seconds"] = round(time.perf_counter() - started, 3)
-    if "error" in result:
-        fields["env"] = config_env or claim["env"]
-        fields["error"] = str(result["error"])[:1000]
+    card, verdict = found["card"] or {}, found["verdict"]
+    claim = _claim_fields(card.get("claim"))
+    html = card.get("card_html")
+    fields.update(claimed_env=claim["env"], claimed_mean=claim["mean"], claimed_std=claim["std"],
+                  card_html=html if isinstance(html, str) else None,
+                  card_meta=json.dumps(card.get("card_meta") if isinstance(card.get("card_meta"), dict) else {}),
+                  algo=verdict.get("algo") if isinstance(verdict.get("algo"), str) else None)
+    env = verdict.get("env") if isinstance(verdict.get("env"), str) else None
+    if verdict.get("status") != "ok":
+        fields["status"] = "custom" if verdict.get("status") == "custom" else "error"
+        fields["env"] = (env or _filed_env(folder) or claim["env"] or "")[:100] or None
+        fields["error"] = _scrub(str(verdict.get("error") or "the evaluation failed"), folder)
         return fields
-    mean, std = float(result["mean_reward"]), float(result["std_reward"])
-    env = result.get("env_tag") or config_env or result.get("env_id")
-    fields.update(status="ok", env=env, mean_reward=mean, std_reward=std, result=mean - std,
-                  n_eval_episodes=int(result.get("n_eval_episodes") or 0), error=None)
+    try:
+        mean, std = float(verdict["mean_reward"]), float(verdict["std_reward"])
+        n = int(verdict.get("n_eval_episodes") or 0)
+    except (KeyError, TypeError, ValueError):
+        fields.update(env=env, error="the evaluation printed no usable figures")
+        return fields
+    fields.update(status="ok", env=env, mean_reward=mean, std_reward=std, result=mean - std, n_eval_episodes=n,
+                  error=None)
     reasons = []
     if claim["env"] and claim["env"] != env:
         reasons.append(f"card claims env {claim['env']}, the model is for {env}")
@@ -292,6 +395,9 @@ def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) ->
         if latest_sha and all(r[0] != latest_sha for r in revisions[:max_revisions]) and latest_sha not in known:
             todo.insert(0, (latest_sha, _utc(info.pushed_at), None))
         report.skipped += len(revisions[:max_revisions]) - len(todo)
+        # when the hub received it, as far as this server knows: the first index run that saw it (a pusher sets
+        # the commit time; nobody but the server sets this). Every revision new to this run shares the run's time.
+        received = db.utcnow()
         for sha, when, msg in todo:
             if log:
                 log(f"evaluating {repo_id}@{sha[:8]}")
@@ -302,13 +408,17 @@ def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) ->
                     row = Evaluation(repo_pk=repo_pk, revision=sha)
                     s.add(row)
                 row.pushed_at, row.message, row.evaluated_at = when, msg, db.utcnow()
+                row.received_at = row.received_at or received
                 for key in ("env", "algo", "claimed_env", "claimed_mean", "claimed_std", "mean_reward",
-                            "std_reward", "result", "n_eval_episodes", "error", "flag_reason", "seconds"):
+                            "std_reward", "result", "n_eval_episodes", "error", "flag_reason", "seconds",
+                            "card_html", "card_meta", "files"):
                     setattr(row, key, fields.get(key))
                 row.status = fields["status"]
                 row.flagged = bool(fields.get("flagged"))
             report.evaluated += 1
-            if fields["status"] != "ok":
+            if fields["status"] == "custom":
+                report.custom.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
+            elif fields["status"] != "ok":
                 report.errors.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
                 if log:
                     log(f"  not evaluated: {fields.get('error')}")
@@ -339,16 +449,18 @@ def _latest_join():
 def _ranked_subquery(hub: str):
     """Latest revision of every active repo that evaluated fine, ranked within its env.
 
-    Order: verified result, higher first; on a tie the earlier push wins (it got there first), then the repo id
-    so that the order is total and the same on every run.
+    Order: verified result, higher first; on a tie the revision this hub received first wins (it got there first;
+    the commit time would be the pusher's word), then the repo id so that the order is total and the same on
+    every run.
     """
+    received = func.coalesce(Evaluation.received_at, Evaluation.evaluated_at)
     rank = func.row_number().over(partition_by=Evaluation.env,
-                                  order_by=(Evaluation.result.desc(), Evaluation.pushed_at.asc(),
+                                  order_by=(Evaluation.result.desc(), received.asc(),
                                             Repo.repo_id.asc())).label("rank")
     return (select(rank, Repo.repo_id, Repo.user, Evaluation.env, Evaluation.revision, Evaluation.result,
                    Evaluation.mean_reward, Evaluation.std_reward, Evaluation.claimed_mean, Evaluation.claimed_std,
                    Evaluation.flagged, Evaluation.flag_reason, Evaluation.pushed_at, Evaluation.algo,
-                   Evaluation.n_eval_episodes)
+                   Evaluation.n_eval_episodes, received.label("received_at"))
             .join(Evaluation, _latest_join())
             .where(Repo.hub == hub, Repo.active.is_(True), Evaluation.status == "ok", Evaluation.env.is_not(None))
             .subquery())
@@ -373,7 +485,7 @@ def _row(r) -> dict:
     return {"rank": r.rank, "repo_id": r.repo_id, "user": r.user, "result": r.result, "mean_reward": r.mean_reward,
             "std_reward": r.std_reward, "claimed_result": claimed, "flagged": bool(r.flagged),
             "pushed_at": _iso(r.pushed_at), "env": r.env, "revision": r.revision, "flag_reason": r.flag_reason,
-            "algo": r.algo, "n_eval_episodes": r.n_eval_episodes}
+            "algo": r.algo, "n_eval_episodes": r.n_eval_episodes, "received_at": _iso(r.received_at)}
 
 
 def ranking(s: Session, env: str, *, hub: str = "local", user: str | None = None, sort: str = "rank",

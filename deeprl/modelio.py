@@ -129,8 +129,82 @@ def read_tensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def load_model(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:
     directory = Path(directory)
     config = read_config(directory)
+    check_weights(config, read_header(directory / MODEL_FILE))
     tensors, _ = read_tensors(directory / MODEL_FILE)
     return config, tensors
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks made on the safetensors header before anything is allocated
+
+MAX_MODEL_BYTES = 512 << 20  # the course's largest model (Space Invaders' Nature CNN) is 6.5 MB
+MAX_HEADER_BYTES = 1 << 20
+MAX_TENSORS = 1_000
+FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
+NET_KEYS = {"net_arch", "hidden_sizes", "hidden_units", "hidden", "h_size", "hidden_size", "pi", "vf", "qf",
+            "features_dim"}
+
+
+def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{name: (dtype, shape)} from a safetensors file's header, read without loading a weight.
+
+    The format is 8 bytes of little-endian header length, then that much JSON; every bound is checked first, so a
+    file that declares a 100 GB tensor or a 1 GB header costs a few bytes of reading.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_MODEL_BYTES:
+            raise UserError(f"{path.name} is {size / 2**20:.0f} MiB, over the {MAX_MODEL_BYTES >> 20} MiB a deeprl "
+                            "model may have.")
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= n <= min(MAX_HEADER_BYTES, size - 8):
+                raise UserError(f"{path.name} is not a readable safetensors file (bad header length).")
+            header = json.loads(fh.read(n))
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing.") from None
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise UserError(f"{path.name} is not a readable safetensors file (its header is not JSON).") from None
+    if not isinstance(header, dict) or len(header) > MAX_TENSORS + 1:
+        raise UserError(f"{path.name} is not a readable safetensors file (its header is not a table of tensors).")
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) or not isinstance(info.get("shape"), list) \
+                or not all(isinstance(d, int) and 0 <= d < 2**40 for d in info["shape"]) or len(info["shape"]) > 8:
+            raise UserError(f"{path.name} describes tensor '{str(name)[:60]}' in a way safetensors does not.")
+        out[str(name)] = (info["dtype"], tuple(info["shape"]))
+    return out
+
+
+def _declared_sizes(value, key: str | None = None, depth: int = 0) -> list[int]:
+    """Every layer width config.json declares under a network key (net_arch, hidden_sizes, pi, vf...)."""
+    if depth > 8:
+        return []
+    if isinstance(value, dict):
+        return [n for k, v in list(value.items())[:200] for n in _declared_sizes(v, str(k), depth + 1)]
+    if isinstance(value, list):
+        return [n for v in value[:200] for n in _declared_sizes(v, key, depth + 1)]
+    if key in NET_KEYS and isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    return []
+
+
+def check_weights(config: dict, header: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    """Refuse, before any network is built, weights of a dtype deeprl never writes and a config.json whose network
+    does not match them: a doctored `net_arch: [6000, 6000]` would otherwise allocate a GB to find out."""
+    for name, (dtype, shape) in header.items():
+        if dtype not in FLOAT_DTYPES:
+            raise UserError(f"The weights '{name[:60]}' are {dtype}; deeprl models hold floating-point weights only.")
+    dims = {d for _, shape in header.values() for d in shape}
+    widest = max(dims, default=0)
+    for n in _declared_sizes(config.get("policy")) + _declared_sizes(config.get("hyperparams")):
+        if n <= 0 or n > widest or n not in dims:
+            raise UserError(f"config.json declares a layer of {n} units, but no weight in {MODEL_FILE} has that "
+                            "size; the model folder is damaged or doctored.")
 
 
 def check_shape(name: str, array, expected: tuple, what: str) -> None:

@@ -67,9 +67,12 @@ def push_corrupt(good_repo: str, repo_id: str) -> str:
 
 def add_model(repo_id: str, env: str, result: float, *, pushed: int = 0, std: float = 1.0, status: str = "ok",
               error: str | None = None, algo: str = "qlearning", claimed: tuple[float, float] | None = None,
-              flagged: bool = False, revision: str | None = None, active: bool = True) -> None:
-    """A repo whose latest revision was 'evaluated' with these figures (pushed = minutes after T0)."""
+              flagged: bool = False, revision: str | None = None, active: bool = True,
+              received: int | None = None) -> None:
+    """A repo whose latest revision was 'evaluated' with these figures (pushed = minutes after T0; received, the
+    hub's own time of receipt, defaults to the push time)."""
     when = T0 + timedelta(minutes=pushed)
+    got = T0 + timedelta(minutes=pushed if received is None else received)
     sha = revision or hashlib.sha1(f"{repo_id} {pushed} {result}".encode()).hexdigest()
     with db.session() as s:
         repo = db.get_repo(s, repo_id)
@@ -83,7 +86,7 @@ def add_model(repo_id: str, env: str, result: float, *, pushed: int = 0, std: fl
                          error=error, mean_reward=result + std if ok else None, std_reward=std if ok else None,
                          result=result if ok else None, n_eval_episodes=10 if ok else None,
                          claimed_mean=claimed[0] if claimed else None, claimed_std=claimed[1] if claimed else None,
-                         flagged=flagged, claimed_env=env, message=f"push {pushed}"))
+                         flagged=flagged, claimed_env=env, message=f"push {pushed}", received_at=got))
 
 
 # one model per assignment env at its minimum (push-only rows: any result), by assignment key

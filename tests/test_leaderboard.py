@@ -146,7 +146,7 @@ def test_evaluation_child_has_a_memory_limit(good_hub):
     from deeprl.leaderboard import evaluate_folder
 
     out = evaluate_folder(resolve_repo("alice/q-FrozenLake"), memory_mb=40)  # too little even to start Python
-    assert out == {"error": "the evaluation ran out of memory (limit 40 MiB)"}
+    assert out["verdict"] == {"status": "error", "error": "the evaluation ran out of memory (limit 40 MiB)"}
 
 
 @pytest.mark.skipif(postgres_url is None, reason="the PostgreSQL fixture of tests/test_tune.py is unavailable")

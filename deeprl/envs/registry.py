@@ -35,6 +35,9 @@ class EnvSpec:
     eval_seeds: tuple[int, ...] | None = None  # fixed per-episode seeds (Taxi)
     deterministic: bool = True  # argmax / mean actions at evaluation (Atari: sampled)
     requires: str | None = None  # pip extra or package that must import for this env
+    # the kwargs that name a ranked task, each with the values its tag can name (FrozenLake: map and slipperiness);
+    # a model trained with any other kwarg, or another value, plays a custom task that is never ranked
+    task_kwargs: dict = field(default_factory=dict)
 
     def card_tag(self, kwargs: dict | None = None) -> str:
         merged = {**self.default_kwargs, **(kwargs or {})}
@@ -79,9 +82,44 @@ def env_tag(env_id: str, env_kwargs: dict | None = None) -> str:
     return spec.card_tag(kwargs)
 
 
+def ranked_task(env_id, env_kwargs=None, env_tag=None) -> tuple[str | None, str | None]:
+    """(tag, None) when a model's env id and kwargs are exactly a ranked course task, else (tag or None, reason).
+
+    Verification evaluates a model on the task its tag names, built from the tag alone; this says whether the
+    model's own settings are that task. Anything else (a longer time limit, other physics, a hand-made map) is a
+    custom task: it may be a fine model, but its figures are not comparable, so it is listed and never ranked.
+    """
+    if not isinstance(env_id, str) or len(env_id) > 100:
+        return None, "config.json names no usable env id"
+    try:
+        spec = get_spec(env_id)
+    except UserError:
+        return None, f"'{env_id[:100]}' is not an environment this leaderboard ranks"
+    if env_kwargs is None:
+        env_kwargs = {}
+    if not isinstance(env_kwargs, dict):
+        return None, "config.json's env_kwargs is not an object"
+    kwargs = {**spec.default_kwargs, **(_from_tag(env_id)[1] if env_id != spec.course_id else {}), **env_kwargs}
+    extra = sorted(str(k)[:40] for k in kwargs if k not in spec.task_kwargs)
+    if extra:
+        return None, (f"custom task: the model was trained with env kwargs {', '.join(extra)}, which "
+                      f"{spec.course_id}'s ranked task does not take")
+    for key, allowed in spec.task_kwargs.items():
+        if key in kwargs and not any(type(kwargs[key]) is type(a) and kwargs[key] == a for a in allowed):
+            return None, (f"custom task: {key}={str(kwargs[key])[:40]!s} is not one of the values the ranked "
+                          f"{spec.course_id} tasks use ({', '.join(map(str, allowed))})")
+    tag = spec.card_tag(kwargs)
+    if env_tag is not None and env_tag != tag:
+        return None, f"custom task: config.json says env_tag {str(env_tag)[:100]}, but its env and kwargs are {tag}"
+    return tag, None
+
+
 def make_env(env_id: str, env_kwargs: dict | None = None, *, render_mode: str | None = None, training: bool = False):
     """Build the Gymnasium env for a course id. `training` selects training-only wrappers (Atari clipping...)."""
     spec, kwargs = resolve_env(env_id, env_kwargs)
+    if "render_mode" in kwargs:
+        raise UserError(f"render_mode cannot be an env kwarg ({spec.course_id}); deeprl sets it itself: "
+                        "'deeprl enjoy' renders to a window and 'deeprl record' to a video.")
     if spec.requires:
         try:
             importlib.import_module(spec.requires)
@@ -165,7 +203,8 @@ def _from_tag(tag: str) -> tuple[str, dict] | None:
 
 register(EnvSpec("FrozenLake-v1", "2", _gym("FrozenLake-v1"), description="Walk a frozen lake to the goal (tabular)",
                  default_kwargs={"map_name": "4x4", "is_slippery": True}, tag=_frozenlake_tag,
-                 n_eval_episodes=100, eval_max_steps=99))
+                 n_eval_episodes=100, eval_max_steps=99,
+                 task_kwargs={"map_name": ("4x4", "8x8"), "is_slippery": (True, False)}))
 register(EnvSpec("Taxi-v3", "2", _gym("Taxi-v4"), gym_id="Taxi-v4", description="Pick up and drop off a passenger (tabular)",
                  n_eval_episodes=100, eval_max_steps=99, eval_seeds=taxi_eval_seeds()))
 register(EnvSpec("CartPole-v1", "4", _gym("CartPole-v1"), description="Balance a pole on a cart"))
