@@ -12,7 +12,9 @@ def add_parser(sub):
 
 
 def run(args):
-    from deeprl.certification import check_name, check_user, progress, write_certificate
+    from datetime import datetime, timezone
+
+    from deeprl.certification import check_name, check_user, issue_certificate, progress, write_certificate
     from deeprl.commands.index import index_before_showing
     from deeprl.hub import check_hub
 
@@ -23,7 +25,10 @@ def run(args):
     if not args.no_index:
         index_before_showing(args)
     p = progress(args.user, hub=hub)
-    paths = write_certificate(p, args.first_name, args.last_name, args.out)  # UserError (exit 2) below 80 %
+    when = datetime.now(timezone.utc).date()  # one date for the files and the id, even across midnight
+    paths = write_certificate(p, args.first_name, args.last_name, args.out, when)  # UserError (exit 2) below 80 %
+    cert_id = issue_certificate(p, args.first_name, args.last_name, when)  # the id just recorded (idempotent)
     print(f"Certificate of {p['level']} for {args.first_name} {args.last_name} ({p['passed']} of {p['total']} "
           f"assignments): {paths[0]} and {paths[1]}")
+    print(f"Verification id: {cert_id}; anyone can check it with 'deeprl serve', then /certificates/{cert_id}")
     return 0
