@@ -46,6 +46,10 @@ class Progress:
         if self.should_stop is not None and self.should_stop():
             raise KeyboardInterrupt
         self.done += n
+        if self.done > self.total:  # never "32768/20000": a run that goes past its estimate shows what it did
+            self.total = self.done
+            if self._bar is not None:
+                self._bar.total = self.total
         self.metrics.update({k: v for k, v in metrics.items() if v is not None})
         if not self.enabled:
             return

@@ -22,7 +22,8 @@ from deeprl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_r
 from deeprl.envs import resolve_env
 from deeprl.errors import UserError, closest
 from deeprl.log import Progress
-from deeprl.modelio import CONFIG_FILE, atomic_write_json, save_model
+from deeprl.modelio import CONFIG_FILE, MODEL_FILE, atomic_write_json, save_model
+from deeprl.paths import writable_folder
 
 # Keys RL-Zoo files carry that describe things deeprl decides itself (accepted and ignored, said once).
 ZOO_KEYS = {"policy", "env_wrapper", "frame_stack", "normalize", "policy_kwargs", "optimize_memory_usage",
@@ -185,9 +186,12 @@ class Run:
     def restore_rng(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
         set_rng_state(tensors, state, np_rng)
 
-    def save_model(self, tensors: dict, policy_config: dict, **trained) -> None:
+    def save_model(self, tensors: dict, policy_config: dict, stopped: bool = False, **trained) -> None:
+        """Write model.safetensors and config.json: at the end of training, and (`stopped=True`) when a run is
+        stopped by Ctrl-C or SIGTERM, so that a stopped run can be evaluated and pushed as it is."""
         trained["seconds"] = round(time.perf_counter() - self.started_at, 3)
-        save_model(self.run_dir, tensors, {**self.base_config(), "policy": policy_config, "trained": trained})
+        save_model(self.run_dir, tensors, {**self.base_config(), "policy": policy_config, "trained": trained,
+                                           "status": "stopped" if stopped else "finished"})
 
     def writer(self):
         """TensorBoard SummaryWriter under run_dir/tb (created on first use)."""
@@ -223,6 +227,7 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
           show_progress: bool = True) -> Run:
     from deeprl.algos import get_algo
 
+    check_seed(seed)
     module = get_algo(algo)
     algo_name = module.__name__.rsplit(".", 1)[-1]
     spec, kwargs = resolve_env(env_id, env_kwargs)
@@ -242,28 +247,90 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
         if overrides:  # a changed budget for the continuation (n_training_episodes; deeprl tune trains in chunks)
             merged = merge_hyperparams(algo_name, module, spec.course_id, tag, None, overrides, None)
             hp.update({k: merged[k] for k in overrides if k in merged})
+        writable_folder(run_dir, "The run folder", "copy the run somewhere writable and resume it there with -f")
+        done = finished_count(hp, resumed[1])
+        if done is not None and (run_dir / MODEL_FILE).is_file():
+            trained, budget, unit = done
+            more = "--resume --hyperparams n_training_episodes:N" if unit == "episodes" else "--resume -n N"
+            run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp,
+                      seed=seed, run_dir=run_dir, show_progress=show_progress)
+            raise RunFinished(f"{run_dir} has finished already ({trained:,} {unit} trained, budget {budget:,}), so "
+                              f"there is nothing to resume; to train it further, give a larger budget with {more}.",
+                              run)
     else:
         hp = merge_hyperparams(algo_name, module, spec.course_id, tag, hyperparams_file, overrides or {}, n_timesteps)
+        writable_folder(log_folder, "The log folder", "pick another one with -f")
         run_dir = new_run_dir(Path(log_folder), algo_name, tag)
-    run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp, seed=seed,
-              run_dir=run_dir, device=resolve_device(device), resumed=resumed, show_progress=show_progress)
+    try:
+        run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp, seed=seed,
+                  run_dir=run_dir, device=resolve_device(device), resumed=resumed, show_progress=show_progress)
+    except BaseException:
+        if not resume:
+            _remove_untrained(run_dir)
+        raise
     # config.json first, so an interrupted run is still a folder that says what it is.
     atomic_write_json(run_dir / CONFIG_FILE, {**run.base_config(), "status": "running"})
     seed_everything(seed)
     previous_handlers = _stop_on_signals(run)
     try:
         module.train(run)
-    except UserError:
-        # refused before it trained anything (bad settings, wrong env): leave no empty run folder behind
-        if not resume and not any((run_dir / f).exists() for f in ("checkpoint.safetensors", "model.safetensors")):
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
+    except Exception:
+        # refused or failed before it trained anything (bad settings, wrong env): leave no empty run folder behind
+        if not resume:
+            _remove_untrained(run_dir)
         raise
     finally:
         _restore_handlers(previous_handlers)
         run.close()
     return run
+
+
+def _remove_untrained(run_dir: Path) -> None:
+    if not any((run_dir / f).exists() for f in ("checkpoint.safetensors", MODEL_FILE)):
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+SEED_LIMIT = 2**32  # numpy's seeds: 0 <= seed < 2**32
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < SEED_LIMIT:
+        raise UserError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, not {seed!r}.")
+    return int(seed)
+
+
+class RunFinished(UserError):
+    """`--resume` of a run that already reached its budget: nothing to train. `.run` is that run."""
+
+    def __init__(self, message: str, run: "Run"):
+        super().__init__(message)
+        self.run = run
+
+
+def finished_count(hp: dict, state: dict) -> tuple[int, int, str] | None:
+    """(trained, budget, unit) when a checkpoint's counters have reached the run's budget, else None.
+
+    Episode-budgeted algorithms (Q-Learning, REINFORCE) stop at n_training_episodes or at the optional n_timesteps
+    cap, whichever comes first; the others at n_timesteps (reached at the end of a whole rollout, so the count can
+    pass it)."""
+    steps = int(state.get("timesteps", 0) or 0)
+    cap = hp.get("n_timesteps")
+    if "n_training_episodes" in hp:
+        episodes, budget = int(state.get("episodes", 0) or 0), int(hp["n_training_episodes"])
+        if episodes >= budget:
+            return episodes, budget, "episodes"
+    if cap is not None and steps >= int(cap):
+        return steps, int(cap), "steps"
+    return None
+
+
+def whole_batches(total: int, batch: int) -> int:
+    """The number of steps a run really takes when it stops at the first whole batch (a rollout of n_steps *
+    n_envs, a step of n_envs envs) that reaches `total`: what its progress shows as the total."""
+    batch = max(1, int(batch))
+    return -(-int(total) // batch) * batch
 
 
 def interrupted_message(log_folder: str | Path) -> str:

@@ -631,9 +631,14 @@ def _train_chunk(ctx: Context, hp: dict, target: int, folder: Path, first: bool)
         # A replay buffer goes into the checkpoint, so the next chunk goes on with its memory (not in the YAML).
         keep = {k: v for k, v in CONTINUATION.items() if k in ctx.base and cfg.n_evaluations > 1}
         return train(ctx.algo, ctx.course_id, overrides={**hp, key: target, **keep}, **common)
-    if key == "n_timesteps":
-        return train(ctx.algo, ctx.course_id, resume=True, n_timesteps=target, **common)
-    return train(ctx.algo, ctx.course_id, resume=True, overrides={key: target}, **common)
+    from deeprl.train import RunFinished
+
+    try:  # a chunk whose target the last whole rollout already passed has nothing to train: its run is the model
+        if key == "n_timesteps":
+            return train(ctx.algo, ctx.course_id, resume=True, n_timesteps=target, **common)
+        return train(ctx.algo, ctx.course_id, resume=True, overrides={key: target}, **common)
+    except RunFinished as done:
+        return done.run
 
 
 def objective(trial, ctx: Context) -> float:

@@ -97,6 +97,7 @@ def train(run, callback=None) -> None:
     from deeprl.normalize import Normalizer, parse_normalize
     from deeprl.policies import build_policy, describe_space, load_policy_tensors, parse_policy_kwargs, policy_tensors
     from deeprl.rollout import Collector, RolloutBuffer
+    from deeprl.train import whole_batches
 
     hp = run.hyperparams
     _check_hp(hp)
@@ -136,8 +137,8 @@ def train(run, callback=None) -> None:
                        {"timesteps": steps, "updates": updates, "optimizer": opt_state,
                         "collector": collector.state()}, rng)
 
-    def save_model():
-        run.save_model({**policy_tensors(policy), **norm.state_dict()}, policy_config, timesteps=steps,
+    def save_model(stopped: bool = False):
+        run.save_model({**policy_tensors(policy), **norm.state_dict()}, policy_config, stopped=stopped, timesteps=steps,
                        updates=updates, episodes=collector.stats.episodes,
                        normalization=normalization_summary(norm))
 
@@ -152,7 +153,8 @@ def train(run, callback=None) -> None:
                            {**run.base_config(), "policy": policy_config}, act_space)
 
     writer = run.writer()
-    progress = run.progress(total, "steps", initial=steps)
+    # a run ends with the first whole rollout that reaches n_timesteps: that is the total it shows
+    progress = run.progress(whole_batches(total, n_envs * n_steps), "steps", initial=steps)
     next_ckpt, next_log = steps + int(hp["checkpoint_every"]), steps + int(hp["log_every"])
     t0, steps0 = time.perf_counter(), steps
     try:
@@ -190,7 +192,7 @@ def train(run, callback=None) -> None:
                 break
     except KeyboardInterrupt:
         save_checkpoint()
-        save_model()
+        save_model(stopped=True)
         progress.close()
         venv.close()
         raise

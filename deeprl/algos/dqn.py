@@ -25,6 +25,7 @@ from deeprl.buffers import FrameReplayBuffer, ReplayBuffer
 from deeprl.checkpoint import optimizer_from_tensors
 from deeprl.envs import make_env
 from deeprl.errors import UserError
+from deeprl.train import whole_batches
 
 DEFAULTS = {
     "n_timesteps": 1_000_000,
@@ -298,7 +299,8 @@ def train(run) -> None:
     if eval_every:
         _csv_upto(eval_path, "timesteps,mean_reward,std_reward,result,n_episodes,seconds", steps)
     next_eval = (steps // eval_every + 1) * eval_every if eval_every else None
-    progress = run.progress(total, "steps", initial=steps)
+    # a run ends with the first step of all n_envs envs that reaches n_timesteps: that is the total it shows
+    progress = run.progress(whole_batches(total, n_envs), "steps", initial=steps)
     _release_free_memory()
     t0 = time.perf_counter() - seconds0
     last_ckpt = time.perf_counter()
@@ -433,6 +435,10 @@ def train(run) -> None:
                 last_ckpt = time.perf_counter()
     except KeyboardInterrupt:
         checkpoint()
+        # a stopped run is a model too: evaluate and push take it as it is
+        run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, stopped=True, timesteps=steps,
+                       updates=updates, episodes=episodes,
+                       mean_return_last_100=float(np.mean(recent)) if recent else None)
         progress.close()
         log.close()
         venv.close()

@@ -30,6 +30,7 @@ from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
                              policy_tensors)
 from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
+from deeprl.train import whole_batches
 
 DEFAULTS = {
     # SB3's PPO defaults; hyperparams/ppo.yml holds the course's settings per env
@@ -308,7 +309,8 @@ def train(run) -> None:
     policy_config = {**policy.config(), "normalize": normalizer.config() if normalizer is not None else None,
                      "observation_space": describe_space(obs_space), "action_space": describe_space(action_space)}
     writer = run.writer()
-    progress = run.progress(total, "steps", initial=timesteps)
+    # a run ends with the first whole rollout that reaches n_timesteps (as SB3's): that is the total it shows
+    progress = run.progress(whole_batches(total, n_steps * n_envs), "steps", initial=timesteps)
     started, collect_s, update_s = time.perf_counter(), 0.0, 0.0
     # the first checkpoint comes at checkpoint_every updates; later ones also wait checkpoint_seconds, so a short run
     # (CartPole: 20 updates in half a second) does not spend a tenth of its time writing them
@@ -327,6 +329,14 @@ def train(run) -> None:
             tensors.update(normalizer.checkpoint_state())
         run.checkpoint(tensors, {"timesteps": timesteps, "updates": updates, "optimizer": opt_state,
                                  "collector": collector.state()}, rng)
+
+    def save_model(stopped: bool = False) -> None:
+        elapsed = time.perf_counter() - started
+        run.save_model(all_tensors(), policy_config, stopped=stopped, timesteps=timesteps, updates=updates,
+                       episodes=collector.stats.episodes, collect_seconds=round(collect_s, 3),
+                       update_seconds=round(update_s, 3), env_step_seconds=round(collector.env_time, 3),
+                       steps_per_second=round((timesteps - (resumed_from or 0)) / elapsed, 1) if elapsed > 0 else None,
+                       resumed_from=resumed_from)
 
     try:
         while timesteps < total:
@@ -358,18 +368,14 @@ def train(run) -> None:
                 last_checkpoint = time.perf_counter()
     except KeyboardInterrupt:
         checkpoint()
+        save_model(stopped=True)  # a stopped run is a model too: evaluate and push take it as it is
         progress.close()
         venv.close()
         raise
     progress.close()
     venv.close()
     checkpoint()
-    elapsed = time.perf_counter() - started
-    run.save_model(all_tensors(), policy_config, timesteps=timesteps, updates=updates,
-                   episodes=collector.stats.episodes, collect_seconds=round(collect_s, 3),
-                   update_seconds=round(update_s, 3), env_step_seconds=round(collector.env_time, 3),
-                   steps_per_second=round((timesteps - (resumed_from or 0)) / elapsed, 1) if elapsed > 0 else None,
-                   resumed_from=resumed_from)
+    save_model()
 
 
 def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buffer, elapsed: float) -> None:

@@ -71,6 +71,9 @@ def train(run) -> None:
     def checkpoint():
         run.checkpoint({"qtable": q}, {"episodes": finished, "timesteps": steps}, rng)
 
+    def save_model(stopped: bool = False):
+        run.save_model({"qtable": q}, _policy_config(sim), stopped=stopped, episodes=finished, timesteps=steps)
+
     try:
         while episode.size:
             eps = epsilon(hp, episode)
@@ -110,11 +113,12 @@ def train(run) -> None:
                     next_ckpt = finished + hp["checkpoint_every"]
     except KeyboardInterrupt:
         checkpoint()
+        save_model(stopped=True)  # a stopped run is a model too: evaluate and push take it as it is
         progress.close()
         raise
     progress.close()
     checkpoint()
-    run.save_model({"qtable": q}, _policy_config(sim), episodes=finished, timesteps=steps)
+    save_model()
 
 
 def _policy_config(sim: TabularBatch) -> dict:

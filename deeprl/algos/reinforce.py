@@ -180,6 +180,12 @@ def train(run) -> None:
         snapshot.bit_generator.state = rng_state
         run.checkpoint(tensors, state, snapshot)
 
+    def save_model(stopped: bool = False) -> None:
+        tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
+        run.save_model(tensors, {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden,
+                                 "activation": hp["activation"]}, stopped=stopped, episodes=episode, timesteps=steps,
+                       mean_return_last_100=float(np.mean(recent)) if recent else None)
+
     per_update = max(1, int(hp["episodes_per_update"]))
     pending = 0  # episodes whose gradients wait for the next optimizer step
     at_update = (episode, steps, list(recent), rng.bit_generator.state)  # where an interrupted run restarts
@@ -242,16 +248,14 @@ def train(run) -> None:
         recent.clear()
         recent.extend(kept)
         checkpoint(rng_state)
+        save_model(stopped=True)  # the weights of the last optimizer step, which the checkpoint holds too
         progress.close()
         raise
     finally:
         env.close()
     progress.close()
     checkpoint(rng.bit_generator.state)
-    tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
-    run.save_model(tensors, {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden,
-                             "activation": hp["activation"]}, episodes=episode, timesteps=steps,
-                   mean_return_last_100=float(np.mean(recent)) if recent else None)
+    save_model()
 
 
 def _check_spaces(env, env_id: str) -> tuple[int, int]:

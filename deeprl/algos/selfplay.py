@@ -257,6 +257,7 @@ def train(run) -> None:
     from deeprl.algos.ppo import make_optimizer, ppo_update
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
     from deeprl.rollout import compute_gae
+    from deeprl.train import whole_batches
 
     hp = {**DEFAULTS, **run.hyperparams}  # a run resumed from an older version lacks the keys added since
     if run.env_id != "SoccerTwos":
@@ -301,7 +302,7 @@ def train(run) -> None:
     max_seconds = None if hp["max_minutes"] is None else float(hp["max_minutes"]) * 60.0
     t_start = time.perf_counter() - t_spent
     writer = run.writer()
-    progress = run.progress(n_total, "steps", initial=steps)
+    progress = run.progress(whole_batches(n_total, B), "steps", initial=steps)  # whole rollouts of B steps
     rows = np.arange(E)[:, None]
     recent: list[float] = []  # results of the last 100 matches against the ghost (1, 0.5, 0)
     # each match's opponent: GHOST, SCRIPTED or RANDOM, drawn again at every kick-off
@@ -336,9 +337,9 @@ def train(run) -> None:
         return {"obs_dim": dims[0], "hidden_units": dims[1], "num_layers": dims[2], "activation": dims[3],
                 "nvec": [3, 3, 3]}
 
-    def save():
+    def save(stopped: bool = False):
         run.save_model({f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config(),
-                       timesteps=steps, updates=updates, elo=sp.elo)
+                       stopped=stopped, timesteps=steps, updates=updates, elo=sp.elo)
 
     b_obs = np.zeros((T, E * 2, soccer.OBS_SIZE * (2 if central else 1)), dtype=np.float32)
     b_act = np.zeros((T, E * 2, 3), dtype=np.int64)
@@ -460,7 +461,7 @@ def train(run) -> None:
                 next_ckpt += int(hp["checkpoint_every"])
     except KeyboardInterrupt:
         checkpoint()
-        save()
+        save(stopped=True)
         progress.close()
         raise
     progress.close()

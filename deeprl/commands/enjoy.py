@@ -1,3 +1,6 @@
+from deeprl.commands import seed
+
+
 def add_parser(sub):
     p = sub.add_parser("enjoy", help="watch a trained agent act (text render for grid worlds)")
     p.add_argument("model", nargs="?", help="run folder, model folder, .pkl or repo id (or use --algo/--env/-f)")
@@ -8,7 +11,7 @@ def add_parser(sub):
                    "--n-timesteps allows)")
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="play this many steps (RL-Zoo's enjoy -n)")
     p.add_argument("--no-render", action="store_true", help="only print each episode's return")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--fps", type=float, default=4.0, help="frames per second for text rendering")
     p.add_argument("--revision", default=None, help="hub revision (commit, branch or tag)")
     p.add_argument("--hub", choices=["local", "hf"], default=None, help="hub for a repo id: local (default) or hf")

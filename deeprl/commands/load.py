@@ -17,15 +17,18 @@ def run(args):
     from deeprl.commands import print_json
     from deeprl.hub import check_hub, get_hub, validate_repo_id
 
+    from deeprl.paths import check_can_create, writable_folder
+
     validate_repo_id(args.repo_id)
     hub = get_hub(check_hub(args.hub))
     if args.folder:
         import tempfile
 
-        Path(args.folder).mkdir(parents=True, exist_ok=True)
+        writable_folder(args.folder, "The folder given with -f", "pick another one with -f")
         dest = Path(tempfile.mkdtemp(prefix=".incoming-", dir=args.folder))
     else:
-        dest = Path("models") / args.repo_id
+        dest = check_can_create(Path("models") / args.repo_id, "The model folder",
+                                "run the command from a folder you can write to, or pick one with -f")
     try:
         folder = hub.download(args.repo_id, revision=args.revision, dest=dest)
         agent = load_agent(folder)  # the files must make a working agent: bad weights fail here, one sentence

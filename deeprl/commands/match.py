@@ -1,5 +1,7 @@
 """`deeprl match A B`: AI vs AI SoccerTwos matches between two models (or the built-in scripted/random teams)."""
 
+from deeprl.commands import seed
+
 
 def add_parser(sub):
     p = sub.add_parser("match", help="play SoccerTwos matches between two models and rate them by Elo")
@@ -7,7 +9,7 @@ def add_parser(sub):
                                                       "or a built-in team: scripted, random, still")
     p.add_argument("model_b", metavar="MODEL_B", help="the opponent, in the same forms")
     p.add_argument("--n-matches", type=int, default=20, help="matches to play (A is blue in every other one)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="decisions before a match is a draw (default 500)")
     p.add_argument("--deterministic", action="store_true",
                    help="argmax actions (default: sampled, as ML-Agents plays its models)")

@@ -1,3 +1,6 @@
+from deeprl.commands import seed
+
+
 def add_parser(sub):
     p = sub.add_parser("push", help="evaluate, record, write the model card and push a run to a hub")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder (logs/<algo>/<env>_N), model folder or course .pkl")
@@ -7,7 +10,7 @@ def add_parser(sub):
     p.add_argument("--commit-message", default=None)
     p.add_argument("--no-video", action="store_true", help="skip replay.mp4")
     p.add_argument("--n-eval-episodes", type=int, default=None, help="default: the env's protocol (10 or 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

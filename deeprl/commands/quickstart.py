@@ -1,5 +1,7 @@
 """The README's main job on the embedded defaults: train, evaluate, push to the local hub, show the leaderboard."""
 
+from deeprl.commands import seed
+
 
 def add_parser(sub):
     p = sub.add_parser("quickstart", help="train Q-Learning on Taxi-v3, evaluate, push locally, show the leaderboard")
@@ -7,7 +9,7 @@ def add_parser(sub):
     p.add_argument("--env", default="Taxi-v3")
     p.add_argument("--repo-id", default=None, help="default: local-user/<algo>-<env tag>")
     p.add_argument("-f", "--log-folder", default="logs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.set_defaults(func=run)
 
 
@@ -19,6 +21,15 @@ def run(args):
     from deeprl.evaluation import evaluate
     from deeprl.train import train
 
+    from deeprl.paths import home, writable_folder
+
+    # everything it will write, checked before minutes of training: the data folder (hub, database), the runs
+    writable_folder(home() / "hub", "The local hub folder", "set DEEPRL_HOME to a folder you can write to")
+    writable_folder(args.log_folder, "The log folder", "pick another one with -f")
+    if args.repo_id:
+        from deeprl.hub import validate_repo_id
+
+        validate_repo_id(args.repo_id)
     t0 = time.perf_counter()
     print(f"[1/4] Training {args.algo} on {args.env} (seed {args.seed}) ...", flush=True)
     run_ = train(args.algo, args.env, seed=args.seed, log_folder=args.log_folder)

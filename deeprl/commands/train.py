@@ -1,3 +1,6 @@
+from deeprl.commands import seed
+
+
 def add_parser(sub):
     p = sub.add_parser("train", help="train an agent (RL-Zoo style)")
     p.add_argument("--algo", required=True, help="qlearning, reinforce, ppo, a2c, dqn, ...")
@@ -6,7 +9,7 @@ def add_parser(sub):
     p.add_argument("-c", "--conf-file", dest="conf", help="hyperparameter YAML (RL-Zoo format accepted)")
     p.add_argument("--hyperparams", nargs="*", metavar="K:V", help="override single hyperparameters")
     p.add_argument("-f", "--log-folder", default="logs", help="where run folders go (default: logs)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="training budget in env steps")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the newest run of this algo and env")

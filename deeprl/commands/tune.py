@@ -2,6 +2,8 @@
 
 import argparse
 
+from deeprl.commands import seed
+
 WORKER_FLAG = "--_worker"
 
 
@@ -32,7 +34,7 @@ def add_parser(sub):
     p.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     p.add_argument("--pruner", choices=["median", "none"], default="median")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine sharing the study")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every trial, and the sampler's seed")
+    p.add_argument("--seed", type=seed, default=0, help="training seed of every trial, and the sampler's seed")
     p.add_argument("--n-evaluations", type=int, default=4, help="evaluations per trial, reported to the pruner")
     p.add_argument("--n-startup-trials", type=int, default=5,
                    help="random trials before TPE models the space and before the pruner prunes")

@@ -52,8 +52,25 @@ def git(repo: Path, *args: str, env: dict | None = None, input: bytes | None = N
     proc = subprocess.run(["git", f"--git-dir={repo / '.git'}", *args], input=input, capture_output=True,
                           env=_git_env(env), cwd=cwd or repo)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.decode(errors='replace').strip()}")
+        git_failed(repo, args, proc.stderr)
     return proc.stdout.decode(errors="replace").strip()
+
+
+# git's own words for what the user can fix (a full or read-only disk), and what we say instead
+_GIT_USER_FAILURES = (("No space left on device", "there is no space left on the device; free some space"),
+                      ("Disk quota exceeded", "the disk quota is used up; free some space"),
+                      ("Read-only file system", "it is on a read-only file system; set DEEPRL_HOME to a writable folder"),
+                      ("Permission denied", "permission was denied; set DEEPRL_HOME to a folder you can write to"))
+
+
+def git_failed(repo: Path, args, stderr: bytes):
+    """Raise for a failed git command: a UserError naming the hub folder when the disk is full or read-only
+    (a push then changed nothing: the branch moves last), else a RuntimeError with git's message."""
+    text = stderr.decode(errors="replace").strip()
+    for needle, sentence in _GIT_USER_FAILURES:
+        if needle.lower() in text.lower():
+            raise UserError(f"Cannot write the local hub repository {repo}: {sentence}, then push again.")
+    raise RuntimeError(f"git {' '.join(args)} failed: {text}")
 
 
 class LocalHub:
@@ -93,8 +110,9 @@ class LocalHub:
         """Create the repository in a temporary folder and rename it in, so it appears whole or not at all."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{repo.name}.init.", dir=repo.parent))
         try:
-            subprocess.run(["git", "init", "-q", "-b", "main", str(tmp)], check=True, capture_output=True,
-                           env=_git_env())
+            proc = subprocess.run(["git", "init", "-q", "-b", "main", str(tmp)], capture_output=True, env=_git_env())
+            if proc.returncode != 0:
+                git_failed(repo, ["init"], proc.stderr)
             git(tmp, "config", "gc.auto", "0")  # no surprise repacks while another process waits on the lock
             os.rename(tmp, repo)
         except BaseException:
