@@ -623,11 +623,18 @@ def _line_box(key: str, text: str, style: str, size: float, color: str, top: flo
     total = sum(widths)
     x0 = {"center": (PAGE_W - total) / 2, "left": x, "right": (x or 0) - total}[align]
     placed, cx = [], x0
+    left, right = x0, x0 + total
     for (f, t), w in zip(runs, widths):
         placed.append((f, t, cx, w))
+        # the box holds the ink too: a CJK glyph may rise above its font's ascent, an italic overhang
+        pil, clusters = _pil_font(f, size * PNG_SCALE), _clusters(t, f, size)
+        for offset, cluster in clusters:
+            l_, t_, r_, b_ = (v / PNG_SCALE for v in pil.getbbox(cluster, anchor="ls"))
+            ascent, descent = max(ascent, -t_), max(descent, b_)
+            left, right = min(left, cx + offset + l_), max(right, cx + offset + r_)
         cx += w
     baseline = top + ascent
-    return TextBox(key, text, size, color, baseline, x0, top, x0 + total, baseline + descent, placed)
+    return TextBox(key, text, size, color, baseline, left, top, right, baseline + descent, placed)
 
 
 def _content(p: dict, first: str, last: str, when: date, cert_id: str = "") -> dict:
@@ -736,8 +743,10 @@ def _png(c: dict) -> bytes:
                 width=int(1.5 * scale))
     for box in layout(c):
         for font, text, x, _ in box.runs:
-            d.text((x * scale, box.baseline * scale), text, font=_pil_font(font, box.size * scale), fill=box.color,
-                   anchor="ls")
+            pil = _pil_font(font, box.size * scale)
+            # cluster by cluster at the PDF's (unhinted) positions: Pillow's hinted advances would drift
+            for offset, cluster in _clusters(text, font, box.size):
+                d.text(((x + offset) * scale, box.baseline * scale), cluster, font=pil, fill=box.color, anchor="ls")
     info = PngInfo()
     info.add_text("Title", c["title"])
     if c.get("id"):
@@ -746,6 +755,20 @@ def _png(c: dict) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True, pnginfo=info)
     return buf.getvalue()
+
+
+def _clusters(text: str, font: Font, size: float) -> list[tuple[float, str]]:
+    """(x offset in points, base character with its combining marks), from reportlab's metrics."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    out: list[tuple[float, str]] = []
+    start = 0
+    for i in range(1, len(text) + 1):
+        if i == len(text) or not unicodedata.combining(text[i]):
+            if not text[start:i].isspace():
+                out.append((stringWidth(text[:start], font.name, size), text[start:i]))
+            start = i
+    return out
 
 
 def _render(c: dict, fmt: str) -> bytes:

@@ -133,3 +133,239 @@ def test_one_model_counts_for_one_assignment(all_runnable):
     assert "already counts for Unit 1" in rows["unit8.1"]["missing"]
     add_model("eve/ppo-CartPole", "CartPole-v1", 100.0, algo="ppo")
     assert progress("eve")["passed"] == 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 15: models matched to assignments, algorithms, verification ids, layout and scripts
+
+
+def _rows(user, **kw):
+    return {r["key"]: r for r in progress(user, **kw)["assignments"]}
+
+
+def test_ppo_and_reinforce_cartpole_pass_unit4_and_unit81_both(all_runnable):
+    keep = [k for k in PASSING if k not in ("unit4-cartpole", "unit8.1", "unit7", "unit8.2")]
+    add_passing("fay", keep)  # 7 rows
+    add_model("fay/ppo-CartPole", "CartPole-v1", 500.0, algo="ppo", std=0.0)
+    add_model("fay/reinforce-CartPole", "CartPole-v1", 500.0, algo="reinforce", std=0.0)
+    p = progress("fay")
+    rows = {r["key"]: r for r in p["assignments"]}
+    assert rows["unit4-cartpole"]["passed"] and rows["unit4-cartpole"]["used"] == ["fay/reinforce-CartPole"]
+    assert rows["unit8.1"]["passed"] and rows["unit8.1"]["used"] == ["fay/ppo-CartPole"]
+    assert (p["passed"], p["level"]) == (9, "completion")
+    assert [m["repo_id"] for m in rows["unit8.1"]["models"]] == ["fay/ppo-CartPole"]
+
+
+def test_each_assignment_requires_its_algorithm(all_runnable):
+    by_key = {a.key: a for a in ASSIGNMENTS}
+    assert by_key["unit4-cartpole"].algos == ("reinforce",) and by_key["unit1"].algos == ("ppo",)
+    assert by_key["unit2-taxi"].algos == ("qlearning",) and by_key["unit3"].algos == ("dqn",)
+    assert by_key["unit6"].algos == ("a2c",) and set(by_key["unit8.2"].algos) == {"appo", "ppo"}
+    row = assess(by_key["unit4-cartpole"], _models(("CartPole-v1", 500, "ppo")), runnable=True)
+    assert not row["passed"]
+    assert "trained with reinforce" in row["missing"] and "u/0 was trained with ppo" in row["missing"]
+    assert not assess(by_key["unit3"], _models(("SpaceInvadersNoFrameskip-v4", 900, "ppo")), runnable=True)["passed"]
+    assert not assess(by_key["unit1"], _models(("LunarLander-v2", 280, "a2c")), runnable=True)["passed"]
+    assert assess(by_key["unit1"], _models(("LunarLander-v2", 280, "PPO")), runnable=True)["passed"]  # case
+    # a PPO CartPole alone: 8.1 yes, Unit 4 no
+    add_model("gil/ppo-CartPole", "CartPole-v1", 500.0, algo="ppo", std=0.0)
+    rows = _rows("gil")
+    assert rows["unit8.1"]["passed"] and not rows["unit4-cartpole"]["passed"]
+    assert "was trained with ppo" in rows["unit4-cartpole"]["missing"]
+
+
+def test_custom_and_error_rows_never_count(all_runnable):
+    taxi = next(a for a in ASSIGNMENTS if a.key == "unit2-taxi")
+    custom = [{**_models(("Taxi-v3", 9.0, "qlearning"))[0], "status": "custom", "error": "custom task"}]
+    row = assess(taxi, custom, runnable=True)
+    assert not row["passed"] and "changes the task" in row["missing"] and row["best_model"] is None
+    errored = [{**_models(("Taxi-v3", 9.0, "qlearning"))[0], "status": "error", "error": "boom"}]
+    assert not assess(taxi, errored, runnable=True)["passed"]
+    p = progress("hal", models=custom + [{**errored[0], "repo_id": "u/9"}])
+    assert p["passed"] == 0
+    add_model("ivy/taxi", "Taxi-v3", 9.0, status="custom", error="config changes the task")
+    add_model("ivy/lunar", "LunarLander-v2", 9.0, status="error", error="corrupt", algo="ppo")
+    assert progress("ivy")["passed"] == 0
+
+
+def _assignment(key, envs, any_env=False, minimum=None):
+    return cert.Assignment(key, key, key, tuple((e,) for e in envs), minimum, any_env=any_env)
+
+
+def test_allocation_is_a_maximum_matching_over_whole_rows():
+    def m(repo, env, result=1.0):
+        return {"repo_id": repo, "env": env, "algo": "x", "result": result, "status": "ok", "revision": "r"}
+
+    # greedy in table order gives A the best model (X) and leaves B nothing; the matching moves A to Y
+    a, b = _assignment("A", ["X", "Y"], any_env=True), _assignment("B", ["X"])
+    got = cert.allocate([a, b], [m("x1", "X", 9), m("y1", "Y", 1)])
+    assert {k: [x["repo_id"] for x in v] for k, v in got.items()} == {"A": ["y1"], "B": ["x1"]}
+    # rows, not requirements: E needs X and Y; F needs X, G needs Y: F and G (2 rows) beat E (1 row)
+    e, f, g = _assignment("E", ["X", "Y"]), _assignment("F", ["X"]), _assignment("G", ["Y"])
+    assert set(cert.allocate([e, f, g], [m("x1", "X"), m("y1", "Y")])) == {"F", "G"}
+    # with a model per requirement, all three pass, each repo once
+    got = cert.allocate([e, f, g], [m("x1", "X"), m("y1", "Y"), m("x2", "X"), m("y2", "Y")])
+    used = [x["repo_id"] for v in got.values() for x in v]
+    assert set(got) == {"E", "F", "G"} and sorted(used) == ["x1", "x2", "y1", "y2"]
+    # a row that is not runnable takes no model
+    assert cert.allocate([a, b], [m("x1", "X")], {"B": False}) == {"A": [m("x1", "X")]}
+
+
+def test_taken_model_is_named_in_the_missing_sentence(all_runnable):
+    add_model("jo/ppo-LunarLander", "LunarLander-v2", 250.0, algo="ppo")
+    row = _rows("jo")["unit8.1"]
+    assert "jo/ppo-LunarLander would pass it but already counts for Unit 1" in row["missing"]
+    assert "push a separate model trained with ppo" in row["missing"]
+
+
+def test_excellence_reachable_once_the_envs_are_registered(monkeypatch):
+    from deeprl.envs import registry
+
+    add_passing("kim", list(PASSING))
+    p = progress("kim")
+    assert p["level"] == "completion" and {"unit5", "unit8.2"} <= set(p["unavailable"])
+    fake = registry.get_spec("CartPole-v1")  # stands in for the specs other issues register
+    monkeypatch.setitem(registry._REGISTRY, "SnowballTarget", fake)
+    unit5 = next(a for a in ASSIGNMENTS if a.key == "unit5")
+    assert not cert.assignment_runnable(unit5)  # Pyramids still missing: Unit 5 needs both
+    monkeypatch.setitem(registry._REGISTRY, "Pyramids", fake)
+    monkeypatch.setitem(registry._REGISTRY, "doom_health_gathering_supreme", fake)
+    p = progress("kim")
+    assert (p["passed"], p["level"], p["unavailable"]) == (11, "excellence", [])
+
+
+def _pdf_text(data: bytes) -> bytes:
+    """The PDF's content streams, inflated (reportlab writes ASCII text of its first font subset as is)."""
+    import re
+    import zlib
+
+    out = [data]
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            out.append(zlib.decompress(m.group(1)))
+        except zlib.error:
+            pass
+    return b"\n".join(out)
+
+
+def test_verification_id_printed_and_verifiable(all_runnable, tmp_path, capsys):
+    from datetime import date
+
+    from PIL import Image
+
+    from deeprl import db
+
+    add_passing("lou", list(PASSING)[:9])
+    p = progress("lou")
+    when = date(2025, 5, 1)
+    cid = cert.issue_certificate(p, "Lou", "Reed", when)
+    assert cert._CERT_ID.match(cid)
+    pdf, png = write_certificate(p, "Lou", "Reed", tmp_path, when)
+    assert cid.encode() in _pdf_text(pdf.read_bytes())
+    assert f"/certificates/{cid}".encode() in _pdf_text(pdf.read_bytes())
+    meta = Image.open(png).text
+    assert meta["Verification-Id"] == cid and meta["Verification-Path"] == f"/certificates/{cid}"
+    assert any(b.key == "verify" and cid in b.text for b in cert.layout(cert._content(p, "Lou", "Reed", when, cid)))
+    # issuing again (same person, level, results, day) is the same certificate, not a new row
+    assert cert.issue_certificate(p, "Lou", "Reed", when) == cid
+    cert.certificate_bytes(p, "Lou", "Reed", "png", when)
+    with db.session() as s:
+        assert s.query(db.Certificate).count() == 1
+    v = cert.verify_certificate(cid)
+    assert (v["id"], v["user"], v["first_name"], v["last_name"], v["level"], v["hub"]) == \
+        (cid, "lou", "Lou", "Reed", "completion", "local")
+    assert v["issued_at"].startswith("2025-05-01")
+    assert sorted(r["unit"] for r in v["results"]) == sorted(
+        r["unit"] for r in p["assignments"] if r["passed"] for _ in r["used"])
+    first = v["results"][0]
+    assert set(first) == {"unit", "title", "env", "repo_id", "revision", "result", "minimum"}
+    assert first["repo_id"].startswith("lou/") and len(first["revision"]) == 40
+    assert cert.verify_certificate(cid.upper()) == v
+    # another name or another day: another id
+    assert cert.issue_certificate(p, "Lou", "Reeds", when) != cid
+    assert cert.issue_certificate(p, "Lou", "Reed", date(2025, 5, 2)) != cid
+    for bad in ["", "x", "../../etc/passwd", "a" * 21, "a" * 10000, "abcdefghij0123456789", None, 42, "é" * 20]:
+        assert cert.verify_certificate(bad) is None
+    assert cert.verify_certificate("a" * 20) is None  # the right shape, never issued
+    # the command prints the id and how to check it
+    from deeprl.cli import main
+
+    assert main(["certificate", "lou", "--first-name", "Lou", "--last-name", "Reed", "--out", str(tmp_path),
+                 "--no-index"]) == 0
+    out = capsys.readouterr().out
+    new_id = out.split("Verification id: ")[1].split(";")[0]
+    assert cert.verify_certificate(new_id)["first_name"] == "Lou" and f"/certificates/{new_id}" in out
+    assert "deeprl serve" in out
+
+
+def _check_layout(boxes):
+    for i, a in enumerate(boxes):
+        assert cert.FRAME < a.x0 < a.x1 < cert.PAGE_W - cert.FRAME, a
+        assert cert.FRAME < a.top < a.bottom < cert.PAGE_H - cert.FRAME, a
+        for b in boxes[i + 1:]:
+            assert not a.intersects(b), (a.key, a.text, b.key, b.text)
+
+
+def _ink_boxes(png_bytes, boxes, tol=3):
+    """Every box's area in the PNG has ink, and the glyphs Pillow draws stay inside their box."""
+    from PIL import Image, ImageDraw
+
+    img = Image.open(io.BytesIO(png_bytes)).convert("L")
+    d = ImageDraw.Draw(Image.new("L", (1, 1)))
+    s = cert.PNG_SCALE
+    for box in boxes:
+        region = img.crop((int(box.x0 * s), int(box.top * s), int(box.x1 * s) + 1, int(box.bottom * s) + 1))
+        assert region.getextrema()[0] < 128, f"blank: {box.text}"
+        for font, text, x, _ in box.runs:
+            for offset, cluster in cert._clusters(text, font, box.size):
+                l, t, r, b = d.textbbox(((x + offset) * s, box.baseline * s), cluster,
+                                        font=cert._pil_font(font, box.size * s), anchor="ls")
+                assert box.top * s - tol <= t and b <= box.bottom * s + tol, (box.text, cluster)
+                assert box.x0 * s - tol <= l and r <= box.x1 * s + tol, (box.text, cluster)
+
+
+def test_long_names_wrap_without_overlapping(all_runnable):
+    from datetime import date
+
+    add_passing("max", list(PASSING))
+    p = progress("max")
+    for first, last in [("Maximiliana-Wilhelmina Konstantinopolitanische", "Von Und Zu Hohenzollern-Sigmaringens"),
+                        ("W" * 60, "M" * 60), ("Ann", "Li")]:
+        c = cert._content(p, first, last, date(2025, 5, 1), "a" * 20)
+        boxes = cert.layout(c)
+        names = [b for b in boxes if b.key == "name"]
+        assert "".join(b.text for b in names).replace(" ", "") == (first + last).replace(" ", "")
+        if len(first) > 20:
+            assert len(names) >= 2
+        _check_layout(boxes)
+        assert {"title", "name", "units", "date", "verify"} <= {b.key for b in boxes}
+        _ink_boxes(cert._png(c), boxes)
+
+
+def test_cjk_and_other_scripts_render(all_runnable):
+    from datetime import date
+
+    fonts = cert.cjk_fonts()
+    if not fonts:
+        pytest.skip("no CJK TrueType font installed (apt-get install fonts-wqy-zenhei)")
+    add_passing("ming", list(PASSING))
+    p = progress("ming")
+    c = cert._content(p, "王小明", "山田 太郎 김민준", date(2025, 5, 1), "b" * 20)
+    boxes = cert.layout(c)
+    _check_layout(boxes)
+    name = [b for b in boxes if b.key == "name"]
+    runs = [(f, t) for b in name for f, t, _, _ in b.runs]
+    for ch in "王小明山田太郎김민준":
+        font = next(f for f, t in runs if ch in t)
+        assert ord(ch) in cert._load(font).face.charToGlyph, ch  # a real glyph, not the notdef box
+    _ink_boxes(cert._png(c), name)
+    cjk = next(f for f, t in runs if "王" in t)
+    assert cert._load(cjk).face.name in cert._pdf(c)  # the CJK font is embedded (as a subset)
+    # Greek and Polish come from a font that has them too (DejaVu when installed)
+    c = cert._content(p, "Ελένη", "Łukasz", date(2025, 5, 1), "b" * 20)
+    for b in cert.layout(c):
+        if b.key == "name":
+            for f, t, _, _ in b.runs:
+                for ch in t.replace(" ", ""):
+                    if cert._chain("bold")[-1].path.endswith("DejaVuSans-Bold.ttf"):
+                        assert ord(ch) in cert._load(f).face.charToGlyph, ch
