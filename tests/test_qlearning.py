@@ -53,12 +53,18 @@ def test_epsilon_schedule_is_the_courses():
 def test_resume_continues_episode_counter(tmp_path):
     run = train("qlearning", "Taxi-v3", overrides={"n_training_episodes": 1000, "checkpoint_every": 300},
                 log_folder=tmp_path, show_progress=False)
-    # pretend the run stopped at its first checkpoint: bump the budget and resume
+    # a finished run has nothing to resume: it says so and leaves the model as it was
+    from deeprl.train import RunFinished
+
+    with pytest.raises(RunFinished, match="finished already") as finished:
+        train("qlearning", "Taxi-v3", log_folder=tmp_path, resume=True, show_progress=False)
+    assert finished.value.run.run_dir == run.run_dir
+    # a larger budget continues it from its episode counter
     resumed = train("qlearning", "Taxi-v3", log_folder=tmp_path, resume=True, show_progress=False,
-                    overrides=None, n_timesteps=None)
+                    overrides={"n_training_episodes": 1500}, n_timesteps=None)
     assert resumed.run_dir == run.run_dir
     config = json.loads((run.run_dir / "config.json").read_text())
-    assert config["trained"]["episodes"] == 1000
+    assert config["trained"]["episodes"] == 1500 and config["status"] == "finished"
 
 
 def test_batched_sampling_follows_the_env_dynamics():
