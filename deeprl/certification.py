@@ -30,6 +30,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
@@ -771,11 +772,13 @@ def _clusters(text: str, font: Font, size: float) -> list[tuple[float, str]]:
     return out
 
 
+_RENDER_LOCK = threading.Lock()  # reportlab's fonts keep per-document subset state: one render at a time
+
+
 def _render(c: dict, fmt: str) -> bytes:
-    if fmt == "pdf":
-        return _pdf(c)
-    if fmt == "png":
-        return _png(c)
+    if fmt in ("pdf", "png"):
+        with _RENDER_LOCK:
+            return _pdf(c) if fmt == "pdf" else _png(c)
     raise UserError(f"Unknown certificate format '{fmt}'; use pdf or png.")
 
 
