@@ -395,10 +395,15 @@ def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) ->
         if latest_sha and all(r[0] != latest_sha for r in revisions[:max_revisions]) and latest_sha not in known:
             todo.insert(0, (latest_sha, _utc(info.pushed_at), None))
         report.skipped += len(revisions[:max_revisions]) - len(todo)
-        # when the hub received it, as far as this server knows: the first index run that saw it (a pusher sets
-        # the commit time; nobody but the server sets this). Every revision new to this run shares the run's time.
-        received = db.utcnow()
+        # when the hub received it: the local hub's own record of the push, else the first index run that saw it
+        # (a pusher sets the commit time, so it never decides a tie)
+        now = db.utcnow()
+        try:
+            receipts = hub_obj.received(repo_id) if hasattr(hub_obj, "received") else {}
+        except Exception:
+            receipts = {}
         for sha, when, msg in todo:
+            received = min(receipts.get(sha, now), now)
             if log:
                 log(f"evaluating {repo_id}@{sha[:8]}")
             fields = _evaluate_revision(hub_obj, hub, repo_id, sha, timeout_s=timeout_s, memory_mb=memory_mb)

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from deeprl.paths import home
 BRANCH = "refs/heads/main"
 ZERO = "0" * 40
 SYNCED = "deeprl-synced"  # in .git: the commit the work tree was last synced to
+RECEIPTS = "deeprl-received"  # in .git: one line per push, "<commit> <unix time the hub took it>"
 LOCK_TIMEOUT_S = 600
 
 
@@ -141,6 +143,7 @@ class LocalHub:
                 commit = git(repo, *args, input=(commit_message.strip() or "Push").encode() + b"\n")
                 # compare-and-swap: the ref moves only from the parent we built on
                 git(repo, "update-ref", "-m", "push", BRANCH, commit, parent or ZERO)
+                self._record_receipt(repo, commit)
             finally:
                 try:
                     os.unlink(index)
@@ -148,6 +151,29 @@ class LocalHub:
                     pass
             self._sync(repo, commit)
         return commit
+
+    def _record_receipt(self, repo: Path, commit: str) -> None:
+        """When the hub took the commit, by this machine's clock: a commit's own date is whatever the pusher set
+        (GIT_COMMITTER_DATE), and the leaderboard breaks ties on who got there first."""
+        with open(repo / ".git" / RECEIPTS, "a", encoding="ascii") as fh:
+            fh.write(f"{commit} {time.time():.6f}\n")
+
+    def received(self, repo_id: str) -> dict[str, datetime]:
+        """{commit: when this hub received it} for the pushes it recorded (older hubs recorded none)."""
+        path = self.repo_path(repo_id) / ".git" / RECEIPTS
+        out: dict[str, datetime] = {}
+        try:
+            with open(path, encoding="ascii", errors="replace") as fh:
+                lines = fh.read(4 << 20).splitlines()
+        except OSError:
+            return out
+        for line in lines:
+            sha, _, ts = line.partition(" ")
+            try:
+                out.setdefault(sha, datetime.fromtimestamp(float(ts), tz=timezone.utc))
+            except (ValueError, OverflowError, OSError):
+                continue
+        return out
 
     def _sync(self, repo: Path, commit: str) -> None:
         """Make the repository's work tree show `commit` (called with the lock held)."""
