@@ -11,8 +11,10 @@ latency percentiles for:
   - the leaderboard page    GET /leaderboard/Taxi-v3            (HTML, 50 rows of the ranked 1,000)
   - the JSON API            GET /api/leaderboard/Taxi-v3        (same rows as JSON)
   - the whole board as JSON GET /api/leaderboard/Taxi-v3?per_page=500
-Schemathesis then runs every check on every /api operation (it POSTs /api/refresh too, so it runs last: that
-index of the empty temporary hub retires the synthetic repos).
+  - a model page             GET /models/user0000/q-...           (HTML: figures, stored card and file list)
+  - the same model as JSON   GET /api/models/user0000/q-...
+Schemathesis then runs every check on every /api operation (POST /api/refresh answers 403: the benchmark's
+server has no admin token).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+CARD_HTML = ("<h1>Q-Learning agent</h1><p>A trained <strong>Q-Learning</strong> agent.</p>"
+             + "<table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>"
+             + "".join(f"<tr><td>param{i}</td><td>{i / 7:.4f}</td></tr>" for i in range(20)) + "</tbody></table>"
+             + "<pre><code>from deeprl import load\nmodel = load(...)</code></pre>")
 ENVS = [("Taxi-v3", 0.94), ("FrozenLake-v1-4x4-no_slippery", 0.03), ("CartPole-v1", 0.02), ("LunarLander-v2", 0.01)]
 
 
@@ -55,10 +61,20 @@ def fill(n_models: int, seed: int = 0) -> None:
                       "algo": "qlearning", "claimed_env": str(envs[i]), "claimed_mean": round(mean, 2),
                       "claimed_std": round(std, 2), "mean_reward": mean, "std_reward": std, "result": mean - std,
                       "n_eval_episodes": 100, "status": "ok", "flagged": bool(rng.random() < 0.05),
-                      "evaluated_at": when, "seconds": 1.0})
+                      "evaluated_at": when, "seconds": 1.0, "received_at": when, "card_html": CARD_HTML,
+                      "card_meta": '{"tags": ["reinforcement-learning", "%s", "qlearning"]}' % envs[i],
+                      "files": '[["README.md", 2048], ["config.json", 900], ["model.safetensors", 24000], '
+                               '["replay.mp4", 180000], ["results.json", 300]]'})
     with engine.begin() as conn:
         conn.execute(Repo.__table__.insert(), repos)
         conn.execute(Evaluation.__table__.insert(), evals)
+
+
+def first_env() -> str:
+    from deeprl import db
+
+    with db.session() as s:
+        return s.scalar(db.select(db.Evaluation.env).where(db.Evaluation.repo_pk == 1))
 
 
 def free_port() -> int:
@@ -182,7 +198,9 @@ def main() -> int:
         print(f"server: deeprl serve on 127.0.0.1:{port}, 1 process; load: {args.concurrency} keep-alive clients, "
               f"<= {args.requests} requests or {args.seconds:g} s per endpoint, on {os.cpu_count()} CPUs")
         print(f"{'endpoint':<48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>6} {'errors':>6}")
-        for path in ("/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3?per_page=500"):
+        model = f"user0000/q-{first_env()}"
+        for path in ("/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3?per_page=500",
+                     f"/models/{model}", f"/api/models/{model}"):
             r = load(port, path, concurrency=args.concurrency, max_requests=args.requests,
                      max_seconds=args.seconds)
             print(f"{path:<48} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
