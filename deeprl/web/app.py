@@ -674,10 +674,11 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
     def api_refresh(request: Request, _auth=Depends(bearer_scheme)):
         if not security.same_origin(request):
             raise HTTPException(403, "Refused: the request came from another site.")
-        if not admin_token:
+        given = security.bearer(request)
+        if given is not None and not admin_token:
             raise HTTPException(403, "This server has no admin token; start it with --admin-token or "
                                      "DEEPRL_ADMIN_TOKEN to refresh through the API.")
-        if not security.token_ok(admin_token, security.bearer(request)):
+        if not security.token_ok(admin_token, given):
             raise HTTPException(401, "The admin token is missing or wrong.", headers={"WWW-Authenticate": "Bearer"})
         state = refresher.start(manual=True)
         if state == "cooling":
