@@ -78,7 +78,8 @@ def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | Non
     out = Path(out_path)
     if out.suffix.lower() != ".mp4":
         raise UserError(f"{out} should end in .mp4 (replays are H.264 MP4 files).")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    _probe_write(out, tmp)
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         # pygame-drawn envs render off-screen; without this SDL complains about the missing display
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -86,7 +87,6 @@ def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | Non
     env = make_env(agent.env_id, agent.env_kwargs, render_mode="rgb_array")
     fps = float(fps or default_fps(agent, env))
     writer, size, frames = None, None, 0
-    tmp = out.with_name(f".{out.name}.part.mp4")
 
     class _Full(Exception):
         pass
@@ -116,6 +116,9 @@ def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | Non
         writer.close()
         writer = None
         tmp.replace(out)
+    except OSError as exc:  # ffmpeg stopped (its pipe broke): a disk that filled up is the user's to fix
+        _no_space(out, exc)
+        raise
     finally:
         env.close()
         if writer is not None:
@@ -123,6 +126,42 @@ def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | Non
         if tmp.exists():
             tmp.unlink()
     return {"frames": frames, "path": str(out), "fps": fps}
+
+
+PROBE_BYTES = 1 << 20  # written before ffmpeg starts: a folder that cannot take this cannot take the video
+
+
+def _probe_write(out: Path, tmp: Path) -> None:
+    """Create the output's folder and write a first MiB where ffmpeg will write, so a read-only folder or a full
+    disk is one sentence naming the path now, not ffmpeg's broken pipe (and a missing file) after the replay."""
+    from deeprl.paths import why
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(bytes(PROBE_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise UserError(f"Cannot write the video {out} ({why(exc, out.parent)}); pick another path with --out "
+                        "or free some space.") from None
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def _no_space(out: Path, exc: OSError) -> None:
+    import shutil
+
+    try:
+        free = shutil.disk_usage(out.parent).free
+    except OSError:
+        return
+    if free < 4 * PROBE_BYTES:
+        raise UserError(f"Cannot write the video {out}: the disk filled up while recording ({free // 1024} KiB "
+                        f"free); free some space or pick another path with --out.") from exc
 
 
 def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

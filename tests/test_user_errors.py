@@ -140,6 +140,16 @@ def test_full_disk_on_push(frozen_run, tmp_path):
     assert not (home / "hub" / "alice" / "q-full").exists()
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_full_disk_on_record(frozen_run, tmp_path):
+    """The replay's first write lands on /dev/full (every write: ENOSPC): one sentence before ffmpeg starts."""
+    out = tmp_path / "videos" / "x.mp4"
+    out.parent.mkdir()
+    (out.parent / ".x.mp4.part.mp4").symlink_to("/dev/full")
+    one_sentence(run_cli("record", frozen_run, "--out", out), out, "no space left")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("exc, needles", [
     (OSError(errno.ENOSPC, "No space left on device", "/data/replay.mp4"), ["/data/replay.mp4", "no space left"]),
     (PermissionError(errno.EACCES, "Permission denied", "/data/x"), ["/data/x", "permission denied"]),
@@ -278,3 +288,25 @@ def test_progress_total_grows_rather_than_overflow():
     p = Progress(10, "steps", enabled=False)
     p.update(32)
     assert (p.done, p.total) == (32, 32)
+
+
+def test_unwritable_folders_without_root(monkeypatch, capsys, tmp_path, frozen_run):
+    """What a read-only folder looks like to a user who is not root (os.access says no), checked as root too."""
+    from deeprl.cli import main
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != ro and real_access(p, mode, **kw))
+    cases = [(["train", "--algo", "qlearning", *FROZEN, "-f", str(ro), "--quiet"], "-f"),
+             (["record", str(frozen_run), "--out", str(ro / "x.mp4")], "--out"),
+             (["load", "alice/q-frozen", "-f", str(ro)], "-f")]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(ro) in err and "not writable" in err and needle in err, err
+    monkeypatch.setenv("DEEPRL_HOME", str(ro))
+    assert main(["leaderboard"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"DEEPRL_HOME {ro} is not writable" in err, err
+    assert not list(ro.iterdir())
