@@ -245,6 +245,14 @@ def fmt_time(value: str | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def fmt_day(value: str | None) -> str:
+    """A date as the certificate prints it (05 March 2025)."""
+    try:
+        return datetime.fromisoformat(value).astimezone(timezone.utc).strftime("%d %B %Y")
+    except (TypeError, ValueError):
+        return "-"
+
+
 def fmt_num(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -356,6 +364,7 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
         yield
         if watcher is not None:
             watcher.stop()
+        data_version.close()
 
     app = FastAPI(title="deeprl leaderboard", version=_version(), lifespan=lifespan, docs_url=None,
                   redoc_url=None,
@@ -372,6 +381,7 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["t"] = fmt_time
     templates.env.filters["num"] = fmt_num
+    templates.env.filters["day"] = fmt_day
     templates.env.globals["quote"] = lambda s: quote(str(s), safe="/")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     bearer_scheme = HTTPBearer(auto_error=False, description="The server's admin token (--admin-token or "
