@@ -23,7 +23,7 @@ from deeprl.envs import resolve_env
 from deeprl.errors import UserError, closest
 from deeprl.log import Progress
 from deeprl.modelio import CONFIG_FILE, MODEL_FILE, atomic_write_json, save_model
-from deeprl.paths import writable_folder
+from deeprl.paths import check_can_create, writable_folder
 
 # Keys RL-Zoo files carry that describe things deeprl decides itself (accepted and ignored, said once).
 ZOO_KEYS = {"policy", "env_wrapper", "frame_stack", "normalize", "policy_kwargs", "optimize_memory_usage",
@@ -228,6 +228,8 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     from deeprl.algos import get_algo
 
     check_seed(seed)
+    if not resume:  # before anything prints a note: a folder that cannot take the run is the whole answer
+        check_can_create(log_folder, "The log folder", "pick another one with -f")  # creates nothing yet
     module = get_algo(algo)
     algo_name = module.__name__.rsplit(".", 1)[-1]
     spec, kwargs = resolve_env(env_id, env_kwargs)
