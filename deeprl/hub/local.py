@@ -61,7 +61,8 @@ def git(repo: Path, *args: str, env: dict | None = None, input: bytes | None = N
 # git's own words for what the user can fix (a full or read-only disk), and what we say instead
 _GIT_USER_FAILURES = (("No space left on device", "there is no space left on the device; free some space"),
                       ("Disk quota exceeded", "the disk quota is used up; free some space"),
-                      ("Read-only file system", "it is on a read-only file system; set DEEPRL_HOME to a writable folder"),
+                      ("Read-only file system",
+                       "it is on a read-only file system; set DEEPRL_HOME to a writable folder"),
                       ("Permission denied", "permission was denied; set DEEPRL_HOME to a folder you can write to"))
 
 
