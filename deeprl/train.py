@@ -336,8 +336,8 @@ def whole_batches(total: int, batch: int) -> int:
 
 
 def interrupted_message(log_folder: str | Path) -> str:
-    return (f"Training interrupted; the last checkpoint is kept. Continue it with the same command plus --resume "
-            f"(runs are under {os.fspath(log_folder)}).")
+    return (f"Training interrupted; the last checkpoint is kept, with the model as it stood (evaluate or push it as "
+            f"it is). Continue it with the same command plus --resume (runs are under {os.fspath(log_folder)}).")
 
 
 def _stop_on_signals(run: Run) -> dict:
