@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from deeprl.errors import UserError
+from deeprl.kwargs import parse_call_kwargs
 
 EPS = 1e-8
 
@@ -61,8 +62,6 @@ def parse_normalize(value) -> dict:
     if value in (True, "true", "True"):
         return {"norm_obs": True, "norm_reward": True}
     if isinstance(value, str):
-        from deeprl.policies import parse_call_kwargs
-
         value = parse_call_kwargs(value, "normalize")
     if not isinstance(value, dict):
         raise UserError(f"normalize must be true, false or a mapping like {{norm_obs: true}}, not {value!r}.")

@@ -12,7 +12,6 @@ the same numbers, without the argument validation and object churn that dominate
 
 from __future__ import annotations
 
-import ast
 import math
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from deeprl.errors import UserError
+from deeprl.kwargs import parse_call_kwargs  # algos/dqn.py imports it from here too
 from deeprl.nets import ACTIVATIONS, NatureCNN, layer_init, mlp
 
 LOG_2PI = math.log(2 * math.pi)
@@ -30,31 +30,6 @@ POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "sha
 
 # ----------------------------------------------------------------------------------------------------------
 # policy_kwargs, RL-Zoo style, read without eval()
-
-
-def parse_call_kwargs(text: str, what: str) -> dict:
-    """`dict(a=1, b=nn.ReLU, c=dict(pi=[64]))` -> {'a': 1, 'b': 'relu', 'c': {'pi': [64]}}; literals only."""
-    try:
-        node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        raise UserError(f"{what} '{text}' is not of the form dict(key=value, ...).") from None
-    return _literal(node, what, text)
-
-
-def _literal(node, what: str, text: str):
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-        return {kw.arg: _literal(kw.value, what, text) for kw in node.keywords}
-    if isinstance(node, ast.Attribute):  # nn.ReLU, th.nn.Tanh -> the activation's name
-        return node.attr.lower()
-    if isinstance(node, ast.Dict):
-        return {_literal(k, what, text): _literal(v, what, text) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, (ast.List, ast.Tuple)):
-        return [_literal(e, what, text) for e in node.elts]
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise UserError(f"{what} '{text}' may hold only numbers, strings, lists, dict(...) and nn.<Activation>.") \
-            from None
 
 
 def parse_policy_kwargs(value) -> dict:
