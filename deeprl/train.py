@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -152,6 +152,20 @@ def latest_run_dir(root: Path, algo: str, tag: str) -> Path | None:
     return runs[-1][1] if runs else None
 
 
+Snapshot = Callable[[], "tuple[dict, dict]"]  # () -> (model tensors, policy config) of the policy as it is now
+
+
+class Callback:
+    """A hook into a training run, as Stable-Baselines3's callbacks are: every algorithm calls `on_update` after
+    each progress update (a rollout, an episode batch, a vector step), with the count in the run's unit (steps,
+    or episodes for Q-Learning and REINFORCE) and a snapshot function that returns the current model's tensors and
+    policy config (building them costs a copy, so call it only when needed). Returning True stops the run: it ends
+    as a Ctrl-C does, with its checkpoint and model saved, and `train()` returns normally."""
+
+    def on_update(self, run: "Run", count: int, snapshot: Snapshot) -> bool:
+        return False
+
+
 @dataclass
 class Run:
     """What an algorithm's `train(run)` receives and calls back into."""
@@ -170,6 +184,16 @@ class Run:
     extra_config: dict = field(default_factory=dict)
     _writer: Any = None
     stop_requested: bool = False  # set by Ctrl-C or SIGTERM; the next progress update raises KeyboardInterrupt
+    callbacks: list = field(default_factory=list)
+    stopped_by_callback: bool = False
+
+    def after_update(self, count: int, snapshot: Snapshot) -> None:
+        """Called by every algorithm after each progress update (see Callback)."""
+        for callback in self.callbacks:
+            if callback.on_update(self, count, snapshot):
+                # stop here, where the progress bar would stop for a Ctrl-C: the algorithm saves and returns
+                self.stop_requested = self.stopped_by_callback = True
+                raise KeyboardInterrupt
 
     def base_config(self) -> dict:
         return {"algo": self.algo, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "env_tag": self.env_tag,
@@ -224,7 +248,7 @@ def resolve_device(device: str) -> str:
 def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams_file: str | None = None,
           overrides: dict | None = None, seed: int = 0, log_folder: str | Path = "logs",
           n_timesteps: int | None = None, resume: bool = False, device: str = "auto",
-          show_progress: bool = True) -> Run:
+          show_progress: bool = True, callbacks: list[Callback] | None = None) -> Run:
     from deeprl.algos import get_algo
 
     check_seed(seed)
@@ -265,7 +289,8 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
         run_dir = new_run_dir(Path(log_folder), algo_name, tag)
     try:
         run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp, seed=seed,
-                  run_dir=run_dir, device=resolve_device(device), resumed=resumed, show_progress=show_progress)
+                  run_dir=run_dir, device=resolve_device(device), resumed=resumed, show_progress=show_progress,
+                  callbacks=list(callbacks or []))
     except BaseException:
         if not resume:
             _remove_untrained(run_dir)
@@ -276,6 +301,9 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     previous_handlers = _stop_on_signals(run)
     try:
         module.train(run)
+    except KeyboardInterrupt:
+        if not run.stopped_by_callback:
+            raise  # Ctrl-C or SIGTERM: the command line says how to resume
     except Exception:
         # refused or failed before it trained anything (bad settings, wrong env): leave no empty run folder behind
         if not resume:

@@ -173,6 +173,8 @@ def train(run, callback=None) -> None:
             updates += 1
             mean_ret = collector.stats.mean_return()
             progress.update(n_envs * n_steps, **({"mean_return": mean_ret} if mean_ret is not None else {}))
+            if run.callbacks:
+                run.after_update(steps, lambda: ({**policy_tensors(policy), **norm.state_dict()}, policy_config))
             if steps >= next_log:
                 next_log += int(hp["log_every"])
                 for k, v in stats.items():

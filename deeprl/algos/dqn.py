@@ -421,6 +421,8 @@ def train(run) -> None:
                 if steps + ahead * n_envs <= total:
                     drawn = buffer.draw(batch_size, rng, ahead)
             progress.update(n_envs, epsilon=eps, mean_return=float(np.mean(recent)) if recent else None)
+            if run.callbacks:
+                run.after_update(steps, lambda: ({f"q.{k}": v for k, v in q.state_dict().items()}, policy))
             if vec_steps % 1000 == 0:
                 writer.add_scalar("train/epsilon", eps, steps)
                 if loss is not None:

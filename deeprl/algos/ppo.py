@@ -361,6 +361,8 @@ def train(run) -> None:
             collect_s, update_s = collect_s + t1 - t0, update_s + t2 - t1
             mean_ret = collector.stats.mean_return()
             progress.update(n_steps * n_envs, episode_return=mean_ret, episodes=collector.stats.episodes)
+            if run.callbacks:
+                run.after_update(timesteps, lambda: (all_tensors(), policy_config))
             if updates % hp["log_interval"] == 0:
                 _log(writer, timesteps, stats, lr, clip, collector, buffer, time.perf_counter() - started)
             if updates % hp["checkpoint_every"] == 0 and time.perf_counter() - last_checkpoint >= min_gap:

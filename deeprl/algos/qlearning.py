@@ -95,6 +95,8 @@ def train(run) -> None:
                 recent.extend(ret[idx].tolist())
                 recent = recent[-100:]
                 progress.update(n_done, epsilon=float(eps.min()), mean_return=float(np.mean(recent)))
+                if run.callbacks:
+                    run.after_update(finished, lambda: ({"qtable": q.copy()}, _policy_config(sim)))
                 if step_cap is not None and steps >= step_cap:
                     break
                 n_new = min(n_done, n_episodes - started)

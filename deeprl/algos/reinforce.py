@@ -235,6 +235,10 @@ def train(run) -> None:
                     checkpoint(rng.bit_generator.state)
             mean_100 = float(np.mean(recent))
             progress.update(1, mean_return=mean_100, steps=steps)
+            if run.callbacks:
+                run.after_update(episode, lambda: ({f"policy.{k}": v for k, v in policy.state_dict().items()},
+                                                   {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden,
+                                                    "activation": hp["activation"]}))
             if episode % log_every == 0:
                 writer.add_scalar("rollout/ep_rew_mean", mean_100, steps)
                 writer.add_scalar("rollout/ep_rew", ep_return, steps)

@@ -456,6 +456,9 @@ def train(run) -> None:
             shown = {name: round(float(np.mean(np.equal(recent_fixed[kind], 1.0))), 2)
                      for kind, name in ((SCRIPTED, "vs_scripted"), (RANDOM, "vs_random")) if recent_fixed[kind]}
             progress.update(B, elo=int(round(sp.elo)), win=win, pool=len(sp.pool), **shown)
+            if run.callbacks:
+                run.after_update(steps, lambda: ({f"actor.{k}": v for k, v in _numpy_weights(actor).items()},
+                                                 policy_config()))
             if steps >= next_ckpt:
                 checkpoint()
                 next_ckpt += int(hp["checkpoint_every"])
