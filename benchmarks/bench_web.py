@@ -13,6 +13,8 @@ latency percentiles for:
   - the whole board as JSON GET /api/leaderboard/Taxi-v3?per_page=500
   - a model page             GET /models/user0000/q-...           (HTML: figures, stored card and file list)
   - the same model as JSON   GET /api/models/user0000/q-...
+  - the board and model pages again with ?nocache=<a new number each request>: every request misses the page
+    cache, so these lines are the cost of rendering from the database
 Schemathesis then runs every check on every /api operation (POST /api/refresh answers 403: the benchmark's
 server has no admin token).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import http.client
 import os
 import shutil
@@ -105,6 +108,7 @@ def load(port: int, path: str, *, concurrency: int, max_requests: int, max_secon
     errors = [0]
     lock = threading.Lock()
     issued = [0]
+    counter = itertools.count()
     stop_at = time.perf_counter() + max_seconds
 
     def take() -> bool:
@@ -120,7 +124,8 @@ def load(port: int, path: str, *, concurrency: int, max_requests: int, max_secon
         while take():
             t = time.perf_counter()
             try:
-                conn.request("GET", path)
+                # a distinct ignored parameter per request misses the server's page cache: the render's own cost
+                conn.request("GET", path.replace("{n}", str(next(counter))))
                 resp = conn.getresponse()
                 resp.read()
                 ok = resp.status == 200
@@ -139,7 +144,7 @@ def load(port: int, path: str, *, concurrency: int, max_requests: int, max_secon
     # warm-up: templates compiled, connection pool and SQLite page cache filled
     for _ in range(20):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        c.request("GET", path)
+        c.request("GET", path.replace("{n}", "warm"))
         c.getresponse().read()
         c.close()
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
@@ -200,7 +205,8 @@ def main() -> int:
         print(f"{'endpoint':<48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>6} {'errors':>6}")
         model = f"user0000/q-{first_env()}"
         for path in ("/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3?per_page=500",
-                     f"/models/{model}", f"/api/models/{model}"):
+                     f"/models/{model}", f"/api/models/{model}", "/leaderboard/Taxi-v3?nocache={n}",
+                     f"/models/{model}?nocache={{n}}"):
             r = load(port, path, concurrency=args.concurrency, max_requests=args.requests,
                      max_seconds=args.seconds)
             print(f"{path:<48} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
