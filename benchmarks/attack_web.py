@@ -81,7 +81,7 @@ def push_models() -> dict[str, str]:
     """Push the good model and every hostile one; {repo_id: the hole it tries}."""
     import numpy as np
 
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
     from deeprl.train import train
 
     run = train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False}, log_folder=tempfile.mkdtemp(),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def part1(run_dir: Path, repeats: int) -> None:
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
 
     rows = []
     for i in range(repeats):

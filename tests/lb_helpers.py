@@ -27,7 +27,7 @@ def train_frozenlake(tmp: Path, episodes: int | None = None) -> Path:
 
 
 def push(run_dir: Path, repo_id: str, video: bool = False) -> str:
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
 
     return push_model(run_dir, repo_id, record_video=video)["revision"]
 

@@ -109,7 +109,7 @@ panda = pytest.mark.skipif(not _has("PandaReachDense-v3"), reason="panda-gym not
 def test_panda_model_pushed_and_loaded_evaluates_identically(tmp_path):
     pytest.importorskip("panda_gym")
     from deeprl.agent import load_agent
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
 
     run = _train(tmp_path, "PandaReachDense-v3", 400)
     config = json.loads((run.run_dir / "config.json").read_text())

@@ -11,9 +11,10 @@ import pytest
 
 from deeprl.cli import main
 from deeprl.errors import UserError
-from deeprl.hub import get_hub, push_model, resolve_repo, validate_repo_id
+from deeprl.hub import get_hub, resolve_repo, validate_repo_id
 from deeprl.hub.card import read_claim
 from deeprl.hub.local import LocalHub
+from deeprl.publish import push_model
 
 REQUIRED_TAGS = {"reinforcement-learning", "deep-reinforcement-learning", "deep-rl-course", "qlearning"}
 
@@ -186,10 +187,10 @@ def test_a_push_that_fails_halfway_leaves_the_last_good_commit(runs, monkeypatch
     subprocess.run(["git", "-C", str(repo), "fsck", "--strict"], check=True, capture_output=True)
 
     # a failure while staging (before any git command) changes nothing either
-    import deeprl.hub.card as card
+    import deeprl.publish as publish
 
     with monkeypatch.context() as m:
-        m.setattr(card, "make_card", lambda *a, **k: 1 / 0)
+        m.setattr(publish, "make_card", lambda *a, **k: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             push_model(runs["lake"], "dan/lake", record_video=False, n_eval_episodes=4)
     assert git(repo, "rev-parse", "HEAD").strip() == good["revision"]

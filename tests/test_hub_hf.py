@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from deeprl.cli import main
-from deeprl.hub import get_hub, push_model, resolve_repo
+from deeprl.hub import get_hub, resolve_repo
+from deeprl.publish import push_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hf_standin import StandIn  # noqa: E402

@@ -127,7 +127,7 @@ def test_leaderboard_command_indexes_then_prints(good_hub, cli):
 
 
 def test_index_the_hf_hub_through_the_standin(tmp_path, monkeypatch):
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
     from hf_standin import StandIn
     from test_hub_hf import _point_at
 

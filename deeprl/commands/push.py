@@ -18,7 +18,7 @@ def add_parser(sub):
 def run(args):
     from deeprl.commands import format_result, print_json
     from deeprl.errors import UserError
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
 
     if args.n_eval_episodes is not None and args.n_eval_episodes < 1:
         raise UserError("--n-eval-episodes must be at least 1.")

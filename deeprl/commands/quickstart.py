@@ -39,7 +39,7 @@ def run(args):
     print(f"      {format_result(result)}")
     repo_id = args.repo_id or f"local-user/{run_.algo}-{run_.env_tag}"
     print(f"[3/4] Pushing to the local hub as {repo_id} ...", flush=True)
-    from deeprl.hub import push_model
+    from deeprl.publish import push_model
 
     pushed = push_model(run_.run_dir, repo_id, hub="local", commit_message=f"Quickstart: {run_.algo} on {args.env}")
     print(f"      {pushed['location']} @ {pushed['revision'][:12]}")

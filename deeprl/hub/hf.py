@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from deeprl.errors import UserError
-from deeprl.hub import ModelInfo, validate_repo_id
+from deeprl.hub.base import ModelInfo, validate_repo_id
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 NO_TOKEN = ("No Hugging Face token found: run `hf auth login` (or set the HF_TOKEN environment variable) "
@@ -109,3 +109,8 @@ class HFHub:
         validate_repo_id(repo_id)
         with _errors(repo_id):
             return [(c.commit_id, _utc(c.created_at), c.title) for c in self.api.list_repo_commits(repo_id)]
+
+    def received(self, repo_id: str) -> dict[str, datetime]:
+        """{}: this backend keeps no receipts, so the leaderboard takes the first index run that saw a revision as
+        the time it arrived."""
+        return {}

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from deeprl.errors import UserError
-from deeprl.hub import ModelInfo, validate_repo_id
+from deeprl.hub.base import ModelInfo, validate_repo_id
 from deeprl.paths import home
 
 BRANCH = "refs/heads/main"
@@ -87,6 +87,9 @@ class LocalHub:
 
     def location(self, repo_id: str) -> str:
         return str(self.repo_path(repo_id))
+
+    def check_ready(self) -> None:
+        """Nothing to check before a push: the folder and git are checked when the push writes."""
 
     def _lock(self, repo_id: str):
         from filelock import FileLock
