@@ -38,6 +38,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(dt) -> datetime | None:
+    """A timezone-aware datetime from a datetime or an ISO 8601 string; a naive one is taken as UTC."""
+    if dt is None:
+        return None
+    if isinstance(dt, str):
+        dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
 class Base(DeclarativeBase):
     pass
 

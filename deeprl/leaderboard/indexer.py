@@ -1,0 +1,265 @@
+"""The index run: every new revision of every repo in a hub, re-evaluated and stored with its card's claim.
+
+The course's hosted leaderboard trusted the number on the model card, showed 100 models, refreshed once a day
+and never noticed a re-push. Here every new revision is downloaded and evaluated again by the course protocol in
+a limited child process (sandbox.py); both the card's claim and the verified figures are stored per (repo,
+revision), and a claim far from the verified figures is flagged (`claim_is_flagged`). Ranking reads these rows
+(ranking.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import select
+
+from deeprl import db
+from deeprl.db import Evaluation, Repo, as_utc
+from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, evaluate_folder, list_files
+
+DEFAULT_MAX_REVISIONS = 10  # per repo and run: a repo with a long history gets its newest revisions evaluated
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Claims
+
+
+def claim_is_flagged(claimed_mean: float | None, claimed_std: float | None, mean: float, std: float
+                     ) -> str | None:
+    """Why a card's claim is far from what we measured, or None when it is plausible.
+
+    Tolerance = max(claimed_std + verified_std, 5 % of |verified_mean|, 0.01):
+    - an honest claim measured with other seeds (or another library's evaluation) differs from ours by about
+      sqrt(2) * std / sqrt(n_episodes), well under one std for the course's 10 or 100 episodes, so the sum of
+      both stds is a wide band that only a wrong claim leaves;
+    - 5 % of the mean covers envs whose returns are almost constant (std near 0) but whose dynamics moved a
+      little between library versions (LunarLander-v2 -> v3);
+    - 0.01 covers the two decimals the card's "mean +/- std" string is rounded to.
+    The claimed result (mean - std) is held to the same band, so understating the std to lift the result counts
+    too. Claims below our figures are flagged as well: a wrong number is wrong in either direction.
+    """
+    if claimed_mean is None:
+        return None
+    tol = max((claimed_std or 0.0) + std, 0.05 * abs(mean), 0.01)
+    if abs(claimed_mean - mean) > tol:
+        return f"card claims mean {claimed_mean:.2f}, verified {mean:.2f} (tolerance {tol:.2f})"
+    if claimed_std is not None and (claimed_mean - claimed_std) - (mean - std) > tol:
+        return (f"card claims result {claimed_mean - claimed_std:.2f}, verified {mean - std:.2f} "
+                f"(tolerance {tol:.2f})")
+    return None
+
+
+def _claim_fields(claim: dict | None) -> dict:
+    """{'env', 'mean', 'std'} of a card's claim (from the verifier), each None when the card does not say."""
+    claim = claim if isinstance(claim, dict) else {}
+    out = {"env": claim.get("env_tag") if isinstance(claim.get("env_tag"), str) else None, "mean": None, "std": None}
+    for key in ("mean", "std"):
+        try:
+            out[key] = None if claim.get(key) is None else float(claim[key])
+        except (TypeError, ValueError):
+            out[key] = None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The index run
+
+
+@dataclass
+class IndexReport:
+    hub: str
+    listed: int = 0
+    evaluated: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    custom: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    removed: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{self.listed} repos in the {self.hub} hub", f"{self.evaluated} revisions evaluated",
+                 f"{self.skipped} unchanged"]
+        if self.errors:
+            parts.append(f"{len(self.errors)} could not be evaluated")
+        if self.custom:
+            parts.append(f"{len(self.custom)} custom tasks (not ranked)")
+        if self.flagged:
+            parts.append(f"{len(self.flagged)} claims flagged")
+        if self.removed:
+            parts.append(f"{self.removed} gone from the hub")
+        return "Indexed: " + ", ".join(parts) + f" ({self.seconds:.1f} s)."
+
+    def to_dict(self) -> dict:
+        return {"hub": self.hub, "listed": self.listed, "evaluated": self.evaluated, "skipped": self.skipped,
+                "errors": self.errors, "custom": self.custom, "flagged": self.flagged, "removed": self.removed,
+                "seconds": self.seconds}
+
+
+def _scrub(text: str, *folders: Path) -> str:
+    """An error for a row anyone can read: the server's own paths replaced by what they are."""
+    from deeprl.paths import home
+
+    for folder, name in ((f, "the model folder") for f in folders):
+        text = text.replace(str(folder), name)
+    return text.replace(str(home()), "DEEPRL_HOME")[:1000]
+
+
+def _filed_env(folder: Path) -> str | None:
+    """The board a revision whose child died belongs on: its config's tag, read with the verifier's bounds."""
+    from deeprl.envs import ranked_task
+    from deeprl.verify import read_json_bounded
+
+    try:
+        config = read_json_bounded(folder / "config.json")
+    except ValueError:
+        return None
+    tag, _ = ranked_task(config.get("env_id"), config.get("env_kwargs"))
+    return tag or (config["env_tag"][:100] if isinstance(config.get("env_tag"), str) else None)
+
+
+def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: float, memory_mb: int) -> dict:
+    """Fields of an Evaluation row for one revision (never raises for a bad model)."""
+    fields: dict = {"status": "error"}
+    started = time.perf_counter()
+    try:
+        folder = Path(hub_obj.download(repo_id, revision=sha))
+    except Exception as exc:  # a repo we cannot fetch is listed with the reason
+        fields["error"] = _scrub(f"could not fetch the revision: {exc}")
+        return fields
+    link_root = folder.parent.parent if hub == "hf" else None  # the repo's folder in the Hugging Face cache
+    fields["files"] = json.dumps(list_files(folder, link_root))
+    found = evaluate_folder(folder, timeout_s=timeout_s, memory_mb=memory_mb, link_root=link_root)
+    fields["seconds"] = round(time.perf_counter() - started, 3)
+    card, verdict = found["card"] or {}, found["verdict"]
+    claim = _claim_fields(card.get("claim"))
+    html = card.get("card_html")
+    fields.update(claimed_env=claim["env"], claimed_mean=claim["mean"], claimed_std=claim["std"],
+                  card_html=html if isinstance(html, str) else None,
+                  card_meta=json.dumps(card.get("card_meta") if isinstance(card.get("card_meta"), dict) else {}),
+                  algo=verdict.get("algo") if isinstance(verdict.get("algo"), str) else None)
+    env = verdict.get("env") if isinstance(verdict.get("env"), str) else None
+    if verdict.get("status") != "ok":
+        fields["status"] = "custom" if verdict.get("status") == "custom" else "error"
+        fields["env"] = (env or _filed_env(folder) or claim["env"] or "")[:100] or None
+        fields["error"] = _scrub(str(verdict.get("error") or "the evaluation failed"), folder)
+        return fields
+    try:
+        mean, std = float(verdict["mean_reward"]), float(verdict["std_reward"])
+        n = int(verdict.get("n_eval_episodes") or 0)
+    except (KeyError, TypeError, ValueError):
+        fields.update(env=env, error="the evaluation printed no usable figures")
+        return fields
+    fields.update(status="ok", env=env, mean_reward=mean, std_reward=std, result=mean - std, n_eval_episodes=n,
+                  error=None)
+    reasons = []
+    if claim["env"] and claim["env"] != env:
+        reasons.append(f"card claims env {claim['env']}, the model is for {env}")
+    why = claim_is_flagged(claim["mean"], claim["std"], mean, std)
+    if why:
+        reasons.append(why)
+    fields["flagged"] = bool(reasons)
+    fields["flag_reason"] = "; ".join(reasons) or None
+    return fields
+
+
+def index(hub: str = "local", *, url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+          memory_mb: int = DEFAULT_MEMORY_MB, max_revisions: int = DEFAULT_MAX_REVISIONS, force: bool = False,
+          log: Callable[[str], None] | None = None) -> IndexReport:
+    """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones.
+
+    Index runs on one machine take turns (a file lock under DEEPRL_HOME): a `deeprl leaderboard` typed while the
+    web server refreshes waits for it and then finds the revisions already evaluated.
+    """
+    from filelock import FileLock
+
+    from deeprl.paths import home
+
+    with FileLock(str(home() / "index.lock")):
+        return _index(hub, url=url, timeout_s=timeout_s, memory_mb=memory_mb, max_revisions=max_revisions,
+                      force=force, log=log)
+
+
+def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) -> IndexReport:
+    from deeprl.hub import get_hub
+
+    started = time.perf_counter()
+    report = IndexReport(hub=hub)
+    hub_obj = get_hub(hub)
+    # the real Hub holds every kind of model: take those tagged as RL agents; every repo in the local hub is one
+    models = hub_obj.list_models(tag="reinforcement-learning" if hub == "hf" else None)
+    report.listed = len(models)
+    seen: set[str] = set()
+    for info in models:
+        repo_id = info.repo_id
+        seen.add(repo_id)
+        try:
+            revisions = [(sha, as_utc(when), msg) for sha, when, msg in hub_obj.revisions(repo_id)]
+        except Exception as exc:
+            revisions = []
+            report.errors.append(f"{repo_id}: could not list revisions: {exc}")
+        if not revisions and info.revision:
+            revisions = [(info.revision, as_utc(info.pushed_at), None)]
+        latest_sha = info.revision or (revisions[0][0] if revisions else None)
+        with db.session(url) as s:
+            repo = db.get_repo(s, repo_id, hub)
+            if repo is None:
+                repo = Repo(hub=hub, repo_id=repo_id, user=repo_id.split("/", 1)[0])
+                s.add(repo)
+                s.flush()
+            known = {e.revision: e for e in repo.evaluations}
+            repo_pk = repo.id
+        todo = [r for r in revisions[:max_revisions] if force or r[0] not in known]
+        if latest_sha and all(r[0] != latest_sha for r in revisions[:max_revisions]) and latest_sha not in known:
+            todo.insert(0, (latest_sha, as_utc(info.pushed_at), None))
+        report.skipped += len(revisions[:max_revisions]) - len(todo)
+        # when the hub received it: the local hub's own record of the push, else the first index run that saw it
+        # (a pusher sets the commit time, so it never decides a tie)
+        now = db.utcnow()
+        try:
+            receipts = hub_obj.received(repo_id)
+        except Exception:
+            receipts = {}
+        for sha, when, msg in todo:
+            received = min(receipts.get(sha, now), now)
+            if log:
+                log(f"evaluating {repo_id}@{sha[:8]}")
+            fields = _evaluate_revision(hub_obj, hub, repo_id, sha, timeout_s=timeout_s, memory_mb=memory_mb)
+            with db.session(url) as s:
+                row = s.scalar(select(Evaluation).where(Evaluation.repo_pk == repo_pk, Evaluation.revision == sha))
+                if row is None:
+                    row = Evaluation(repo_pk=repo_pk, revision=sha)
+                    s.add(row)
+                row.pushed_at, row.message, row.evaluated_at = when, msg, db.utcnow()
+                row.received_at = row.received_at or received
+                for key in ("env", "algo", "claimed_env", "claimed_mean", "claimed_std", "mean_reward",
+                            "std_reward", "result", "n_eval_episodes", "error", "flag_reason", "seconds",
+                            "card_html", "card_meta", "files"):
+                    setattr(row, key, fields.get(key))
+                row.status = fields["status"]
+                row.flagged = bool(fields.get("flagged"))
+            report.evaluated += 1
+            if fields["status"] == "custom":
+                report.custom.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
+            elif fields["status"] != "ok":
+                report.errors.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
+                if log:
+                    log(f"  not evaluated: {fields.get('error')}")
+            elif fields.get("flagged"):
+                report.flagged.append(f"{repo_id}@{sha[:8]}: {fields.get('flag_reason')}")
+        with db.session(url) as s:
+            repo = s.get(Repo, repo_pk)
+            when = as_utc(info.pushed_at) or next((r[1] for r in revisions if r[0] == latest_sha), None)
+            repo.latest_revision, repo.pushed_at, repo.active = latest_sha, when, True
+            repo.indexed_at = db.utcnow()
+    with db.session(url) as s:
+        for repo in s.scalars(select(Repo).where(Repo.hub == hub, Repo.active.is_(True))):
+            if repo.repo_id not in seen:
+                repo.active = False
+                report.removed += 1
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report

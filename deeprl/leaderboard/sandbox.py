@@ -1,0 +1,173 @@
+"""A pushed revision evaluated in a child process, and the list of its files.
+
+The indexer (indexer.py) hands each revision's folder to `evaluate_folder`: a read-only copy of the few files the
+verifier reads goes to a fresh folder, and `python -m deeprl.verify` evaluates it by the course protocol under
+CPU, memory, file-size and wall-clock limits with a scrubbed environment, so a model that hangs, eats memory or
+crashes costs one row with a reason, never the index. `list_files` is the bounded file list a model page shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MEMORY_MB = 4096
+MAX_FILES = 500  # listed per revision (the page shows them); a repo with more is listed up to this many
+MAX_DEPTH = 8
+# what the verifier reads, with the most it may copy of each (a bigger weights file is refused by modelio anyway)
+COPIED = {"config.json": 1 << 20, "model.safetensors": 512 << 20, "README.md": 256 << 10}
+# the only variables the child sees: nothing of the server's (tokens, database URL, DEEPRL_HOME) reaches a model
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def _limits(memory_mb: int, timeout_s: float):
+    def apply():
+        # the child may allocate at most memory_mb of address space and burn at most ~timeout of CPU; the parent
+        # also kills it at the wall-clock timeout (a sleeping or blocked model uses no CPU)
+        limit = int(memory_mb) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        cpu = int(timeout_s) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))  # it may write, but not fill the disk
+        os.setsid()
+
+    return apply
+
+
+def _plain_file(path: Path, link_root: Path | None) -> os.stat_result | None:
+    """The stat of a plain file, or None. A link counts only when it stays inside `link_root`: the Hugging Face
+    cache links a snapshot's files to its blobs, while a link committed to a local hub repo is the pusher's."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) and link_root is not None:
+            target = path.resolve(strict=True)
+            if target.is_relative_to(link_root.resolve()):
+                st = os.stat(target)
+    except (OSError, RuntimeError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def list_files(root: Path, link_root: Path | None = None) -> list[list]:
+    """[[path, size], ...] of a revision's plain files, bounded in count and depth; foreign links and dot-files
+    skipped."""
+    out: list[list] = []
+    stack = [(Path(root), "", 0)]
+    while stack and len(out) < MAX_FILES:
+        folder, prefix, depth = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted((e for _, e in zip(range(MAX_FILES), it)), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            rel = prefix + e.name
+            st = _plain_file(Path(e.path), link_root) if not e.is_dir(follow_symlinks=False) else None
+            if st is not None:
+                out.append([rel, st.st_size])
+                if len(out) >= MAX_FILES:
+                    break
+            elif e.is_dir(follow_symlinks=False) and depth < MAX_DEPTH:
+                subdirs.append((Path(e.path), rel + "/", depth + 1))
+        stack.extend(reversed(subdirs))
+    return sorted(out)
+
+
+def stage_copy(folder: Path, dest: Path, link_root: Path | None = None) -> None:
+    """A read-only copy of the files the verifier reads: plain files only (a link to /etc/passwd named README.md
+    stays behind), each at most its size budget (a bigger one is copied truncated and so fails to load)."""
+    dest.mkdir()
+    for name, budget in COPIED.items():
+        src = folder / name
+        if _plain_file(src, link_root) is None:
+            continue
+        with open(src, "rb") as fin, open(dest / name, "wb") as fout:
+            left = budget + 1
+            while left > 0:
+                chunk = fin.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                fout.write(chunk)
+                left -= len(chunk)
+        os.chmod(dest / name, 0o444)
+    os.chmod(dest, 0o555)
+
+
+def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+                    link_root: Path | None = None) -> dict:
+    """Verify a model folder in a limited child (deeprl.verify): {'card': {...} or None, 'verdict': {...}}.
+
+    The child gets a scrubbed environment, a temporary folder of its own as HOME, DEEPRL_HOME and working folder,
+    and a read-only copy of the files it needs, under CPU, memory, file-size and wall-clock limits. A child that
+    dies keeps the card it printed first; the verdict then says why it died.
+    """
+    with tempfile.TemporaryDirectory(prefix="deeprl-verify-") as tmp:
+        model = Path(tmp) / "model"
+        try:
+            stage_copy(Path(folder), model, link_root)
+        except OSError as exc:
+            return {"card": None, "verdict": {"status": "error",
+                                              "error": f"could not copy the model for verification ({exc.strerror})"}}
+        work = Path(tmp) / "work"
+        work.mkdir()
+        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+        # one thread per child: the index runs beside a web server on a small machine
+        env.update(HOME=str(work), TMPDIR=str(work), DEEPRL_HOME=str(work / "home"), OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
+                   SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg", HF_HUB_OFFLINE="1")
+        cmd = [sys.executable, "-m", "deeprl.verify", str(model)]
+        try:
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, preexec_fn=_limits(memory_mb, timeout_s))
+        except OSError as exc:
+            return {"card": None, "verdict": {"status": "error", "error": f"could not start the evaluation: {exc}"}}
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+            died = None
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, 9)
+            except OSError:
+                proc.kill()
+            out, err = proc.communicate()
+            died = f"the evaluation took longer than {timeout_s:g} s and was stopped"
+        for p in (model, *model.iterdir()):  # read-only copies: make them removable again
+            os.chmod(p, 0o700)
+    found: dict = {"card": None, "verdict": None}
+    for line in out.decode(errors="replace").splitlines()[-10:]:
+        if line.startswith("{") and len(line) < (4 << 20):
+            try:
+                item = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(item, dict):
+                for key in ("card", "verdict"):
+                    if isinstance(item.get(key), dict):
+                        found[key] = item[key]
+    if died or found["verdict"] is None or proc.returncode != 0:
+        found["verdict"] = {"status": "error", "error": died or _death(proc.returncode, err, memory_mb)}
+    return found
+
+
+def _death(returncode: int, err: bytes, memory_mb: int) -> str:
+    """One sentence for a child that printed no verdict."""
+    text = err.decode(errors="replace")[-4000:]
+    if returncode < 0:
+        sig = -returncode
+        why = {9: "killed", 24: "over its CPU time limit", 11: "crashed (segmentation fault)"}.get(sig, "killed")
+        return f"the evaluation was {why} (signal {sig}); memory limit {memory_mb} MiB"
+    if any(s in text for s in ("MemoryError", "Cannot allocate memory", "failed to map segment", "bad_alloc",
+                               "out of memory")):
+        return f"the evaluation ran out of memory (limit {memory_mb} MiB)"
+    last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [f"exit status {returncode}"]
+    return f"the evaluation failed ({last[0][:200]})"
