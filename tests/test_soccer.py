@@ -64,7 +64,7 @@ def test_rays_in_a_hand_placed_scene():
 
 
 def test_nothing_hit_when_rays_are_short(monkeypatch):
-    monkeypatch.setattr(S, "RAY_LENGTH", 0.5)
+    monkeypatch.setattr(S.core, "RAY_LENGTH", 0.5)  # the module whose rays read it
     core = S.SoccerCore(1, seed=0)
     _scene(core, [(0, 0), (5, 3), (5, -3), (-5, 3)], [0, 0, 0, 0], (4, 0))
     rays = _newest(core.observe()[0, 0])
@@ -82,8 +82,8 @@ def test_ball_and_agents_stay_inside_the_field():
         assert (np.abs(core.ball[:, 1]) <= S.FIELD_WIDTH / 2 - S.BALL_RADIUS + 1e-9).all()
         assert (np.abs(core.ball[live, 0]) <= S.FIELD_LENGTH / 2 + 1e-9).all()
         # nothing enters a cut corner
-        assert (np.abs(core.pos).sum(-1) <= S._CUT_SUM - S.AGENT_RADIUS * np.sqrt(2) + 1e-9).all()
-        assert (np.abs(core.ball).sum(-1) <= S._CUT_SUM - S.BALL_RADIUS * np.sqrt(2) + 1e-9).all()
+        assert (np.abs(core.pos).sum(-1) <= S.core._CUT_SUM - S.AGENT_RADIUS * np.sqrt(2) + 1e-9).all()
+        assert (np.abs(core.ball).sum(-1) <= S.core._CUT_SUM - S.BALL_RADIUS * np.sqrt(2) + 1e-9).all()
         # a ball past the end line is always inside a goal mouth
         past = np.abs(core.ball[:, 0]) > S.FIELD_LENGTH / 2 - S.BALL_RADIUS
         assert (np.abs(core.ball[past, 1]) <= S.GOAL_HALF_WIDTH + 1e-9).all() or not past.any()
@@ -107,7 +107,7 @@ def test_ball_bounces_off_a_cut_corner():
         core.step(np.zeros((1, 4, 3), dtype=int))
     vx, vy = core.ball_vel[0]
     assert vx < 0 and vy < 0 and vx == pytest.approx(vy)
-    assert abs(core.ball[0]).sum() <= S._CUT_SUM - S.BALL_RADIUS * np.sqrt(2) + 1e-9
+    assert abs(core.ball[0]).sum() <= S.core._CUT_SUM - S.BALL_RADIUS * np.sqrt(2) + 1e-9
 
 
 def test_a_ball_pushed_into_a_corner_is_not_pinned_there():
@@ -132,11 +132,11 @@ def test_rays_see_the_cut_corners_as_walls():
     _scene(core, [(0, 0), (-6, -4), (-6, 4), (-3, -4)], [np.degrees(np.arctan2(5, 8)), 0, 180, 180], (-2, -3))
     rays = _newest(core.observe()[0, 0])
     assert _kind(rays[0]) == S.WALL
-    assert rays[0][7] == pytest.approx(S._CUT_SUM / 13 * np.hypot(8, 5) / S.RAY_LENGTH, abs=1e-5)
+    assert rays[0][7] == pytest.approx(S.core._CUT_SUM / 13 * np.hypot(8, 5) / S.RAY_LENGTH, abs=1e-5)
     # a ray rising slowly from low on the field meets the (+x, -y) cut first, though it heads up the field
     _scene(core, [(5, -4.5), (-6, -4), (-6, 4), (-3, 4)], [np.degrees(np.arctan(0.1)), 0, 180, 180], (-2, 3))
     rays = _newest(core.observe()[0, 0])
-    t = (S._CUT_SUM - 5 - 4.5) / (1 - 0.1) * np.hypot(1, 0.1)  # where x - y = _CUT_SUM along (1, 0.1)
+    t = (S.core._CUT_SUM - 5 - 4.5) / (1 - 0.1) * np.hypot(1, 0.1)  # where x - y = _CUT_SUM along (1, 0.1)
     assert _kind(rays[0]) == S.WALL and rays[0][7] == pytest.approx(t / S.RAY_LENGTH, abs=1e-5)
 
 
