@@ -11,24 +11,21 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-import yaml
 
 from deeprl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from deeprl.envs import resolve_env
-from deeprl.errors import UserError, closest
+from deeprl.errors import UserError
 from deeprl.log import Progress
+from deeprl.loop import Callback, Loop, Snapshot
+# the settings' functions, under the names callers have used since they lived here
+from deeprl.settings import (ZOO_KEYS, coerce, default_hyperparams, merge_hyperparams,  # noqa: F401
+                             parse_overrides, read_hyperparam_file)
 from deeprl.modelio import CONFIG_FILE, MODEL_FILE, atomic_write_json, save_model
 from deeprl.paths import check_can_create, writable_folder
-
-# Keys RL-Zoo files carry that describe things deeprl decides itself (accepted and ignored, said once).
-ZOO_KEYS = {"policy", "env_wrapper", "frame_stack", "normalize", "policy_kwargs", "optimize_memory_usage",
-            "n_envs", "vec_env_class", "callback"}
-
 
 def seed_everything(seed: int) -> None:
     import random
@@ -41,92 +38,6 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:
         pass
-
-
-def default_hyperparams(algo_name: str, algo_module, env_id: str, tag: str) -> dict:
-    hp = dict(algo_module.DEFAULTS)
-    try:
-        text = resources.files("deeprl.hyperparams").joinpath(f"{algo_name}.yml").read_text()
-    except FileNotFoundError:
-        return hp
-    table = yaml.safe_load(text) or {}
-    for key in (env_id, tag):
-        if isinstance(table.get(key), dict):
-            hp.update(table[key])
-    return hp
-
-
-def read_hyperparam_file(path: str, env_id: str, tag: str) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"Hyperparameter file {path} does not exist.")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must be a YAML mapping of hyperparameters.")
-    # RL-Zoo files are keyed by env id; a flat file holds the hyperparameters directly.
-    for key in (env_id, tag):
-        if isinstance(data.get(key), dict):
-            return dict(data[key])
-    if all(isinstance(v, dict) for v in data.values()):
-        raise UserError(f"{path} has sections for {', '.join(data)} but none for {env_id}.")
-    return data
-
-
-def parse_overrides(items: list[str] | None) -> dict:
-    out = {}
-    for item in items or []:
-        key, sep, raw = item.partition(":")
-        if not sep:
-            key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"'{item}' is not of the form key:value (for example learning_rate:0.5).")
-        out[key] = yaml.safe_load(raw)
-    return out
-
-
-def coerce(hp: dict, defaults: dict) -> dict:
-    """RL-Zoo files write numbers as strings ('1e-4', 'lin_2.5e-4') and floats for counts (1e6)."""
-    out = {}
-    for key, value in hp.items():
-        default = defaults.get(key)
-        if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
-            try:
-                value = float(value)
-            except ValueError:
-                pass  # schedules like lin_2.5e-4 are the algorithm's to read
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        out[key] = value
-    return out
-
-
-def merge_hyperparams(algo_name: str, algo_module, env_id: str, tag: str, file: str | None,
-                      overrides: dict, n_timesteps: int | None) -> dict:
-    hp = default_hyperparams(algo_name, algo_module, env_id, tag)
-    given = {}
-    if file:
-        given.update(read_hyperparam_file(file, env_id, tag))
-    given.update(overrides)
-    if n_timesteps is not None:
-        given["n_timesteps"] = n_timesteps
-    known = set(algo_module.DEFAULTS)
-    unknown = [k for k in given if k not in known and k not in ZOO_KEYS]
-    if unknown:
-        k = unknown[0]
-        hints = closest(k, known)
-        hint = f" Did you mean {hints[0]}?" if hints else ""
-        raise UserError(f"'{k}' is not a hyperparameter of {algo_name}.{hint} "
-                        f"Known: {', '.join(sorted(known))}.")
-    ignored = sorted(k for k in given if k not in known)
-    if ignored:
-        from deeprl.log import note
-
-        note(f"deeprl chooses {', '.join(ignored)} itself for {algo_name}; those keys are ignored.")
-    hp.update({k: v for k, v in given.items() if k in known})
-    return coerce(hp, algo_module.DEFAULTS)
 
 
 def new_run_dir(root: Path, algo: str, tag: str) -> Path:
@@ -152,20 +63,6 @@ def latest_run_dir(root: Path, algo: str, tag: str) -> Path | None:
     return runs[-1][1] if runs else None
 
 
-Snapshot = Callable[[], "tuple[dict, dict]"]  # () -> (model tensors, policy config) of the policy as it is now
-
-
-class Callback:
-    """A hook into a training run, as Stable-Baselines3's callbacks are: every algorithm calls `on_update` after
-    each progress update (a rollout, an episode batch, a vector step), with the count in the run's unit (steps,
-    or episodes for Q-Learning and REINFORCE) and a snapshot function that returns the current model's tensors and
-    policy config (building them costs a copy, so call it only when needed). Returning True stops the run: it ends
-    as a Ctrl-C does, with its checkpoint and model saved, and `train()` returns normally."""
-
-    def on_update(self, run: "Run", count: int, snapshot: Snapshot) -> bool:
-        return False
-
-
 @dataclass
 class Run:
     """What an algorithm's `train(run)` receives and calls back into."""
@@ -183,15 +80,27 @@ class Run:
     started_at: float = field(default_factory=time.perf_counter)
     extra_config: dict = field(default_factory=dict)
     _writer: Any = None
-    stop_requested: bool = False  # set by Ctrl-C or SIGTERM; the next progress update raises KeyboardInterrupt
+    stop_requested: bool = False  # set by Ctrl-C, SIGTERM or a callback; the training loop checks it
     callbacks: list = field(default_factory=list)
     stopped_by_callback: bool = False
 
+    def settings(self, cls):
+        """The run's hyperparameters as the algorithm's typed settings (deeprl.settings.load)."""
+        from deeprl.settings import load
+
+        return load(cls, self.hyperparams)
+
+    def loop(self, total: int, unit: str, *, initial: int = 0, checkpoint, save, checkpoint_every: int | None = None,
+             checkpoint_seconds: float = 0) -> Loop:
+        """The training frame (deeprl.loop.Loop): progress, callbacks, checkpoints, stopping, the final save."""
+        return Loop(self, total, unit, initial=initial, checkpoint=checkpoint, save=save,
+                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+
     def after_update(self, count: int, snapshot: Snapshot) -> None:
-        """Called by every algorithm after each progress update (see Callback)."""
+        """The older frame, for algorithms not yet on `loop()`: after each progress update (see Callback), a stop
+        is raised as KeyboardInterrupt, which the algorithm turns into checkpoint + model + re-raise."""
         for callback in self.callbacks:
-            if callback.on_update(self, count, snapshot):
-                # stop here, where the progress bar would stop for a Ctrl-C: the algorithm saves and returns
+            if callback.on_update(self, count, snapshot) or callback.should_stop(self):
                 self.stop_requested = self.stopped_by_callback = True
                 raise KeyboardInterrupt
 
@@ -200,6 +109,7 @@ class Run:
                 "seed": self.seed, "hyperparams": self.hyperparams, **self.extra_config}
 
     def progress(self, total: int, unit: str, initial: int = 0) -> Progress:
+        """The older frame's progress bar, which raises KeyboardInterrupt at an update once a stop is asked."""
         return Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress, initial=initial,
                         should_stop=lambda: self.stop_requested)
 
@@ -301,6 +211,8 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     previous_handlers = _stop_on_signals(run)
     try:
         module.train(run)
+        if run.stop_requested and not run.stopped_by_callback:
+            raise KeyboardInterrupt  # saved and stopped by Ctrl-C or SIGTERM: the command line says how to resume
     except KeyboardInterrupt:
         if not run.stopped_by_callback:
             raise  # Ctrl-C or SIGTERM: the command line says how to resume
@@ -369,8 +281,8 @@ def interrupted_message(log_folder: str | Path) -> str:
 
 
 def _stop_on_signals(run: Run) -> dict:
-    """Ctrl-C (SIGINT) and a kill (SIGTERM, as at the end of a session) stop training at its next progress update,
-    which raises KeyboardInterrupt there; every algorithm then saves its checkpoint, so `--resume` continues.
+    """Ctrl-C (SIGINT) and a kill (SIGTERM, as at the end of a session) set the run's stop flag, which the training
+    loop checks at its next progress update; the run then saves its checkpoint, so `--resume` continues.
 
     Why not raise at once, as Python does by default: the exception can land inside a library call between taking a
     lock and the `with` that releases it (TensorBoard's writer, tqdm), and closing that writer then waits on the lock

@@ -45,7 +45,7 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def test_epsilon_schedule_is_the_courses():
-    hp = {"min_epsilon": 0.05, "max_epsilon": 1.0, "decay_rate": 0.005}
+    hp = qlearning.Settings(min_epsilon=0.05, max_epsilon=1.0, decay_rate=0.005)
     assert qlearning.epsilon(hp, 0) == 1.0
     assert qlearning.epsilon(hp, 1000) == pytest.approx(0.05 + 0.95 * np.exp(-5))
 

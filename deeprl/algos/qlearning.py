@@ -11,34 +11,55 @@ Q-learning.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from deeprl.envs import make_env
 from deeprl.envs.tabular import TabularBatch
 from deeprl.errors import UserError
 from deeprl.modelio import check_shape
+from deeprl.settings import defaults
 
-DEFAULTS = {
-    "n_training_episodes": 10000,
-    "n_timesteps": None,  # optional cap on env steps; training stops at whichever comes first
-    "learning_rate": 0.7,
-    "gamma": 0.95,
-    "max_steps": 99,
-    "max_epsilon": 1.0,
-    "min_epsilon": 0.05,
-    "decay_rate": 0.0005,
-    "n_envs": 64,
-    "checkpoint_every": 5000,  # episodes
-}
+
+@dataclass
+class Settings:
+    """The course's Q-Learning settings (Unit 2's notebook; hyperparams/qlearning.yml holds its per-env values).
+
+    :param n_training_episodes: episodes to train
+    :param n_timesteps: optional cap on env steps; training stops at whichever comes first
+    :param learning_rate: lr, the step towards the TD target
+    :param gamma: discount factor
+    :param max_steps: an episode is cut after this many steps
+    :param max_epsilon: exploration at the first episode
+    :param min_epsilon: exploration it decays to
+    :param decay_rate: epsilon's exponential decay per episode
+    :param n_envs: episodes played side by side
+    :param checkpoint_every: episodes between checkpoints
+    """
+
+    n_training_episodes: int = 10000
+    n_timesteps: int | None = None
+    learning_rate: float = 0.7
+    gamma: float = 0.95
+    max_steps: int = 99
+    max_epsilon: float = 1.0
+    min_epsilon: float = 0.05
+    decay_rate: float = 0.0005
+    n_envs: int = 64
+    checkpoint_every: int = 5000
+
+
+DEFAULTS = defaults(Settings)
 TAGS = ["q-learning", "custom-implementation"]
 
 
-def epsilon(hp: dict, episode):
-    return hp["min_epsilon"] + (hp["max_epsilon"] - hp["min_epsilon"]) * np.exp(-hp["decay_rate"] * episode)
+def epsilon(hp: Settings, episode):
+    return hp.min_epsilon + (hp.max_epsilon - hp.min_epsilon) * np.exp(-hp.decay_rate * episode)
 
 
 def train(run) -> None:
-    hp = run.hyperparams
+    hp = run.settings(Settings)
     env = make_env(run.env_id, run.env_kwargs, training=True)
     if not (hasattr(env.observation_space, "n") and hasattr(env.action_space, "n")):
         raise UserError(f"Q-Learning needs discrete states and actions; {run.env_id} has "
@@ -47,8 +68,7 @@ def train(run) -> None:
     env.close()
     rng = np.random.default_rng(run.seed)
     q = np.zeros((sim.n_states, sim.n_actions))
-    n_episodes, lr, gamma, max_steps = int(hp["n_training_episodes"]), hp["learning_rate"], hp["gamma"], hp["max_steps"]
-    step_cap = hp["n_timesteps"]
+    n_episodes, lr, gamma, max_steps = hp.n_training_episodes, hp.learning_rate, hp.gamma, hp.max_steps
     started, finished, steps = 0, 0, 0
     if run.resumed:
         tensors, state = run.resumed
@@ -57,7 +77,7 @@ def train(run) -> None:
         steps = state["timesteps"]
         run.restore_rng(tensors, state, rng)
 
-    b = min(int(hp["n_envs"]), n_episodes - started)
+    b = min(hp.n_envs, n_episodes - started)
     if b <= 0:
         run.save_model({"qtable": q}, _policy_config(sim), episodes=finished, timesteps=steps)
         return
@@ -65,16 +85,15 @@ def train(run) -> None:
     started += b
     s, t, ret = sim.reset(b, rng), np.zeros(b, dtype=np.int64), np.zeros(b)
     recent: list[float] = []
-    next_ckpt = finished + hp["checkpoint_every"]
-    progress = run.progress(n_episodes, "episodes", initial=finished)
 
     def checkpoint():
         run.checkpoint({"qtable": q}, {"episodes": finished, "timesteps": steps}, rng)
 
-    def save_model(stopped: bool = False):
+    def save_model(stopped: bool):
         run.save_model({"qtable": q}, _policy_config(sim), stopped=stopped, episodes=finished, timesteps=steps)
 
-    try:
+    with run.loop(n_episodes, "episodes", initial=finished, checkpoint=checkpoint, save=save_model,
+                  checkpoint_every=hp.checkpoint_every) as loop:
         while episode.size:
             eps = epsilon(hp, episode)
             greedy = q[s].argmax(1)
@@ -94,10 +113,10 @@ def train(run) -> None:
                 finished += n_done
                 recent.extend(ret[idx].tolist())
                 recent = recent[-100:]
-                progress.update(n_done, epsilon=float(eps.min()), mean_return=float(np.mean(recent)))
-                if run.callbacks:
-                    run.after_update(finished, lambda: ({"qtable": q.copy()}, _policy_config(sim)))
-                if step_cap is not None and steps >= step_cap:
+                if loop.update(n_done, finished, lambda: ({"qtable": q.copy()}, _policy_config(sim)),
+                               epsilon=float(eps.min()), mean_return=float(np.mean(recent))):
+                    break
+                if hp.n_timesteps is not None and steps >= hp.n_timesteps:
                     break
                 n_new = min(n_done, n_episodes - started)
                 restart, retire = idx[:n_new], idx[n_new:]
@@ -110,17 +129,7 @@ def train(run) -> None:
                     keep = np.ones(episode.size, dtype=bool)
                     keep[retire] = False
                     episode, s, t, ret = episode[keep], s[keep], t[keep], ret[keep]
-                if finished >= next_ckpt:
-                    checkpoint()
-                    next_ckpt = finished + hp["checkpoint_every"]
-    except KeyboardInterrupt:
-        checkpoint()
-        save_model(stopped=True)  # a stopped run is a model too: evaluate and push take it as it is
-        progress.close()
-        raise
-    progress.close()
-    checkpoint()
-    save_model()
+                loop.checkpoint_if_due(finished)
 
 
 def _policy_config(sim: TabularBatch) -> dict:

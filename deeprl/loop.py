@@ -1,0 +1,107 @@
+"""The frame every algorithm trains in, as Stable-Baselines3's `learn()` is: progress bar, callbacks, checkpoint
+timing, stopping, and the checkpoint and model written at the end. An algorithm provides its steps:
+
+    with run.loop(total, "steps", initial=steps, checkpoint=checkpoint, save=save) as loop:
+        while steps < total:
+            ...                                   # collect, update: the algorithm's own work
+            if loop.update(n, steps, snapshot, mean_return=...):
+                break                             # Ctrl-C, SIGTERM or a callback asked to stop
+            loop.checkpoint_if_due(steps)
+
+Stopping is a flag (`run.stop_requested`) that `update` reports after each progress update, never an exception
+thrown from the progress bar: the algorithm leaves its loop with its state whole, and the frame then saves the
+checkpoint and the model (marked "stopped" when it was stopped, so a stopped run is evaluated and pushed as it
+is). A second Ctrl-C raises KeyboardInterrupt at once; the frame still saves what it has.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from deeprl.log import Progress
+
+Snapshot = Callable[[], "tuple[dict, dict]"]  # () -> (model tensors, policy config) of the policy as it is now
+
+
+class Callback:
+    """A hook into a training run, as Stable-Baselines3's callbacks are.
+
+    - `on_update(run, count, snapshot)`: after each progress update (a rollout, an episode batch, a vector step),
+      with the count in the run's unit (steps, or episodes for Q-Learning and REINFORCE) and a snapshot function
+      that returns the current model's tensors and policy config (building them costs a copy: call it only when
+      needed). Returning True stops the run.
+    - `on_evaluation(run, count, result)`: after an evaluation the algorithm runs itself (DQN's `eval_freq`), with
+      the course protocol's figures. Returning True stops the run.
+    - `should_stop(run)`: asked after every update; True stops the run.
+
+    A run stopped by a callback ends as a Ctrl-C does, with its checkpoint and model saved, and `train()` returns
+    it normally (`run.stopped_by_callback`)."""
+
+    def on_update(self, run, count: int, snapshot: Snapshot) -> bool:
+        return False
+
+    def on_evaluation(self, run, count: int, result: dict) -> bool:
+        return False
+
+    def should_stop(self, run) -> bool:
+        return False
+
+
+class Loop:
+    """See the module's docstring. `checkpoint()` writes the algorithm's checkpoint; `save(stopped)` its model."""
+
+    def __init__(self, run, total: int, unit: str, *, initial: int = 0, checkpoint: Callable[[], None],
+                 save: Callable[[bool], None], checkpoint_every: int | None = None, checkpoint_seconds: float = 0):
+        self.run, self.checkpoint, self.save = run, checkpoint, save
+        self.every, self.seconds = checkpoint_every, checkpoint_seconds
+        self.next_checkpoint = initial + checkpoint_every if checkpoint_every else None
+        self.last_checkpoint = time.perf_counter()
+        self.progress = Progress(total, unit, desc=f"{run.algo} {run.env_id}", enabled=run.show_progress,
+                                 initial=initial)
+
+    @property
+    def stopped(self) -> bool:
+        return self.run.stop_requested
+
+    def update(self, n: int, count: int, snapshot: Snapshot | None = None, **metrics) -> bool:
+        """Advance the progress by `n`, give the callbacks the new count; True when the run is to stop now."""
+        self.progress.update(n, **metrics)
+        run = self.run
+        for callback in run.callbacks:
+            if callback.on_update(run, count, snapshot) or callback.should_stop(run):
+                run.stop_requested = run.stopped_by_callback = True
+        return run.stop_requested
+
+    def evaluated(self, count: int, result: dict) -> bool:
+        """Give the callbacks an evaluation's figures; True when one of them stops the run."""
+        run = self.run
+        for callback in run.callbacks:
+            if callback.on_evaluation(run, count, result):
+                run.stop_requested = run.stopped_by_callback = True
+        return run.stop_requested
+
+    def checkpoint_if_due(self, count: int) -> None:
+        """Write a checkpoint every `checkpoint_every` counts (from the last one) or `checkpoint_seconds` of
+        wall-clock, whichever comes first."""
+        now = time.perf_counter()
+        if ((self.next_checkpoint is not None and count >= self.next_checkpoint)
+                or (self.seconds and now - self.last_checkpoint >= self.seconds)):
+            self.checkpoint()
+            if self.every:
+                self.next_checkpoint = count + self.every
+            self.last_checkpoint = time.perf_counter()
+
+    def __enter__(self) -> "Loop":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if kind is None or issubclass(kind, KeyboardInterrupt):
+            # a second Ctrl-C (KeyboardInterrupt) lands here too: what the run has is saved before it goes on
+            stopped = kind is not None or self.run.stop_requested
+            self.progress.close()
+            self.checkpoint()
+            self.save(stopped)
+        else:
+            self.progress.close()
+        return False
