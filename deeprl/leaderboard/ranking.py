@@ -25,8 +25,11 @@ def _latest_join():
     return and_(Evaluation.repo_pk == Repo.id, Evaluation.revision == Repo.latest_revision)
 
 
-def _ranked_subquery(hub: str):
-    """Latest revision of every active repo that evaluated fine, ranked within its env.
+def _ranked_subquery(hub: str, env: str):
+    """Latest revision of every active repo that evaluated fine for `env`, ranked.
+
+    The env filter sits inside the window's query: ranking is per env anyway, so ranking only that env's rows gives
+    the same ranks without sorting every other board's rows first (a board page spent most of its time there).
 
     Order: verified result, higher first; on a tie the revision this hub received first wins (it got there first;
     the commit time would be the pusher's word), then the repo id so that the order is total and the same on
@@ -41,7 +44,7 @@ def _ranked_subquery(hub: str):
                    Evaluation.flagged, Evaluation.flag_reason, Evaluation.pushed_at, Evaluation.algo,
                    Evaluation.n_eval_episodes, received.label("received_at"))
             .join(Evaluation, _latest_join())
-            .where(Repo.hub == hub, Repo.active.is_(True), Evaluation.status == "ok", Evaluation.env.is_not(None))
+            .where(Repo.hub == hub, Repo.active.is_(True), Evaluation.status == "ok", Evaluation.env == env)
             .subquery())
 
 
@@ -74,8 +77,8 @@ def ranking(s: Session, env: str, *, hub: str = "local", user: str | None = None
         raise UserError(f"Cannot sort by '{sort}'; use one of {', '.join(SORT_KEYS)}.")
     if order not in (None, "asc", "desc"):
         raise UserError(f"Order must be asc or desc, not '{order}'.")
-    sub = _ranked_subquery(hub)
-    where = [sub.c.env == env]
+    sub = _ranked_subquery(hub, env)
+    where = []
     if user:
         pattern = "%" + user.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(func.lower(sub.c.user).like(pattern, escape="\\"))
@@ -171,7 +174,7 @@ def model_detail(s: Session, repo_id: str, *, hub: str = "local") -> dict | None
     latest = next((r for r in revisions if r["latest"]), None)
     rank = None
     if latest and latest["status"] == "ok" and latest["env"]:
-        sub = _ranked_subquery(hub)
+        sub = _ranked_subquery(hub, latest["env"])
         rank = s.scalar(select(sub.c.rank).where(sub.c.repo_id == repo_id))
     return {"repo_id": repo.repo_id, "user": repo.user, "hub": repo.hub, "active": repo.active,
             "latest_revision": repo.latest_revision, "pushed_at": _iso(repo.pushed_at),
