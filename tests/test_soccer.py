@@ -207,22 +207,24 @@ def test_rgb_rendering_and_scripted_team_beats_random():
     assert 0 <= r["own_goals"] <= r["losses"] and 0 <= r["opponent_own_goals"] <= r["wins"]
 
 
+class StillAgent:
+    """An agent that never moves, for the registry's team env."""
+
+    env_id, env_kwargs, config = "SoccerTwos", {"max_steps": 150}, {}
+
+    def act(self, obs, deterministic=True):
+        return np.zeros(np.asarray(obs).shape[:-1] + (3,), dtype=int)
+
+
 def test_registry_team_env_is_evaluated_against_the_scripted_team():
     from deeprl.envs import env_tag, make_env
     from deeprl.evaluation import evaluate
 
     assert env_tag("SoccerTwos") == "ML-Agents-SoccerTwos"
-
-    class Still:
-        env_id, env_kwargs, config = "SoccerTwos", {"max_steps": 150}, {}
-
-        def act(self, obs, deterministic=True):
-            return np.zeros(np.asarray(obs).shape[:-1] + (3,), dtype=int)
-
     env = make_env("SoccerTwos", {"max_steps": 150})
     obs, _ = env.reset(seed=0)
     assert obs.shape == (2, 336)
-    result = evaluate(Still(), n_eval_episodes=4)
+    result = evaluate(StillAgent(), n_eval_episodes=4)
     assert result["env_tag"] == "ML-Agents-SoccerTwos"
     assert all(r in (-1.0, 0.0) or 0 < r < 1 for r in result["episode_rewards"])
     assert result["mean_reward"] < 0  # standing still loses to the scripted team
