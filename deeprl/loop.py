@@ -49,11 +49,13 @@ class Callback:
 
 
 class Loop:
-    """See the module's docstring. `checkpoint()` writes the algorithm's checkpoint; `save(stopped)` its model."""
+    """See the module's docstring. `checkpoint()` writes the algorithm's checkpoint, `save(stopped)` its model;
+    `close()` (optional) lets go of what the algorithm opened (envs, log files) before those are written."""
 
     def __init__(self, run, total: int, unit: str, *, initial: int = 0, checkpoint: Callable[[], None],
-                 save: Callable[[bool], None], checkpoint_every: int | None = None, checkpoint_seconds: float = 0):
-        self.run, self.checkpoint, self.save = run, checkpoint, save
+                 save: Callable[[bool], None], checkpoint_every: int | None = None, checkpoint_seconds: float = 0,
+                 close: Callable[[], None] | None = None):
+        self.run, self.checkpoint, self.save, self.close = run, checkpoint, save, close
         self.every, self.seconds = checkpoint_every, checkpoint_seconds
         self.next_checkpoint = initial + checkpoint_every if checkpoint_every else None
         self.last_checkpoint = time.perf_counter()
@@ -96,12 +98,11 @@ class Loop:
         return self
 
     def __exit__(self, kind, exc, tb) -> bool:
+        self.progress.close()
+        if self.close is not None:
+            self.close()
         if kind is None or issubclass(kind, KeyboardInterrupt):
             # a second Ctrl-C (KeyboardInterrupt) lands here too: what the run has is saved before it goes on
-            stopped = kind is not None or self.run.stop_requested
-            self.progress.close()
             self.checkpoint()
-            self.save(stopped)
-        else:
-            self.progress.close()
+            self.save(kind is not None or self.run.stop_requested)
         return False

@@ -73,6 +73,8 @@ def load(cls, hp: dict):
 
 def convert(name: str, value: Any, tp) -> Any:
     """`value` as type `tp` (int, float, bool, str, Rate, a `X | None`; anything else passes as it is)."""
+    if tp is Any:
+        return value
     options = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
     if value is None:
         if type(None) in options:

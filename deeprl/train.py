@@ -90,11 +90,10 @@ class Run:
 
         return load(cls, self.hyperparams)
 
-    def loop(self, total: int, unit: str, *, initial: int = 0, checkpoint, save, checkpoint_every: int | None = None,
-             checkpoint_seconds: float = 0) -> Loop:
-        """The training frame (deeprl.loop.Loop): progress, callbacks, checkpoints, stopping, the final save."""
-        return Loop(self, total, unit, initial=initial, checkpoint=checkpoint, save=save,
-                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds)
+    def loop(self, total: int, unit: str, **frame) -> Loop:
+        """The training frame (deeprl.loop.Loop): progress, callbacks, checkpoints, stopping, closing, the final
+        save; `frame` is Loop's keywords (initial, checkpoint, save, checkpoint_every, checkpoint_seconds, close)."""
+        return Loop(self, total, unit, **frame)
 
     def after_update(self, count: int, snapshot: Snapshot) -> None:
         """The older frame, for algorithms not yet on `loop()`: after each progress update (see Callback), a stop

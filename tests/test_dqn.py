@@ -98,8 +98,8 @@ def test_vector_buffer_keeps_true_next_obs():
 # -- schedule, network, hyperparameters ----------------------------------------------------------------------------
 
 def test_epsilon_schedule_is_sb3_linear():
-    hp = {"n_timesteps": 1000, "exploration_fraction": 0.1, "exploration_initial_eps": 1.0,
-          "exploration_final_eps": 0.01}
+    hp = dqn.Settings(n_timesteps=1000, exploration_fraction=0.1, exploration_initial_eps=1.0,
+                      exploration_final_eps=0.01)
     assert dqn.epsilon(0, hp) == 1.0
     assert dqn.epsilon(50, hp) == pytest.approx(0.505)
     assert dqn.epsilon(100, hp) == pytest.approx(0.01)
@@ -127,11 +127,11 @@ def test_course_dqn_yml_parses():
     assert hp["n_timesteps"] == 10_000_000 and isinstance(hp["n_timesteps"], int)
     assert hp["buffer_size"] == 100_000 and hp["learning_rate"] == 1e-4 and hp["exploration_final_eps"] == 0.01
     checked = dqn.check_hyperparams(hp, is_atari=True)
-    assert checked["train_freq"] == 4 and checked["learning_starts"] == 100_000
+    assert checked.train_freq == 4 and checked.learning_starts == 100_000
     # the CNN's update takes every core unless the file or the user says otherwise; an MLP's runs on one
-    assert checked["torch_threads"] == len(os.sched_getaffinity(0))
-    assert dqn.check_hyperparams(dict(hp, torch_threads=1), is_atari=True)["torch_threads"] == 1
-    assert dqn.check_hyperparams(dict(dqn.DEFAULTS), is_atari=False)["torch_threads"] == 1
+    assert checked.torch_threads == len(os.sched_getaffinity(0))
+    assert dqn.check_hyperparams(dict(hp, torch_threads=1), is_atari=True).torch_threads == 1
+    assert dqn.check_hyperparams(dict(dqn.DEFAULTS), is_atari=False).torch_threads == 1
     with pytest.raises(UserError, match="for Atari games"):
         dqn.check_hyperparams(hp, is_atari=False)
     with pytest.raises(UserError, match="not a hyperparameter"):
@@ -142,8 +142,8 @@ def test_rl_zoo_policy_kwargs_and_train_freq_forms():
     hp = dict(dqn.DEFAULTS, policy_kwargs="dict(net_arch=[256, 256])", train_freq=[4, "step"],
               learning_rate="lin_1e-3")
     checked = dqn.check_hyperparams(hp, is_atari=False)
-    assert checked["net_arch"] == [256, 256] and checked["train_freq"] == 4
-    assert dqn.learning_rate_at(checked["learning_rate"], 0.5) == pytest.approx(5e-4)
+    assert checked.net_arch == [256, 256] and checked.train_freq == 4
+    assert dqn.learning_rate_at(checked.learning_rate, 0.5) == pytest.approx(5e-4)
     with pytest.raises(UserError):
         dqn.check_hyperparams(dict(hp, policy_kwargs="__import__('os').system('true')"), is_atari=False)
 

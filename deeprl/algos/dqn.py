@@ -15,62 +15,105 @@ vector steps. The replay buffer (deeprl.buffers) stores Atari frames once each.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from deeprl.buffers import FrameReplayBuffer, ReplayBuffer
 from deeprl.checkpoint import optimizer_from_tensors
 from deeprl.envs import make_env
 from deeprl.errors import UserError
+from deeprl.settings import Linear, Rate, defaults, load, rate_at
 from deeprl.train import whole_batches
 
-DEFAULTS = {
-    "n_timesteps": 1_000_000,
-    "policy": "auto",  # RL-Zoo's CnnPolicy / MlpPolicy; checked against the observations
-    "env_wrapper": None,  # RL-Zoo's AtariWrapper: deeprl always preprocesses Atari that way
-    "frame_stack": None,  # RL-Zoo's frame_stack: 4 for Atari (what the env stacks)
-    "optimize_memory_usage": False,  # accepted: the buffer always stores each frame once
-    "policy_kwargs": None,  # RL-Zoo's "dict(net_arch=[256, 256])" is read for net_arch and dueling
-    "buffer_size": 1_000_000,
-    "learning_rate": 1e-4,
-    "batch_size": 32,
-    "learning_starts": 100,
-    "gamma": 0.99,
-    "tau": 1.0,
-    "train_freq": 4,
-    "gradient_steps": 1,
-    "target_update_interval": 10_000,
-    "exploration_fraction": 0.1,
-    "exploration_initial_eps": 1.0,
-    "exploration_final_eps": 0.05,
-    "max_grad_norm": 10.0,
-    "n_envs": 1,
-    "net_arch": None,  # MLP hidden layers for vector observations ([64, 64], SB3's default); Atari: Nature CNN
-    "double_q": False,
-    "dueling": False,
-    "save_replay_buffer": False,
-    "checkpoint_freq": 100_000,  # env steps between checkpoints
-    "checkpoint_seconds": 0,  # also checkpoint after this many seconds of wall-clock (0: only by steps)
-    "eval_freq": 0,  # env steps between evaluations by the course protocol, into evaluations.csv (0: none)
-    "n_eval_episodes": 0,  # episodes per evaluation (0: the env's protocol, 10 for Atari)
-    "torch_threads": "auto",  # pixels: every core for the Nature CNN's update (as torch's default); vectors: 1
-}
+
+@dataclass
+class Settings:
+    """SB3's DQN settings, so RL-Zoo's dqn.yml files mean the same thing here (hyperparams/dqn.yml: per env).
+
+    :param n_timesteps: env steps to train (all envs together)
+    :param policy: RL-Zoo's CnnPolicy / MlpPolicy, checked against the observations ("auto": from them)
+    :param env_wrapper: RL-Zoo's AtariWrapper: deeprl always preprocesses Atari that way
+    :param frame_stack: RL-Zoo's frame_stack: 4 for Atari (what the env stacks)
+    :param optimize_memory_usage: accepted: the buffer always stores each frame once
+    :param policy_kwargs: RL-Zoo's "dict(net_arch=[256, 256])", read for net_arch and dueling
+    :param buffer_size: transitions the replay memory holds
+    :param learning_rate: Adam's step size, or lin_X (annealed from X to 0 over the run)
+    :param batch_size: transitions per gradient step
+    :param learning_starts: env steps of uniform random actions before the first update
+    :param gamma: discount factor
+    :param tau: target update coefficient (1: a hard copy)
+    :param train_freq: vector steps between updates (RL-Zoo's [4, "step"] is read as 4)
+    :param gradient_steps: gradient steps per update (-1: as many as env steps collected)
+    :param target_update_interval: env steps between target updates
+    :param exploration_fraction: share of the run over which epsilon falls to its final value
+    :param exploration_initial_eps: epsilon at the start
+    :param exploration_final_eps: epsilon after exploration_fraction of the run
+    :param max_grad_norm: gradient norm clip
+    :param n_envs: envs stepped together
+    :param net_arch: MLP hidden layers for vector observations (None: [64, 64], SB3's); Atari: the Nature CNN
+    :param double_q: Double DQN's target
+    :param dueling: value and advantage streams
+    :param save_replay_buffer: keep the replay memory in checkpoints (a resumed run goes on with it)
+    :param checkpoint_freq: env steps between checkpoints
+    :param checkpoint_seconds: also checkpoint after this many seconds of wall-clock (0: only by steps)
+    :param eval_freq: env steps between evaluations by the course protocol, into evaluations.csv (0: none)
+    :param n_eval_episodes: episodes per evaluation (0: the env's protocol, 10 for Atari)
+    :param torch_threads: "auto" (pixels: every core for the Nature CNN's update, as torch's default; vectors: 1)
+    """
+
+    n_timesteps: int = 1_000_000
+    policy: str = "auto"
+    env_wrapper: Any = None
+    frame_stack: int | None = None
+    optimize_memory_usage: bool = False
+    policy_kwargs: Any = None
+    buffer_size: int = 1_000_000
+    learning_rate: Rate = 1e-4
+    batch_size: int = 32
+    learning_starts: int = 100
+    gamma: float = 0.99
+    tau: float = 1.0
+    train_freq: Any = 4
+    gradient_steps: int = 1
+    target_update_interval: int = 10_000
+    exploration_fraction: float = 0.1
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.05
+    max_grad_norm: float = 10.0
+    n_envs: int = 1
+    net_arch: Any = None
+    double_q: bool = False
+    dueling: bool = False
+    save_replay_buffer: bool = False
+    checkpoint_freq: int = 100_000
+    checkpoint_seconds: int = 0
+    eval_freq: int = 0
+    n_eval_episodes: int = 0
+    torch_threads: Any = "auto"
+
+
+DEFAULTS = defaults(Settings)
 TAGS = ["dqn", "deep-q-learning", "custom-implementation"]
 REPLAY_FILE = "replay_buffer.safetensors"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Hyperparameters as RL-Zoo writes them
+# RL-Zoo's forms checked against what deeprl builds
 
 
-def check_hyperparams(hp: dict, is_atari: bool) -> dict:
-    """Validate RL-Zoo keys against what deeprl builds; return the effective settings."""
-    hp = {**DEFAULTS, **hp}  # a run resumed from an older version lacks keys added since
-    wrapper = hp.get("env_wrapper")
-    wrappers = [wrapper] if isinstance(wrapper, (str, dict)) else list(wrapper or [])
+def check_hyperparams(hp: dict, is_atari: bool) -> Settings:
+    """The run's settings, checked against what deeprl builds for this env, with RL-Zoo's forms resolved
+    (policy_kwargs, train_freq [4, "step"], torch_threads "auto")."""
+    s = load(Settings, hp)
+    wrappers = [s.env_wrapper] if isinstance(s.env_wrapper, (str, dict)) else list(s.env_wrapper or [])
     for w in wrappers:
         name = next(iter(w)) if isinstance(w, dict) else str(w)
         if not name.endswith("AtariWrapper"):
@@ -78,96 +121,76 @@ def check_hyperparams(hp: dict, is_atari: bool) -> dict:
                             "(only AtariWrapper, which it applies to Atari games, may be named).")
         if not is_atari:
             raise UserError("env_wrapper AtariWrapper is for Atari games; remove it for this env.")
-    if hp.get("frame_stack") not in (None, 4):
-        raise UserError(f"frame_stack {hp['frame_stack']} is not supported; Atari games are stacked 4 frames "
+    if s.frame_stack not in (None, 4):
+        raise UserError(f"frame_stack {s.frame_stack} is not supported; Atari games are stacked 4 frames "
                         "deep (remove frame_stack or set it to 4).")
-    if hp.get("frame_stack") == 4 and not is_atari:
+    if s.frame_stack == 4 and not is_atari:
         raise UserError("frame_stack is for Atari games here; remove it for this env.")
-    policy = hp.get("policy") or "auto"
+    policy = s.policy or "auto"
     if policy not in ("auto", "CnnPolicy", "MlpPolicy"):
         raise UserError(f"policy {policy} is not known; use CnnPolicy (Atari) or MlpPolicy (vector observations).")
     if policy == "MlpPolicy" and is_atari:
         raise UserError("MlpPolicy cannot read Atari frames; use policy: CnnPolicy.")
     if policy == "CnnPolicy" and not is_atari:
         raise UserError("CnnPolicy needs image observations; use policy: MlpPolicy for this env.")
-    kw = hp.get("policy_kwargs")
+    kw = s.policy_kwargs
     if isinstance(kw, str):
         from deeprl.policies import parse_call_kwargs
 
         kw = parse_call_kwargs(kw, "policy_kwargs")
     if kw is not None and not isinstance(kw, dict):
         raise UserError(f"policy_kwargs must be a mapping such as dict(net_arch=[256, 256]), not {kw!r}.")
+    arch, dueling = s.net_arch, s.dueling
     for key, value in (kw or {}).items():
         if key == "net_arch":
-            hp["net_arch"] = value
+            arch = value
         elif key == "dueling":
-            hp["dueling"] = bool(value)
+            dueling = bool(value)
         elif key in ("activation_fn", "activation") and str(value).lower() != "relu":
             raise UserError("deeprl's DQN uses ReLU (SB3's default); remove activation_fn from policy_kwargs.")
         elif key not in ("activation_fn", "activation"):
             raise UserError(f"policy_kwargs {key} is not supported by deeprl's DQN (net_arch and dueling are).")
-    arch = hp.get("net_arch")
     arch = [64, 64] if arch is None else arch
     if not (isinstance(arch, list) and all(isinstance(h, int) and h > 0 for h in arch)):
         raise UserError(f"net_arch must be a list of positive layer sizes such as [256, 256], not {arch!r}.")
-    hp["net_arch"] = arch
-    tf = hp["train_freq"]
+    tf = s.train_freq
     if isinstance(tf, (list, tuple)):
         if len(tf) != 2 or str(tf[1]) != "step":
             raise UserError(f"train_freq {list(tf)} is not supported; give a number of steps (e.g. 4).")
         tf = tf[0]
-    hp["train_freq"] = int(tf)
-    if hp["torch_threads"] in (None, "auto"):
+    threads = s.torch_threads
+    if threads in (None, "auto"):
         # the batch-32 convolutions of the update run 1.8x faster on 2 threads; a 64-unit MLP's run slower
-        hp["torch_threads"] = len(os.sched_getaffinity(0)) if is_atari else 1
-    for key in ("n_timesteps", "buffer_size", "batch_size", "learning_starts", "target_update_interval",
-                "train_freq", "n_envs", "checkpoint_freq", "torch_threads", "checkpoint_seconds", "eval_freq",
-                "n_eval_episodes"):
-        hp[key] = int(float(hp[key]))
-    for key in ("learning_rate", "gamma", "tau", "exploration_fraction", "exploration_initial_eps",
-                "exploration_final_eps", "max_grad_norm"):
-        try:
-            hp[key] = float(str(hp[key]).removeprefix("lin_")) if key != "learning_rate" else hp[key]
-        except ValueError:
-            raise UserError(f"{key} must be a number, not {hp[key]!r}.") from None
-    hp["learning_rate"] = _constant_lr(hp["learning_rate"])
-    hp["gradient_steps"] = int(float(hp["gradient_steps"]))
-    if hp["gradient_steps"] == 0 or hp["gradient_steps"] < -1:
+        threads = len(os.sched_getaffinity(0)) if is_atari else 1
+    s = dataclasses.replace(s, net_arch=arch, dueling=dueling, train_freq=load_int("train_freq", tf),
+                            torch_threads=load_int("torch_threads", threads))
+    if s.gradient_steps == 0 or s.gradient_steps < -1:
         raise UserError("gradient_steps must be a positive number (or -1: as many as env steps collected).")
     for key in ("n_timesteps", "buffer_size", "batch_size", "train_freq", "n_envs", "target_update_interval"):
-        if hp[key] < 1:
+        if getattr(s, key) < 1:
             raise UserError(f"{key} must be at least 1.")
-    if not 0 < hp["exploration_fraction"] <= 1:
+    if not 0 < s.exploration_fraction <= 1:
         raise UserError("exploration_fraction must be in (0, 1].")
-    if hp["buffer_size"] < hp["n_envs"]:
+    if s.buffer_size < s.n_envs:
         raise UserError("buffer_size must be at least n_envs.")
-    return hp
+    return s
 
 
-def _constant_lr(value):
-    """A number, or RL-Zoo's 'lin_X' schedule (annealed from X to 0 over the run)."""
-    if isinstance(value, str) and value.startswith("lin_"):
-        try:
-            float(value[4:])
-        except ValueError:
-            raise UserError(f"learning_rate {value!r} is not a number or lin_<number>.") from None
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"learning_rate must be a number or lin_<number>, not {value!r}.") from None
+def load_int(name: str, value) -> int:
+    from deeprl.settings import convert
+
+    return convert(name, value, int)
 
 
-def learning_rate_at(lr, progress: float) -> float:
-    if isinstance(lr, str):
-        return float(lr[4:]) * (1.0 - progress)
-    return float(lr)
+def learning_rate_at(lr: Rate, progress: float) -> float:
+    """The learning rate `progress` (0 to 1) of the way through the run."""
+    return rate_at(lr, 1.0 - progress)
 
 
-def epsilon(step: int, hp: dict) -> float:
+def epsilon(step: int, hp: Settings) -> float:
     """SB3's linear schedule: initial -> final over the first exploration_fraction of n_timesteps, then final."""
-    progress = step / hp["n_timesteps"]
-    start, end, frac = hp["exploration_initial_eps"], hp["exploration_final_eps"], hp["exploration_fraction"]
+    progress = step / hp.n_timesteps
+    start, end, frac = hp.exploration_initial_eps, hp.exploration_final_eps, hp.exploration_fraction
     if progress > frac:
         return end
     return start + progress * (end - start) / frac
@@ -177,39 +200,39 @@ def epsilon(step: int, hp: dict) -> float:
 # Network
 
 
-def build_qnet(policy: dict):
-    """Q-network from a policy config: {"kind": "cnn"|"mlp", "obs_shape", "n_actions", "net_arch", "dueling"}."""
-    import torch
-    from torch import nn
+class QNetwork(nn.Module):
+    """Q-values from a policy config: {"kind": "cnn"|"mlp", "obs_shape", "n_actions", "net_arch", "dueling"}."""
 
-    from deeprl.nets import NatureCNN, mlp
+    def __init__(self, policy: dict):
+        from deeprl.nets import NatureCNN, mlp
 
-    class QNetwork(nn.Module):
-        def __init__(self):
-            super().__init__()
-            n = policy["n_actions"]
-            if policy["kind"] == "cnn":
-                self.body = NatureCNN(policy["obs_shape"][0], frame_hw=tuple(policy["obs_shape"][1:]))
-                width = self.body.features
-            else:
-                arch = list(policy["net_arch"])
-                self.body = mlp(int(np.prod(policy["obs_shape"])), arch, None, activation="relu", init=False)
-                width = arch[-1] if arch else int(np.prod(policy["obs_shape"]))
-            self.dueling = bool(policy.get("dueling"))
-            self.q = nn.Linear(width, n)
-            if self.dueling:
-                self.v = nn.Linear(width, 1)
+        super().__init__()
+        self.kind = policy["kind"]
+        n = policy["n_actions"]
+        if self.kind == "cnn":
+            self.body = NatureCNN(policy["obs_shape"][0], frame_hw=tuple(policy["obs_shape"][1:]))
+            width = self.body.features
+        else:
+            arch = list(policy["net_arch"])
+            self.body = mlp(int(np.prod(policy["obs_shape"])), arch, None, activation="relu", init=False)
+            width = arch[-1] if arch else int(np.prod(policy["obs_shape"]))
+        self.dueling = bool(policy.get("dueling"))
+        self.q = nn.Linear(width, n)
+        if self.dueling:
+            self.v = nn.Linear(width, 1)
 
-        def forward(self, x):
-            if policy["kind"] == "mlp":
-                x = x.reshape(x.shape[0], -1).float()
-            h = self.body(x)
-            if self.dueling:  # Wang et al. 2016: Q = V + A - mean(A)
-                a = self.q(h)
-                return self.v(h) + a - a.mean(1, keepdim=True)
-            return self.q(h)
+    def forward(self, x):
+        if self.kind == "mlp":
+            x = x.reshape(x.shape[0], -1).float()
+        h = self.body(x)
+        if self.dueling:  # Wang et al. 2016: Q = V + A - mean(A)
+            a = self.q(h)
+            return self.v(h) + a - a.mean(1, keepdim=True)
+        return self.q(h)
 
-    net = QNetwork()
+
+def build_qnet(policy: dict) -> QNetwork:
+    net = QNetwork(policy)
     if policy["kind"] == "cnn":
         # SB3's (and CleanRL's) DQN keep PyTorch's default initialisation of the Nature CNN; the shared NatureCNN
         # starts orthogonal (the PPO recipe)
@@ -225,7 +248,6 @@ def build_qnet(policy: dict):
 
 
 def train(run) -> None:
-    import torch
     import torch.nn.functional as F
 
     from deeprl.envs.vector import make_vec_env
@@ -243,27 +265,27 @@ def train(run) -> None:
     hp = check_hyperparams(run.hyperparams, atari)
     pixels = len(obs_space.shape) == 3 and obs_space.dtype == np.uint8
     policy = {"kind": "cnn" if pixels else "mlp", "obs_shape": list(obs_space.shape), "n_actions": int(act_space.n),
-              "net_arch": list(hp["net_arch"]) if not pixels else [], "dueling": bool(hp["dueling"]),
-              "eval_eps": hp["exploration_final_eps"]}
-    set_threads(max(hp["torch_threads"], 1))
+              "net_arch": list(hp.net_arch) if not pixels else [], "dueling": bool(hp.dueling),
+              "eval_eps": hp.exploration_final_eps}
+    set_threads(max(hp.torch_threads, 1))
     flush_denormals()
     if pixels:  # beside a replay memory of frames every MB counts (before torch's threads and TensorBoard's start)
         _one_heap()
-    n_envs, total = hp["n_envs"], hp["n_timesteps"]
+    n_envs, total = hp.n_envs, hp.n_timesteps
 
     q = build_qnet(policy)
     q_target = build_qnet(policy)
     q_target.load_state_dict(q.state_dict())
     q_target.requires_grad_(False)
-    lr0 = learning_rate_at(hp["learning_rate"], 0.0)
+    lr0 = learning_rate_at(hp.learning_rate, 0.0)
     # deeprl.nets.Adam: torch.optim.Adam's arithmetic and state format without importing torch._dynamo (70 MB of
     # resident memory, a tenth of a 100k Atari buffer)
     params = list(q.parameters())
     optimizer = Adam(params, lr=lr0)
     if pixels:
-        buffer = FrameReplayBuffer(hp["buffer_size"], n_envs, obs_space.shape)
+        buffer = FrameReplayBuffer(hp.buffer_size, n_envs, obs_space.shape)
     else:
-        buffer = ReplayBuffer(hp["buffer_size"], n_envs, obs_space.shape, np.float32)
+        buffer = ReplayBuffer(hp.buffer_size, n_envs, obs_space.shape, np.float32)
     rng = np.random.default_rng(run.seed)
     steps, updates, vec_steps, episodes = 0, 0, 0, 0
     replay_path = Path(run.run_dir) / REPLAY_FILE
@@ -277,16 +299,16 @@ def train(run) -> None:
         steps, updates, vec_steps, episodes = (state[k] for k in ("timesteps", "updates", "vec_steps", "episodes"))
         seconds0 = float(state.get("seconds", 0.0))
         run.restore_rng(tensors, state, rng)
-        if hp["save_replay_buffer"] and replay_path.exists():
+        if hp.save_replay_buffer and replay_path.exists():
             buffer.load(replay_path)
         # the checkpoint's arrays (weights, target, Adam moments: 5 copies of the network) are copied in by now
         run.resumed = tensors = state = None
 
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed + steps, env_kwargs=run.env_kwargs, training=True)
     obs, _ = venv.reset(seed=run.seed + steps)
-    target_every = max(hp["target_update_interval"] // n_envs, 1)
-    gamma, batch_size, tau = hp["gamma"], hp["batch_size"], hp["tau"]
-    grad_steps = hp["gradient_steps"] if hp["gradient_steps"] > 0 else hp["train_freq"] * n_envs
+    target_every = max(hp.target_update_interval // n_envs, 1)
+    gamma, batch_size, tau = hp.gamma, hp.batch_size, hp.tau
+    grad_steps = hp.gradient_steps if hp.gradient_steps > 0 else hp.train_freq * n_envs
     ep_return, ep_len = np.zeros(n_envs), np.zeros(n_envs, dtype=np.int64)
     recent: list[float] = []
     writer = run.writer()
@@ -294,16 +316,12 @@ def train(run) -> None:
     # rows written after the checkpoint a run resumes from are written again as it replays those steps
     _csv_upto(log_path, "timesteps,return,length,seconds", steps)
     log = open(log_path, "a")
-    next_ckpt = steps + hp["checkpoint_freq"]
-    eval_every = hp["eval_freq"]
+    eval_every = hp.eval_freq
     if eval_every:
         _csv_upto(eval_path, "timesteps,mean_reward,std_reward,result,n_episodes,seconds", steps)
     next_eval = (steps // eval_every + 1) * eval_every if eval_every else None
-    # a run ends with the first step of all n_envs envs that reaches n_timesteps: that is the total it shows
-    progress = run.progress(whole_batches(total, n_envs), "steps", initial=steps)
     _release_free_memory()
     t0 = time.perf_counter() - seconds0
-    last_ckpt = time.perf_counter()
 
     def update(batch):
         """One gradient step on `batch`; returns the loss."""
@@ -316,7 +334,7 @@ def train(run) -> None:
         not_done = torch.from_numpy(~batch["terminated"]).float()
         with torch.no_grad():
             q_next = q_target(o2)
-            if hp["double_q"]:
+            if hp.double_q:
                 best = q(o2).argmax(1, keepdim=True)
                 q_next = q_next.gather(1, best).squeeze(1)
             else:
@@ -326,7 +344,7 @@ def train(run) -> None:
         loss = F.smooth_l1_loss(q_sa, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_grad_norm(params, hp["max_grad_norm"])
+        clip_grad_norm(params, hp.max_grad_norm)
         optimizer.step()
         return loss.detach()
 
@@ -350,7 +368,7 @@ def train(run) -> None:
         state = {"timesteps": steps, "updates": updates, "vec_steps": vec_steps, "episodes": episodes,
                  "optimizer": opt_state, "seconds": round(time.perf_counter() - t0, 3)}
         _release_free_memory()  # a checkpoint comes with a full buffer: the peak resident size is reached here
-        if hp["save_replay_buffer"]:
+        if hp.save_replay_buffer:
             buffer.save(replay_path)  # before the checkpoint: a checkpoint never points past its buffer
         run.checkpoint(tensors, state, rng)
 
@@ -358,19 +376,37 @@ def train(run) -> None:
         from deeprl.evaluation import evaluate
 
         agent = DQNAgent(q, {"env_id": run.env_id, "env_kwargs": run.env_kwargs, "policy": policy})
-        ev = evaluate(agent, n_eval_episodes=hp["n_eval_episodes"] or None, seed=run.seed)
+        ev = evaluate(agent, n_eval_episodes=hp.n_eval_episodes or None, seed=run.seed)
         with open(eval_path, "a") as fh:
             fh.write(f"{steps},{ev['mean_reward']},{ev['std_reward']},{ev['result']},{ev['n_eval_episodes']},"
                      f"{time.perf_counter() - t0:.1f}\n")
         writer.add_scalar("eval/mean_reward", ev["mean_reward"], steps)
         writer.add_scalar("eval/result", ev["result"], steps)
+        return ev
+
+    def snapshot():
+        return {f"q.{k}": v for k, v in q.state_dict().items()}, policy
+
+    def save(stopped: bool):
+        nonlocal buffer, drawn
+        if not stopped:  # the replay memory is saved: let it go before the model file's serialised copy is made
+            buffer = drawn = None
+            _release_free_memory()
+        run.save_model(snapshot()[0], policy, stopped=stopped, timesteps=steps, updates=updates, episodes=episodes,
+                       mean_return_last_100=float(np.mean(recent)) if recent else None)
+
+    def close():
+        log.close()
+        venv.close()
 
     loss = drawn = None
-    try:
+    # a run ends with the first step of all n_envs envs that reaches n_timesteps: that is the total it shows
+    with run.loop(whole_batches(total, n_envs), "steps", initial=steps, checkpoint=checkpoint, save=save,
+                  close=close, checkpoint_every=hp.checkpoint_freq, checkpoint_seconds=hp.checkpoint_seconds) as loop:
         while steps < total:
             eps = epsilon(steps, hp)
             # before learning_starts SB3 acts uniformly at random, whatever epsilon says
-            explore = rng.random(n_envs) < (eps if steps >= hp["learning_starts"] else 1.0)
+            explore = rng.random(n_envs) < (eps if steps >= hp.learning_starts else 1.0)
             actions = rng.integers(0, policy["n_actions"], n_envs)
             if not explore.all():
                 with torch.inference_mode():
@@ -405,10 +441,10 @@ def train(run) -> None:
             if vec_steps % target_every == 0:
                 sync_target()
             # (a stacked-frame transition is whole once the step after it is stored: wait for two rows)
-            if steps > hp["learning_starts"] and vec_steps % hp["train_freq"] == 0 and len(buffer) > n_envs:
-                if isinstance(hp["learning_rate"], str):
+            if steps > hp.learning_starts and vec_steps % hp.train_freq == 0 and len(buffer) > n_envs:
+                if isinstance(hp.learning_rate, Linear):
                     for g in optimizer.param_groups:
-                        g["lr"] = learning_rate_at(hp["learning_rate"], steps / total)
+                        g["lr"] = learning_rate_at(hp.learning_rate, steps / total)
                 for _ in range(grad_steps):
                     loss = update(buffer.sample(batch_size, rng, drawn))
                     drawn = None
@@ -417,43 +453,21 @@ def train(run) -> None:
                     _release_free_memory()  # what the first update's set-up freed
                 # the next train's first batch is drawn now, over what the buffer will hold then (the same numbers
                 # as drawing it then; the order of draws earlier versions made, so a seed trains as it did)
-                ahead = hp["train_freq"]
+                ahead = hp.train_freq
                 if steps + ahead * n_envs <= total:
                     drawn = buffer.draw(batch_size, rng, ahead)
-            progress.update(n_envs, epsilon=eps, mean_return=float(np.mean(recent)) if recent else None)
-            if run.callbacks:
-                run.after_update(steps, lambda: ({f"q.{k}": v for k, v in q.state_dict().items()}, policy))
+            if loop.update(n_envs, steps, snapshot, epsilon=eps,
+                           mean_return=float(np.mean(recent)) if recent else None):
+                break
             if vec_steps % 1000 == 0:
                 writer.add_scalar("train/epsilon", eps, steps)
                 if loss is not None:
                     writer.add_scalar("train/loss", float(loss), steps)
             if next_eval is not None and steps >= next_eval:
-                evaluate_now()
                 next_eval += eval_every
-            if steps >= next_ckpt or (hp["checkpoint_seconds"]
-                                      and time.perf_counter() - last_ckpt >= hp["checkpoint_seconds"]):
-                checkpoint()
-                next_ckpt = steps + hp["checkpoint_freq"]
-                last_ckpt = time.perf_counter()
-    except KeyboardInterrupt:
-        checkpoint()
-        # a stopped run is a model too: evaluate and push take it as it is
-        run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, stopped=True, timesteps=steps,
-                       updates=updates, episodes=episodes,
-                       mean_return_last_100=float(np.mean(recent)) if recent else None)
-        progress.close()
-        log.close()
-        venv.close()
-        raise
-    progress.close()
-    log.close()
-    venv.close()
-    checkpoint()
-    # the replay memory is saved: let it go before the model file's serialised copy is made beside it
-    buffer = drawn = None
-    _release_free_memory()
-    run.save_model({f"q.{k}": v for k, v in q.state_dict().items()}, policy, timesteps=steps, updates=updates,
-                   episodes=episodes, mean_return_last_100=float(np.mean(recent)) if recent else None)
+                if loop.evaluated(steps, evaluate_now()):
+                    break
+            loop.checkpoint_if_due(steps)
 
 
 def _csv_upto(path: Path, header: str, steps: int) -> None:
