@@ -94,6 +94,7 @@ def lockstep(hp, monkeypatch, tmp_path, max_steps=MAX_STEPS, check_weights=True)
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.dqn import dqn as sb3_dqn
 
+    import deeprl.loop
     import deeprl.train
     from deeprl.algos import dqn
 
@@ -186,7 +187,7 @@ def lockstep(hp, monkeypatch, tmp_path, max_steps=MAX_STEPS, check_weights=True)
     monkeypatch.setattr(dqn, "build_qnet", build_qnet)
     monkeypatch.setattr(dqn, "ReplayBuffer", Buffer)
     monkeypatch.setattr(np.random, "default_rng", default_rng)
-    monkeypatch.setattr(deeprl.train.Run, "progress", lambda self, total, unit, initial=0: Progress())
+    monkeypatch.setattr(deeprl.loop, "Progress", lambda total, unit, **kw: Progress())
     run = deeprl.train.train("dqn", "CartPole-v1", env_kwargs={"max_episode_steps": max_steps},
                              overrides={**hp, "checkpoint_freq": 10 ** 9}, seed=0, log_folder=tmp_path,
                              device="cpu", show_progress=False)

@@ -12,7 +12,7 @@ TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 64, "hidden_units": 16, "num_l
 
 
 def _hp(**kw):
-    return {**selfplay.DEFAULTS, **kw}
+    return selfplay.Settings(**kw)
 
 
 def test_snapshots_swaps_and_team_changes_follow_the_schedule():

@@ -21,64 +21,102 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import nn
 
 from deeprl import elo as elo_lib
 from deeprl.envs import soccer
 from deeprl.errors import UserError
+from deeprl.settings import defaults
 
-DEFAULTS = {
-    # ML-Agents' poca/SoccerTwos.yaml values (facts.md); steps are learning-team agent steps
-    "n_timesteps": 5_000_000,
-    "n_envs": 64,  # matches played side by side
-    "n_steps": 160,  # match steps per rollout: buffer = n_steps * n_envs * 2 = 20,480 (buffer_size)
-    "batch_size": 2048,
-    "n_epochs": 3,
-    "learning_rate": 3e-4,
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "clip_range": 0.2,  # epsilon
-    "ent_coef": 0.005,  # beta
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
-    "hidden_units": 512,
-    "num_layers": 2,
-    "activation": "tanh",
-    "ball_touch": 0.0,  # ML-Agents' SoccerTwos env parameter: +0.2 * ball_touch per touch (0 in the course)
-    # Shaping that is not in ML-Agents (0 = the course's sparse reward): ball_progress * (distance the ball moved
-    # towards the opposing goal) / field length, each step. A difference of potentials, so a whole episode adds
-    # at most about ball_progress, and what wins matches is unchanged; it gets a short run past the
-    # "stay away from the ball" stalemate pure self-play can fall into early.
-    "ball_progress": 0.0,
-    # Also not in ML-Agents: ball_approach * (how much closer the team's nearest player got to the ball) / field
-    # length, each step; a difference of potentials too. Players that drift away from the ball draw matches.
-    "ball_approach": 0.0,
-    # Not in ML-Agents either: an extra -own_goal for the learning player who touched the ball last before its
-    # team conceded (an own goal, or a ball left for the opponent). Trained teams lose mostly this way: in 31
-    # of 33 losses to the random team, our team had touched the ball last.
-    "own_goal": 0.0,
-    # self_play:
-    "save_steps": 50_000,
-    "team_change": 200_000,
-    "swap_steps": 2_000,
-    "window": 10,
-    "play_against_latest_model_ratio": 0.5,
-    "initial_elo": 1200.0,
-    "elo_k": 16.0,
-    # Not in ML-Agents (0 = its self-play unchanged): the share of matches whose opponent is a fixed built-in
-    # team instead of the ghost, drawn per match at each kick-off. A curriculum: a passive random team and the
-    # scripted team are opponents a snapshot pool of one lineage may never show. These matches do not move Elo.
-    "scripted_opponent_ratio": 0.0,
-    "random_opponent_ratio": 0.0,
-    # MA-POCA's idea without its attention: the critic sees both teammates' observations (the actor still sees
-    # only its own, so the saved model is the same shape either way)
-    "centralized_critic": False,
-    # run control
-    "checkpoint_every": 200_000,
-    "max_minutes": None,  # wall-clock budget; training stops (and saves) at the first rollout past it
-    "torch_threads": 1,
-}
+
+@dataclass
+class Settings:
+    """ML-Agents' poca/SoccerTwos.yaml values (facts.md); steps are learning-team agent steps.
+
+    :param n_timesteps: learning-team agent steps to train
+    :param n_envs: matches played side by side
+    :param n_steps: match steps per rollout: buffer = n_steps * n_envs * 2 = 20,480 (buffer_size)
+    :param batch_size: minibatch size of the PPO update
+    :param n_epochs: passes over each rollout
+    :param learning_rate: Adam's step size
+    :param gamma: discount factor
+    :param gae_lambda: GAE's lambda
+    :param clip_range: PPO's epsilon
+    :param ent_coef: ML-Agents' beta
+    :param vf_coef: value loss weight
+    :param max_grad_norm: gradient norm clip
+    :param hidden_units: width of each hidden layer
+    :param num_layers: hidden layers
+    :param activation: hidden activation
+    :param ball_touch: ML-Agents' SoccerTwos env parameter: +0.2 * ball_touch per touch (0 in the course)
+    :param ball_progress: shaping not in ML-Agents (0 = the course's sparse reward): ball_progress * (distance the
+        ball moved towards the opposing goal) / field length, each step. A difference of potentials, so a whole
+        episode adds at most about ball_progress, and what wins matches is unchanged; it gets a short run past the
+        "stay away from the ball" stalemate pure self-play can fall into early.
+    :param ball_approach: not in ML-Agents either: ball_approach * (how much closer the team's nearest player got
+        to the ball) / field length, each step; a difference of potentials too. Players that drift away from the
+        ball draw matches.
+    :param own_goal: not in ML-Agents: an extra -own_goal for the learning player who touched the ball last before
+        its team conceded (an own goal, or a ball left for the opponent). Trained teams lose mostly this way: in 31
+        of 33 losses to the random team, our team had touched the ball last.
+    :param save_steps: self-play: steps between snapshots joining the pool
+    :param team_change: self-play: steps between side changes
+    :param swap_steps: self-play: steps between ghost swaps
+    :param window: self-play: snapshots kept in the pool
+    :param play_against_latest_model_ratio: self-play: share of swaps to the current policy
+    :param initial_elo: the learner's starting rating
+    :param elo_k: Elo's K
+    :param scripted_opponent_ratio: not in ML-Agents (0 = its self-play unchanged): the share of matches whose
+        opponent is the scripted built-in team instead of the ghost, drawn per match at each kick-off. A curriculum:
+        a passive random team and the scripted team are opponents a snapshot pool of one lineage may never show.
+        These matches do not move Elo.
+    :param random_opponent_ratio: the same for the random team
+    :param centralized_critic: MA-POCA's idea without its attention: the critic sees both teammates' observations
+        (the actor still sees only its own, so the saved model is the same shape either way)
+    :param checkpoint_every: steps between checkpoints
+    :param max_minutes: wall-clock budget; training stops (and saves) at the first rollout past it
+    :param torch_threads: torch's threads
+    """
+
+    n_timesteps: int = 5_000_000
+    n_envs: int = 64
+    n_steps: int = 160
+    batch_size: int = 2048
+    n_epochs: int = 3
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.005
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden_units: int = 512
+    num_layers: int = 2
+    activation: str = "tanh"
+    ball_touch: float = 0.0
+    ball_progress: float = 0.0
+    ball_approach: float = 0.0
+    own_goal: float = 0.0
+    save_steps: int = 50_000
+    team_change: int = 200_000
+    swap_steps: int = 2_000
+    window: int = 10
+    play_against_latest_model_ratio: float = 0.5
+    initial_elo: float = 1200.0
+    elo_k: float = 16.0
+    scripted_opponent_ratio: float = 0.0
+    random_opponent_ratio: float = 0.0
+    centralized_critic: bool = False
+    checkpoint_every: int = 200_000
+    max_minutes: float | None = None
+    torch_threads: int = 1
+
+
+DEFAULTS = defaults(Settings)
 TAGS = ["ppo", "self-play", "multi-agent", "custom-implementation"]
 
 
@@ -89,17 +127,17 @@ TAGS = ["ppo", "self-play", "multi-agent", "custom-implementation"]
 class SelfPlay:
     """Snapshots, ghost swaps, side changes and Elo, following ML-Agents' GhostTrainer."""
 
-    def __init__(self, hp: dict, rng: np.random.Generator):
-        self.save_steps, self.swap_steps = int(hp["save_steps"]), int(hp["swap_steps"])
-        self.team_change, self.window = int(hp["team_change"]), int(hp["window"])
-        self.ratio, self.k = float(hp["play_against_latest_model_ratio"]), float(hp["elo_k"])
+    def __init__(self, hp: Settings, rng: np.random.Generator):
+        self.save_steps, self.swap_steps = hp.save_steps, hp.swap_steps
+        self.team_change, self.window = hp.team_change, hp.window
+        self.ratio, self.k = hp.play_against_latest_model_ratio, hp.elo_k
         for key in ("save_steps", "swap_steps", "team_change", "window"):
-            if int(hp[key]) < 1:
+            if getattr(hp, key) < 1:
                 raise UserError(f"{key} must be at least 1.")
         if not 0.0 <= self.ratio <= 1.0:
             raise UserError("play_against_latest_model_ratio must lie between 0 and 1.")
         self.rng = rng
-        self.elo = float(hp["initial_elo"])
+        self.elo = hp.initial_elo
         self.pool: list[dict] = []  # {"weights": {...}, "elo": float, "step": int}
         self.opponent = -1  # -1: the latest policy (copied at the swap), else an index into the pool
         self.latest_elo = self.elo
@@ -210,29 +248,23 @@ def _dist(actor, obs):
     return Categorical(logits=actor(obs).view(-1, 3, 3))  # three branches of three choices
 
 
-def _team_policy_class():
-    import torch
-    from torch import nn
+class TeamPolicy(nn.Module):
+    """Actor and critic of one player, with the `evaluate_actions` PPO's update calls (deeprl.algos.ppo): the
+    log-probability of a MultiDiscrete action is the sum over its three branches, and so is the entropy. With a
+    centralized critic the observations it gets are the player's own followed by its teammate's; the actor reads
+    only the first half."""
 
-    class TeamPolicy(nn.Module):
-        """Actor and critic of one player, with the `evaluate_actions` PPO's update calls (deeprl.algos.ppo):
-        the log-probability of a MultiDiscrete action is the sum over its three branches, and so is the entropy.
-        With a centralized critic the observations it gets are the player's own followed by its teammate's; the
-        actor reads only the first half."""
+    def __init__(self, dims, centralized: bool = False):
+        super().__init__()
+        self.obs_dim = dims[0]
+        self.actor = build_actor(*dims)
+        self.critic = build_critic(dims[0] * (2 if centralized else 1), *dims[1:])
 
-        def __init__(self, dims, centralized: bool = False):
-            super().__init__()
-            self.obs_dim = dims[0]
-            self.actor = build_actor(*dims)
-            self.critic = build_critic(dims[0] * (2 if centralized else 1), *dims[1:])
-
-        def evaluate_actions(self, obs, actions):
-            logp_all = torch.log_softmax(self.actor(obs[:, :self.obs_dim]).view(-1, 3, 3), -1)
-            logp = logp_all.gather(2, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
-            return logp, entropy, self.critic(obs).squeeze(-1)
-
-    return TeamPolicy
+    def evaluate_actions(self, obs, actions):
+        logp_all = torch.log_softmax(self.actor(obs[:, :self.obs_dim]).view(-1, 3, 3), -1)
+        logp = logp_all.gather(2, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
+        return logp, entropy, self.critic(obs).squeeze(-1)
 
 
 def _numpy_weights(module) -> dict:
@@ -252,22 +284,20 @@ GHOST, SCRIPTED, RANDOM = 0, 1, 2  # who plays the other team in a training matc
 
 
 def train(run) -> None:
-    import torch
-
     from deeprl.algos.ppo import make_optimizer, ppo_update
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
     from deeprl.rollout import compute_gae
     from deeprl.train import whole_batches
 
-    hp = {**DEFAULTS, **run.hyperparams}  # a run resumed from an older version lacks the keys added since
+    hp = run.settings(Settings)
     if run.env_id != "SoccerTwos":
         raise UserError(f"Self-play trains SoccerTwos teams; {run.env_id} is a single-agent env (try --algo ppo).")
-    torch.set_num_threads(int(hp["torch_threads"]))
-    E, T = int(hp["n_envs"]), int(hp["n_steps"])
+    torch.set_num_threads(hp.torch_threads)
+    E, T = hp.n_envs, hp.n_steps
     if E < 1 or T < 1:
         raise UserError("n_envs and n_steps must be at least 1.")
     B = E * 2 * T
-    mb = int(hp["batch_size"])
+    mb = hp.batch_size
     if not 1 <= mb <= B:
         raise UserError(f"batch_size must lie between 1 and n_steps * n_envs * 2 = {B}.")
     max_steps = int(run.env_kwargs.get("max_steps", soccer.MAX_STEPS))
@@ -276,15 +306,15 @@ def train(run) -> None:
         raise UserError(f"SoccerTwos does not take the env kwargs {sorted(unknown)} (it takes max_steps, opponent).")
     rng = np.random.default_rng(run.seed)
     core = soccer.SoccerCore(E, max_steps=max_steps, seed=run.seed)
-    dims = (soccer.OBS_SIZE, int(hp["hidden_units"]), int(hp["num_layers"]), str(hp["activation"]))
-    central = bool(hp["centralized_critic"])
-    p_scripted, p_random = float(hp["scripted_opponent_ratio"]), float(hp["random_opponent_ratio"])
+    dims = (soccer.OBS_SIZE, hp.hidden_units, hp.num_layers, hp.activation)
+    central = hp.centralized_critic
+    p_scripted, p_random = hp.scripted_opponent_ratio, hp.random_opponent_ratio
     if p_scripted < 0 or p_random < 0 or p_scripted + p_random > 1:
         raise UserError("scripted_opponent_ratio and random_opponent_ratio must be at least 0 and sum to at most 1.")
-    policy = _team_policy_class()(dims, central)
+    policy = TeamPolicy(dims, central)
     actor, critic = policy.actor, policy.critic
     ghost = copy.deepcopy(actor).requires_grad_(False)
-    optimizer = make_optimizer(policy.parameters(), float(hp["learning_rate"]))
+    optimizer = make_optimizer(policy.parameters(), hp.learning_rate)
     sp = SelfPlay(hp, rng)
     steps, updates, t_spent = 0, 0, 0.0
     if run.resumed:
@@ -298,11 +328,10 @@ def train(run) -> None:
         run.restore_rng(tensors, state, rng)
         core.seed(int(rng.integers(2**31)))
         core.reset()
-    n_total = int(hp["n_timesteps"])
-    max_seconds = None if hp["max_minutes"] is None else float(hp["max_minutes"]) * 60.0
+    n_total = hp.n_timesteps
+    max_seconds = None if hp.max_minutes is None else hp.max_minutes * 60.0
     t_start = time.perf_counter() - t_spent
     writer = run.writer()
-    progress = run.progress(whole_batches(n_total, B), "steps", initial=steps)  # whole rollouts of B steps
     rows = np.arange(E)[:, None]
     recent: list[float] = []  # results of the last 100 matches against the ghost (1, 0.5, 0)
     # each match's opponent: GHOST, SCRIPTED or RANDOM, drawn again at every kick-off
@@ -337,9 +366,11 @@ def train(run) -> None:
         return {"obs_dim": dims[0], "hidden_units": dims[1], "num_layers": dims[2], "activation": dims[3],
                 "nvec": [3, 3, 3]}
 
-    def save(stopped: bool = False):
-        run.save_model({f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config(),
-                       stopped=stopped, timesteps=steps, updates=updates, elo=sp.elo)
+    def snapshot():
+        return {f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config()
+
+    def save(stopped: bool):
+        run.save_model(snapshot()[0], policy_config(), stopped=stopped, timesteps=steps, updates=updates, elo=sp.elo)
 
     b_obs = np.zeros((T, E * 2, soccer.OBS_SIZE * (2 if central else 1)), dtype=np.float32)
     b_act = np.zeros((T, E * 2, 3), dtype=np.int64)
@@ -347,17 +378,18 @@ def train(run) -> None:
     b_val = np.zeros((T, E * 2), dtype=np.float32)
     b_rew = np.zeros((T, E * 2), dtype=np.float32)
     b_done = np.zeros((T, E * 2), dtype=np.float32)
-    next_ckpt = (steps // int(hp["checkpoint_every"]) + 1) * int(hp["checkpoint_every"])
     obs = core.observe()
-    gamma, touch = float(hp["gamma"]), 0.2 * float(hp["ball_touch"])
-    progress_coef = float(hp["ball_progress"]) / soccer.FIELD_LENGTH
-    approach_coef = float(hp["ball_approach"]) / soccer.FIELD_LENGTH
-    own_goal = float(hp["own_goal"])
+    gamma, touch = hp.gamma, 0.2 * hp.ball_touch
+    progress_coef = hp.ball_progress / soccer.FIELD_LENGTH
+    approach_coef = hp.ball_approach / soccer.FIELD_LENGTH
+    own_goal = hp.own_goal
     touched_last = np.zeros((E, 2), dtype=bool)  # which learning player(s) touched the ball in its last touch
 
     def team_ball_distance():
         return np.linalg.norm(core.pos[rows, mine] - core.ball[:, None], axis=-1).min(1)
-    try:
+
+    with run.loop(whole_batches(n_total, B), "steps", initial=steps, checkpoint=checkpoint, save=save,
+                  checkpoint_every=hp.checkpoint_every) as loop:  # whole rollouts of B steps
         while steps < n_total:
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
                 break
@@ -431,13 +463,13 @@ def train(run) -> None:
             # PPO update on the learning team's experience
             with torch.no_grad():
                 last_v = critic(torch.from_numpy(critic_input(obs))).squeeze(-1).numpy()
-            adv, ret = compute_gae(b_rew, b_val, b_done, last_v, gamma, float(hp["gae_lambda"]))
+            adv, ret = compute_gae(b_rew, b_val, b_done, last_v, gamma, hp.gae_lambda)
             data = {"obs": torch.from_numpy(b_obs.reshape(B, -1)), "actions": torch.from_numpy(b_act.reshape(B, 3)),
                     "values": torch.from_numpy(b_val.reshape(B)), "log_probs": torch.from_numpy(b_logp.reshape(B)),
                     "advantages": torch.from_numpy(adv.reshape(B)), "returns": torch.from_numpy(ret.reshape(B))}
-            stats = ppo_update(policy, optimizer, data, n_epochs=int(hp["n_epochs"]), batch_size=mb,
-                               clip_range=float(hp["clip_range"]), clip_range_vf=None, ent_coef=float(hp["ent_coef"]),
-                               vf_coef=float(hp["vf_coef"]), max_grad_norm=float(hp["max_grad_norm"]),
+            stats = ppo_update(policy, optimizer, data, n_epochs=hp.n_epochs, batch_size=mb,
+                               clip_range=hp.clip_range, clip_range_vf=None, ent_coef=hp.ent_coef,
+                               vf_coef=hp.vf_coef, max_grad_norm=hp.max_grad_norm,
                                target_kl=None, normalize_advantage=True, rng=rng)
             updates += 1
             recent = (recent + ep_results)[-100:]
@@ -455,21 +487,9 @@ def train(run) -> None:
             writer.add_scalar("charts/steps_per_second", steps / max(time.perf_counter() - t_start, 1e-9), steps)
             shown = {name: round(float(np.mean(np.equal(recent_fixed[kind], 1.0))), 2)
                      for kind, name in ((SCRIPTED, "vs_scripted"), (RANDOM, "vs_random")) if recent_fixed[kind]}
-            progress.update(B, elo=int(round(sp.elo)), win=win, pool=len(sp.pool), **shown)
-            if run.callbacks:
-                run.after_update(steps, lambda: ({f"actor.{k}": v for k, v in _numpy_weights(actor).items()},
-                                                 policy_config()))
-            if steps >= next_ckpt:
-                checkpoint()
-                next_ckpt += int(hp["checkpoint_every"])
-    except KeyboardInterrupt:
-        checkpoint()
-        save(stopped=True)
-        progress.close()
-        raise
-    progress.close()
-    checkpoint()
-    save()
+            if loop.update(B, steps, snapshot, elo=int(round(sp.elo)), win=win, pool=len(sp.pool), **shown):
+                break
+            loop.checkpoint_if_due(steps)
 
 
 # -----------------------------------------------------------------------------------------------------------
