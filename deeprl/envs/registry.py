@@ -237,3 +237,16 @@ register(EnvSpec("PandaReachDense-v3", "6", _lazy("deeprl.envs.panda", "make_rea
                  description="Move a Panda arm's gripper to a target (panda-gym, dense reward)", requires="panda_gym"))
 register(EnvSpec("PandaPickAndPlace-v3", "6", _lazy("deeprl.envs.panda", "make_pick_and_place"),
                  description="Pick a cube and place it at a target with a Panda arm (panda-gym)", requires="panda_gym"))
+# Unit 8.2 (ViZDoom): the scenarios as Sample Factory trains them (deeprl/envs/doom.py); evaluation samples actions,
+# as SF's enjoy does by default (--eval_deterministic is off), which is how the course's cards were scored.
+register(EnvSpec("doom_health_gathering_supreme", "8.2", _lazy("deeprl.envs.doom", "make_health_gathering_supreme"),
+                 description="Survive on an acid floor by picking up medkits (ViZDoom, Sample Factory's scenario)",
+                 deterministic=False, requires="vizdoom"))
+register(EnvSpec("doom_health_gathering", "-", _lazy("deeprl.envs.doom", "make_health_gathering"),
+                 description="Survive on an acid floor by picking up medkits, the plainer map (ViZDoom)",
+                 deterministic=False, requires="vizdoom"))
+register(EnvSpec("doom_basic", "-", _lazy("deeprl.envs.doom", "make_basic"),
+                 description="Shoot the monster across the room (ViZDoom)", deterministic=False, requires="vizdoom"))
+register(EnvSpec("doom_defend_the_center", "-", _lazy("deeprl.envs.doom", "make_defend_the_center"),
+                 description="Turn and shoot the monsters closing in (ViZDoom)", deterministic=False,
+                 requires="vizdoom"))
