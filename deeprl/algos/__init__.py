@@ -1,7 +1,10 @@
 """One module per algorithm. Each module provides:
 
-- `DEFAULTS`: every hyperparameter it accepts, with its default (course values come from hyperparams/*.yml);
-- `train(run)`: trains inside a `deeprl.train.Run` (env id, hyperparameters, seed, run folder, checkpoints);
+- `Settings`: a dataclass of every hyperparameter it accepts, with its default and a `:param` line (course values
+  come from hyperparams/*.yml), and `DEFAULTS = deeprl.settings.defaults(Settings)`, the same as a dict;
+- `train(run)`: trains inside a `deeprl.train.Run` (env id, hyperparameters, seed, run folder): `run.settings(Settings)`
+  gives the typed settings, and `with run.loop(...) as loop:` the frame (progress, callbacks, checkpoints, stopping,
+  the final save; deeprl.loop), inside which the algorithm writes only its own steps;
 - `load_agent(config, tensors)`: an object with `act(obs, deterministic=True)` built from a saved model.
 """
 

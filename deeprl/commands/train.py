@@ -23,7 +23,8 @@ def run(args):
 
     from deeprl.envs import parse_env_kwargs
     from deeprl.errors import UserError
-    from deeprl.train import interrupted_message, parse_overrides, train
+    from deeprl.settings import parse_overrides
+    from deeprl.train import interrupted_message, train
 
     overrides = parse_overrides(args.hyperparams)
     if args.save_replay_buffer:
