@@ -250,3 +250,5 @@ register(EnvSpec("doom_basic", "-", _lazy("deeprl.envs.doom", "make_basic"),
 register(EnvSpec("doom_defend_the_center", "-", _lazy("deeprl.envs.doom", "make_defend_the_center"),
                  description="Turn and shoot the monsters closing in (ViZDoom)", deterministic=False,
                  requires="vizdoom"))
+register(EnvSpec("Pyramids", "5", _lazy("deeprl.envs.pyramids"), description="Press the switch, topple the pyramid, touch the gold brick (ML-Agents Pyramids, native)", tag=lambda kw: "ML-Agents-Pyramids", n_eval_episodes=10))
+register(EnvSpec("SnowballTarget", "5", _lazy("deeprl.envs.snowball"), description="Shoot snowballs at targets that pop up (ML-Agents SnowballTarget, native)", tag=lambda kw: "ML-Agents-SnowballTarget", n_eval_episodes=10))
