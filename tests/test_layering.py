@@ -156,6 +156,23 @@ def test_low_layers_import_nothing_from_the_layers_above():
     assert not bad, "; ".join(bad)
 
 
+def test_both_hub_backends_provide_every_method_of_the_protocol():
+    import inspect
+
+    from deeprl.hub.base import Hub
+    from deeprl.hub.hf import HFHub
+    from deeprl.hub.local import LocalHub
+
+    wanted = {name for name, _ in inspect.getmembers(Hub, inspect.isfunction) if not name.startswith("_")}
+    assert {"push", "download", "resolve", "revisions", "list_models", "location", "received", "check_ready"} <= wanted
+    for backend in (LocalHub, HFHub):
+        missing = sorted(w for w in wanted if not callable(getattr(backend, w, None)))
+        assert not missing, f"{backend.__name__} lacks {missing}"
+        for name in wanted:  # the same parameters, so a caller can hold either
+            assert list(inspect.signature(getattr(backend, name)).parameters) == \
+                list(inspect.signature(getattr(Hub, name)).parameters), f"{backend.__name__}.{name}"
+
+
 def _import_alone(module: str) -> tuple[str, int, str]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, env=env,
