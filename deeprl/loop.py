@@ -106,3 +106,27 @@ class Loop:
             self.checkpoint()
             self.save(kind is not None or self.run.stop_requested)
         return False
+
+
+def evaluate_snapshot(run, snapshot: Snapshot, folder, **evaluate_kwargs) -> dict:
+    """The course protocol's figures for a callback's snapshot, saved under `folder` and loaded as `deeprl evaluate`
+    would load it. The global random states are put back afterwards, so a callback that evaluates never changes
+    how the run trains. `evaluate_kwargs` go to deeprl.evaluation.evaluate (n_eval_episodes, seed)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from deeprl.agent import load_agent
+    from deeprl.evaluation import evaluate
+    from deeprl.modelio import save_model
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        tensors, policy_config = snapshot()
+        save_model(folder, tensors, {**run.base_config(), "policy": policy_config})
+        return evaluate(load_agent(folder), **evaluate_kwargs)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])

@@ -149,6 +149,12 @@ def test_pruner_stops_a_poor_trial(tmp_path):
     assert trials[2].params["learning_rate"] == 0.05
     assert list(trials[2].intermediate_values) == [1]  # stopped after its first of two evaluations
     assert "pruned after evaluation 1" in lines[-1]
+    # each trial is one training run; the pruner stopped the poor one inside it (a callback), with its model saved
+    import json
+
+    status = [json.loads((Path(t.user_attrs["run_dir"]) / "config.json").read_text())["status"] for t in trials]
+    assert status == ["finished", "finished", "stopped"]
+    assert all(len(list(Path(t.user_attrs["run_dir"]).parent.iterdir())) == 1 for t in trials)
 
 
 def test_cli_tune_resume_yaml_and_show(tmp_path, cli):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from deeprl.errors import UserError
-from deeprl.train import Callback
+from deeprl.loop import Callback, evaluate_snapshot
 from deeprl.tune.spaces import BUDGET_CHOICES, SPACES, budget_key, default_params, sample_hyperparams, tunable
 from deeprl.tune.storage import ClaimLock, _Heartbeat, _safe, default_storage, fail_abandoned_trials, open_storage, \
     worker_identity
@@ -147,8 +147,7 @@ class PruneCallback(Callback):
     """Evaluates the policy by the course protocol at `points` (counts in the run's unit) inside the trial's one
     training run, reports each result to the trial (steps 1, 2, ...), and stops the run when the pruner says so.
 
-    Each evaluation saves a snapshot and loads it as `deeprl evaluate` would, and puts the global random states back
-    afterwards, so watching a trial never changes how it trains."""
+    Evaluations go through deeprl.loop.evaluate_snapshot, so watching a trial never changes how it trains."""
 
     def __init__(self, trial, points: list[int], n_eval_episodes: int | None, seed: int, folder: Path):
         self.trial, self.points, self.n_eval_episodes, self.seed = trial, points, n_eval_episodes, seed
@@ -161,32 +160,12 @@ class PruneCallback(Callback):
         if self.reported >= len(self.points) or count < self.points[self.reported]:
             return False
         self.reported += 1
-        result = self.evaluate(run, snapshot)
+        result = evaluate_snapshot(run, snapshot, self.folder / f"evaluation_{self.reported}",
+                                   n_eval_episodes=self.n_eval_episodes, seed=self.seed)
         self.last = (result, count)
         self.trial.report(result["result"], self.reported)
         self.pruned = self.trial.should_prune()
         return self.pruned
-
-    def evaluate(self, run, snapshot) -> dict:
-        import random
-
-        import numpy as np
-        import torch
-
-        from deeprl.agent import load_agent
-        from deeprl.evaluation import evaluate
-        from deeprl.modelio import save_model
-
-        states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-        try:
-            tensors, policy_config = snapshot()
-            folder = self.folder / f"evaluation_{self.reported}"
-            save_model(folder, tensors, {**run.base_config(), "policy": policy_config})
-            return evaluate(load_agent(folder), n_eval_episodes=self.n_eval_episodes, seed=self.seed)
-        finally:
-            random.setstate(states[0])
-            np.random.set_state(states[1])
-            torch.set_rng_state(states[2])
 
 
 def objective(trial, ctx: Context) -> float:
