@@ -185,7 +185,7 @@ class Collector:
         venv, norm, stats, dev, rng = self.venv, self.normalizer, self.stats, self.device, self.rng
         fast = self._numpy_policy(policy)
         if fast is not None:
-            fast._np_layers(refresh=True)  # whatever optimizer changed the weights since the last rollout
+            fast.refresh()  # whatever optimizer changed the weights since the last rollout
         clock, env_time = time.perf_counter, 0.0
         dict_obs, clip_actions = isinstance(buffer.obs, dict), not self.discrete
         for t in range(buffer.n_steps):
@@ -224,8 +224,9 @@ class Collector:
         return buffer.n_steps * self.n_envs
 
     def _numpy_policy(self, policy):
-        """The policy's numpy inference path, where it has one (flat observations, MLP, CPU)."""
-        fast = policy.fast() if hasattr(policy, "fast") else None
+        """The numpy inference of the policy's written-out twin (deeprl.fast), where it has one and runs on the CPU
+        (a policy without one, or a stand-in in a test, is called through act and value)."""
+        fast = getattr(policy, "fast", None)
         if fast is None or self.device.type != "cpu" or isinstance(self.obs, dict):
             return None
         return fast

@@ -129,11 +129,15 @@ def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf, arc
     policy.zero_grad()
     loss.backward()
     ref = {k: p.grad.clone() for k, p in policy.named_parameters()}
-    fast = policy.fast()
+    from deeprl.fast.actor_critic import FastMLP
+    from deeprl.fast.ppo import WrittenOutPPO
+
+    fast = FastMLP.attach(policy)
     assert fast is not None
-    batch = {**fast.prepare(obs, actions),
-             **{k: fast.to_xp(mb[k]) for k in ("log_probs", "advantages", "values", "returns")}}
-    info = ppo.diagnostics([ppo.ppo_backward(fast, batch, *args)], 0.2, fast)
+    objective = WrittenOutPPO(fast)
+    step = objective.loss(objective.prepare(mb, normalize_advantage=False), *args)
+    step.backward()
+    info = objective.summary([step], 0.2)
     for k, p in policy.named_parameters():
         torch.testing.assert_close(p.grad, ref[k], rtol=1e-4, atol=1e-6, msg=k)
     for k in ref_info:
@@ -152,7 +156,7 @@ def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf, arc
 
 @pytest.mark.parametrize("flat", [False, True])
 def test_adam_matches_torch(flat):
-    from deeprl.nets import Adam, FlatParams, clip_grad_norm
+    from deeprl.fast.flat import Adam, FlatParams, clip_grad_norm
 
     torch.manual_seed(0)
     a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)

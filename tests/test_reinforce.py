@@ -33,20 +33,27 @@ def test_discounted_returns_and_standardization_match_the_course():
 def test_numpy_actor_matches_the_torch_policy():
     torch.manual_seed(0)
     net = reinforce.build_policy(7, 2, [64, 128], "relu")
-    actor = reinforce.NumpyPolicy(net, "relu")
+    actor = reinforce.numpy_policy(net, "relu")
     x = np.random.default_rng(0).normal(size=(50, 7)).astype(np.float32) * 10
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(np.stack([actor.logits(row) for row in x]), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.stack([actor(row) for row in x]), ref, rtol=1e-4, atol=1e-5)
     # inverse-CDF sampling: action 0 exactly when u < p0
     p0 = torch.softmax(torch.from_numpy(ref[0]), 0)[0].item()
-    assert actor.sample(x[0], p0 * 0.999) == 0 and actor.sample(x[0], min(p0 * 1.001, 0.999999)) == 1
+    logits = actor(x[0])
+    assert reinforce.sample_action(logits, p0 * 0.999) == 0
+    assert reinforce.sample_action(logits, min(p0 * 1.001, 0.999999)) == 1
     net3 = reinforce.build_policy(4, 3, [8], "tanh")
-    actor3 = reinforce.NumpyPolicy(net3, "tanh")
-    draws = [actor3.sample(np.ones(4, np.float32), u) for u in np.linspace(0, 0.999, 200)]
+    actor3 = reinforce.numpy_policy(net3, "tanh")
+    draws = [reinforce.sample_action(actor3(np.ones(4, np.float32)), u) for u in np.linspace(0, 0.999, 200)]
     with torch.no_grad():
         probs = torch.softmax(net3(torch.ones(1, 4)), 1)[0].numpy()
     assert np.allclose(np.bincount(draws, minlength=3) / 200, probs, atol=0.02)
+    # the actor reads views of the weights: an optimizer step shows up without a refresh
+    with torch.no_grad():
+        net3[0].bias.add_(1.0)
+        ref3 = net3(torch.ones(1, 4))[0].numpy()
+    np.testing.assert_allclose(actor3(np.ones(4, np.float32)), ref3, rtol=1e-5, atol=1e-6)
 
 
 def _train(tmp_path, episodes, seed=0, **over):

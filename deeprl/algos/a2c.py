@@ -113,7 +113,9 @@ def train(run, callback=None) -> None:
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed, env_kwargs=run.env_kwargs,
                         vectorization=hp["vectorization"])
     obs_space, act_space = venv.single_observation_space, venv.single_action_space
-    policy = build_policy(obs_space, act_space, pkw).to(run.device)
+    # with its written-out twin (deeprl.fast) where the shape allows it: collection then runs it in numpy; the update
+    # below differentiates a2c_loss by autograd
+    policy = build_policy(obs_space, act_space, pkw, device=run.device, fast=True)
     opt = make_optimizer(policy.parameters(), hp, lr_at(1.0))
     norm = Normalizer(obs_space, n_envs=n_envs, **nkw)
     rng = np.random.default_rng(run.seed)

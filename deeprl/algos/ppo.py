@@ -9,6 +9,9 @@ then Adam (eps 1e-5) after clipping the global gradient norm, n_epochs passes ov
 minibatches, learning rate (and clip range) optionally annealed linearly ("lin_X"), optional early stop of the
 update once the approximate KL exceeds 1.5 * target_kl (SB3's rule).
 
+The update differentiates ppo_loss by autograd, or, for MLP policies on flat observations, through the same
+gradient written out (deeprl.fast.ppo; chosen once where the policy is built, `autograd: true` forces the reference).
+
 Hyperparameters use RL-Zoo's names and meanings; the value loss is SB3's plain mean squared error (CleanRL halves
 it, so CleanRL's vf_coef 0.5 is vf_coef 0.25 here; hyperparams/ppo.yml does that conversion).
 """
@@ -17,15 +20,17 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
 from deeprl.envs.vector import make_vec_env
 from deeprl.errors import UserError
-from deeprl.nets import Adam, clip_grad_norm, set_threads
+from deeprl.fast.flat import Adam, clip_grad_norm
+from deeprl.fast.ppo import WrittenOutPPO
+from deeprl.nets import set_threads
 from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
                              policy_tensors)
@@ -102,90 +107,63 @@ def ppo_loss(policy, mb: dict, clip_range: float, clip_range_vf: float | None, e
 
 
 def make_optimizer(params, lr: float):
-    """Adam with eps 1e-5 (SB3 and CleanRL both use it for PPO); deeprl.nets.Adam is torch's arithmetic in one
+    """Adam with eps 1e-5 (SB3 and CleanRL both use it for PPO); deeprl.fast.flat.Adam is torch's arithmetic in one
     fused call."""
     return Adam(params, lr=lr, eps=1e-5)
 
 
-def ppo_backward(fast, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
-                 normalize_advantage: bool = True, neg_adv_n: torch.Tensor | None = None) -> tuple:
-    """ppo_loss's gradient written out (for FastMLP policies, on a batch from fast.prepare plus the rollout's
-    log_probs, advantages, returns and values): sets the parameters' gradients and returns the per-sample terms
-    that `diagnostics` turns into ppo_loss's numbers (kept raw: averaging them once per update instead of once
-    per minibatch saves a dozen tensor ops a step).
+@dataclass
+class AutogradStep:
+    """One minibatch's ppo_loss, differentiated by torch autograd."""
 
-    d mean(max(-A r, -A clip(r))) / d log_prob = -A r / B where the unclipped term is the max, else 0.
-    The surrogate terms are kept divided by B (`neg_adv_n` = -A / B, given when the caller computed it once for
-    many steps), so that derivative is one masked product; diagnostics multiply B back."""
-    xp = fast.xp  # numpy on the CPU (the batch's per-sample arrays are numpy views there), else torch
-    log_prob, values, ctx = fast.evaluate(mb)
-    n = log_prob.shape[0]
-    if neg_adv_n is None:
-        adv = mb["advantages"]
-        if normalize_advantage and n > 1:
-            adv = _normalized(adv)
-        neg_adv_n = adv * _const(-1.0 / n, adv)
-    log_ratio = log_prob - mb["log_probs"]
-    ratio = xp.exp(log_ratio)
-    surr = neg_adv_n * ratio
-    surr_clipped = neg_adv_n * xp.clip(ratio, 1 - clip_range, 1 + clip_range)
-    g_logp = surr * (surr >= surr_clipped)
-    err = values - mb["returns"]
-    if clip_range_vf is None:
-        sq = None  # err * err, squared once per update in `diagnostics`
-        g_value = err * _const(2 * vf_coef / n, err)
-    else:
-        delta = values - mb["values"]
-        err_clipped = mb["values"] + xp.clip(delta, -clip_range_vf, clip_range_vf) - mb["returns"]
-        sq_unclipped, sq_clipped = err * err, err_clipped * err_clipped
-        sq = xp.maximum(sq_unclipped, sq_clipped)
-        g_value = xp.where(sq_unclipped >= sq_clipped, err, err_clipped * (abs(delta) <= clip_range_vf)) \
-            * _const(2 * vf_coef / n, err)
-    fast.backward(ctx, g_logp, g_value, -ent_coef / n)
-    return ratio, log_ratio, surr, surr_clipped, err if sq is None else sq, sq is None, fast.dist_state(ctx), n
+    loss: torch.Tensor
+    info: dict
+
+    @property
+    def approx_kl(self) -> torch.Tensor:
+        return self.info["approx_kl"]
+
+    def backward(self) -> None:
+        self.loss.backward()
 
 
-_CONSTS: dict = {}
+class AutogradPPO:
+    """The reference objective: ppo_loss on the policy's modules, gradients by autograd."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def prepare(self, data: dict, normalize_advantage: bool) -> dict:
+        if normalize_advantage:
+            adv = data["advantages"]
+            data = {**data, "advantages": (adv - adv.mean()) / (adv.std() + 1e-8)}
+        return data
+
+    def loss(self, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
+             normalize_advantage: bool = True) -> AutogradStep:
+        return AutogradStep(*ppo_loss(self.policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef,
+                                      normalize_advantage))
+
+    def summary(self, steps: list[AutogradStep], clip_range: float) -> dict[str, float]:
+        sums: dict[str, torch.Tensor] = {}
+        for step in steps:
+            for k, v in step.info.items():
+                sums[k] = sums[k] + v if k in sums else v
+        return {k: float(v) / len(steps) for k, v in sums.items()}
 
 
-def _const(value: float, like):
-    """A cached 0-d tensor: tensor-by-tensor arithmetic skips the conversion a Python number costs each call
-    (a numpy array takes the number as it is: it stays in the array's dtype)."""
-    if isinstance(like, np.ndarray):
-        return value
-    key = (value, like.dtype, like.device)
-    t = _CONSTS.get(key)
-    if t is None:
-        if len(_CONSTS) > 256:
-            _CONSTS.clear()
-        t = _CONSTS[key] = torch.tensor(value, dtype=like.dtype, device=like.device)
-    return t
-
-
-def diagnostics(parts: list[tuple], clip_range: float, fast) -> dict:
-    """ppo_loss's diagnostics over every sample of the ppo_backward calls in `parts`."""
-    xp = fast.xp
-    ratio, log_ratio, surr, surr_clipped, sq = (xp.concatenate(x) for x in list(zip(*parts))[:5])
-    if parts[0][5]:
-        sq = sq * sq
-    sizes = [p[7] for p in parts]
-    scale = float(sizes[0]) if len(set(sizes)) == 1 else \
-        xp.concatenate([xp.full((k,), float(k), dtype=surr.dtype) for k in sizes])
-    return {"policy_loss": (xp.maximum(surr, surr_clipped) * scale).mean(), "value_loss": sq.mean(),
-            "entropy": fast.entropy([p[6] for p in parts]).mean(), "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clip_fraction": (abs(ratio - 1) > clip_range).sum() / len(ratio)}
-
-
-def _normalized(adv):
-    # torch's std is the unbiased one (SB3's normalization), numpy's needs ddof=1 to match
-    std = adv.std(ddof=1) if isinstance(adv, np.ndarray) else adv.std()
-    return (adv - adv.mean()) / (std + 1e-8)
+def ppo_objective(policy, autograd: bool = False):
+    """How the update differentiates ppo_loss: through the policy's written-out twin where build_policy made one
+    (deeprl.fast.ppo: the same gradient, a fraction of the time on small MLPs), else through autograd. Both give
+    `prepare(data)`, `loss(mb, ...)` -> a step with `approx_kl` and `backward()`, and `summary(steps)`."""
+    fast = getattr(policy, "fast", None)  # (a policy from elsewhere, selfplay's teams, has none)
+    return WrittenOutPPO(fast) if fast is not None and not autograd else AutogradPPO(policy)
 
 
 def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int, clip_range: float,
                clip_range_vf: float | None, ent_coef: float, vf_coef: float, max_grad_norm: float,
                target_kl: float | None, normalize_advantage: bool, rng: np.random.Generator,
-               autograd: bool = False) -> dict:
+               objective=None) -> dict:
     """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats).
 
     With batch_size >= the rollout (RL-Zoo's CartPole: 256 of 256) every epoch's one minibatch is the whole
@@ -193,57 +171,36 @@ def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int,
     is, with its advantages normalized once (the same statistics every epoch) instead of once per step. The
     permutation is still drawn each epoch, so the run's generator (which also samples the actions) moves as it
     would with smaller minibatches."""
+    objective = objective if objective is not None else ppo_objective(policy)
     n = data["advantages"].shape[0]
     params = [p for p in policy.parameters() if p.requires_grad]
-    fast = policy.fast() if hasattr(policy, "fast") and not autograd else None
-    if fast is not None:
-        data = {**fast.prepare(data["obs"], data["actions"]),
-                **{k: fast.to_xp(data[k]) for k in ("log_probs", "advantages", "returns", "values")}}
     whole = batch_size >= n
-    if whole and normalize_advantage and n > 1:
-        data = {**data, "advantages": _normalized(data["advantages"])}
-    norm_mb = normalize_advantage and not whole
-    neg_adv_n = data["advantages"] * (-1.0 / n) if whole and fast is not None else None
-    clip = max_grad_norm is not None and max_grad_norm > 0
-    sums: dict[str, torch.Tensor] = {}
-    parts: list[tuple] = []
-    steps, stopped = 0, False
+    batch = objective.prepare(data, normalize_advantage=whole and normalize_advantage and n > 1)
+    steps, stopped = [], False
     for epoch in range(n_epochs):
         perm = rng.permutation(n)
         if whole:
-            batches = (data,)
+            minibatches = (batch,)
         else:  # one shuffle of the whole rollout per epoch, then contiguous slices: a view per minibatch
-            shuffled = index_batch(data, perm)
-            batches = (slice_batch(shuffled, start, start + batch_size) for start in range(0, n, batch_size))
-        for mb in batches:
-            if fast is not None:
-                part = ppo_backward(fast, mb, clip_range, clip_range_vf, ent_coef, vf_coef, norm_mb, neg_adv_n)
-                parts.append(part)
-                approx_kl = None if target_kl is None else ((part[0] - 1) - part[1]).mean()
-            else:
-                loss, info = ppo_loss(policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef, norm_mb)
-                approx_kl = info["approx_kl"]
+            shuffled = index_batch(batch, perm)
+            minibatches = (slice_batch(shuffled, start, start + batch_size) for start in range(0, n, batch_size))
+        for mb in minibatches:
+            step = objective.loss(mb, clip_range, clip_range_vf, ent_coef, vf_coef,
+                                  normalize_advantage=normalize_advantage and not whole)
             # SB3's rule: stop before the step that would take the policy too far from the one that collected
-            if target_kl is not None and approx_kl.item() > 1.5 * target_kl:
+            if target_kl is not None and float(step.approx_kl) > 1.5 * target_kl:
                 stopped = True
-                parts = parts[:-1]
                 break
-            if fast is None:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                for k, v in info.items():
-                    sums[k] = sums[k] + v if k in sums else v
-            if clip:
+            optimizer.zero_grad(set_to_none=True)
+            step.backward()
+            if max_grad_norm is not None and max_grad_norm > 0:
                 clip_grad_norm(params, max_grad_norm)
             optimizer.step()
-            steps += 1
+            steps.append(step)
         if stopped:
             break
-    if parts:
-        out = {k: float(v) for k, v in diagnostics(parts, clip_range, fast).items()}
-    else:
-        out = {k: float(v) / steps for k, v in sums.items()} if steps else {}
-    out.update(gradient_steps=steps, epochs=epoch + 1, early_stop=stopped)
+    out = objective.summary(steps, clip_range) if steps else {}
+    out.update(gradient_steps=len(steps), epochs=epoch + 1, early_stop=stopped)
     return out
 
 
@@ -293,8 +250,10 @@ def train(run) -> None:
     normalizer = None
     if norm_cfg["norm_obs"] or norm_cfg["norm_reward"]:
         normalizer = Normalizer(obs_space, **{"gamma": hp["gamma"], **norm_cfg}, n_envs=n_envs)
-    policy = build_policy(obs_space, action_space, pkw).to(device)
-    policy.fast()  # before the optimizer: it lays the parameters out flat, and Adam then steps them as one tensor
+    # the written-out MLP (deeprl.fast) where the shape allows it: built before the optimizer, which then steps the
+    # parameters as one flat tensor; autograd: true keeps collection on it but differentiates ppo_loss by autograd
+    policy = build_policy(obs_space, action_space, pkw, device=device, fast=True)
+    objective = ppo_objective(policy, autograd=bool(hp["autograd"]))
     optimizer = make_optimizer(policy.parameters(), lr_at(1.0))
     if run.resumed:
         load_policy_tensors(policy, ckpt_tensors, run.env_id)
@@ -355,7 +314,7 @@ def train(run) -> None:
                                clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
                                ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
                                target_kl=hp["target_kl"], normalize_advantage=hp["normalize_advantage"], rng=rng,
-                               autograd=bool(hp["autograd"]))
+                               objective=objective)
             updates += 1
             t2 = time.perf_counter()
             collect_s, update_s = collect_s + t1 - t0, update_s + t2 - t1

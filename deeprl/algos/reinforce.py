@@ -11,7 +11,8 @@ summed into one Adam step: lower-variance steps, N times fewer of them. With `ba
 G_t - V(s_t) (then standardized) instead; off by default, as the course has none.
 
 What makes it fast without changing the algorithm: the episode is played with the policy's weights read as numpy
-arrays (views of the same torch tensors, so every Adam step shows up at once) and actions sampled from its softmax
+arrays (views of the same torch tensors, so every Adam step shows up at once; deeprl.fast.numpy_mlp, the numpy
+MLP that PPO's and A2C's collection use too) and actions sampled from its softmax
 in numpy, which costs microseconds a step instead of a torch call; the log-probabilities that carry the gradient
 are then computed in one batched torch forward over the whole episode. The gradient is the course's exactly: the
 same policy, the same sampled actions, the same loss, one update per episode.
@@ -26,6 +27,7 @@ import numpy as np
 
 from deeprl.envs import make_env
 from deeprl.errors import UserError
+from deeprl.fast.numpy_mlp import NumpyMLP
 from deeprl.modelio import check_shape
 
 DEFAULTS = {
@@ -82,35 +84,21 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std(ddof=1) + EPS)
 
 
-class NumpyPolicy:
-    """The policy's forward pass on one observation with numpy views of the torch weights."""
+def sample_action(logits: np.ndarray, u: float) -> int:
+    """Inverse-CDF draw from softmax(logits) with the uniform u: the first action whose cumulative probability
+    exceeds u."""
+    if logits.shape[0] == 2:  # the common case (CartPole, Pixelcopter), in scalar arithmetic
+        return int(u * (1.0 + math.exp(min(float(logits[1] - logits[0]), 700.0))) >= 1.0)
+    p = np.exp(logits - logits.max())
+    c = np.cumsum(p)
+    return min(int(np.searchsorted(c, u * c[-1], side="right")), len(c) - 1)
 
-    def __init__(self, net, activation: str):
-        import torch
 
-        self.layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy())
-                       for m in net if isinstance(m, torch.nn.Linear)]
-        self.act = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh,
-                    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0)))}[activation]
+def numpy_policy(net, activation: str) -> NumpyMLP:
+    """The policy's forward on one observation in numpy, reading views of the torch weights (deeprl.fast)."""
+    import torch
 
-    def logits(self, obs: np.ndarray) -> np.ndarray:
-        x = obs
-        last = len(self.layers) - 1
-        for i, (w, b) in enumerate(self.layers):
-            x = x @ w + b
-            if i < last:
-                x = self.act(x)
-        return x
-
-    def sample(self, obs: np.ndarray, u: float) -> int:
-        """Inverse-CDF draw from softmax(logits) with the uniform u: the first action whose cumulative
-        probability exceeds u."""
-        z = self.logits(obs)
-        if z.shape[0] == 2:  # the common case (CartPole, Pixelcopter), in scalar arithmetic
-            return int(u * (1.0 + math.exp(min(float(z[1] - z[0]), 700.0))) >= 1.0)
-        p = np.exp(z - z.max())
-        c = np.cumsum(p)
-        return min(int(np.searchsorted(c, u * c[-1], side="right")), len(c) - 1)
+    return NumpyMLP.of_linears([m for m in net if isinstance(m, torch.nn.Linear)], activation)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -158,7 +146,7 @@ def train(run) -> None:
         recent.extend(state.get("recent_returns", []))
         run.restore_rng(tensors, state, rng)
 
-    actor = NumpyPolicy(policy, hp["activation"])
+    actor = numpy_policy(policy, hp["activation"])
     obs_buf = np.empty((max_t, obs_dim), dtype=np.float32)
     act_buf = np.empty(max_t, dtype=np.int64)
     rew_buf = np.empty(max_t, dtype=np.float64)
@@ -196,7 +184,7 @@ def train(run) -> None:
             T = 0
             while T < max_t:
                 obs_buf[T] = obs
-                a = actor.sample(obs_buf[T], uniforms[T])
+                a = sample_action(actor(obs_buf[T]), uniforms[T])
                 obs, r, terminated, truncated, _ = env.step(a)
                 act_buf[T], rew_buf[T] = a, r
                 T += 1
@@ -290,7 +278,7 @@ class ReinforceAgent:
 
     def __init__(self, net, env_id: str, env_kwargs: dict, config: dict, activation: str):
         self.net, self.env_id, self.env_kwargs, self.config = net, env_id, env_kwargs, config
-        self._np = NumpyPolicy(net, activation)
+        self._np = numpy_policy(net, activation)
         self._rng = np.random.default_rng(0)
 
     def reset(self) -> None:
@@ -299,8 +287,8 @@ class ReinforceAgent:
     def act(self, obs, deterministic: bool = True) -> int:
         x = np.asarray(obs, dtype=np.float32).reshape(-1)
         if deterministic:
-            return int(np.argmax(self._np.logits(x)))
-        return self._np.sample(x, float(self._rng.random()))
+            return int(np.argmax(self._np(x)))
+        return sample_action(self._np(x), float(self._rng.random()))
 
 
 def load_agent(config: dict, tensors: dict) -> ReinforceAgent:
