@@ -176,12 +176,20 @@ class BrickWorld:
         for body in self.bricks + [self.agent]:
             pb.changeDynamics(body, -1, lateralFriction=0.6, linearDamping=0.0, angularDamping=0.0,
                               physicsClientId=cid)
+        # Bricks at rest may sleep (PyBullet keeps every body awake by default): a resting pyramid of 14 bricks
+        # then costs nothing, against 0.55 ms a physics step awake; the agent's touch wakes them
+        for body in self.bricks:
+            pb.changeDynamics(body, -1, activationState=pb.ACTIVATION_STATE_ENABLE_SLEEPING, physicsClientId=cid)
 
-    def load(self, brick_pos, brick_quat, agent_pos, agent_angle, agent_vel) -> None:
+    def load(self, brick_pos, brick_quat, agent_pos, agent_angle, agent_vel, settled: bool = True) -> None:
+        """Put an arena's bricks and agent in this world; bricks that were at rest start asleep (a reset body is
+        awake, and Bullet would only let it sleep after two simulated seconds of stillness)."""
         pb, cid = self.pb, self.cid
         for k, body in enumerate(self.bricks):
             pb.resetBasePositionAndOrientation(body, brick_pos[k].tolist(), brick_quat[k].tolist(), physicsClientId=cid)
             pb.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=cid)
+            state = pb.ACTIVATION_STATE_SLEEP if settled else pb.ACTIVATION_STATE_WAKE_UP
+            pb.changeDynamics(body, -1, activationState=state, physicsClientId=cid)
         pb.resetBasePositionAndOrientation(self.agent, [agent_pos[0], agent_pos[1], 0.5], _yaw(agent_angle),
                                            physicsClientId=cid)
         pb.resetBaseVelocity(self.agent, [agent_vel[0], agent_vel[1], 0.0], [0, 0, 0], physicsClientId=cid)
@@ -210,6 +218,14 @@ class BrickWorld:
     def bricks_state(self) -> tuple[np.ndarray, np.ndarray]:
         poses = [self.pb.getBasePositionAndOrientation(b, physicsClientId=self.cid) for b in self.bricks]
         return np.array([p for p, _ in poses]), np.array([q for _, q in poses])
+
+    def bricks_resting(self, tol: float = 1e-3) -> bool:
+        """Whether every brick has stopped (so the arena's bricks may start asleep when next loaded)."""
+        for b in self.bricks:
+            lin, ang = self.pb.getBaseVelocity(b, physicsClientId=self.cid)
+            if max(map(abs, lin + ang)) > tol:
+                return False
+        return True
 
     def close(self) -> None:
         try:
@@ -249,6 +265,7 @@ class PyramidsCore:
         self.done = np.zeros(n, dtype=bool)
         self.builds = np.zeros(n, dtype=np.int64)  # pyramids built this episode (the tests count them)
         self.engaged_until = np.zeros(n, dtype=np.int64)
+        self.bricks_settled = np.ones(n, dtype=bool)  # the bricks were at rest when their world last let go
         self.worlds: dict[int, BrickWorld] = {}  # arena -> its PyBullet world while engaged
         self._free: list[BrickWorld] = []
         # the ray casts' objects: centre, radius, bottom, top, tag; absent objects sit far below the floor
@@ -308,6 +325,7 @@ class PyramidsCore:
         self.builds[i] += 1
         self.brick_pos[i] = BRICK_LAYOUT + (*self.pyramid_at[i], 0.0)
         self.brick_quat[i] = (0.0, 0.0, 0.0, 1.0)
+        self.bricks_settled[i] = True  # built stacked and still
         self._sync_bricks(np.array([i]))
 
     def _sync_bricks(self, idx: np.ndarray) -> None:
@@ -321,7 +339,8 @@ class PyramidsCore:
         world = self.worlds.get(i)
         if world is None:
             world = self._free.pop() if self._free else BrickWorld()
-            world.load(self.brick_pos[i], self.brick_quat[i], self.pos[i], self.angle[i], self.vel[i])
+            world.load(self.brick_pos[i], self.brick_quat[i], self.pos[i], self.angle[i], self.vel[i],
+                       settled=bool(self.bricks_settled[i]))
             self.worlds[i] = world
         return world
 
@@ -331,6 +350,7 @@ class PyramidsCore:
             return
         if keep_bricks:
             self.brick_pos[i], self.brick_quat[i] = world.bricks_state()
+            self.bricks_settled[i] = world.bricks_resting()
             self._sync_bricks(np.array([i]))
         self._free.append(world)
 
