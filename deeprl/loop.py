@@ -16,6 +16,7 @@ is). A second Ctrl-C raises KeyboardInterrupt at once; the frame still saves wha
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -49,16 +50,20 @@ class Callback:
 
 
 class Loop:
-    """See the module's docstring. `checkpoint()` writes the algorithm's checkpoint, `save(stopped)` its model;
-    `close()` (optional) lets go of what the algorithm opened (envs, log files) before those are written."""
+    """See the module's docstring. `checkpoint()` writes the algorithm's checkpoint, `save(stopped)` its model
+    (checkpoint timing: `checkpoint_if_due`);
+    `close()` (optional) lets go of what the algorithm opened (envs, log files) before those are written;
+    `rewind()` (optional) puts a stopped run's state back to its last whole update before they are (REINFORCE)."""
 
     def __init__(self, run, total: int, unit: str, *, initial: int = 0, checkpoint: Callable[[], None],
                  save: Callable[[bool], None], checkpoint_every: int | None = None, checkpoint_seconds: float = 0,
-                 close: Callable[[], None] | None = None):
-        self.run, self.checkpoint, self.save, self.close = run, checkpoint, save, close
-        self.every, self.seconds = checkpoint_every, checkpoint_seconds
-        self.next_checkpoint = initial + checkpoint_every if checkpoint_every else None
-        self.last_checkpoint = time.perf_counter()
+                 checkpoint_gap: float = 0, checkpoint_from: int | None = None,
+                 close: Callable[[], None] | None = None, rewind: Callable[[], None] | None = None):
+        self.run, self.checkpoint, self.save, self.close, self.rewind = run, checkpoint, save, close, rewind
+        self.every, self.seconds, self.gap = checkpoint_every, checkpoint_seconds, checkpoint_gap
+        start = initial if checkpoint_from is None else checkpoint_from  # the count checkpoint_every is in
+        self.next_checkpoint = (start // checkpoint_every + 1) * checkpoint_every if checkpoint_every else None
+        self.last_checkpoint = -math.inf if checkpoint_gap else time.perf_counter()
         self.progress = Progress(total, unit, desc=f"{run.algo} {run.env_id}", enabled=run.show_progress,
                                  initial=initial)
 
@@ -84,15 +89,19 @@ class Loop:
         return run.stop_requested
 
     def checkpoint_if_due(self, count: int) -> None:
-        """Write a checkpoint every `checkpoint_every` counts (from the last one) or `checkpoint_seconds` of
-        wall-clock, whichever comes first."""
+        """Write a checkpoint every `checkpoint_every` counts (in the unit the algorithm passes: steps, episodes or
+        updates) or `checkpoint_seconds` of wall-clock, whichever comes first, but never within `checkpoint_gap`
+        seconds of the last one (each is an fsync'd file: a short run should not spend its time writing them)."""
         now = time.perf_counter()
-        if ((self.next_checkpoint is not None and count >= self.next_checkpoint)
-                or (self.seconds and now - self.last_checkpoint >= self.seconds)):
-            self.checkpoint()
-            if self.every:
-                self.next_checkpoint = count + self.every
-            self.last_checkpoint = time.perf_counter()
+        by_count = self.next_checkpoint is not None and count >= self.next_checkpoint
+        if by_count:
+            self.next_checkpoint = count + self.every
+        if not (by_count or (self.seconds and now - self.last_checkpoint >= self.seconds)):
+            return
+        if now - self.last_checkpoint < self.gap:
+            return
+        self.checkpoint()
+        self.last_checkpoint = time.perf_counter()
 
     def __enter__(self) -> "Loop":
         return self
@@ -103,8 +112,11 @@ class Loop:
             self.close()
         if kind is None or issubclass(kind, KeyboardInterrupt):
             # a second Ctrl-C (KeyboardInterrupt) lands here too: what the run has is saved before it goes on
+            stopped = kind is not None or self.run.stop_requested
+            if stopped and self.rewind is not None:
+                self.rewind()
             self.checkpoint()
-            self.save(kind is not None or self.run.stop_requested)
+            self.save(stopped)
         return False
 
 

@@ -24,10 +24,10 @@ def test_defaults_are_sb3s():
     assert (d["n_steps"], d["learning_rate"], d["gamma"], d["gae_lambda"], d["ent_coef"], d["vf_coef"],
             d["max_grad_norm"], d["optimizer"], d["rms_prop_alpha"], d["rms_prop_eps"]) == \
         (5, 7e-4, 0.99, 1.0, 0.0, 0.5, 0.5, "rmsprop", 0.99, 1e-5)
-    opt = a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], d, 7e-4)
+    opt = a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], a2c.Settings(), 7e-4)
     assert isinstance(opt, torch.optim.RMSprop)
     assert opt.defaults["alpha"] == 0.99 and opt.defaults["eps"] == 1e-5
-    assert isinstance(a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], {**d, "optimizer": "adam"}, 1e-3),
+    assert isinstance(a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], a2c.Settings(optimizer="adam"), 1e-3),
                       torch.optim.Adam)
 
 

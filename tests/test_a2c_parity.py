@@ -87,7 +87,7 @@ def test_a2c_matches_sb3_in_lockstep(monkeypatch):
     venv_sb3 = VecNormalize(DummyVecEnv([_make] * N_ENVS), norm_obs=True, norm_reward=True, clip_obs=10.0)
     model = A2C("MultiInputPolicy", venv_sb3, seed=SEED, device="cpu")  # SB3's defaults: the course's Unit 6
 
-    hp = {**a2c.DEFAULTS, "n_envs": N_ENVS}
+    hp = a2c.Settings(n_envs=N_ENVS)
     venv = gym.vector.SyncVectorEnv([_make] * N_ENVS, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     policy = build_policy(venv.single_observation_space, venv.single_action_space, parse_policy_kwargs(None))
     policy.sample = lambda dist, deterministic=False: dist + torch.as_tensor(
@@ -95,20 +95,20 @@ def test_a2c_matches_sb3_in_lockstep(monkeypatch):
     sb3_state = model.policy.state_dict()
     assert {_sb3_name(k) for k in policy.state_dict()} == set(sb3_state)  # the same architecture, layer by layer
     policy.load_state_dict({k: sb3_state[_sb3_name(k)].clone() for k in policy.state_dict()})
-    opt = a2c.make_optimizer(policy.parameters(), hp, hp["learning_rate"])
-    norm = Normalizer(venv.single_observation_space, n_envs=N_ENVS, gamma=hp["gamma"], clip_obs=10.0)
-    collector = Collector(venv, norm, gamma=hp["gamma"], seed=SEED)
+    opt = a2c.make_optimizer(policy.parameters(), hp, hp.learning_rate)
+    norm = Normalizer(venv.single_observation_space, n_envs=N_ENVS, gamma=hp.gamma, clip_obs=10.0)
+    collector = Collector(venv, norm, gamma=hp.gamma, seed=SEED)
     buffer = RolloutBuffer(N_STEPS, N_ENVS, venv.single_observation_space, venv.single_action_space)
 
     episode_ends = 0
     for update in range(14):  # 70 steps: every env times out at step 50, some reach the goal first
         model.learn(N_ENVS * N_STEPS, reset_num_timesteps=update == 0)
         collector.collect(policy, buffer)
-        buffer.compute_returns_and_advantage(collector.last_values(policy), hp["gamma"], hp["gae_lambda"])
+        buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma, hp.gae_lambda)
         loss, _ = a2c.a2c_loss(policy, buffer.tensors(), hp)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), hp["max_grad_norm"])
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), hp.max_grad_norm)
         opt.step()
 
         rb = model.rollout_buffer

@@ -19,69 +19,95 @@ key, concatenated). Rollout storage, collection, GAE, policies and normalization
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from deeprl.errors import UserError
+from deeprl.settings import Rate, defaults
 
-DEFAULTS = {
-    # SB3's A2C defaults (the course's Unit 6 uses them as they are); hyperparams/a2c.yml holds per-env settings
-    "n_timesteps": 1_000_000,
-    "n_envs": 1,
-    "n_steps": 5,
-    "learning_rate": 7e-4,  # or RL-Zoo's "lin_X": X * (1 - progress)
-    "gamma": 0.99,
-    "gae_lambda": 1.0,  # 1.0: n-step returns
-    "ent_coef": 0.0,
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
-    "optimizer": "rmsprop",  # rmsprop (SB3's use_rms_prop=True) | adam
-    "rms_prop_alpha": 0.99,
-    "rms_prop_eps": 1e-5,
-    "normalize_advantage": False,
-    "policy_kwargs": None,  # {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn, log_std_init, ortho_init}
-    "normalize": False,  # VecNormalize: true, or {norm_obs: true, norm_reward: true, clip_obs: 10, ...}
-    # ours
-    "vectorization": "auto",  # auto (native where it exists), sync or async (one process per env)
-    "checkpoint_every": 100_000,  # env steps
-    "log_every": 2_000,  # env steps between TensorBoard points
-    "torch_threads": 1,  # 64-unit networks run fastest on one thread; the other core steps envs
-}
+@dataclass
+class Settings:
+    """SB3's A2C defaults (the course's Unit 6 uses them as they are); hyperparams/a2c.yml holds per-env settings.
+
+    :param n_timesteps: env steps to train (the run ends at the first whole rollout past it)
+    :param n_envs: envs stepped together
+    :param n_steps: steps per env per update
+    :param learning_rate: the optimizer's step size, or RL-Zoo's lin_X: X * (1 - progress)
+    :param gamma: discount factor
+    :param gae_lambda: 1.0: n-step returns
+    :param ent_coef: entropy bonus weight
+    :param vf_coef: value loss weight
+    :param max_grad_norm: gradient norm clip
+    :param optimizer: rmsprop (SB3's use_rms_prop=True) or adam
+    :param rms_prop_alpha: RMSprop's alpha
+    :param rms_prop_eps: RMSprop's eps
+    :param normalize_advantage: normalize advantages over the rollout
+    :param policy_kwargs: {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn, log_std_init, ortho_init}
+    :param normalize: VecNormalize: true, or {norm_obs: true, norm_reward: true, clip_obs: 10, ...}
+    :param vectorization: auto (native where it exists), sync or async (one process per env)
+    :param checkpoint_every: env steps between checkpoints
+    :param log_every: env steps between TensorBoard points
+    :param torch_threads: 64-unit networks run fastest on one thread; the other core steps envs
+    """
+
+    n_timesteps: int = 1_000_000
+    n_envs: int = 1
+    n_steps: int = 5
+    learning_rate: Rate = 7e-4
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    optimizer: str = "rmsprop"
+    rms_prop_alpha: float = 0.99
+    rms_prop_eps: float = 1e-5
+    normalize_advantage: bool = False
+    policy_kwargs: Any = None
+    normalize: Any = False
+    vectorization: str = "auto"
+    checkpoint_every: int = 100_000
+    log_every: int = 2_000
+    torch_threads: int = 1
+
+
+DEFAULTS = defaults(Settings)
 TAGS = ["a2c", "custom-implementation"]
 
 
-
-def _check_hp(hp: dict) -> None:
-    if hp["optimizer"] not in ("rmsprop", "adam"):
-        raise UserError(f"optimizer must be rmsprop or adam, not {hp['optimizer']!r}.")
+def _check_hp(hp: Settings) -> None:
+    if hp.optimizer not in ("rmsprop", "adam"):
+        raise UserError(f"optimizer must be rmsprop or adam, not {hp.optimizer!r}.")
     for key in ("n_envs", "n_steps", "n_timesteps"):
-        if not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1:
-            raise UserError(f"{key} must be a whole number of at least 1, not {hp[key]!r}.")
-    if not (0.0 <= float(hp["gae_lambda"]) <= 1.0 and 0.0 <= float(hp["gamma"]) <= 1.0):
+        if getattr(hp, key) < 1:
+            raise UserError(f"{key} must be a whole number of at least 1, not {getattr(hp, key)!r}.")
+    if not (0.0 <= hp.gae_lambda <= 1.0 and 0.0 <= hp.gamma <= 1.0):
         raise UserError("gamma and gae_lambda must lie between 0 and 1.")
 
 
-def make_optimizer(params, hp: dict, lr: float):
+def make_optimizer(params, hp: Settings, lr: float):
     import torch
 
-    if hp["optimizer"] == "adam":
+    if hp.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, eps=1e-5)
     # SB3's A2C default: torch's RMSprop with alpha 0.99, eps 1e-5, no weight decay
-    return torch.optim.RMSprop(params, lr=lr, alpha=hp["rms_prop_alpha"], eps=hp["rms_prop_eps"], weight_decay=0.0)
+    return torch.optim.RMSprop(params, lr=lr, alpha=hp.rms_prop_alpha, eps=hp.rms_prop_eps, weight_decay=0.0)
 
 
-def a2c_loss(policy, batch: dict, hp: dict):
+def a2c_loss(policy, batch: dict, hp: Settings):
     """The A2C objective on one whole rollout (flattened over steps and envs): (loss, stats)."""
     import torch
 
     log_prob, entropy, values = policy.evaluate_actions(batch["obs"], batch["actions"])
     adv = batch["advantages"]
-    if hp["normalize_advantage"] and adv.numel() > 1:
+    if hp.normalize_advantage and adv.numel() > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     policy_loss = -(adv * log_prob).mean()
     value_loss = torch.nn.functional.mse_loss(values, batch["returns"])
     entropy_loss = -entropy.mean()
-    loss = policy_loss + hp["ent_coef"] * entropy_loss + hp["vf_coef"] * value_loss
+    loss = policy_loss + hp.ent_coef * entropy_loss + hp.vf_coef * value_loss
     return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
 
 
@@ -99,19 +125,19 @@ def train(run, callback=None) -> None:
     from deeprl.rollout import Collector, RolloutBuffer
     from deeprl.train import whole_batches
 
-    hp = run.hyperparams
+    hp = run.settings(Settings)
     _check_hp(hp)
-    if hp["torch_threads"]:
-        set_threads(int(hp["torch_threads"]))
-    n_envs, n_steps, total = hp["n_envs"], hp["n_steps"], int(hp["n_timesteps"])
-    lr_at = schedule(hp["learning_rate"], "learning_rate")
-    pkw, nkw = parse_policy_kwargs(hp["policy_kwargs"]), {"gamma": hp["gamma"], **parse_normalize(hp["normalize"])}
+    if hp.torch_threads:
+        set_threads(hp.torch_threads)
+    n_envs, n_steps, total = hp.n_envs, hp.n_steps, hp.n_timesteps
+    lr_at = schedule(hp.learning_rate, "learning_rate")
+    pkw, nkw = parse_policy_kwargs(hp.policy_kwargs), {"gamma": hp.gamma, **parse_normalize(hp.normalize)}
     steps, updates, state = 0, 0, {}
     if run.resumed:
         tensors, state = run.resumed
         steps, updates = int(state["timesteps"]), int(state["updates"])
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed, env_kwargs=run.env_kwargs,
-                        vectorization=hp["vectorization"])
+                        vectorization=hp.vectorization)
     obs_space, act_space = venv.single_observation_space, venv.single_action_space
     # with its written-out twin (deeprl.fast) where the shape allows it: collection then runs it in numpy; the update
     # below differentiates a2c_loss by autograd
@@ -125,7 +151,7 @@ def train(run, callback=None) -> None:
         norm.load_state_dict(tensors, with_returns=True)
         run.restore_rng(tensors, state, rng)
     # a resumed run starts new episodes, seeded from the step count so that it is reproducible too
-    collector = Collector(venv, norm if norm.active else None, gamma=float(hp["gamma"]), device=run.device,
+    collector = Collector(venv, norm if norm.active else None, gamma=hp.gamma, device=run.device,
                           seed=run.seed + steps)
     if run.resumed:
         collector.load_state(state.get("collector", {}))
@@ -139,7 +165,7 @@ def train(run, callback=None) -> None:
                        {"timesteps": steps, "updates": updates, "optimizer": opt_state,
                         "collector": collector.state()}, rng)
 
-    def save_model(stopped: bool = False):
+    def save_model(stopped: bool):
         run.save_model({**policy_tensors(policy), **norm.state_dict()}, policy_config, stopped=stopped, timesteps=steps,
                        updates=updates, episodes=collector.stats.episodes,
                        normalization=normalization_summary(norm))
@@ -155,30 +181,31 @@ def train(run, callback=None) -> None:
                            {**run.base_config(), "policy": policy_config}, act_space)
 
     writer = run.writer()
-    # a run ends with the first whole rollout that reaches n_timesteps: that is the total it shows
-    progress = run.progress(whole_batches(total, n_envs * n_steps), "steps", initial=steps)
-    next_ckpt, next_log = steps + int(hp["checkpoint_every"]), steps + int(hp["log_every"])
+    next_log = steps + hp.log_every
     t0, steps0 = time.perf_counter(), steps
-    try:
+    # a run ends with the first whole rollout that reaches n_timesteps: that is the total it shows
+    with run.loop(whole_batches(total, n_envs * n_steps), "steps", initial=steps, checkpoint=save_checkpoint,
+                  save=save_model, close=venv.close, checkpoint_every=hp.checkpoint_every) as loop:
         while steps < total:
             steps += collector.collect(policy, buffer)
             lr = lr_at(max(0.0, 1.0 - steps / total))  # SB3: progress_remaining after collecting
             for g in opt.param_groups:
                 g["lr"] = lr
-            buffer.compute_returns_and_advantage(collector.last_values(policy), float(hp["gamma"]),
-                                                 float(hp["gae_lambda"]))
+            buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma,
+                                                 hp.gae_lambda)
             loss, stats = a2c_loss(policy, buffer.tensors(), hp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), hp["max_grad_norm"])
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), hp.max_grad_norm)
             opt.step()
             updates += 1
             mean_ret = collector.stats.mean_return()
-            progress.update(n_envs * n_steps, **({"mean_return": mean_ret} if mean_ret is not None else {}))
-            if run.callbacks:
-                run.after_update(steps, lambda: ({**policy_tensors(policy), **norm.state_dict()}, policy_config))
+            if loop.update(n_envs * n_steps, steps, lambda: ({**policy_tensors(policy), **norm.state_dict()},
+                                                              policy_config),
+                           **({"mean_return": mean_ret} if mean_ret is not None else {})):
+                break
             if steps >= next_log:
-                next_log += int(hp["log_every"])
+                next_log += hp.log_every
                 for k, v in stats.items():
                     writer.add_scalar(f"train/{k}", v, steps)
                 writer.add_scalar("train/learning_rate", lr, steps)
@@ -189,21 +216,9 @@ def train(run, callback=None) -> None:
                 if mean_ret is not None:
                     writer.add_scalar("rollout/ep_rew_mean", mean_ret, steps)
                 writer.add_scalar("time/fps", (steps - steps0) / max(time.perf_counter() - t0, 1e-9), steps)
-            if steps >= next_ckpt:
-                next_ckpt += int(hp["checkpoint_every"])
-                save_checkpoint()
+            loop.checkpoint_if_due(steps)
             if callback is not None and callback(steps, make_agent):
                 break
-    except KeyboardInterrupt:
-        save_checkpoint()
-        save_model(stopped=True)
-        progress.close()
-        venv.close()
-        raise
-    progress.close()
-    venv.close()
-    save_checkpoint()
-    save_model()
 
 
 def normalization_summary(norm) -> dict | None:

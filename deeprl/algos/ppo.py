@@ -18,9 +18,9 @@ it, so CleanRL's vf_coef 0.5 is vf_coef 0.25 here; hyperparams/ppo.yml does that
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,52 +34,71 @@ from deeprl.nets import set_threads
 from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
                              policy_tensors)
+from deeprl.settings import Rate, defaults, rate_at
 from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
 from deeprl.train import whole_batches
 
-DEFAULTS = {
-    # SB3's PPO defaults; hyperparams/ppo.yml holds the course's settings per env
-    "n_timesteps": 1_000_000,
-    "n_envs": 1,
-    "n_steps": 2048,
-    "batch_size": 64,
-    "n_epochs": 10,
-    "learning_rate": 3e-4,  # or "lin_X": X * (1 - progress)
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "clip_range": 0.2,  # or "lin_X"
-    "clip_range_vf": None,
-    "ent_coef": 0.0,
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
-    "target_kl": None,
-    "normalize_advantage": True,
-    "policy_kwargs": None,  # {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn: tanh|relu, ...}
-    "normalize": False,  # VecNormalize: true, or {norm_obs: true, norm_reward: false, clip_obs: 10, ...}
-    # ours
-    "vectorization": "auto",  # auto (native where it exists, else sync), sync, workers (a process per core), async
-    "checkpoint_every": 20,  # updates
-    "checkpoint_seconds": 10.0,  # and at least this long between two (an fsync'd file each; 0: no limit)
-    "log_interval": 1,  # updates between TensorBoard points
-    "torch_threads": 1,  # small networks run fastest on one thread; the other core steps envs
-    "autograd": False,  # true: every gradient through torch autograd (the reference), not the written-out MLP path
-}
+@dataclass
+class Settings:
+    """SB3's PPO defaults, with RL-Zoo's names and meanings; hyperparams/ppo.yml holds the course's settings per env.
+
+    :param n_timesteps: env steps to train (all envs together; the run ends at the first whole rollout past it)
+    :param n_envs: envs stepped together
+    :param n_steps: steps per env per rollout
+    :param batch_size: minibatch size
+    :param n_epochs: passes over each rollout
+    :param learning_rate: Adam's step size, or lin_X: X * progress_remaining
+    :param gamma: discount factor
+    :param gae_lambda: GAE's lambda
+    :param clip_range: PPO's epsilon, or lin_X
+    :param clip_range_vf: clip of the value update around the old values (None: no clip), or lin_X
+    :param ent_coef: entropy bonus weight
+    :param vf_coef: value loss weight
+    :param max_grad_norm: gradient norm clip
+    :param target_kl: stop an update early once the approximate KL passes 1.5 * target_kl (None: never)
+    :param normalize_advantage: normalize advantages per minibatch
+    :param policy_kwargs: {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn: tanh|relu, ...}
+    :param normalize: VecNormalize: true, or {norm_obs: true, norm_reward: false, clip_obs: 10, ...}
+    :param vectorization: auto (native where it exists, else sync), sync, workers (a process per core), async
+    :param checkpoint_every: updates between checkpoints
+    :param checkpoint_seconds: and at least this long between two (an fsync'd file each; 0: no limit)
+    :param log_interval: updates between TensorBoard points
+    :param torch_threads: small networks run fastest on one thread; the other core steps envs
+    :param autograd: true: every gradient through torch autograd (the reference), not the written-out MLP path
+    """
+
+    n_timesteps: int = 1_000_000
+    n_envs: int = 1
+    n_steps: int = 2048
+    batch_size: int = 64
+    n_epochs: int = 10
+    learning_rate: Rate = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: Rate = 0.2
+    clip_range_vf: Rate | None = None
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    normalize_advantage: bool = True
+    policy_kwargs: Any = None
+    normalize: Any = False
+    vectorization: str = "auto"
+    checkpoint_every: int = 20
+    checkpoint_seconds: float | None = 10.0
+    log_interval: int = 1
+    torch_threads: int = 1
+    autograd: bool = False
+
+
+DEFAULTS = defaults(Settings)
 TAGS = ["ppo", "custom-implementation"]
 
 
-def schedule(value, name: str):
-    """A constant, or RL-Zoo's "lin_X" (X * progress_remaining), as a function of progress_remaining."""
-    if isinstance(value, str) and value.startswith("lin_"):
-        try:
-            start = float(value[4:])
-        except ValueError:
-            raise UserError(f"{name} '{value}' is not of the form lin_<number>, e.g. lin_2.5e-4.") from None
-        return lambda progress: start * progress
-    try:
-        const = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number or lin_<number>, not {value!r}.") from None
-    return lambda progress: const
+def schedule(value: Rate, name: str = ""):
+    """A Rate (a constant, or RL-Zoo's lin_X read by deeprl.settings) as a function of progress_remaining."""
+    return lambda progress: rate_at(value, progress)
 
 
 def ppo_loss(policy, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
@@ -209,31 +228,30 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
 
 
-def _check(hp: dict) -> None:
+def _check(hp: Settings) -> None:
     for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "n_timesteps"):
-        if not isinstance(hp[key], int) or hp[key] <= 0:
-            raise UserError(f"{key} must be a positive integer, not {hp[key]!r}.")
-    if hp["n_steps"] * hp["n_envs"] < 2 and hp["normalize_advantage"]:
+        if getattr(hp, key) <= 0:
+            raise UserError(f"{key} must be a positive integer, not {getattr(hp, key)!r}.")
+    if hp.n_steps * hp.n_envs < 2 and hp.normalize_advantage:
         raise UserError("n_steps * n_envs must be at least 2 to normalize advantages.")
-    gap = hp["checkpoint_seconds"]
-    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float)) or gap < 0):
-        raise UserError(f"checkpoint_seconds must be a number of seconds (0 or more), not {gap!r}.")
+    if hp.checkpoint_seconds is not None and hp.checkpoint_seconds < 0:
+        raise UserError(f"checkpoint_seconds must be a number of seconds (0 or more), not {hp.checkpoint_seconds!r}.")
     for key in ("gamma", "gae_lambda"):
-        if not 0 <= float(hp[key]) <= 1:
-            raise UserError(f"{key} must lie between 0 and 1, not {hp[key]!r}.")
+        if not 0 <= getattr(hp, key) <= 1:
+            raise UserError(f"{key} must lie between 0 and 1, not {getattr(hp, key)!r}.")
 
 
 def train(run) -> None:
-    hp = {**DEFAULTS, **run.hyperparams}  # a run resumed from an older version lacks the keys added since
+    hp = run.settings(Settings)
     _check(hp)
     device = torch.device(run.device)
-    if device.type == "cpu" and hp["torch_threads"]:
-        set_threads(int(hp["torch_threads"]))
-    n_envs, n_steps, total = hp["n_envs"], hp["n_steps"], int(hp["n_timesteps"])
-    lr_at, clip_at = schedule(hp["learning_rate"], "learning_rate"), schedule(hp["clip_range"], "clip_range")
-    clip_vf_at = None if hp["clip_range_vf"] is None else schedule(hp["clip_range_vf"], "clip_range_vf")
-    norm_cfg = parse_normalize(hp["normalize"])
-    pkw = parse_policy_kwargs(hp["policy_kwargs"])
+    if device.type == "cpu" and hp.torch_threads:
+        set_threads(hp.torch_threads)
+    n_envs, n_steps, total = hp.n_envs, hp.n_steps, hp.n_timesteps
+    lr_at, clip_at = schedule(hp.learning_rate, "learning_rate"), schedule(hp.clip_range, "clip_range")
+    clip_vf_at = None if hp.clip_range_vf is None else schedule(hp.clip_range_vf, "clip_range_vf")
+    norm_cfg = parse_normalize(hp.normalize)
+    pkw = parse_policy_kwargs(hp.policy_kwargs)
     rng = np.random.default_rng(run.seed)
 
     timesteps, updates, env_seed = 0, 0, run.seed
@@ -245,15 +263,15 @@ def train(run) -> None:
         # env states cannot be saved: a resumed run starts fresh episodes, seeded from where it stopped
         env_seed = run.seed + 1_000_003 * updates
     venv = make_vec_env(run.env_id, n_envs, seed=env_seed, env_kwargs=run.env_kwargs, training=True,
-                        vectorization=hp["vectorization"])
+                        vectorization=hp.vectorization)
     obs_space, action_space = venv.single_observation_space, venv.single_action_space
     normalizer = None
     if norm_cfg["norm_obs"] or norm_cfg["norm_reward"]:
-        normalizer = Normalizer(obs_space, **{"gamma": hp["gamma"], **norm_cfg}, n_envs=n_envs)
+        normalizer = Normalizer(obs_space, **{"gamma": hp.gamma, **norm_cfg}, n_envs=n_envs)
     # the written-out MLP (deeprl.fast) where the shape allows it: built before the optimizer, which then steps the
     # parameters as one flat tensor; autograd: true keeps collection on it but differentiates ppo_loss by autograd
     policy = build_policy(obs_space, action_space, pkw, device=device, fast=True)
-    objective = ppo_objective(policy, autograd=bool(hp["autograd"]))
+    objective = ppo_objective(policy, autograd=hp.autograd)
     optimizer = make_optimizer(policy.parameters(), lr_at(1.0))
     if run.resumed:
         load_policy_tensors(policy, ckpt_tensors, run.env_id)
@@ -261,19 +279,14 @@ def train(run) -> None:
         if normalizer is not None:
             normalizer.load_state_dict(ckpt_tensors, with_returns=True)
         run.restore_rng(ckpt_tensors, ckpt_state, rng)
-    collector = Collector(venv, normalizer, gamma=hp["gamma"], device=device, seed=env_seed, rng=rng)
+    collector = Collector(venv, normalizer, gamma=hp.gamma, device=device, seed=env_seed, rng=rng)
     if run.resumed:
         collector.load_state(ckpt_state.get("collector", {}))
     buffer = RolloutBuffer(n_steps, n_envs, obs_space, action_space, device)
     policy_config = {**policy.config(), "normalize": normalizer.config() if normalizer is not None else None,
                      "observation_space": describe_space(obs_space), "action_space": describe_space(action_space)}
     writer = run.writer()
-    # a run ends with the first whole rollout that reaches n_timesteps (as SB3's): that is the total it shows
-    progress = run.progress(whole_batches(total, n_steps * n_envs), "steps", initial=timesteps)
     started, collect_s, update_s = time.perf_counter(), 0.0, 0.0
-    # the first checkpoint comes at checkpoint_every updates; later ones also wait checkpoint_seconds, so a short run
-    # (CartPole: 20 updates in half a second) does not spend a tenth of its time writing them
-    last_checkpoint, min_gap = -math.inf, float(hp["checkpoint_seconds"] or 0.0)
 
     def all_tensors() -> dict:
         out = policy_tensors(policy)
@@ -289,7 +302,7 @@ def train(run) -> None:
         run.checkpoint(tensors, {"timesteps": timesteps, "updates": updates, "optimizer": opt_state,
                                  "collector": collector.state()}, rng)
 
-    def save_model(stopped: bool = False) -> None:
+    def save_model(stopped: bool) -> None:
         elapsed = time.perf_counter() - started
         run.save_model(all_tensors(), policy_config, stopped=stopped, timesteps=timesteps, updates=updates,
                        episodes=collector.stats.episodes, collect_seconds=round(collect_s, 3),
@@ -297,11 +310,16 @@ def train(run) -> None:
                        steps_per_second=round((timesteps - (resumed_from or 0)) / elapsed, 1) if elapsed > 0 else None,
                        resumed_from=resumed_from)
 
-    try:
+    # a run ends with the first whole rollout that reaches n_timesteps (as SB3's): that is the total it shows.
+    # The first checkpoint comes at checkpoint_every updates; later ones also wait checkpoint_seconds, so a short run
+    # (CartPole: 20 updates in half a second) does not spend a tenth of its time writing them.
+    with run.loop(whole_batches(total, n_steps * n_envs), "steps", initial=timesteps, checkpoint=checkpoint,
+                  save=save_model, close=venv.close, checkpoint_every=hp.checkpoint_every,
+                  checkpoint_from=updates, checkpoint_gap=hp.checkpoint_seconds or 0.0) as loop:
         while timesteps < total:
             t0 = time.perf_counter()
             timesteps += collector.collect(policy, buffer)
-            buffer.compute_returns_and_advantage(collector.last_values(policy), hp["gamma"], hp["gae_lambda"])
+            buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma, hp.gae_lambda)
             t1 = time.perf_counter()
             # SB3 computes the schedules after collecting: progress_remaining = 1 - steps done / budget
             progress_remaining = max(0.0, 1.0 - timesteps / total)
@@ -309,34 +327,22 @@ def train(run) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             clip = clip_at(progress_remaining)
-            stats = ppo_update(policy, optimizer, buffer.tensors(), n_epochs=hp["n_epochs"],
-                               batch_size=hp["batch_size"], clip_range=clip,
+            stats = ppo_update(policy, optimizer, buffer.tensors(), n_epochs=hp.n_epochs,
+                               batch_size=hp.batch_size, clip_range=clip,
                                clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
-                               ent_coef=hp["ent_coef"], vf_coef=hp["vf_coef"], max_grad_norm=hp["max_grad_norm"],
-                               target_kl=hp["target_kl"], normalize_advantage=hp["normalize_advantage"], rng=rng,
+                               ent_coef=hp.ent_coef, vf_coef=hp.vf_coef, max_grad_norm=hp.max_grad_norm,
+                               target_kl=hp.target_kl, normalize_advantage=hp.normalize_advantage, rng=rng,
                                objective=objective)
             updates += 1
             t2 = time.perf_counter()
             collect_s, update_s = collect_s + t1 - t0, update_s + t2 - t1
             mean_ret = collector.stats.mean_return()
-            progress.update(n_steps * n_envs, episode_return=mean_ret, episodes=collector.stats.episodes)
-            if run.callbacks:
-                run.after_update(timesteps, lambda: (all_tensors(), policy_config))
-            if updates % hp["log_interval"] == 0:
+            if loop.update(n_steps * n_envs, timesteps, lambda: (all_tensors(), policy_config),
+                           episode_return=mean_ret, episodes=collector.stats.episodes):
+                break
+            if updates % hp.log_interval == 0:
                 _log(writer, timesteps, stats, lr, clip, collector, buffer, time.perf_counter() - started)
-            if updates % hp["checkpoint_every"] == 0 and time.perf_counter() - last_checkpoint >= min_gap:
-                checkpoint()
-                last_checkpoint = time.perf_counter()
-    except KeyboardInterrupt:
-        checkpoint()
-        save_model(stopped=True)  # a stopped run is a model too: evaluate and push take it as it is
-        progress.close()
-        venv.close()
-        raise
-    progress.close()
-    venv.close()
-    checkpoint()
-    save_model()
+            loop.checkpoint_if_due(updates)
 
 
 def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buffer, elapsed: float) -> None:

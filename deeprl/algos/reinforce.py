@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,30 +31,52 @@ from deeprl.envs import make_env
 from deeprl.errors import UserError
 from deeprl.fast.numpy_mlp import NumpyMLP
 from deeprl.modelio import check_shape
+from deeprl.settings import defaults
 
-DEFAULTS = {
-    "n_training_episodes": 1000,
-    "n_timesteps": None,  # optional cap on env steps; training stops at whichever comes first
-    "max_t": 1000,  # steps per episode at most (the course's max_t)
-    "gamma": 1.0,
-    "learning_rate": 1e-2,  # the course's "lr"
-    "h_size": 16,  # the course's hidden size: one hidden layer of h_size...
-    "hidden_sizes": None,  # ...unless a list is given (Pixelcopter: [64, 128], the course's fc1/fc2)
-    "activation": "relu",
-    "standardize_returns": True,
-    "baseline": False,  # learned state-value baseline
-    "baseline_learning_rate": 1e-3,
-    "episodes_per_update": 1,  # the course: 1. More sums that many episodes' losses into one Adam step
-    "checkpoint_every": 1000,  # episodes
-    "log_every": 10,  # episodes between TensorBoard points
-}
+@dataclass
+class Settings:
+    """The course's REINFORCE (Unit 4's notebook); hyperparams/reinforce.yml holds its per-env values.
+
+    :param n_training_episodes: episodes to train
+    :param n_timesteps: optional cap on env steps; training stops at whichever comes first
+    :param max_t: steps per episode at most (the course's max_t)
+    :param gamma: discount factor
+    :param learning_rate: the course's "lr"
+    :param h_size: the course's hidden size: one hidden layer of h_size...
+    :param hidden_sizes: ...unless a list is given (Pixelcopter: [64, 128], the course's fc1/fc2)
+    :param activation: hidden activation
+    :param standardize_returns: standardize each episode's returns (the course does)
+    :param baseline: learned state-value baseline
+    :param baseline_learning_rate: its Adam step size
+    :param episodes_per_update: the course: 1. More sums that many episodes' losses into one Adam step
+    :param checkpoint_every: episodes between checkpoints
+    :param log_every: episodes between TensorBoard points
+    """
+
+    n_training_episodes: int = 1000
+    n_timesteps: int | None = None
+    max_t: int = 1000
+    gamma: float = 1.0
+    learning_rate: float = 1e-2
+    h_size: int = 16
+    hidden_sizes: Any = None
+    activation: str = "relu"
+    standardize_returns: bool = True
+    baseline: bool = False
+    baseline_learning_rate: float = 1e-3
+    episodes_per_update: int = 1
+    checkpoint_every: int = 1000
+    log_every: int = 10
+
+
+DEFAULTS = defaults(Settings)
 TAGS = ["reinforce", "custom-implementation"]
 EPS = float(np.finfo(np.float32).eps)
 
 
-def hidden_sizes(hp: dict) -> list[int]:
-    sizes = hp.get("hidden_sizes")
-    sizes = [int(hp["h_size"])] if sizes in (None, [], "") else sizes
+def hidden_sizes(hp: Settings) -> list[int]:
+    sizes = hp.hidden_sizes
+    sizes = [hp.h_size] if sizes in (None, [], "") else sizes
     if not isinstance(sizes, (list, tuple)) or not all(isinstance(s, int) and s > 0 for s in sizes):
         raise UserError(f"hidden_sizes must be a list of positive whole numbers, not {sizes!r}.")
     return [int(s) for s in sizes]
@@ -119,20 +143,20 @@ def train(run) -> None:
 
         note("REINFORCE trains on the CPU: its networks are a few thousand weights, played one step at a time, "
              "and a GPU would only add transfer time.", once_key="reinforce-cpu")
-    hp = run.hyperparams
+    hp = run.settings(Settings)
     env = make_env(run.env_id, run.env_kwargs, training=True)
     obs_dim, n_actions = _check_spaces(env, run.env_id)
     hidden = hidden_sizes(hp)
-    policy = build_policy(obs_dim, n_actions, hidden, hp["activation"])
-    optimizer = torch.optim.Adam(policy.parameters(), lr=float(hp["learning_rate"]))
+    policy = build_policy(obs_dim, n_actions, hidden, hp.activation)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=hp.learning_rate)
     value = value_opt = None
-    if hp["baseline"]:
-        value = build_policy(obs_dim, 1, hidden, hp["activation"])
-        value_opt = torch.optim.Adam(value.parameters(), lr=float(hp["baseline_learning_rate"]))
+    if hp.baseline:
+        value = build_policy(obs_dim, 1, hidden, hp.activation)
+        value_opt = torch.optim.Adam(value.parameters(), lr=hp.baseline_learning_rate)
 
     rng = np.random.default_rng(run.seed)
-    n_episodes, max_t, gamma = int(hp["n_training_episodes"]), int(hp["max_t"]), float(hp["gamma"])
-    step_cap = hp["n_timesteps"]
+    n_episodes, max_t, gamma = hp.n_training_episodes, hp.max_t, hp.gamma
+    step_cap = hp.n_timesteps
     episode, steps = 0, 0
     recent: deque = deque(maxlen=100)  # the course's scores_deque
     if run.resumed:
@@ -146,15 +170,14 @@ def train(run) -> None:
         recent.extend(state.get("recent_returns", []))
         run.restore_rng(tensors, state, rng)
 
-    actor = numpy_policy(policy, hp["activation"])
+    actor = numpy_policy(policy, hp.activation)
     obs_buf = np.empty((max_t, obs_dim), dtype=np.float32)
     act_buf = np.empty(max_t, dtype=np.int64)
     rew_buf = np.empty(max_t, dtype=np.float64)
     writer = run.writer()
-    log_every, ckpt_every = max(1, int(hp["log_every"])), max(1, int(hp["checkpoint_every"]))
-    progress = run.progress(n_episodes, "episodes", initial=episode)
+    log_every, ckpt_every = max(1, hp.log_every), max(1, hp.checkpoint_every)
 
-    def checkpoint(rng_state) -> None:
+    def checkpoint() -> None:
         tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
         opt_t, opt_j = optimizer_to_tensors(optimizer, "optim.policy")
         tensors.update(opt_t)
@@ -164,20 +187,32 @@ def train(run) -> None:
             v_t, v_j = optimizer_to_tensors(value_opt, "optim.value")
             tensors.update(v_t)
             state["value_optimizer"] = v_j
-        snapshot = np.random.default_rng()
-        snapshot.bit_generator.state = rng_state
-        run.checkpoint(tensors, state, snapshot)
+        run.checkpoint(tensors, state, rng)
 
-    def save_model(stopped: bool = False) -> None:
-        tensors = {f"policy.{k}": v for k, v in policy.state_dict().items()}
-        run.save_model(tensors, {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden,
-                                 "activation": hp["activation"]}, stopped=stopped, episodes=episode, timesteps=steps,
+    def snapshot():
+        return ({f"policy.{k}": v for k, v in policy.state_dict().items()},
+                {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden, "activation": hp.activation})
+
+    def save_model(stopped: bool) -> None:
+        # a stopped run saves the weights of its last optimizer step, which its checkpoint holds too
+        run.save_model(*snapshot(), stopped=stopped, episodes=episode, timesteps=steps,
                        mean_return_last_100=float(np.mean(recent)) if recent else None)
 
-    per_update = max(1, int(hp["episodes_per_update"]))
+    def rewind() -> None:
+        """A stopped run goes back to its last optimizer step: the weights are those of that step, so the counters
+        and RNG go back to it too, and the episodes played since are played again on --resume, as an uninterrupted
+        run would have played them."""
+        nonlocal episode, steps
+        episode, steps, kept, rng_state = at_update
+        recent.clear()
+        recent.extend(kept)
+        rng.bit_generator.state = rng_state
+
+    per_update = max(1, hp.episodes_per_update)
     pending = 0  # episodes whose gradients wait for the next optimizer step
     at_update = (episode, steps, list(recent), rng.bit_generator.state)  # where an interrupted run restarts
-    try:
+    with run.loop(n_episodes, "episodes", initial=episode, checkpoint=checkpoint, save=save_model, close=env.close,
+                  rewind=rewind, checkpoint_every=ckpt_every) as loop:
         while episode < n_episodes and (step_cap is None or steps < step_cap):
             obs, _ = env.reset(seed=episode_seed(run.seed, episode))
             uniforms = rng.random(max_t)
@@ -200,7 +235,7 @@ def train(run) -> None:
                 v = value(states).squeeze(-1)
                 F.mse_loss(v, torch.from_numpy(G).float()).backward()
                 G = G - v.detach().numpy()
-            if hp["standardize_returns"]:
+            if hp.standardize_returns:
                 G = standardize(G)
             log_probs = torch.log_softmax(policy(states), dim=-1)
             chosen = log_probs.gather(1, torch.from_numpy(act_buf[:T]).unsqueeze(1)).squeeze(1)
@@ -219,35 +254,17 @@ def train(run) -> None:
                     value_opt.step()
                 pending = 0
                 at_update = (episode, steps, list(recent), rng.bit_generator.state)
-                if episode % ckpt_every < per_update and not last:
-                    checkpoint(rng.bit_generator.state)
+                if not last:
+                    loop.checkpoint_if_due(episode)
             mean_100 = float(np.mean(recent))
-            progress.update(1, mean_return=mean_100, steps=steps)
-            if run.callbacks:
-                run.after_update(episode, lambda: ({f"policy.{k}": v for k, v in policy.state_dict().items()},
-                                                   {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden,
-                                                    "activation": hp["activation"]}))
+            if loop.update(1, episode, snapshot, mean_return=mean_100, steps=steps):
+                break
             if episode % log_every == 0:
                 writer.add_scalar("rollout/ep_rew_mean", mean_100, steps)
                 writer.add_scalar("rollout/ep_rew", ep_return, steps)
                 writer.add_scalar("rollout/ep_len", T, steps)
                 writer.add_scalar("train/policy_loss", loss.item(), steps)
                 writer.add_scalar("train/episodes", episode, steps)
-    except KeyboardInterrupt:
-        # the weights are those of the last optimizer step: counters and RNG go back to that point, and the
-        # episodes played since are played again on --resume, as an uninterrupted run would have played them
-        episode, steps, kept, rng_state = at_update
-        recent.clear()
-        recent.extend(kept)
-        checkpoint(rng_state)
-        save_model(stopped=True)  # the weights of the last optimizer step, which the checkpoint holds too
-        progress.close()
-        raise
-    finally:
-        env.close()
-    progress.close()
-    checkpoint(rng.bit_generator.state)
-    save_model()
 
 
 def _check_spaces(env, env_id: str) -> tuple[int, int]:
