@@ -44,12 +44,12 @@ and the agent is a disc of radius 0.5 against the switch and stones.
 
 from __future__ import annotations
 
-import functools
 import math
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from deeprl.envs.arena import ArenaEnv, draw_disc, pixel_grid
 
 # Scene (metres, seconds)
 AREA_CENTRES = np.array([(x, y) for y in (-30.0, 0.0, 30.0) for x in (-30.0, 0.0, 30.0)])
@@ -496,28 +496,6 @@ class PyramidsCore:
 
 # -- drawing -------------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=8)
-def pixel_grid(width_m: float, height_m: float, scale: int):
-    """(H, W) world x and y of each pixel centre for a picture centred on 0; sides are multiples of 16 (H.264)."""
-    w = int(math.ceil(width_m * scale / 16) * 16)
-    h = int(math.ceil(height_m * scale / 16) * 16)
-    xs = (np.arange(w) + 0.5 - w / 2) / scale
-    ys = (h / 2 - np.arange(h) - 0.5) / scale
-    return np.meshgrid(xs, ys)
-
-
-def draw_disc(img: np.ndarray, gx: np.ndarray, gy: np.ndarray, cx: float, cy: float, r: float, color) -> None:
-    """Fill a disc of radius r (metres) at (cx, cy) on `img` drawn over the grid (gx, gy), testing its box only."""
-    h, w = gx.shape
-    scale = 1.0 / (gx[0, 1] - gx[0, 0])
-    c0, c1 = int(max(0, (cx - r) * scale + w / 2 - 1)), int(min(w, (cx + r) * scale + w / 2 + 2))
-    r0, r1 = int(max(0, h / 2 - (cy + r) * scale - 1)), int(min(h, h / 2 - (cy - r) * scale + 2))
-    if c0 >= c1 or r0 >= r1:
-        return
-    sx, sy = gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]
-    img[r0:r1, c0:c1][(sx - cx) ** 2 + (sy - cy) ** 2 <= r * r] = color
-
-
 def frame(core: PyramidsCore, i: int = 0, scale: int = 5) -> np.ndarray:
     """Top-down RGB picture (H, W, 3) uint8 of arena i: floor, stones, switch, bricks (higher ones lighter), agent."""
     gx, gy = pixel_grid(2 * HALF + 2, 2 * HALF + 2, scale)
@@ -543,30 +521,18 @@ def frame(core: PyramidsCore, i: int = 0, scale: int = 5) -> np.ndarray:
 
 # -- Gymnasium ------------------------------------------------------------------------------------------------
 
-class PyramidsEnv(gym.Env):
+class PyramidsEnv(ArenaEnv):
     """One Pyramids arena as a Gymnasium env: observation (172,) float32, Discrete(5); one step = one decision."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / (DT * DECISION_PERIOD)))}
 
     def __init__(self, max_decisions: int = MAX_DECISIONS, render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
-        self.render_mode = render_mode
-        self.core = PyramidsCore(1, max_decisions=int(max_decisions))
+        super().__init__(PyramidsCore(1, max_decisions=int(max_decisions)), render_mode)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_SIZE,), dtype=np.float32)
         self.action_space = spaces.Discrete(5)
 
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        self.core.reset()
-        return self.core.observe()[0], {}
-
     def step(self, action):
-        rewards, term, trunc = self.core.step(np.array([int(action)]))
-        info = {"switch_on": bool(self.core.switch_on[0])}
-        return self.core.observe()[0], float(rewards[0]), bool(term[0]), bool(trunc[0]), info
+        return *self._step_core(np.array([int(action)])), {"switch_on": bool(self.core.switch_on[0])}
 
     def render(self):
         return frame(self.core, 0) if self.render_mode == "rgb_array" else None

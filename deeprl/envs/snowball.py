@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import math
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from deeprl.envs.pyramids import draw_disc, pixel_grid
+from deeprl.envs.arena import ArenaEnv, draw_disc, pixel_grid
 
 ARENA_RADIUS = 20.0
 DT = 0.1  # one decision
@@ -201,29 +200,18 @@ def frame(core: SnowballCore, i: int = 0, scale: int = 12) -> np.ndarray:
     return img
 
 
-class SnowballTargetEnv(gym.Env):
+class SnowballTargetEnv(ArenaEnv):
     """One SnowballTarget arena: observation (137,) float32, MultiDiscrete([3, 2]); one step = one decision."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / DT))}
 
     def __init__(self, max_decisions: int = MAX_DECISIONS, render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
-        self.render_mode = render_mode
-        self.core = SnowballCore(1, max_decisions=int(max_decisions))
+        super().__init__(SnowballCore(1, max_decisions=int(max_decisions)), render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
         self.action_space = spaces.MultiDiscrete([3, 2])
 
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        self.core.reset()
-        return self.core.observe()[0], {}
-
     def step(self, action):
-        rewards, term, trunc = self.core.step(np.asarray(action, dtype=np.int64).reshape(1, 2))
-        return self.core.observe()[0], float(rewards[0]), bool(term[0]), bool(trunc[0]), {"hits": int(self.core.hits[0])}
+        return *self._step_core(np.asarray(action, dtype=np.int64).reshape(1, 2)), {"hits": int(self.core.hits[0])}
 
     def render(self):
         return frame(self.core, 0) if self.render_mode == "rgb_array" else None

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from deeprl.envs.arena import draw_disc
+
 from deeprl.envs.soccer.core import (_CUT_SUM, AGENT_RADIUS, BALL_RADIUS, FIELD_LENGTH, FIELD_WIDTH, GOAL_DEPTH,
                                      GOAL_HALF_WIDTH, N_AGENTS, SoccerCore)
 
@@ -38,28 +40,15 @@ def _canvas(scale: int):
     return img, gx, gy
 
 
-def _disc(img, gx, gy, cx, cy, r, color):
-    h, w = gx.shape
-    scale = 1.0 / (gx[0, 1] - gx[0, 0])
-    # test only the pixels in the disc's bounding box
-    c0, c1 = int(max(0, (cx - r) * scale + w / 2 - 1)), int(min(w, (cx + r) * scale + w / 2 + 2))
-    r0, r1 = int(max(0, h / 2 - (cy + r) * scale - 1)), int(min(h, h / 2 - (cy - r) * scale + 2))
-    if c0 >= c1 or r0 >= r1:
-        return
-    sx, sy = gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]
-    mask = (sx - cx) ** 2 + (sy - cy) ** 2 <= r * r
-    img[r0:r1, c0:c1][mask] = color
-
-
 def _draw(pos, angle, ball, scale):
     base, gx, gy = _canvas(scale)
     img = base.copy()
     colors = [(40, 110, 230), (40, 110, 230), (150, 70, 200), (150, 70, 200)]
     for i in range(N_AGENTS):
         cx, cy = pos[i]
-        _disc(img, gx, gy, cx, cy, AGENT_RADIUS, colors[i])
+        draw_disc(img, gx, gy, cx, cy, AGENT_RADIUS, colors[i])
         fx, fy = cx + 0.6 * AGENT_RADIUS * math.cos(angle[i]), cy + 0.6 * AGENT_RADIUS * math.sin(angle[i])
-        _disc(img, gx, gy, fx, fy, 0.18, (245, 245, 245))  # the "eye": which way the agent faces
-    _disc(img, gx, gy, ball[0], ball[1], BALL_RADIUS, (250, 250, 250))
-    _disc(img, gx, gy, ball[0], ball[1], BALL_RADIUS * 0.45, (30, 30, 30))
+        draw_disc(img, gx, gy, fx, fy, 0.18, (245, 245, 245))  # the "eye": which way the agent faces
+    draw_disc(img, gx, gy, ball[0], ball[1], BALL_RADIUS, (250, 250, 250))
+    draw_disc(img, gx, gy, ball[0], ball[1], BALL_RADIUS * 0.45, (30, 30, 30))
     return img
