@@ -219,3 +219,53 @@ def dispose(url: str | None = None) -> None:
 
 def get_repo(s: Session, repo_id: str, hub: str = "local") -> Repo | None:
     return s.scalar(select(Repo).where(Repo.hub == hub, Repo.repo_id == repo_id))
+
+
+class Match(Base):
+    """One league match (Unit 7): a best-of-N set of SoccerTwos games between two pushed models, as played.
+
+    The league's ratings are a function of these rows alone (deeprl.league.ratings): `LeagueRating` is a cache
+    of them that `deeprl league recompute` drops and rebuilds. `result` is model1's (1 win, 0.5 draw, 0 loss, the
+    course's convention); a forfeit (a model that could not be loaded or crashed) names who forfeited and why,
+    and moves no rating."""
+
+    __tablename__ = "matches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hub: Mapped[str] = mapped_column(String(16), default="local")
+    env: Mapped[str] = mapped_column(String(100), default="ML-Agents-SoccerTwos")
+    model1: Mapped[str] = mapped_column(String(200), index=True)
+    model2: Mapped[str] = mapped_column(String(200), index=True)
+    revision1: Mapped[str | None] = mapped_column(String(64))
+    revision2: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[float] = mapped_column(Float)
+    won: Mapped[int] = mapped_column(Integer, default=0)  # games, from model1's side
+    drawn: Mapped[int] = mapped_column(Integer, default=0)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+    seed: Mapped[int] = mapped_column(Integer, default=0)  # game i is played from seed + i; model1 is blue in even i
+    max_steps: Mapped[int | None] = mapped_column(Integer)
+    k: Mapped[float] = mapped_column(Float, default=20.0)  # the K this match was rated with (recomputing needs it)
+    rated: Mapped[bool] = mapped_column(Boolean, default=True)
+    forfeit: Mapped[str | None] = mapped_column(String(200))  # the repo id that forfeited, if one did
+    error: Mapped[str | None] = mapped_column(Text)
+    elo1_before: Mapped[float | None] = mapped_column(Float)
+    elo2_before: Mapped[float | None] = mapped_column(Float)
+    elo1_after: Mapped[float | None] = mapped_column(Float)
+    elo2_after: Mapped[float | None] = mapped_column(Float)
+    replay: Mapped[str | None] = mapped_column(String(300))  # file name under DEEPRL_HOME/league/replays
+    seconds: Mapped[float | None] = mapped_column(Float)
+    played_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class LeagueRating(Base):
+    """Each model's current league rating: a cache of replaying `matches` in order, rebuilt on demand."""
+
+    __tablename__ = "league_ratings"
+    __table_args__ = (UniqueConstraint("hub", "model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hub: Mapped[str] = mapped_column(String(16), default="local")
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    elo: Mapped[float] = mapped_column(Float, default=1200.0)
+    games: Mapped[int] = mapped_column(Integer, default=0)  # rated matches played
+    last_match: Mapped[int | None] = mapped_column(Integer)  # id of the last match folded in
