@@ -242,7 +242,7 @@ class Match(Base):
     won: Mapped[int] = mapped_column(Integer, default=0)  # games, from model1's side
     drawn: Mapped[int] = mapped_column(Integer, default=0)
     lost: Mapped[int] = mapped_column(Integer, default=0)
-    seed: Mapped[int] = mapped_column(Integer, default=0)  # game i is played from seed + i; model1 is blue in even i
+    seed: Mapped[int] = mapped_column(Integer, default=0)  # soccer.play_matches(seed=): model1 is blue in even games
     max_steps: Mapped[int | None] = mapped_column(Integer)
     k: Mapped[float] = mapped_column(Float, default=20.0)  # the K this match was rated with (recomputing needs it)
     rated: Mapped[bool] = mapped_column(Boolean, default=True)
