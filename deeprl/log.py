@@ -26,11 +26,10 @@ class Progress:
     """
 
     def __init__(self, total: int, unit: str, desc: str = "train", every_s: float = 5.0, enabled: bool = True,
-                 initial: int = 0, should_stop=None):
+                 initial: int = 0):
         self.total, self.unit, self.desc = int(total), unit, desc
         self.done = self.start = int(initial)  # a resumed run's earlier units count in done, not in the rate
         self.metrics: dict = {}
-        self.should_stop = should_stop  # checked at every update: True raises KeyboardInterrupt (deeprl.train)
         self.enabled = enabled
         self.tty = enabled and sys.stderr.isatty()
         self.every_s = every_s
@@ -43,8 +42,6 @@ class Progress:
                              initial=self.start)
 
     def update(self, n: int = 1, **metrics) -> None:
-        if self.should_stop is not None and self.should_stop():
-            raise KeyboardInterrupt
         self.done += n
         if self.done > self.total:  # never "32768/20000": a run that goes past its estimate shows what it did
             self.total = self.done

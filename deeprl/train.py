@@ -19,8 +19,7 @@ import numpy as np
 from deeprl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from deeprl.envs import resolve_env
 from deeprl.errors import UserError
-from deeprl.log import Progress
-from deeprl.loop import Callback, Loop, Snapshot
+from deeprl.loop import Callback, Loop  # noqa: F401  (Callback: train()'s callbacks, importable from here)
 # the settings' functions, under the names callers have used since they lived here
 from deeprl.settings import (ZOO_KEYS, coerce, default_hyperparams, merge_hyperparams,  # noqa: F401
                              parse_overrides, read_hyperparam_file)
@@ -95,22 +94,9 @@ class Run:
         save; `frame` is Loop's keywords (initial, checkpoint, save, checkpoint_every, checkpoint_seconds, close)."""
         return Loop(self, total, unit, **frame)
 
-    def after_update(self, count: int, snapshot: Snapshot) -> None:
-        """The older frame, for algorithms not yet on `loop()`: after each progress update (see Callback), a stop
-        is raised as KeyboardInterrupt, which the algorithm turns into checkpoint + model + re-raise."""
-        for callback in self.callbacks:
-            if callback.on_update(self, count, snapshot) or callback.should_stop(self):
-                self.stop_requested = self.stopped_by_callback = True
-                raise KeyboardInterrupt
-
     def base_config(self) -> dict:
         return {"algo": self.algo, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "env_tag": self.env_tag,
                 "seed": self.seed, "hyperparams": self.hyperparams, **self.extra_config}
-
-    def progress(self, total: int, unit: str, initial: int = 0) -> Progress:
-        """The older frame's progress bar, which raises KeyboardInterrupt at an update once a stop is asked."""
-        return Progress(total, unit, desc=f"{self.algo} {self.env_id}", enabled=self.show_progress, initial=initial,
-                        should_stop=lambda: self.stop_requested)
 
     def checkpoint(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
         rng_tensors, rng_json = rng_state(np_rng)

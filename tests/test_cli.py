@@ -60,27 +60,33 @@ def test_progress_rate_counts_only_this_process(capsys, monkeypatch):
 
 
 def test_ctrl_c_stops_training_at_the_next_progress_update():
-    """The first Ctrl-C only asks to stop (the next progress update raises KeyboardInterrupt, where every algorithm
-    saves its checkpoint); a second one stops at once. Raising inside a library call could leave its lock held."""
+    """The first Ctrl-C only asks to stop: a flag that the training loop reports at its next progress update, where
+    the algorithm leaves its loop and the frame saves the checkpoint and model; a second one stops at once. Raising
+    inside a library call could leave its lock held."""
     import os
     import signal
     from types import SimpleNamespace
 
     import pytest
 
-    from deeprl.log import Progress
+    from deeprl.loop import Loop
     from deeprl.train import _restore_handlers, _stop_on_signals
 
-    run = SimpleNamespace(stop_requested=False)
+    run = SimpleNamespace(stop_requested=False, stopped_by_callback=False, callbacks=[], algo="a", env_id="e",
+                          show_progress=False)
+    saved = []
     previous = _stop_on_signals(run)
     try:
-        p = Progress(100, "steps", enabled=False, should_stop=lambda: run.stop_requested)
-        p.update(1)
+        loop = Loop(run, 100, "steps", checkpoint=lambda: saved.append("checkpoint"),
+                    save=lambda stopped: saved.append(("model", stopped)))
+        assert not loop.update(1, 1)
         os.kill(os.getpid(), signal.SIGINT)  # handled before the next statement: no exception, a request
         assert run.stop_requested
-        with pytest.raises(KeyboardInterrupt):
-            p.update(1)
-        assert p.done == 1
+        assert loop.update(1, 2)  # a flag, not an exception
+        assert loop.progress.done == 2
+        with loop:
+            pass
+        assert saved == ["checkpoint", ("model", True)]
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)  # the second signal
             for _ in range(1000):  # (delivered at the next bytecode boundary)
