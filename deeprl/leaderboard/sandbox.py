@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -120,43 +121,90 @@ def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memor
                                               "error": f"could not copy the model for verification ({exc.strerror})"}}
         work = Path(tmp) / "work"
         work.mkdir()
-        env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-        # one thread per child: the index runs beside a web server on a small machine
-        env.update(HOME=str(work), TMPDIR=str(work), DEEPRL_HOME=str(work / "home"), OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
-                   SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg", HF_HUB_OFFLINE="1")
-        cmd = [sys.executable, "-m", "deeprl.verify", str(model)]
         try:
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_limits(memory_mb, timeout_s))
-        except OSError as exc:
-            return {"card": None, "verdict": {"status": "error", "error": f"could not start the evaluation: {exc}"}}
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-            died = None
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, 9)
-            except OSError:
-                proc.kill()
-            out, err = proc.communicate()
-            died = f"the evaluation took longer than {timeout_s:g} s and was stopped"
-        for p in (model, *model.iterdir()):  # read-only copies: make them removable again
-            os.chmod(p, 0o700)
+            child = run_child(["-m", "deeprl.verify", str(model)], work, timeout_s=timeout_s, memory_mb=memory_mb)
+        finally:
+            unstage(model)
+        if child.started is False:
+            return {"card": None, "verdict": {"status": "error", "error": f"could not start the evaluation: {child.err}"}}
     found: dict = {"card": None, "verdict": None}
-    for line in out.decode(errors="replace").splitlines()[-10:]:
+    for item in json_objects(child.out):
+        for key in ("card", "verdict"):
+            if isinstance(item.get(key), dict):
+                found[key] = item[key]
+    if child.timed_out or found["verdict"] is None or child.returncode != 0:
+        died = f"the evaluation took longer than {timeout_s:g} s and was stopped" if child.timed_out else None
+        found["verdict"] = {"status": "error", "error": died or _death(child.returncode, child.err, memory_mb)}
+    return found
+
+
+@dataclass
+class Child:
+    """What a limited child left: its exit status, its output, whether it ran past its time and was killed."""
+
+    started: bool
+    returncode: int | None = None
+    out: bytes = b""
+    err: bytes | str = b""
+    timed_out: bool = False
+
+
+def child_env(work: Path) -> dict:
+    """The scrubbed environment of a limited child whose HOME, TMPDIR and DEEPRL_HOME are `work`."""
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    # one thread per child: the index and the league run beside a web server on a small machine
+    env.update(HOME=str(work), TMPDIR=str(work), DEEPRL_HOME=str(work / "home"), OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
+               SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg", HF_HUB_OFFLINE="1")
+    return env
+
+
+def run_child(args: list[str], work: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+              memory_mb: int = DEFAULT_MEMORY_MB) -> Child:
+    """`python ARGS` in `work` with child_env and the CPU, memory, file-size and wall-clock limits (the verifier's
+    and the league's games both run this way)."""
+    try:
+        proc = subprocess.Popen([sys.executable, *args], cwd=work, env=child_env(work), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                preexec_fn=_limits(memory_mb, timeout_s))
+    except OSError as exc:
+        return Child(started=False, err=str(exc))
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, 9)
+        except OSError:
+            proc.kill()
+        out, err = proc.communicate()
+        timed_out = True
+    return Child(started=True, returncode=proc.returncode, out=out, err=err, timed_out=timed_out)
+
+
+def json_objects(out: bytes, last: int = 10) -> list[dict]:
+    """The JSON objects a child printed, one a line, among its last `last` lines (anything else is skipped)."""
+    found = []
+    for line in out.decode(errors="replace").splitlines()[-last:]:
         if line.startswith("{") and len(line) < (4 << 20):
             try:
                 item = json.loads(line)
             except (ValueError, RecursionError):
                 continue
             if isinstance(item, dict):
-                for key in ("card", "verdict"):
-                    if isinstance(item.get(key), dict):
-                        found[key] = item[key]
-    if died or found["verdict"] is None or proc.returncode != 0:
-        found["verdict"] = {"status": "error", "error": died or _death(proc.returncode, err, memory_mb)}
+                found.append(item)
     return found
+
+
+def unstage(folder: Path) -> None:
+    """Make a stage_copy removable again (its files and folder are read-only)."""
+    for p in (folder, *folder.iterdir()):
+        os.chmod(p, 0o700)
+
+
+def death(returncode: int, err: bytes, memory_mb: int, what: str = "the evaluation") -> str:
+    """One sentence for a child that printed no result (`what` names its job)."""
+    return _death(returncode, err, memory_mb).replace("the evaluation", what, 1)
 
 
 def _death(returncode: int, err: bytes, memory_mb: int) -> str:
