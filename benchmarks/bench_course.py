@@ -21,15 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deeprl.train import Callback, train
+from deeprl.loop import Callback, evaluate_snapshot
+from deeprl.train import train
 
 RESULTS = Path(__file__).parent / "results" / "bench_course.json"
 
@@ -89,23 +89,8 @@ class Watch(Callback):
         return False
 
     def evaluate(self, run, snapshot) -> float:
-        import numpy as np
-        import torch
-
-        from deeprl.agent import load_agent
-        from deeprl.evaluation import evaluate
-        from deeprl.modelio import save_model
-
-        states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-        try:
-            tensors, policy_config = snapshot()
-            folder = self.folder / f"eval-{len(self.history)}"
-            save_model(folder, tensors, {**run.base_config(), "policy": policy_config})
-            return float(evaluate(load_agent(folder))["result"])
-        finally:
-            random.setstate(states[0])
-            np.random.set_state(states[1])
-            torch.set_rng_state(states[2])
+        folder = self.folder / f"eval-{len(self.history)}"
+        return float(evaluate_snapshot(run, snapshot, folder)["result"])
 
 
 def run_row(row: Row) -> dict:
