@@ -18,7 +18,7 @@ from deeprl import __version__
 from deeprl.errors import UserError
 
 ORDER = ["envs", "train", "enjoy", "evaluate", "record", "push", "load", "leaderboard", "index", "progress",
-         "certificate", "serve", "tune", "match", "quickstart"]
+         "certificate", "serve", "tune", "match", "league", "quickstart"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Commands that always read and write DEEPRL_HOME (the database, the local hub, tuning studies).
-HOME_COMMANDS = {"leaderboard", "index", "progress", "certificate", "serve", "quickstart"}
+HOME_COMMANDS = {"leaderboard", "index", "progress", "certificate", "serve", "quickstart", "league"}
 
 
 def needs_home(args) -> bool:

@@ -1,0 +1,156 @@
+"""The Unit 7 league: matchmaking by rating, matches played in the limited child and stored, ratings replayed
+from the stored matches, a forfeit, the CSV and Parquet exports, the web pages, and a person playing an agent
+in the browser."""
+
+import csv
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deeprl.league.matchmaking import pair_up, pick_opponent
+
+TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 64, "hidden_units": 16, "num_layers": 1, "save_steps": 128,
+        "swap_steps": 64, "team_change": 256, "checkpoint_every": 256}
+CARD = "---\nlibrary_name: deeprl\ntags:\n- ML-Agents-SoccerTwos\n- reinforcement-learning\n---\n# {name}\n"
+FAST = ["--games", "2", "--max-steps", "30"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Matchmaking on scripted ratings
+
+RATINGS = {"a": 1200.0, "b": 1210.0, "c": 1190.0, "d": 1500.0, "e": 1800.0, "f": 1000.0, "g": 2400.0}
+
+
+def test_opponent_is_one_of_the_n_closest():
+    queue = list("bcdef")
+    picked = {pick_opponent("a", queue, RATINGS, random.Random(s)) for s in range(200)}
+    assert picked == {"b", "c", "f"}  # distances 10, 10, 200; d (300) and e (600) are not among the 3 closest
+    picked = {pick_opponent("a", queue, RATINGS, random.Random(s), n_closest=1) for s in range(50)}
+    assert picked == {"b"}  # a tie in distance keeps queue order
+    picked = {pick_opponent("a", queue, RATINGS, random.Random(s), n_closest=5) for s in range(300)}
+    assert picked == {"b", "c", "f", "d"}  # e is 600 away: beyond the default gap of 500
+
+
+def test_the_rating_gap_bounds_opponents_and_a_lone_model_sits_out():
+    assert {pick_opponent("a", list("bcdf"), RATINGS, random.Random(s), max_gap=15) for s in range(50)} == {"b", "c"}
+    assert pick_opponent("g", list("abcdef"), RATINGS, random.Random(0)) is None  # 600+ from everyone
+    pairs, idle = pair_up(list("gabcdef"), RATINGS, random.Random(0))
+    # g and then e (800 from f, the only one left) find nobody within 500; f is left alone in the queue
+    assert idle == ["g", "e", "f"] and len(pairs) == 2
+    assert all(abs(RATINGS[x] - RATINGS[y]) <= 500 for x, y in pairs)
+    # the first queued model is always paired first; each pair is played (on_pair) before the next is made
+    seen = []
+    pair_up(list("abcdef"), dict(RATINGS), random.Random(1), on_pair=lambda x, y: seen.append(x))
+    assert seen[0] == "a"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A real league on a local hub
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny self-play model; the league's entrants are it and copies with scaled weights."""
+    from deeprl.train import train
+
+    tmp = tmp_path_factory.mktemp("league-train")
+    run = train("selfplay", "SoccerTwos", overrides=TINY, n_timesteps=256, seed=3, log_folder=tmp,
+                env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
+    return run.run_dir
+
+
+def entrant(src: Path, tmp: Path, name: str, scale: float | None = None, corrupt: bool = False) -> Path:
+    from deeprl.modelio import load_model, save_model
+
+    folder = tmp / name.replace("/", "--")
+    folder.mkdir()
+    config, tensors = load_model(src)
+    if scale is not None:
+        tensors = {k: np.asarray(v) * scale for k, v in tensors.items()}
+    save_model(folder, tensors, config)
+    (folder / "README.md").write_text(CARD.format(name=name))
+    if corrupt:
+        (folder / "model.safetensors").write_bytes(b"\x00 not safetensors")
+    return folder
+
+
+def push_entrants(trained, tmp, spec):
+    from lb_helpers import push_folder
+
+    for name, kw in spec.items():
+        push_folder(entrant(trained, tmp, name, **kw), name)
+
+
+def test_league_round_stores_matches_rates_them_and_exports(trained, tmp_path, cli):
+    import pyarrow.parquet as pq
+
+    push_entrants(trained, tmp_path, {"alice/soccer": {}, "bob/soccer": {"scale": 0.5},
+                                      "carol/soccer": {"scale": 2.0}, "dave/soccer": {"scale": 0.0},
+                                      "mallory/broken": {"corrupt": True}})
+    p = cli("league", "run", "--rounds", "2", "--every", "0.01s", "--queue-seed", "1", *FAST, "--json")
+    assert p.returncode == 0, p.stderr
+    rounds = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(rounds) == 2 and rounds[0]["models"] == 5
+    played = [m for r in rounds for m in r["matches"]]
+    forfeits = [m for m in played if m["forfeit"]]
+    assert [m["forfeit"] for m in forfeits] == ["mallory/broken"]  # once: benched at this revision afterwards
+    assert "could not be loaded" in forfeits[0]["error"] and not forfeits[0]["rated"]
+    assert "mallory/broken" in rounds[1]["benched"]
+    rated = [m for m in played if m["rated"]]
+    assert rated and all(m["won"] + m["drawn"] + m["lost"] == 2 for m in rated)
+
+    # the ratings are a function of the stored matches: drop them, replay, same numbers
+    p = cli("league", "recompute", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["same"] and out["max_difference"] == 0.0 and out["matches"] == len(rated)
+
+    p = cli("league", "table", "--json")
+    rows = json.loads(p.stdout)["rows"]
+    ranked = [r for r in rows if r["rank"]]
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert sum(r["elo"] for r in ranked) == pytest.approx(1200.0 * len(ranked))  # Elo moves points, keeps the sum
+    broken = next(r for r in rows if r["model"] == "mallory/broken")
+    assert broken["rank"] is None and "could not be loaded" in broken["forfeit"]
+    assert "forfeited" in cli("league", "table").stdout
+
+    model = ranked[0]["model"]
+    h = json.loads(cli("league", "history", model, "--json").stdout)
+    assert h["elo"] == pytest.approx(ranked[0]["elo"]) and h["matches"][0]["elo_after"] == pytest.approx(h["elo"])
+    assert cli("league", "history", "nobody/nothing").returncode == 2
+
+    p = cli("league", "export", "--out", tmp_path / "out")
+    assert p.returncode == 0, p.stderr
+    with open(tmp_path / "out" / "soccer_history.csv") as fh:
+        history = list(csv.DictReader(fh))
+    assert list(history[0]) == ["model1", "model2", "result", "timestamp"] and len(history) == len(rated)
+    with open(tmp_path / "out" / "soccer_elo.csv") as fh:
+        elo_rows = list(csv.DictReader(fh))
+    assert list(elo_rows[0]) == ["rank", "author", "model", "elo", "games_played"]
+    assert [r["model"] for r in elo_rows] == [r["model"] for r in ranked]
+    table = pq.read_table(tmp_path / "out" / "matches.parquet").to_pylist()
+    assert len(table) == len(played) and {"model1", "model2", "revision1", "result", "seed"} <= set(table[0])
+
+
+def test_a_match_is_reproducible_and_its_result_is_the_sets(trained, tmp_path):
+    from deeprl.league.runner import Settings, play_in_child
+
+    a = entrant(trained, tmp_path, "x/a")
+    b = entrant(trained, tmp_path, "x/b", scale=0.0)
+    s = Settings(games=4, max_steps=40, replays=False)
+    first, again = play_in_child(a, b, s), play_in_child(a, b, s)
+    assert first == again and "match" in first
+    g = first["match"]
+    assert g["won"] + g["drawn"] + g["lost"] == 4
+    assert g["result"] == (1.0 if g["won"] > g["lost"] else 0.0 if g["won"] < g["lost"] else 0.5)
+    assert play_in_child(a, b, Settings(games=4, max_steps=40, seed=1, replays=False)) != {}  # another seed plays
+
+
+def test_bad_league_arguments_are_one_sentence(cli):
+    for args in (["--k", "0"], ["--n-closest", "0"], ["--games", "0"], ["--rounds", "0"], ["--every", "soon"]):
+        p = cli("league", "run", *args)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, (args, p.stderr)
