@@ -17,6 +17,8 @@ score (all lives, unclipped) when a game ends, which is what training logs show.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
@@ -112,16 +114,24 @@ def make_game(game_id: str, kwargs: dict, render_mode: str | None, training: boo
     clip_reward = bool(kwargs.pop("clip_reward", True))
     terminal_on_life_loss = bool(kwargs.pop("terminal_on_life_loss", True))
     env = gym.make(game_id, render_mode=render_mode, **kwargs)
-    env = gym.wrappers.AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=screen_size,
-                                          terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+    env = gym.wrappers.AtariPreprocessing(
+        env,
+        noop_max=noop_max,
+        frame_skip=frame_skip,
+        screen_size=screen_size,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
+        scale_obs=False,
+    )
     env = gym.wrappers.RecordEpisodeStatistics(env)
-    fire = "FIRE" in env.unwrapped.get_action_meanings()
+    ale: Any = env.unwrapped  # ALE's AtariEnv, which Gymnasium types as a plain Env
+    fire = "FIRE" in ale.get_action_meanings()
     if training and terminal_on_life_loss:
         env = EpisodicLife(env)
     if fire:
         env = FireReset(env, after_life_loss=not (training and terminal_on_life_loss))
     if training and clip_reward:
-        env = gym.wrappers.TransformReward(env, np.sign)
+        env = gym.wrappers.TransformReward(env, np.sign)  # type: ignore[arg-type]  # a ufunc, callable on a float
     return gym.wrappers.FrameStackObservation(env, frame_stack)
 
 

@@ -117,8 +117,10 @@ class DoomEnv(gym.Env):
                 self.game.init()
             except Exception as exc:  # ViZDoom raises its own types (ViZDoomErrorException, ...)
                 if self.render_mode == "human":
-                    raise RuntimeError(f"ViZDoom could not open its window ({exc}); a window needs a display, "
-                                       "use --no-render or 'deeprl record' instead") from None
+                    raise RuntimeError(
+                        f"ViZDoom could not open its window ({exc}); a window needs a display, "
+                        "use --no-render or 'deeprl record' instead"
+                    ) from None
                 raise
             finally:
                 os.chdir(cwd)
@@ -130,7 +132,8 @@ class DoomEnv(gym.Env):
         state = self.game.get_state()
         if state is not None:  # None once the episode has ended: keep the last frame and variables
             self._screen = state.screen_buffer
-            self._info = dict(zip(self.variables, (float(v) for v in state.game_variables)))
+            values = state.game_variables if state.game_variables is not None else ()
+            self._info = dict(zip(self.variables, (float(v) for v in values)))
         return cv2.resize(self._screen, (OBS_W, OBS_H), interpolation=cv2.INTER_NEAREST)
 
     def reset(self, *, seed: int | None = None, options=None):
@@ -168,7 +171,7 @@ class DoomEnv(gym.Env):
             return self._screen.copy()
         return None  # "human": the engine's own window shows the game
 
-    def close(self):
+    def close(self) -> None:
         if self._started:
             self.game.close()
             self._started = False

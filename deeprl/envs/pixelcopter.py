@@ -57,8 +57,14 @@ def _collide(a, b) -> bool:
 class PixelcopterEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
 
-    def __init__(self, width: int = 48, height: int = 48, reward_values: dict | None = None,
-                 render_mode: str | None = None, render_scale: int = 1):
+    def __init__(
+        self,
+        width: int = 48,
+        height: int = 48,
+        reward_values: dict | None = None,
+        render_mode: str | None = None,
+        render_scale: int = 1,
+    ):
         if not (isinstance(width, int) and isinstance(height, int)) or not (20 <= width <= 512 and 20 <= height <= 512):
             # below 20 the copter's 5 % sprite has no pixels (PLE would never collide it); past about 860 a new block
             # can spawn beyond getGameState's 999-pixel search radius and PLE itself crashes
@@ -231,8 +237,18 @@ class PixelcopterEnv(gym.Env):
         # PLE takes the first colliding column in its group's order (left to right); the columns tile the width,
         # so one always collides; the nearest one stands in should rounding ever leave a gap
         t_y = hits[0] if hits else self.ty[min(range(len(self.tx)), key=lambda i: abs(self.tx[i] - px))]
-        return np.array([py, self.momentum, py - (t_y - self.gap_half), (t_y + self.gap_half) - py, best_dist,
-                         best[1], best[1] + self.block_h], dtype=np.float32)
+        return np.array(
+            [
+                py,
+                self.momentum,
+                py - (t_y - self.gap_half),
+                (t_y + self.gap_half) - py,
+                best_dist,
+                best[1],
+                best[1] + self.block_h,
+            ],
+            dtype=np.float32,
+        )
 
     # ------------------------------------------------------------------ drawing (the sprites PLE blits)
     def render(self):
@@ -265,13 +281,12 @@ class PixelcopterEnv(gym.Env):
         return img
 
 
-def make(kwargs: dict, render_mode: str | None, training: bool):
+def make(kwargs: dict, render_mode: str | None, training: bool) -> gym.Env:
     """The registry's builder. The course trains and evaluates with max_t = 10,000 steps (the gym-games env has no
     time limit of its own), so episodes truncate there unless `max_episode_steps` says otherwise (0 or None: none)."""
     kw = dict(kwargs)
     max_steps = kw.pop("max_episode_steps", 10_000)
-    env = PixelcopterEnv(render_mode=render_mode, **kw)
+    env: gym.Env = PixelcopterEnv(render_mode=render_mode, **kw)
     if max_steps:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=int(max_steps))
     return env
-

@@ -65,8 +65,11 @@ BRICK = 1.0  # edge of a brick
 BRICK_MASS = 2.0
 AGENT_MASS = 25.0
 # brick centres relative to the pyramid's place: 3 x 3, then 2 x 2, then the gold brick (last)
-BRICK_LAYOUT = np.array([(x, y, 0.5) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0)]
-                        + [(x, y, 1.5) for x in (-0.5, 0.5) for y in (-0.5, 0.5)] + [(0.0, 0.0, 2.5)])
+BRICK_LAYOUT = np.array(
+    [(x, y, 0.5) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 0.0, 1.0)]
+    + [(x, y, 1.5) for x in (-0.5, 0.5) for y in (-0.5, 0.5)]
+    + [(0.0, 0.0, 2.5)]
+)
 N_BRICKS = len(BRICK_LAYOUT)
 GOLD = N_BRICKS - 1
 
@@ -126,7 +129,9 @@ with np.errstate(divide="ignore"):
     _FIXED_T_HIGH = np.where(
         _SLOPE[0] > 0,
         (np.array([SWITCH_HEIGHT] + [STONE_HEIGHT] * N_STONES, dtype=np.float32) + CAST_RADIUS - SENSOR_HEIGHT)
-        / _SLOPE[0], np.inf).astype(np.float32)  # (R, 7)
+        / _SLOPE[0],
+        np.inf,
+    ).astype(np.float32)  # (R, 7)
 
 
 def _cast(dx, dy, rel, radius, t_low, t_high):
@@ -170,12 +175,13 @@ class BrickWorld:
                 pos[axis] = side * (HALF + 0.5)
                 pb.createMultiBody(0, wall, basePosition=pos, physicsClientId=cid)
         box = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=[BRICK / 2] * 3, physicsClientId=cid)
-        self.bricks = [pb.createMultiBody(BRICK_MASS, box, basePosition=[0, 0, -10.0 - 2 * k], physicsClientId=cid)
-                       for k in range(N_BRICKS)]
+        self.bricks = [
+            pb.createMultiBody(BRICK_MASS, box, basePosition=[0, 0, -10.0 - 2 * k], physicsClientId=cid)
+            for k in range(N_BRICKS)
+        ]
         self.agent = pb.createMultiBody(AGENT_MASS, box, basePosition=[0, 0, -50.0], physicsClientId=cid)
         for body in self.bricks + [self.agent]:
-            pb.changeDynamics(body, -1, lateralFriction=0.6, linearDamping=0.0, angularDamping=0.0,
-                              physicsClientId=cid)
+            pb.changeDynamics(body, -1, lateralFriction=0.6, linearDamping=0.0, angularDamping=0.0, physicsClientId=cid)
         # Bricks at rest may sleep (PyBullet keeps every body awake by default): a resting pyramid of 14 bricks
         # then costs nothing, against 0.55 ms a physics step awake; the agent's touch wakes them
         for body in self.bricks:
@@ -190,8 +196,9 @@ class BrickWorld:
             pb.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=cid)
             state = pb.ACTIVATION_STATE_SLEEP if settled else pb.ACTIVATION_STATE_WAKE_UP
             pb.changeDynamics(body, -1, activationState=state, physicsClientId=cid)
-        pb.resetBasePositionAndOrientation(self.agent, [agent_pos[0], agent_pos[1], 0.5], _yaw(agent_angle),
-                                           physicsClientId=cid)
+        pb.resetBasePositionAndOrientation(
+            self.agent, [agent_pos[0], agent_pos[1], 0.5], _yaw(agent_angle), physicsClientId=cid
+        )
         pb.resetBaseVelocity(self.agent, [agent_vel[0], agent_vel[1], 0.0], [0, 0, 0], physicsClientId=cid)
 
     def step(self, xy, angle: float, target_vel) -> tuple[list, list, bool]:
@@ -339,8 +346,14 @@ class PyramidsCore:
         world = self.worlds.get(i)
         if world is None:
             world = self._free.pop() if self._free else BrickWorld()
-            world.load(self.brick_pos[i], self.brick_quat[i], self.pos[i], self.angle[i], self.vel[i],
-                       settled=bool(self.bricks_settled[i]))
+            world.load(
+                self.brick_pos[i],
+                self.brick_quat[i],
+                self.pos[i],
+                self.angle[i],
+                self.vel[i],
+                settled=bool(self.bricks_settled[i]),
+            )
             self.worlds[i] = world
         return world
 
@@ -383,8 +396,9 @@ class PyramidsCore:
         for _ in range(DECISION_PERIOD):
             running = live & ~touched
             rewards[running] += STEP_PENALTY
-            self.angle = np.where(running, (self.angle + turn * TURN_SPEED * DT + np.pi) % (2 * np.pi) - np.pi,
-                                  self.angle)
+            self.angle = np.where(
+                running, (self.angle + turn * TURN_SPEED * DT + np.pi) % (2 * np.pi) - np.pi, self.angle
+            )
             heading = np.stack([np.cos(self.angle), np.sin(self.angle)], axis=-1)
             v = (self.vel[:, :2] + (PUSH * fwd)[:, None] * heading) * DRAG_KEEP
             speed = np.linalg.norm(v, axis=-1, keepdims=True)
@@ -410,8 +424,8 @@ class PyramidsCore:
         terminated = touched
         truncated = live & ~terminated & (self.t >= self.max_decisions)
         self.done |= terminated | truncated
-        for i in np.flatnonzero(self.done):
-            self._release(int(i))
+        for d in np.flatnonzero(self.done):
+            self._release(int(d))
         return rewards, terminated, truncated
 
     def _collide(self, running: np.ndarray, start: np.ndarray) -> None:
@@ -455,8 +469,14 @@ class PyramidsCore:
         wall_seen = SENSOR_HEIGHT + RAY_SLOPE * t_wall <= WALL_HEIGHT + CAST_RADIUS
         t_wall = np.where(wall_seen, t_wall, np.inf)
         # the switch and the stones stand on the floor: only their tops limit a raised ray, the same for all arenas
-        t_near, obj_tag = _cast(dx, dy, self.obj_xy[:, :BRICK_SLOTS.start] - p[:, None],
-                                self.obj_r[0, :BRICK_SLOTS.start], None, _FIXED_T_HIGH)
+        t_near, obj_tag = _cast(
+            dx,
+            dy,
+            self.obj_xy[:, : BRICK_SLOTS.start] - p[:, None],
+            self.obj_r[0, : BRICK_SLOTS.start],
+            None,
+            _FIXED_T_HIGH,
+        )
         obj_tag = self.obj_tag[np.arange(self.n)[:, None], obj_tag]
         # bricks only where a pyramid stands within reach of the rays (most arenas have none most of the time)
         d = np.abs(self.brick_pos[:, :, :2] - self.pos[:, None]).max(axis=-1).min(axis=1)
@@ -468,8 +488,14 @@ class PyramidsCore:
             with np.errstate(divide="ignore", invalid="ignore"):
                 t_low = np.where(_SLOPE > 0, low / _SLOPE, np.where(low <= 0, -np.inf, np.inf))
                 t_high = np.where(_SLOPE > 0, high / _SLOPE, np.where(high >= 0, np.inf, -np.inf))
-            t_b, k_b = _cast(dx[near], dy[near], self.obj_xy[near, BRICK_SLOTS] - p[near, None],
-                             self.obj_r[0, BRICK_SLOTS], t_low, t_high)
+            t_b, k_b = _cast(
+                dx[near],
+                dy[near],
+                self.obj_xy[near, BRICK_SLOTS] - p[near, None],
+                self.obj_r[0, BRICK_SLOTS],
+                t_low,
+                t_high,
+            )
             closer = t_b < t_near[near]
             t_near[near] = np.where(closer, t_b, t_near[near])
             obj_tag[near] = np.where(closer, self.obj_tag[near[:, None], BRICK_SLOTS.start + k_b], obj_tag[near])
@@ -484,7 +510,7 @@ class PyramidsCore:
     def observe(self) -> np.ndarray:
         """(n, 172) float32: the rays, the switch state, the agent's velocity in its own frame (right, up, forward)."""
         out = np.empty((self.n, OBS_SIZE), dtype=np.float32)
-        out[:, :N_RAYS * RAY_VALUES] = self.rays().reshape(self.n, -1)
+        out[:, : N_RAYS * RAY_VALUES] = self.rays().reshape(self.n, -1)
         out[:, -4] = self.switch_on
         c, s = np.cos(self.angle), np.sin(self.angle)
         vx, vy = self.vel[:, 0], self.vel[:, 1]
@@ -495,6 +521,7 @@ class PyramidsCore:
 
 
 # -- drawing -------------------------------------------------------------------------------------------------
+
 
 def frame(core: PyramidsCore, i: int = 0, scale: int = 5) -> np.ndarray:
     """Top-down RGB picture (H, W, 3) uint8 of arena i: floor, stones, switch, bricks (higher ones lighter), agent."""
@@ -514,12 +541,14 @@ def frame(core: PyramidsCore, i: int = 0, scale: int = 5) -> np.ndarray:
             draw_disc(img, gx, gy, x, y, BRICK / 2, color)
     ax, ay = core.pos[i]
     draw_disc(img, gx, gy, ax, ay, AGENT_RADIUS * 1.4, (40, 90, 220))
-    draw_disc(img, gx, gy, ax + 0.8 * math.cos(core.angle[i]), ay + 0.8 * math.sin(core.angle[i]), 0.35,
-              (250, 250, 250))
+    draw_disc(
+        img, gx, gy, ax + 0.8 * math.cos(core.angle[i]), ay + 0.8 * math.sin(core.angle[i]), 0.35, (250, 250, 250)
+    )
     return img
 
 
 # -- Gymnasium ------------------------------------------------------------------------------------------------
+
 
 class PyramidsEnv(ArenaEnv):
     """One Pyramids arena as a Gymnasium env: observation (172,) float32, Discrete(5); one step = one decision."""
@@ -537,7 +566,7 @@ class PyramidsEnv(ArenaEnv):
     def render(self):
         return frame(self.core, 0) if self.render_mode == "rgb_array" else None
 
-    def close(self):
+    def close(self) -> None:
         self.core.close()
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -71,10 +72,7 @@ def get_spec(env_id: str) -> EnvSpec:
 def resolve_env(env_id: str, env_kwargs: dict | None = None) -> tuple[EnvSpec, dict]:
     """(spec, effective kwargs): a card tag brings its kwargs; explicit kwargs win over the spec's defaults."""
     spec = get_spec(env_id)
-    tag_kwargs = {}
-    if env_id != spec.course_id:
-        tag_kwargs = _from_tag(env_id)[1]
-    return spec, {**spec.default_kwargs, **tag_kwargs, **(env_kwargs or {})}
+    return spec, {**spec.default_kwargs, **_tag_kwargs(env_id, spec), **(env_kwargs or {})}
 
 
 def env_tag(env_id: str, env_kwargs: dict | None = None) -> str:
@@ -99,15 +97,19 @@ def ranked_task(env_id, env_kwargs=None, env_tag=None) -> tuple[str | None, str 
         env_kwargs = {}
     if not isinstance(env_kwargs, dict):
         return None, "config.json's env_kwargs is not an object"
-    kwargs = {**spec.default_kwargs, **(_from_tag(env_id)[1] if env_id != spec.course_id else {}), **env_kwargs}
+    kwargs = {**spec.default_kwargs, **_tag_kwargs(env_id, spec), **env_kwargs}
     extra = sorted(str(k)[:40] for k in kwargs if k not in spec.task_kwargs)
     if extra:
-        return None, (f"custom task: the model was trained with env kwargs {', '.join(extra)}, which "
-                      f"{spec.course_id}'s ranked task does not take")
+        return None, (
+            f"custom task: the model was trained with env kwargs {', '.join(extra)}, which "
+            f"{spec.course_id}'s ranked task does not take"
+        )
     for key, allowed in spec.task_kwargs.items():
         if key in kwargs and not any(type(kwargs[key]) is type(a) and kwargs[key] == a for a in allowed):
-            return None, (f"custom task: {key}={str(kwargs[key])[:40]!s} is not one of the values the ranked "
-                          f"{spec.course_id} tasks use ({', '.join(map(str, allowed))})")
+            return None, (
+                f"custom task: {key}={str(kwargs[key])[:40]!s} is not one of the values the ranked "
+                f"{spec.course_id} tasks use ({', '.join(map(str, allowed))})"
+            )
     tag = spec.card_tag(kwargs)
     if env_tag is not None and env_tag != tag:
         return None, f"custom task: config.json says env_tag {str(env_tag)[:100]}, but its env and kwargs are {tag}"
@@ -118,8 +120,10 @@ def make_env(env_id: str, env_kwargs: dict | None = None, *, render_mode: str | 
     """Build the Gymnasium env for a course id. `training` selects training-only wrappers (Atari clipping...)."""
     spec, kwargs = resolve_env(env_id, env_kwargs)
     if "render_mode" in kwargs:
-        raise UserError(f"render_mode cannot be an env kwarg ({spec.course_id}); deeprl sets it itself: "
-                        "'deeprl enjoy' renders to a window and 'deeprl record' to a video.")
+        raise UserError(
+            f"render_mode cannot be an env kwarg ({spec.course_id}); deeprl sets it itself: "
+            "'deeprl enjoy' renders to a window and 'deeprl record' to a video."
+        )
     if spec.requires:
         try:
             importlib.import_module(spec.requires)
@@ -129,8 +133,10 @@ def make_env(env_id: str, env_kwargs: dict | None = None, *, render_mode: str | 
                 f"install it with: pip install {spec.requires.replace('_', '-')}."
             ) from None
     if spec.gym_id and spec.gym_id != spec.course_id:
-        note(f"{spec.course_id} runs as {spec.gym_id} (the course's id is deprecated in today's library; "
-             f"same task).", once_key=spec.course_id)
+        note(
+            f"{spec.course_id} runs as {spec.gym_id} (the course's id is deprecated in today's library; same task).",
+            once_key=spec.course_id,
+        )
     try:
         return spec.make(kwargs, render_mode, training)
     except TypeError as exc:
@@ -188,9 +194,15 @@ def taxi_eval_seeds() -> tuple[int, ...]:
     return tuple(json.loads(resources.files("deeprl.data").joinpath("taxi-eval-seeds.json").read_text()))
 
 
+def _tag_kwargs(env_id: str, spec: EnvSpec) -> dict:
+    """The kwargs a card tag names (FrozenLake-v1-4x4-no_slippery: map_name and is_slippery); none for a course id."""
+    resolved = _from_tag(env_id) if env_id != spec.course_id else None
+    return resolved[1] if resolved is not None else {}
+
+
 def _from_tag(tag: str) -> tuple[str, dict] | None:
     if tag.startswith("FrozenLake-v1-"):
-        rest = tag[len("FrozenLake-v1-"):]
+        rest = tag[len("FrozenLake-v1-") :]
         slippery = not rest.endswith("-no_slippery")
         map_name = rest.removesuffix("-no_slippery")
         if map_name in ("4x4", "8x8"):
@@ -201,54 +213,168 @@ def _from_tag(tag: str) -> tuple[str, dict] | None:
     return None
 
 
-register(EnvSpec("FrozenLake-v1", "2", _gym("FrozenLake-v1"), description="Walk a frozen lake to the goal (tabular)",
-                 default_kwargs={"map_name": "4x4", "is_slippery": True}, tag=_frozenlake_tag,
-                 n_eval_episodes=100, eval_max_steps=99,
-                 task_kwargs={"map_name": ("4x4", "8x8"), "is_slippery": (True, False)}))
-register(EnvSpec("Taxi-v3", "2", _gym("Taxi-v4"), gym_id="Taxi-v4", description="Pick up and drop off a passenger (tabular)",
-                 n_eval_episodes=100, eval_max_steps=99, eval_seeds=taxi_eval_seeds()))
+register(
+    EnvSpec(
+        "FrozenLake-v1",
+        "2",
+        _gym("FrozenLake-v1"),
+        description="Walk a frozen lake to the goal (tabular)",
+        default_kwargs={"map_name": "4x4", "is_slippery": True},
+        tag=_frozenlake_tag,
+        n_eval_episodes=100,
+        eval_max_steps=99,
+        task_kwargs={"map_name": ("4x4", "8x8"), "is_slippery": (True, False)},
+    )
+)
+register(
+    EnvSpec(
+        "Taxi-v3",
+        "2",
+        _gym("Taxi-v4"),
+        gym_id="Taxi-v4",
+        description="Pick up and drop off a passenger (tabular)",
+        n_eval_episodes=100,
+        eval_max_steps=99,
+        eval_seeds=taxi_eval_seeds(),
+    )
+)
 register(EnvSpec("CartPole-v1", "4", _gym("CartPole-v1"), description="Balance a pole on a cart"))
-register(EnvSpec("LunarLander-v2", "1", _gym("LunarLander-v3"), gym_id="LunarLander-v3",
-                 description="Land a module between the flags (Box2D)"))
+register(
+    EnvSpec(
+        "LunarLander-v2",
+        "1",
+        _gym("LunarLander-v3"),
+        gym_id="LunarLander-v3",
+        description="Land a module between the flags (Box2D)",
+    )
+)
 register(EnvSpec("MountainCar-v0", "-", _gym("MountainCar-v0"), description="Drive an underpowered car up a hill"))
 register(EnvSpec("Acrobot-v1", "-", _gym("Acrobot-v1"), description="Swing a two-link arm above a line"))
 # Atari (Unit 3). Evaluation samples actions as huggingface_sb3/RL-Zoo do for Atari (their enjoy and push_to_hub
 # pass deterministic=False); for DQN that is epsilon-greedy with the run's exploration_final_eps, what SB3's
 # DQN.predict(deterministic=False) does with a trained model's exploration_rate.
-for _game, _what in (("SpaceInvaders", "Shoot the descending invaders"), ("BeamRider", "Destroy enemy ships on beams"),
-                     ("Breakout", "Break the bricks with a ball"), ("Enduro", "Overtake cars in an endurance race"),
-                     ("Pong", "Beat the computer at Pong")):
-    register(EnvSpec(f"{_game}NoFrameskip-v4", "3", _lazy("deeprl.envs.atari", f"make_{_game.lower()}"),
-                     description=f"{_what} (Atari, ale-py; SB3 AtariWrapper preprocessing)",
-                     deterministic=False, requires="ale_py"))
+for _game, _what in (
+    ("SpaceInvaders", "Shoot the descending invaders"),
+    ("BeamRider", "Destroy enemy ships on beams"),
+    ("Breakout", "Break the bricks with a ball"),
+    ("Enduro", "Overtake cars in an endurance race"),
+    ("Pong", "Beat the computer at Pong"),
+):
+    register(
+        EnvSpec(
+            f"{_game}NoFrameskip-v4",
+            "3",
+            _lazy("deeprl.envs.atari", f"make_{_game.lower()}"),
+            description=f"{_what} (Atari, ale-py; SB3 AtariWrapper preprocessing)",
+            deterministic=False,
+            requires="ale_py",
+        )
+    )
 # Unit 4. The course's evaluate_agent samples from the policy (policy.act draws from the softmax) with max_steps =
 # max_t = 10,000; design.md's protocol is deterministic (argmax) unless an env says otherwise, and CartPole-v1 from the
 # same notebook is already evaluated deterministically, so Pixelcopter is too; evaluate(agent, deterministic=False)
 # gives the course's sampled figure (along one training run argmax scored higher than sampling at 3 of 4
 # checkpoints). The env truncates at 10,000 steps itself.
-register(EnvSpec("Pixelcopter-PLE-v0", "4", _lazy("deeprl.envs.pixelcopter"),
-                 description="Fly a pixel helicopter through a cave (PLE's Pixelcopter, re-implemented)",
-                 n_eval_episodes=10, eval_max_steps=10_000, deterministic=True))
-register(EnvSpec("SoccerTwos", "7", _lazy("deeprl.envs.soccer"), description="2 vs 2 soccer (AI vs AI); "
-                 "evaluated as matches against the scripted team", tag=lambda kw: "ML-Agents-SoccerTwos",
-                 n_eval_episodes=20, deterministic=False))
+register(
+    EnvSpec(
+        "Pixelcopter-PLE-v0",
+        "4",
+        _lazy("deeprl.envs.pixelcopter"),
+        description="Fly a pixel helicopter through a cave (PLE's Pixelcopter, re-implemented)",
+        n_eval_episodes=10,
+        eval_max_steps=10_000,
+        deterministic=True,
+    )
+)
+register(
+    EnvSpec(
+        "SoccerTwos",
+        "7",
+        _lazy("deeprl.envs.soccer"),
+        description="2 vs 2 soccer (AI vs AI); evaluated as matches against the scripted team",
+        tag=lambda kw: "ML-Agents-SoccerTwos",
+        n_eval_episodes=20,
+        deterministic=False,
+    )
+)
 # Unit 6 (panda-gym on PyBullet). Observations are Dicts (observation, achieved_goal, desired_goal); 50-step episodes.
-register(EnvSpec("PandaReachDense-v3", "6", _lazy("deeprl.envs.panda", "make_reach_dense"),
-                 description="Move a Panda arm's gripper to a target (panda-gym, dense reward)", requires="panda_gym"))
-register(EnvSpec("PandaPickAndPlace-v3", "6", _lazy("deeprl.envs.panda", "make_pick_and_place"),
-                 description="Pick a cube and place it at a target with a Panda arm (panda-gym)", requires="panda_gym"))
+register(
+    EnvSpec(
+        "PandaReachDense-v3",
+        "6",
+        _lazy("deeprl.envs.panda", "make_reach_dense"),
+        description="Move a Panda arm's gripper to a target (panda-gym, dense reward)",
+        requires="panda_gym",
+    )
+)
+register(
+    EnvSpec(
+        "PandaPickAndPlace-v3",
+        "6",
+        _lazy("deeprl.envs.panda", "make_pick_and_place"),
+        description="Pick a cube and place it at a target with a Panda arm (panda-gym)",
+        requires="panda_gym",
+    )
+)
 # Unit 8.2 (ViZDoom): the scenarios as Sample Factory trains them (deeprl/envs/doom.py); evaluation samples actions,
 # as SF's enjoy does by default (--eval_deterministic is off), which is how the course's cards were scored.
-register(EnvSpec("doom_health_gathering_supreme", "8.2", _lazy("deeprl.envs.doom", "make_health_gathering_supreme"),
-                 description="Survive on an acid floor by picking up medkits (ViZDoom, Sample Factory's scenario)",
-                 deterministic=False, requires="vizdoom"))
-register(EnvSpec("doom_health_gathering", "-", _lazy("deeprl.envs.doom", "make_health_gathering"),
-                 description="Survive on an acid floor by picking up medkits, the plainer map (ViZDoom)",
-                 deterministic=False, requires="vizdoom"))
-register(EnvSpec("doom_basic", "-", _lazy("deeprl.envs.doom", "make_basic"),
-                 description="Shoot the monster across the room (ViZDoom)", deterministic=False, requires="vizdoom"))
-register(EnvSpec("doom_defend_the_center", "-", _lazy("deeprl.envs.doom", "make_defend_the_center"),
-                 description="Turn and shoot the monsters closing in (ViZDoom)", deterministic=False,
-                 requires="vizdoom"))
-register(EnvSpec("Pyramids", "5", _lazy("deeprl.envs.pyramids"), description="Press the switch, topple the pyramid, touch the gold brick (ML-Agents Pyramids, native)", tag=lambda kw: "ML-Agents-Pyramids", n_eval_episodes=10))
-register(EnvSpec("SnowballTarget", "5", _lazy("deeprl.envs.snowball"), description="Shoot snowballs at targets that pop up (ML-Agents SnowballTarget, native)", tag=lambda kw: "ML-Agents-SnowballTarget", n_eval_episodes=10))
+register(
+    EnvSpec(
+        "doom_health_gathering_supreme",
+        "8.2",
+        _lazy("deeprl.envs.doom", "make_health_gathering_supreme"),
+        description="Survive on an acid floor by picking up medkits (ViZDoom, Sample Factory's scenario)",
+        deterministic=False,
+        requires="vizdoom",
+    )
+)
+register(
+    EnvSpec(
+        "doom_health_gathering",
+        "-",
+        _lazy("deeprl.envs.doom", "make_health_gathering"),
+        description="Survive on an acid floor by picking up medkits, the plainer map (ViZDoom)",
+        deterministic=False,
+        requires="vizdoom",
+    )
+)
+register(
+    EnvSpec(
+        "doom_basic",
+        "-",
+        _lazy("deeprl.envs.doom", "make_basic"),
+        description="Shoot the monster across the room (ViZDoom)",
+        deterministic=False,
+        requires="vizdoom",
+    )
+)
+register(
+    EnvSpec(
+        "doom_defend_the_center",
+        "-",
+        _lazy("deeprl.envs.doom", "make_defend_the_center"),
+        description="Turn and shoot the monsters closing in (ViZDoom)",
+        deterministic=False,
+        requires="vizdoom",
+    )
+)
+register(
+    EnvSpec(
+        "Pyramids",
+        "5",
+        _lazy("deeprl.envs.pyramids"),
+        description="Press the switch, topple the pyramid, touch the gold brick (ML-Agents Pyramids, native)",
+        tag=lambda kw: "ML-Agents-Pyramids",
+        n_eval_episodes=10,
+    )
+)
+register(
+    EnvSpec(
+        "SnowballTarget",
+        "5",
+        _lazy("deeprl.envs.snowball"),
+        description="Shoot snowballs at targets that pop up (ML-Agents SnowballTarget, native)",
+        tag=lambda kw: "ML-Agents-SnowballTarget",
+        n_eval_episodes=10,
+    )
+)

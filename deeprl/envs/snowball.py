@@ -134,14 +134,18 @@ class SnowballCore:
         w = self.target[:, None] - start
         s = np.clip((w * path).sum(-1) / (BALL_SPEED * DT) ** 2, 0.0, 1.0)
         gap = start + s[..., None] * path - self.target[:, None]
-        hit = self.ball_alive & self.target_alive[:, None] & live[:, None] \
+        hit = (
+            self.ball_alive
+            & self.target_alive[:, None]
+            & live[:, None]
             & ((gap * gap).sum(-1) <= (TARGET_RADIUS + BALL_RADIUS) ** 2)
+        )
         # one target takes one snowball: the first along the way, the others fly on
         first = hit & (np.cumsum(hit, axis=1) == 1)
         scored = first.any(axis=1)
         self.ball = np.where(live[:, None, None], start + path, start)
         self.ball_alive &= ~first
-        self.ball_alive &= (self.ball * self.ball).sum(-1) < ARENA_RADIUS ** 2
+        self.ball_alive &= (self.ball * self.ball).sum(-1) < ARENA_RADIUS**2
         self.target_alive &= ~scored
         self.respawn = np.where(scored, RESPAWN, np.maximum(self.respawn - live, 0))
         due = live & ~self.target_alive & (self.respawn == 0)
@@ -162,8 +166,11 @@ class SnowballCore:
         tx, ty = self.target[:, 0:1].astype(np.float32), self.target[:, 1:2].astype(np.float32)
         b = tx * dx + ty * dy
         disc = b * b - (tx * tx + ty * ty - (TARGET_RADIUS + CAST) ** 2)
-        t_target = np.where((disc >= 0) & (b > 0) & self.target_alive[:, None],
-                            np.maximum(b - np.sqrt(np.maximum(disc, 0.0)), 0.0), np.inf)
+        t_target = np.where(
+            (disc >= 0) & (b > 0) & self.target_alive[:, None],
+            np.maximum(b - np.sqrt(np.maximum(disc, 0.0)), 0.0),
+            np.inf,
+        )
         t_wall = np.float32(ARENA_RADIUS - CAST)  # from the centre, the wall is as far every way
         t = np.minimum(t_target, t_wall)
         hit = t <= RAY_LENGTH
@@ -187,14 +194,15 @@ def frame(core: SnowballCore, i: int = 0, scale: int = 12) -> np.ndarray:
     gx, gy = pixel_grid(2 * ARENA_RADIUS + 2, 2 * ARENA_RADIUS + 2, scale)
     img = np.empty(gx.shape + (3,), dtype=np.uint8)
     img[:] = (60, 70, 90)
-    img[gx * gx + gy * gy <= ARENA_RADIUS ** 2] = (225, 235, 245)
+    img[gx * gx + gy * gy <= ARENA_RADIUS**2] = (225, 235, 245)
     if core.target_alive[i]:
         x, y = core.target[i]
         draw_disc(img, gx, gy, x, y, TARGET_RADIUS, (220, 40, 40))
         draw_disc(img, gx, gy, x, y, TARGET_RADIUS * 0.6, (250, 250, 250))
         draw_disc(img, gx, gy, x, y, TARGET_RADIUS * 0.3, (220, 40, 40))
     for k in np.flatnonzero(core.ball_alive[i]):
-        draw_disc(img, gx, gy, *core.ball[i, k], BALL_RADIUS * 1.5, (90, 160, 230))
+        bx, by = core.ball[i, k]
+        draw_disc(img, gx, gy, bx, by, BALL_RADIUS * 1.5, (90, 160, 230))
     draw_disc(img, gx, gy, 0.0, 0.0, AGENT_RADIUS * 1.6, (40, 90, 220) if core.cooldown[i] == 0 else (90, 110, 160))
     draw_disc(img, gx, gy, 0.8 * math.cos(core.angle[i]), 0.8 * math.sin(core.angle[i]), 0.3, (250, 250, 250))
     return img

@@ -43,7 +43,7 @@ class TabularBatch:
 
     def step(self, s: np.ndarray, a: np.ndarray, rng: np.random.Generator):
         if self.stochastic:
-            i = (rng.random(s.shape[0])[:, None] >= self.cum_p[s, a]).sum(1).clip(max=self.cum_p.shape[2] - 1)
+            i = (rng.random(len(s))[:, None] >= self.cum_p[s, a]).sum(1).clip(max=self.cum_p.shape[2] - 1)
         else:
             i = np.zeros(s.shape[0], dtype=np.int64)
         return self.next_s[s, a, i], self.reward[s, a, i], self.term[s, a, i]

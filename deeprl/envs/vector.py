@@ -5,8 +5,16 @@ from __future__ import annotations
 from deeprl.envs.registry import make_env, resolve_env
 
 
-def make_vec_env(env_id: str, n_envs: int, *, seed: int = 0, env_kwargs: dict | None = None, training: bool = True,
-                 vectorization: str = "sync", render_mode: str | None = None):
+def make_vec_env(
+    env_id: str,
+    n_envs: int,
+    *,
+    seed: int = 0,
+    env_kwargs: dict | None = None,
+    training: bool = True,
+    vectorization: str = "sync",
+    render_mode: str | None = None,
+):
     """`n_envs` copies of the course env in one Gymnasium VectorEnv, reset with seeds seed..seed+n-1.
 
     vectorization: "sync" (one process; best for cheap envs on 2 cores), "async" (one process per env),
@@ -30,12 +38,13 @@ def make_vec_env(env_id: str, n_envs: int, *, seed: int = 0, env_kwargs: dict | 
         if vectorization == "native":
             from deeprl.errors import UserError
 
-            raise UserError(f"{spec.course_id} has no native vectorized version (with these options); "
-                            "use vectorization sync or async.")
+            raise UserError(
+                f"{spec.course_id} has no native vectorized version (with these options); "
+                "use vectorization sync or async."
+            )
         vectorization = "sync"
     make_env(spec.course_id, kwargs).close()  # validate id and kwargs here, with our error sentences
-    fns = [lambda: make_env(spec.course_id, kwargs, training=training, render_mode=render_mode)
-           for _ in range(n_envs)]
+    fns = [lambda: make_env(spec.course_id, kwargs, training=training, render_mode=render_mode) for _ in range(n_envs)]
     if vectorization == "workers":
         import os
 
@@ -65,8 +74,12 @@ def _same_step_cartpole(n_envs: int):
 
         def step(self, actions):
             actions = np.asarray(actions)
-            if actions.shape != (self.num_envs,) or actions.dtype.kind not in "iu" or actions.max() > 1 \
-                    or actions.min() < 0:
+            if (
+                actions.shape != (self.num_envs,)
+                or actions.dtype.kind not in "iu"
+                or actions.max() > 1
+                or actions.min() < 0
+            ):
                 raise AssertionError(f"{actions!r} ({type(actions)}) invalid")
             obs, reward, terminated, truncated, info = self.env.step(actions)
             done = terminated | truncated
@@ -89,7 +102,7 @@ def _same_step_cartpole(n_envs: int):
     # much as the physics of 8 carts. The wrapper checks the same thing (integers in {0, 1}) in two array ops.
     space = core.action_space
 
-    class _Checked(type(space)):
+    class _Checked(type(space)):  # type: ignore[misc]  # whichever space class this Gymnasium's core uses
         def contains(self, x) -> bool:
             return True
 
@@ -153,12 +166,13 @@ class WorkerVectorEnv:
         probe.close()
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         self.conns, self.procs = [], []
         for sl in self.slices:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, args=(child, env_fns[sl], gym.vector.AutoresetMode.SAME_STEP),
-                               daemon=True)
+            proc = ctx.Process(
+                target=_worker_main, args=(child, env_fns[sl], gym.vector.AutoresetMode.SAME_STEP), daemon=True
+            )
             proc.start()
             child.close()
             self.conns.append(parent)

@@ -3,13 +3,13 @@
 Unity's SoccerTwos cannot run here (Unity binaries, ML-Agents pinned to Python 3.10), so this is our own game,
 faithful to what the course describes:
 
-- Field: a rectangle with walls and cut (45 degree) corners, a goal in the middle of each end. Blue defends the goal at x < 0 and attacks
-  towards +x; purple the opposite. Agents are discs, the ball a smaller disc. Agents push and kick the ball,
-  bump into each other, and slide along the walls; the ball bounces off walls and agents and slows by friction.
-  The corners are cut because in a right-angled corner the ball is a trap: an agent is wider than the ball, so
-  every touch of a ball lying in the corner pushes it further in, and matches ended as draws with the ball
-  pinned there (76 of 79 draws of a trained team against the scripted one). A cut corner deflects a pushed
-  ball along the wall, towards the goal line or back into play.
+- Field: a rectangle with walls and cut (45 degree) corners, a goal in the middle of each end. Blue defends the goal
+  at x < 0 and attacks towards +x; purple the opposite. Agents are discs, the ball a smaller disc. Agents push and
+  kick the ball, bump into each other, and slide along the walls; the ball bounces off walls and agents and slows by
+  friction. The corners are cut because in a right-angled corner the ball is a trap: an agent is wider than the
+  ball, so every touch of a ball lying in the corner pushes it further in, and matches ended as draws with the ball
+  pinned there (76 of 79 draws of a trained team against the scripted one). A cut corner deflects a pushed ball
+  along the wall, towards the goal line or back into play.
 - Actions: three discrete branches, as ML-Agents' SoccerTwos (`MultiDiscrete([3, 3, 3])`):
   [0] none / forward / backward, [1] none / strafe right / strafe left, [2] none / rotate left / rotate right.
   Moving forward into the ball kicks it (ML-Agents kicks only while the forward action is held).
@@ -89,8 +89,9 @@ def _ml_agents_ray_angles(n_per_side: int, max_degrees: float) -> list[float]:
 RAY_ANGLES = np.radians(np.array(_ml_agents_ray_angles(5, 60.0) + [180 + a for a in _ml_agents_ray_angles(1, 45.0)]))
 SIGN = np.array([0.0, 1.0, -1.0])  # action value -> direction along its branch
 # Observer i sees disc j (0-3 agents, 4 ball) as this kind.
-_DISC_KIND = np.array([[BALL if j == 4 else (TEAMMATE if TEAM[i] == TEAM[j] else OPPONENT) for j in range(5)]
-                       for i in range(N_AGENTS)])
+_DISC_KIND = np.array(
+    [[BALL if j == 4 else (TEAMMATE if TEAM[i] == TEAM[j] else OPPONENT) for j in range(5)] for i in range(N_AGENTS)]
+)
 _SELF = np.eye(N_AGENTS, 5, dtype=bool)
 _RADII2 = ((np.array([AGENT_RADIUS] * N_AGENTS + [BALL_RADIUS]) + CAST_RADIUS) ** 2).astype(np.float32)[:, None]
 _STATE = ("pos", "vel", "angle", "ball", "ball_vel", "t", "obs")
@@ -196,8 +197,10 @@ class SoccerCore:
             self.angle = (self.angle + rot * TURN_SPEED * h + np.pi) % (2 * np.pi) - np.pi
             c, s = np.cos(self.angle), np.sin(self.angle)
             # forward = (c, s); right = (s, -c)
-            target = np.stack([fwd * FORWARD_SPEED * c + lat * LATERAL_SPEED * s,
-                               fwd * FORWARD_SPEED * s - lat * LATERAL_SPEED * c], axis=-1)
+            target = np.stack(
+                [fwd * FORWARD_SPEED * c + lat * LATERAL_SPEED * s, fwd * FORWARD_SPEED * s - lat * LATERAL_SPEED * c],
+                axis=-1,
+            )
             self.vel += (target - self.vel) * AGENT_RESPONSE
             self.pos += self.vel * h
             self._agent_collisions()
@@ -219,11 +222,11 @@ class SoccerCore:
         if terminated.any():
             k = np.flatnonzero(terminated)
             win = 1.0 - self.t[k] / self.max_steps  # ML-Agents: 1 - accumulated time penalty
-            scored_team = (TEAM[None, :] == scorer[k, None])
+            scored_team = TEAM[None, :] == scorer[k, None]
             rewards[k] = np.where(scored_team, win[:, None], -1.0)
         o = self.obs
-        o[..., :_F0 - _FWD] = o[..., _FWD:_F0]
-        o[..., _F0:OBS_SIZE - _BACK] = o[..., _F0 + _BACK:]
+        o[..., : _F0 - _FWD] = o[..., _FWD:_F0]
+        o[..., _F0 : OBS_SIZE - _BACK] = o[..., _F0 + _BACK :]
         self._put_newest(self._rays())
         if frozen.size:
             for name, value in saved:
@@ -375,11 +378,11 @@ class SoccerCore:
         fwd = rays[:, :, :N_FORWARD].reshape(m, N_AGENTS, _FWD)
         back = rays[:, :, N_FORWARD:].reshape(m, N_AGENTS, _BACK)
         if idx is None:
-            self.obs[..., _F0 - _FWD:_F0] = fwd
-            self.obs[..., OBS_SIZE - _BACK:] = back
+            self.obs[..., _F0 - _FWD : _F0] = fwd
+            self.obs[..., OBS_SIZE - _BACK :] = back
         else:
-            self.obs[idx, :, _F0 - _FWD:_F0] = fwd
-            self.obs[idx, :, OBS_SIZE - _BACK:] = back
+            self.obs[idx, :, _F0 - _FWD : _F0] = fwd
+            self.obs[idx, :, OBS_SIZE - _BACK :] = back
 
     def observe(self) -> np.ndarray:
         """(n, 4, 336) float32: forward sensor (3 frames x 11 rays x 8) then backward (3 x 3 x 8)."""

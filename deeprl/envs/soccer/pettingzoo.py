@@ -22,15 +22,19 @@ def _spaces():
 class SoccerTwosParallelEnv(ParallelEnv):
     """One SoccerTwos match; agents blue_0, blue_1, purple_0, purple_1 (see the module doc)."""
 
-    metadata = {"render_modes": ["rgb_array"], "name": "soccer_twos_v0", "is_parallelizable": True,
-                "render_fps": int(round(1 / DT))}
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "name": "soccer_twos_v0",
+        "is_parallelizable": True,
+        "render_fps": int(round(1 / DT)),
+    }
 
     def __init__(self, max_steps: int = MAX_STEPS, render_mode: str | None = None):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
         self.render_mode = render_mode
         self.possible_agents = list(AGENT_IDS)
-        self.agents = []
+        self.agents: list[str] = []
         obs_space, act_space = _spaces()
         self.observation_spaces = {a: obs_space for a in self.possible_agents}
         self.action_spaces = {a: act_space for a in self.possible_agents}
@@ -63,11 +67,13 @@ class SoccerTwosParallelEnv(ParallelEnv):
         obs = self.core.observe()[0]
         agents = self.agents
         info = {"scorer": ("blue", "purple")[scorer[0]]} if scorer[0] >= 0 else {}
-        out = ({a: obs[i] for i, a in enumerate(agents)},
-               {a: float(rewards[0, i]) for i, a in enumerate(agents)},
-               {a: bool(term[0]) for a in agents},
-               {a: bool(trunc[0]) for a in agents},
-               {a: dict(info) for a in agents})
+        out = (
+            {a: obs[i] for i, a in enumerate(agents)},
+            {a: float(rewards[0, i]) for i, a in enumerate(agents)},
+            {a: bool(term[0]) for a in agents},
+            {a: bool(trunc[0]) for a in agents},
+            {a: dict(info) for a in agents},
+        )
         if term[0] or trunc[0]:
             self.agents = []
         return out
@@ -79,10 +85,11 @@ class SoccerTwosParallelEnv(ParallelEnv):
 
     def state(self):
         c = self.core
-        return np.concatenate([c.pos[0].ravel(), c.vel[0].ravel(), np.cos(c.angle[0]), np.sin(c.angle[0]),
-                               c.ball[0], c.ball_vel[0]]).astype(np.float32)
+        return np.concatenate(
+            [c.pos[0].ravel(), c.vel[0].ravel(), np.cos(c.angle[0]), np.sin(c.angle[0]), c.ball[0], c.ball_vel[0]]
+        ).astype(np.float32)
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 

@@ -8,9 +8,17 @@ import math
 import numpy as np
 
 from deeprl.envs.arena import draw_disc
-
-from deeprl.envs.soccer.core import (_CUT_SUM, AGENT_RADIUS, BALL_RADIUS, FIELD_LENGTH, FIELD_WIDTH, GOAL_DEPTH,
-                                     GOAL_HALF_WIDTH, N_AGENTS, SoccerCore)
+from deeprl.envs.soccer.core import (
+    _CUT_SUM,
+    AGENT_RADIUS,
+    BALL_RADIUS,
+    FIELD_LENGTH,
+    FIELD_WIDTH,
+    GOAL_DEPTH,
+    GOAL_HALF_WIDTH,
+    N_AGENTS,
+    SoccerCore,
+)
 
 
 def frame(core: SoccerCore, i: int = 0, scale: int = 24) -> np.ndarray:
@@ -35,7 +43,11 @@ def _canvas(scale: int):
     line = field & ((np.abs(gx) < 0.04) | (np.abs(np.hypot(gx, gy) - 1.8) < 0.04))
     img[line] = (220, 235, 220)
     for side, color in ((-1, (40, 110, 230)), (1, (150, 70, 200))):  # blue's goal at -x, purple's at +x
-        box = (np.abs(gy) < GOAL_HALF_WIDTH) & (side * gx > FIELD_LENGTH / 2) & (side * gx < FIELD_LENGTH / 2 + GOAL_DEPTH)
+        box = (
+            (np.abs(gy) < GOAL_HALF_WIDTH)
+            & (side * gx > FIELD_LENGTH / 2)
+            & (side * gx < FIELD_LENGTH / 2 + GOAL_DEPTH)
+        )
         img[box] = np.array(color) // 2 + 60
     return img, gx, gy
 

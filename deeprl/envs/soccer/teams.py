@@ -81,7 +81,9 @@ class PolicyTeam:
 
     def act(self, obs, core, side):
         n = obs.shape[0]
-        return np.asarray(self.agent.act(obs.reshape(n * 2, OBS_SIZE), deterministic=self.deterministic)).reshape(n, 2, 3)
+        return np.asarray(self.agent.act(obs.reshape(n * 2, OBS_SIZE), deterministic=self.deterministic)).reshape(
+            n, 2, 3
+        )
 
 
 BUILTIN_TEAMS = {"scripted": ScriptedTeam, "random": RandomTeam, "still": StillTeam}
@@ -96,8 +98,7 @@ def builtin_team(name: str, seed: int | None = None):
 # Matches
 
 
-def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: int = MAX_STEPS,
-                 on_frame=None) -> dict:
+def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: int = MAX_STEPS, on_frame=None) -> dict:
     """Play `n_matches` matches of A against B side by side (A is blue in even matches, purple in odd ones).
 
     A match ends on the first goal (a win for the scorer) or at `max_steps` (a draw). `on_frame(rgb)` sees
@@ -123,15 +124,24 @@ def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: in
         _, term, trunc, scorer = core.step(actions)
         if on_frame and not was_done[0]:
             on_frame(frame(core, 0))
-        touch_a, touch_b = core.touched[rows, slots_a].any(1) & ~was_done, core.touched[rows, slots_b].any(1) & ~was_done
+        touch_a, touch_b = (
+            core.touched[rows, slots_a].any(1) & ~was_done,
+            core.touched[rows, slots_b].any(1) & ~was_done,
+        )
         last_touch[touch_b] = 1
         last_touch[touch_a] = 0
         result[term] = np.where(scorer[term] == side_a[term], 1, 0)
         result[trunc] = 2
         length[term | trunc] = core.t[term | trunc]
     names = {1: "win", 2: "draw", 0: "loss"}
-    return {"n_matches": int(n_matches), "wins": int((result == 1).sum()), "draws": int((result == 2).sum()),
-            "losses": int((result == 0).sum()), "results": [names[int(r)] for r in result],
-            "own_goals": int(((result == 0) & (last_touch == 0)).sum()),
-            "opponent_own_goals": int(((result == 1) & (last_touch == 1)).sum()),
-            "mean_length": float(length.mean()), "seed": seed}
+    return {
+        "n_matches": int(n_matches),
+        "wins": int((result == 1).sum()),
+        "draws": int((result == 2).sum()),
+        "losses": int((result == 0).sum()),
+        "results": [names[int(r)] for r in result],
+        "own_goals": int(((result == 0) & (last_touch == 0)).sum()),
+        "opponent_own_goals": int(((result == 1) & (last_touch == 1)).sum()),
+        "mean_length": float(length.mean()),
+        "seed": seed,
+    }
