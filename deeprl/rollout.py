@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from deeprl.policies import obs_to_tensor
+from deeprl.policies.features import obs_to_tensor
 
 
 def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,

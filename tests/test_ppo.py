@@ -335,3 +335,28 @@ def test_written_out_gradient_trains_like_autograd(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)
+
+
+def test_fast_path_is_chosen_where_the_policy_is_built():
+    """build_policy(fast=True): the written-out twin for MLPs on flat observations, none for other shapes; a deep
+    copy (an agent, a frozen opponent) runs the general modules, with the same actions."""
+    import copy
+
+    import gymnasium as gym
+
+    from deeprl.algos.ppo import AutogradPPO, ppo_objective
+    from deeprl.fast.ppo import WrittenOutPPO
+    from deeprl.policies import build_policy, parse_policy_kwargs
+
+    kw = parse_policy_kwargs(None)
+    box, disc = gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2)
+    assert build_policy(box, disc, kw).fast is None
+    policy = build_policy(box, disc, kw, fast=True)
+    assert policy.fast is not None
+    assert isinstance(ppo_objective(policy), WrittenOutPPO)
+    assert isinstance(ppo_objective(policy, autograd=True), AutogradPPO)
+    assert build_policy(gym.spaces.Dict({"x": box}), disc, kw, fast=True).fast is None
+    twin = copy.deepcopy(policy)
+    assert twin.fast is None
+    obs = torch.randn(6, 4)
+    torch.testing.assert_close(twin.action(obs), policy.action(obs))

@@ -1,13 +1,13 @@
-"""Actor-critic policies shared by the on-policy algorithms (PPO, A2C), and the agent that plays a saved one.
+"""The actor-critic that PPO and A2C train, and its policy_kwargs.
 
-An `ActorCritic` is: a features extractor chosen from the observation space (flatten a Box, one-hot a Discrete,
-Nature CNN for images, one extractor per key concatenated for a Dict, as SB3's MultiInputPolicy), then separate
-MLP trunks for the policy and the value (SB3's default `net_arch=[64, 64]` means two trunks of 64-64), then a
-head: categorical logits for Discrete actions, a diagonal Gaussian with a state-independent log std for Box.
+An `ActorCritic` is: a features extractor chosen from the observation space (deeprl.policies.features), then
+separate MLP trunks for the policy and the value (SB3's default `net_arch=[64, 64]` means two trunks of 64-64),
+then a head: categorical logits for Discrete actions, a diagonal Gaussian with a state-independent log std for Box.
 Initialization follows CleanRL / SB3: orthogonal, gain sqrt(2) in trunks, 0.01 on the action head, 1 on the value.
 
 The distributions are written out (log-softmax, Gaussian log-density) rather than through torch.distributions:
 the same numbers, without the argument validation and object churn that dominate on networks this small.
+`build_policy(..., fast=True)` adds the written-out twin for MLPs on flat observations (deeprl.fast).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from torch import nn
 
 from deeprl.errors import UserError
 from deeprl.fast.actor_critic import FastMLP
-from deeprl.kwargs import parse_call_kwargs  # algos/dqn.py imports it from here too
-from deeprl.nets import ACTIVATIONS, NatureCNN, layer_init, mlp
+from deeprl.kwargs import parse_call_kwargs
+from deeprl.nets import ACTIVATIONS, layer_init, mlp
+from deeprl.policies.features import Flatten, make_features
 
 LOG_2PI = math.log(2 * math.pi)
 POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "share_features_extractor"}
@@ -62,93 +63,6 @@ def parse_policy_kwargs(value) -> dict:
         raise UserError(f"net_arch layer sizes must be positive integers, not {arch!r}.")
     return {"net_arch": {"pi": pi, "vf": vf}, "activation": act, "ortho_init": bool(value.get("ortho_init", True)),
             "log_std_init": float(value.get("log_std_init", 0.0))}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Spaces
-
-
-def describe_space(space) -> dict:
-    """JSON description of a Gymnasium space (what config.json records; the env is the source of truth)."""
-    name = type(space).__name__
-    if name == "Discrete":
-        return {"type": "Discrete", "n": int(space.n)}
-    if name == "Box":
-        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
-    if name == "Dict":
-        return {"type": "Dict", "spaces": {k: describe_space(s) for k, s in space.spaces.items()}}
-    if name == "MultiBinary":
-        return {"type": "MultiBinary", "shape": list(np.shape(space.n) or [space.n])}
-    return {"type": name}
-
-
-def is_image(space) -> bool:
-    return type(space).__name__ == "Box" and len(space.shape) == 3 and space.dtype == np.uint8
-
-
-class Flatten(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x):
-        return x.reshape(x.shape[0], -1).float()
-
-
-class OneHot(nn.Module):
-    def __init__(self, n: int):
-        super().__init__()
-        self.dim = n
-
-    def forward(self, x):
-        return nn.functional.one_hot(x.long().reshape(-1), self.dim).float()
-
-
-class CNNFeatures(nn.Module):
-    def __init__(self, space):
-        super().__init__()
-        c, h, w = space.shape  # channels first, as the Atari preprocessing produces
-        self.cnn = NatureCNN(c, 512, (h, w))
-        self.dim = 512
-
-    def forward(self, x):
-        return self.cnn(x)
-
-
-class DictFeatures(nn.Module):
-    """One extractor per key, outputs concatenated (SB3's CombinedExtractor)."""
-
-    def __init__(self, space):
-        super().__init__()
-        self.keys = list(space.spaces)
-        self.parts = nn.ModuleDict({k: make_features(space.spaces[k]) for k in self.keys})
-        self.dim = sum(p.dim for p in self.parts.values())
-
-    def forward(self, obs: dict):
-        return torch.cat([self.parts[k](obs[k]) for k in self.keys], dim=1)
-
-
-def make_features(space) -> nn.Module:
-    name = type(space).__name__
-    if name == "Dict":
-        return DictFeatures(space)
-    if name == "Discrete":
-        return OneHot(int(space.n))
-    if is_image(space):
-        return CNNFeatures(space)
-    if name in ("Box", "MultiBinary"):
-        return Flatten(int(np.prod(space.shape)))
-    raise UserError(f"Observations of type {name} are not supported by the actor-critic policies.")
-
-
-def obs_to_tensor(obs, device: torch.device | str = "cpu"):
-    """A batch of observations (array, or dict of arrays) as tensors; uint8 images stay uint8 (scaled in the CNN)."""
-    if isinstance(obs, dict):
-        return {k: obs_to_tensor(v, device) for k, v in obs.items()}
-    t = torch.as_tensor(obs, device=device)
-    if t.dtype == torch.float64:
-        t = t.float()
-    return t
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -273,45 +187,3 @@ def load_policy_tensors(policy: nn.Module, tensors: dict, what: str, prefix: str
             raise UserError(f"The model file has no '{name}' weights; it was not saved by this kind of policy.")
         check_shape(name, tensors[name], tuple(v.shape), what)
     policy.load_state_dict({k: torch.as_tensor(np.asarray(tensors[prefix + k])) for k in own})
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The agent that plays a saved actor-critic
-
-
-class PolicyAgent:
-    """One observation in, one env action out: frozen normalization, then the policy's mode (or a sample)."""
-
-    def __init__(self, policy: ActorCritic, normalizer, config: dict, action_space):
-        self.policy, self.normalizer, self.config = policy.eval(), normalizer, config
-        self.env_id, self.env_kwargs = config["env_id"], config.get("env_kwargs") or {}
-        self.action_space = action_space
-        self.discrete = policy.discrete
-        if not self.discrete:
-            self.low, self.high = action_space.low, action_space.high
-
-    def act(self, obs, deterministic: bool = True):
-        if self.normalizer is not None:
-            obs = self.normalizer.obs_one(obs)
-        batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
-        with torch.inference_mode():
-            a = self.policy.action(obs_to_tensor(batch), deterministic)[0].numpy()
-        if self.discrete:
-            return int(a)
-        # the Gaussian is unbounded; the env gets the action clipped to its box, as SB3 does
-        return np.clip(a.reshape(self.policy.action_shape), self.low, self.high)
-
-
-def load_policy_agent(config: dict, tensors: dict) -> PolicyAgent:
-    """Build the env's spaces, the policy from config['policy'], check every weight's shape, load."""
-    from deeprl.envs import make_env
-    from deeprl.normalize import Normalizer
-
-    env = make_env(config["env_id"], config.get("env_kwargs") or {})
-    obs_space, action_space = env.observation_space, env.action_space
-    env.close()
-    pconf = config.get("policy") or {}
-    policy = build_policy(obs_space, action_space, pconf)
-    load_policy_tensors(policy, tensors, config["env_id"])
-    normalizer = Normalizer.from_config(obs_space, pconf.get("normalize"), tensors)
-    return PolicyAgent(policy, normalizer, config, action_space)
