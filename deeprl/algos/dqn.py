@@ -117,13 +117,17 @@ def check_hyperparams(hp: dict, is_atari: bool) -> Settings:
     for w in wrappers:
         name = next(iter(w)) if isinstance(w, dict) else str(w)
         if not name.endswith("AtariWrapper"):
-            raise UserError(f"env_wrapper {name} is not supported; deeprl builds the course's envs itself "
-                            "(only AtariWrapper, which it applies to Atari games, may be named).")
+            raise UserError(
+                f"env_wrapper {name} is not supported; deeprl builds the course's envs itself "
+                "(only AtariWrapper, which it applies to Atari games, may be named)."
+            )
         if not is_atari:
             raise UserError("env_wrapper AtariWrapper is for Atari games; remove it for this env.")
     if s.frame_stack not in (None, 4):
-        raise UserError(f"frame_stack {s.frame_stack} is not supported; Atari games are stacked 4 frames "
-                        "deep (remove frame_stack or set it to 4).")
+        raise UserError(
+            f"frame_stack {s.frame_stack} is not supported; Atari games are stacked 4 frames "
+            "deep (remove frame_stack or set it to 4)."
+        )
     if s.frame_stack == 4 and not is_atari:
         raise UserError("frame_stack is for Atari games here; remove it for this env.")
     policy = s.policy or "auto"
@@ -162,8 +166,13 @@ def check_hyperparams(hp: dict, is_atari: bool) -> Settings:
     if threads in (None, "auto"):
         # the batch-32 convolutions of the update run 1.8x faster on 2 threads; a 64-unit MLP's run slower
         threads = len(os.sched_getaffinity(0)) if is_atari else 1
-    s = dataclasses.replace(s, net_arch=arch, dueling=dueling, train_freq=load_int("train_freq", tf),
-                            torch_threads=load_int("torch_threads", threads))
+    s = dataclasses.replace(
+        s,
+        net_arch=arch,
+        dueling=dueling,
+        train_freq=load_int("train_freq", tf),
+        torch_threads=load_int("torch_threads", threads),
+    )
     if s.gradient_steps == 0 or s.gradient_steps < -1:
         raise UserError("gradient_steps must be a positive number (or -1: as many as env steps collected).")
     for key in ("n_timesteps", "buffer_size", "batch_size", "train_freq", "n_envs", "target_update_interval"):
@@ -209,9 +218,10 @@ class QNetwork(nn.Module):
         super().__init__()
         self.kind = policy["kind"]
         n = policy["n_actions"]
+        self.body: nn.Module
         if self.kind == "cnn":
-            self.body = NatureCNN(policy["obs_shape"][0], frame_hw=tuple(policy["obs_shape"][1:]))
-            width = self.body.features
+            cnn = NatureCNN(policy["obs_shape"][0], frame_hw=tuple(policy["obs_shape"][1:]))
+            self.body, width = cnn, cnn.features
         else:
             arch = list(policy["net_arch"])
             self.body = mlp(int(np.prod(policy["obs_shape"])), arch, None, activation="relu", init=False)
@@ -239,7 +249,8 @@ def build_qnet(policy: dict) -> QNetwork:
         for m in net.body.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 m.reset_parameters()
-        net = net.to(memory_format=torch.channels_last)  # oneDNN convolutions run faster on NHWC on CPU
+        # (Module.to takes memory_format at run time; torch's typed overloads leave it out)
+        net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # oneDNN convolutions run faster on NHWC on CPU
     return net
 
 
@@ -264,9 +275,14 @@ def train(run) -> None:
         raise UserError(f"DQN needs discrete actions; {run.env_id} has {act_space}. Try --algo ppo.")
     hp = check_hyperparams(run.hyperparams, atari)
     pixels = len(obs_space.shape) == 3 and obs_space.dtype == np.uint8
-    policy = {"kind": "cnn" if pixels else "mlp", "obs_shape": list(obs_space.shape), "n_actions": int(act_space.n),
-              "net_arch": list(hp.net_arch) if not pixels else [], "dueling": bool(hp.dueling),
-              "eval_eps": hp.exploration_final_eps}
+    policy: dict[str, Any] = {
+        "kind": "cnn" if pixels else "mlp",
+        "obs_shape": list(obs_space.shape),
+        "n_actions": int(act_space.n),
+        "net_arch": list(hp.net_arch) if not pixels else [],
+        "dueling": bool(hp.dueling),
+        "eval_eps": hp.exploration_final_eps,
+    }
     set_threads(max(hp.torch_threads, 1))
     flush_denormals()
     if pixels:  # beside a replay memory of frames every MB counts (before torch's threads and TensorBoard's start)
@@ -282,6 +298,7 @@ def train(run) -> None:
     # resident memory, a tenth of a 100k Atari buffer)
     params = list(q.parameters())
     optimizer = Adam(params, lr=lr0)
+    buffer: FrameReplayBuffer | ReplayBuffer
     if pixels:
         buffer = FrameReplayBuffer(hp.buffer_size, n_envs, obs_space.shape)
     else:
@@ -293,8 +310,9 @@ def train(run) -> None:
     if run.resumed:
         tensors, state = run.resumed
         q.load_state_dict({k[2:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("q.")})
-        q_target.load_state_dict({k[7:]: torch.from_numpy(np.array(v)) for k, v in tensors.items()
-                                  if k.startswith("target.")})
+        q_target.load_state_dict(
+            {k[7:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("target.")}
+        )
         optimizer_from_tensors(optimizer, tensors, state["optimizer"])
         steps, updates, vec_steps, episodes = (state[k] for k in ("timesteps", "updates", "vec_steps", "episodes"))
         seconds0 = float(state.get("seconds", 0.0))
@@ -360,13 +378,29 @@ def train(run) -> None:
     def checkpoint():
         # optimizer_to_tensors's names and JSON, from the live moments (its state_dict() clones them)
         live = [i for i in range(len(params)) if optimizer.steps[i] > 0]
-        opt_tensors = {f"optim.{i}.{key}": t[i] for i in live for key, t in
-                       (("step", optimizer.steps), ("exp_avg", optimizer.exp_avg), ("exp_avg_sq", optimizer.exp_avg_sq))}
+        opt_tensors = {
+            f"optim.{i}.{key}": t[i]
+            for i in live
+            for key, t in (
+                ("step", optimizer.steps),
+                ("exp_avg", optimizer.exp_avg),
+                ("exp_avg_sq", optimizer.exp_avg_sq),
+            )
+        }
         opt_state = {"param_groups": [dict(g) for g in optimizer.param_groups], "state": {str(i): {} for i in live}}
-        tensors = {**{f"q.{k}": v for k, v in q.state_dict().items()},
-                   **{f"target.{k}": v for k, v in q_target.state_dict().items()}, **opt_tensors}
-        state = {"timesteps": steps, "updates": updates, "vec_steps": vec_steps, "episodes": episodes,
-                 "optimizer": opt_state, "seconds": round(time.perf_counter() - t0, 3)}
+        tensors = {
+            **{f"q.{k}": v for k, v in q.state_dict().items()},
+            **{f"target.{k}": v for k, v in q_target.state_dict().items()},
+            **opt_tensors,
+        }
+        state = {
+            "timesteps": steps,
+            "updates": updates,
+            "vec_steps": vec_steps,
+            "episodes": episodes,
+            "optimizer": opt_state,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         _release_free_memory()  # a checkpoint comes with a full buffer: the peak resident size is reached here
         if hp.save_replay_buffer:
             buffer.save(replay_path)  # before the checkpoint: a checkpoint never points past its buffer
@@ -378,8 +412,10 @@ def train(run) -> None:
         agent = DQNAgent(q, {"env_id": run.env_id, "env_kwargs": run.env_kwargs, "policy": policy})
         ev = evaluate(agent, n_eval_episodes=hp.n_eval_episodes or None, seed=run.seed)
         with open(eval_path, "a") as fh:
-            fh.write(f"{steps},{ev['mean_reward']},{ev['std_reward']},{ev['result']},{ev['n_eval_episodes']},"
-                     f"{time.perf_counter() - t0:.1f}\n")
+            fh.write(
+                f"{steps},{ev['mean_reward']},{ev['std_reward']},{ev['result']},{ev['n_eval_episodes']},"
+                f"{time.perf_counter() - t0:.1f}\n"
+            )
         writer.add_scalar("eval/mean_reward", ev["mean_reward"], steps)
         writer.add_scalar("eval/result", ev["result"], steps)
         return ev
@@ -387,22 +423,40 @@ def train(run) -> None:
     def snapshot():
         return {f"q.{k}": v for k, v in q.state_dict().items()}, policy
 
+    drawn: tuple[np.ndarray, np.ndarray] | None = None  # the next train's first batch, drawn ahead
+
     def save(stopped: bool):
         nonlocal buffer, drawn
         if not stopped:  # the replay memory is saved: let it go before the model file's serialised copy is made
-            buffer = drawn = None
+            buffer = None  # type: ignore[assignment]  # training is over: nothing reads the buffer again
+            drawn = None
             _release_free_memory()
-        run.save_model(snapshot()[0], policy, stopped=stopped, timesteps=steps, updates=updates, episodes=episodes,
-                       mean_return_last_100=float(np.mean(recent)) if recent else None)
+        run.save_model(
+            snapshot()[0],
+            policy,
+            stopped=stopped,
+            timesteps=steps,
+            updates=updates,
+            episodes=episodes,
+            mean_return_last_100=float(np.mean(recent)) if recent else None,
+        )
 
     def close():
         log.close()
         venv.close()
 
-    loss = drawn = None
+    loss = None
     # a run ends with the first step of all n_envs envs that reaches n_timesteps: that is the total it shows
-    with run.loop(whole_batches(total, n_envs), "steps", initial=steps, checkpoint=checkpoint, save=save,
-                  close=close, checkpoint_every=hp.checkpoint_freq, checkpoint_seconds=hp.checkpoint_seconds) as loop:
+    with run.loop(
+        whole_batches(total, n_envs),
+        "steps",
+        initial=steps,
+        checkpoint=checkpoint,
+        save=save,
+        close=close,
+        checkpoint_every=hp.checkpoint_freq,
+        checkpoint_seconds=hp.checkpoint_seconds,
+    ) as loop:
         while steps < total:
             eps = epsilon(steps, hp)
             # before learning_starts SB3 acts uniformly at random, whatever epsilon says
@@ -425,9 +479,12 @@ def train(run) -> None:
             vec_steps += 1
             ep_return += rewards
             ep_len += 1
-            finished = (_finished_games(info) if atari else
-                        [(int(i), float(ep_return[i]), int(ep_len[i])) for i in np.flatnonzero(done)])
-            for i, ret, length in finished:
+            finished = (
+                _finished_games(info)
+                if atari
+                else [(int(i), float(ep_return[i]), int(ep_len[i])) for i in np.flatnonzero(done)]
+            )
+            for _, ret, length in finished:
                 episodes += 1
                 recent.append(ret)
                 log.write(f"{steps},{ret},{length},{time.perf_counter() - t0:.1f}\n")
@@ -456,8 +513,9 @@ def train(run) -> None:
                 ahead = hp.train_freq
                 if steps + ahead * n_envs <= total:
                     drawn = buffer.draw(batch_size, rng, ahead)
-            if loop.update(n_envs, steps, snapshot, epsilon=eps,
-                           mean_return=float(np.mean(recent)) if recent else None):
+            if loop.update(
+                n_envs, steps, snapshot, epsilon=eps, mean_return=float(np.mean(recent)) if recent else None
+            ):
                 break
             if vec_steps % 1000 == 0:
                 writer.add_scalar("train/epsilon", eps, steps)

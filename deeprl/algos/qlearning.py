@@ -62,8 +62,10 @@ def train(run) -> None:
     hp = run.settings(Settings)
     env = make_env(run.env_id, run.env_kwargs, training=True)
     if not (hasattr(env.observation_space, "n") and hasattr(env.action_space, "n")):
-        raise UserError(f"Q-Learning needs discrete states and actions; {run.env_id} has "
-                        f"{env.observation_space}. Try --algo dqn or ppo.")
+        raise UserError(
+            f"Q-Learning needs discrete states and actions; {run.env_id} has "
+            f"{env.observation_space}. Try --algo dqn or ppo."
+        )
     sim = TabularBatch(env)
     env.close()
     rng = np.random.default_rng(run.seed)
@@ -92,8 +94,14 @@ def train(run) -> None:
     def save_model(stopped: bool):
         run.save_model({"qtable": q}, _policy_config(sim), stopped=stopped, episodes=finished, timesteps=steps)
 
-    with run.loop(n_episodes, "episodes", initial=finished, checkpoint=checkpoint, save=save_model,
-                  checkpoint_every=hp.checkpoint_every) as loop:
+    with run.loop(
+        n_episodes,
+        "episodes",
+        initial=finished,
+        checkpoint=checkpoint,
+        save=save_model,
+        checkpoint_every=hp.checkpoint_every,
+    ) as loop:
         while episode.size:
             eps = epsilon(hp, episode)
             greedy = q[s].argmax(1)
@@ -113,8 +121,13 @@ def train(run) -> None:
                 finished += n_done
                 recent.extend(ret[idx].tolist())
                 recent = recent[-100:]
-                if loop.update(n_done, finished, lambda: ({"qtable": q.copy()}, _policy_config(sim)),
-                               epsilon=float(eps.min()), mean_return=float(np.mean(recent))):
+                if loop.update(
+                    n_done,
+                    finished,
+                    lambda: ({"qtable": q.copy()}, _policy_config(sim)),
+                    epsilon=float(eps.min()),
+                    mean_return=float(np.mean(recent)),
+                ):
                     break
                 if hp.n_timesteps is not None and steps >= hp.n_timesteps:
                     break

@@ -191,28 +191,49 @@ class SelfPlay:
         return change
 
     def state(self) -> dict:
-        return {"elo": self.elo, "latest_elo": self.latest_elo, "opponent": self.opponent,
-                "learning_side": self.learning_side, "last_save": self.last_save, "last_swap": self.last_swap,
-                "last_team_change": self.last_team_change, "n_swaps": self.n_swaps,
-                "n_team_changes": self.n_team_changes,
-                "pool": [{"elo": p["elo"], "step": p["step"]} for p in self.pool]}
+        return {
+            "elo": self.elo,
+            "latest_elo": self.latest_elo,
+            "opponent": self.opponent,
+            "learning_side": self.learning_side,
+            "last_save": self.last_save,
+            "last_swap": self.last_swap,
+            "last_team_change": self.last_team_change,
+            "n_swaps": self.n_swaps,
+            "n_team_changes": self.n_team_changes,
+            "pool": [{"elo": p["elo"], "step": p["step"]} for p in self.pool],
+        }
 
     def load_state(self, state: dict, tensors: dict) -> None:
-        for key in ("elo", "latest_elo", "opponent", "learning_side", "last_save", "last_swap", "last_team_change",
-                    "n_swaps", "n_team_changes"):
+        for key in (
+            "elo",
+            "latest_elo",
+            "opponent",
+            "learning_side",
+            "last_save",
+            "last_swap",
+            "last_team_change",
+            "n_swaps",
+            "n_team_changes",
+        ):
             setattr(self, key, type(getattr(self, key))(state[key]))
         self.pool = []
         for i, p in enumerate(state["pool"]):
             head = f"pool.{i}."
-            weights = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+            weights = {k[len(head) :]: v for k, v in tensors.items() if k.startswith(head)}
             self.pool.append({"weights": weights, "elo": float(p["elo"]), "step": int(p["step"])})
 
     def pool_tensors(self) -> dict:
         return {f"pool.{i}.{k}": v for i, p in enumerate(self.pool) for k, v in p["weights"].items()}
 
 
-def own_goal_blame(touched_last: np.ndarray, touched_mine: np.ndarray, touched_any: np.ndarray,
-                   conceded: np.ndarray, finished: np.ndarray) -> np.ndarray:
+def own_goal_blame(
+    touched_last: np.ndarray,
+    touched_mine: np.ndarray,
+    touched_any: np.ndarray,
+    conceded: np.ndarray,
+    finished: np.ndarray,
+) -> np.ndarray:
     """The learning players (n, 2) to blame for a goal conceded this step: those who made the ball's last touch.
 
     `touched_last` (n, 2) carries, between steps, which of the two made the latest touch (both False once an
@@ -261,7 +282,7 @@ class TeamPolicy(nn.Module):
         self.critic = build_critic(dims[0] * (2 if centralized else 1), *dims[1:])
 
     def evaluate_actions(self, obs, actions):
-        logp_all = torch.log_softmax(self.actor(obs[:, :self.obs_dim]).view(-1, 3, 3), -1)
+        logp_all = torch.log_softmax(self.actor(obs[:, : self.obs_dim]).view(-1, 3, 3), -1)
         logp = logp_all.gather(2, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
         entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
         return logp, entropy, self.critic(obs).squeeze(-1)
@@ -336,7 +357,10 @@ def train(run) -> None:
     recent: list[float] = []  # results of the last 100 matches against the ghost (1, 0.5, 0)
     # each match's opponent: GHOST, SCRIPTED or RANDOM, drawn again at every kick-off
     opp_p = np.array([1.0 - p_scripted - p_random, p_scripted, p_random])
-    fixed_teams = {SCRIPTED: soccer.ScriptedTeam(), RANDOM: soccer.RandomTeam(int(rng.integers(2**31)))}
+    fixed_teams: dict[int, soccer.ScriptedTeam | soccer.RandomTeam] = {
+        SCRIPTED: soccer.ScriptedTeam(),
+        RANDOM: soccer.RandomTeam(int(rng.integers(2**31))),
+    }
     recent_fixed: dict[int, list[float]] = {SCRIPTED: [], RANDOM: []}
 
     def draw_opponents(n):
@@ -355,16 +379,33 @@ def train(run) -> None:
 
     def checkpoint():
         opt_t, opt_j = optimizer_to_tensors(optimizer)
-        tensors = {**{f"actor.{k}": v for k, v in _numpy_weights(actor).items()},
-                   **{f"critic.{k}": v for k, v in _numpy_weights(critic).items()},
-                   **{f"ghost.{k}": v for k, v in _numpy_weights(ghost).items()},
-                   **sp.pool_tensors(), **opt_t}
-        run.checkpoint(tensors, {"timesteps": steps, "updates": updates, "optimizer": opt_j,
-                                 "self_play": sp.state(), "seconds": time.perf_counter() - t_start}, rng)
+        tensors = {
+            **{f"actor.{k}": v for k, v in _numpy_weights(actor).items()},
+            **{f"critic.{k}": v for k, v in _numpy_weights(critic).items()},
+            **{f"ghost.{k}": v for k, v in _numpy_weights(ghost).items()},
+            **sp.pool_tensors(),
+            **opt_t,
+        }
+        run.checkpoint(
+            tensors,
+            {
+                "timesteps": steps,
+                "updates": updates,
+                "optimizer": opt_j,
+                "self_play": sp.state(),
+                "seconds": time.perf_counter() - t_start,
+            },
+            rng,
+        )
 
     def policy_config():
-        return {"obs_dim": dims[0], "hidden_units": dims[1], "num_layers": dims[2], "activation": dims[3],
-                "nvec": [3, 3, 3]}
+        return {
+            "obs_dim": dims[0],
+            "hidden_units": dims[1],
+            "num_layers": dims[2],
+            "activation": dims[3],
+            "nvec": [3, 3, 3],
+        }
 
     def snapshot():
         return {f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config()
@@ -388,8 +429,14 @@ def train(run) -> None:
     def team_ball_distance():
         return np.linalg.norm(core.pos[rows, mine] - core.ball[:, None], axis=-1).min(1)
 
-    with run.loop(whole_batches(n_total, B), "steps", initial=steps, checkpoint=checkpoint, save=save,
-                  checkpoint_every=hp.checkpoint_every) as loop:  # whole rollouts of B steps
+    with run.loop(
+        whole_batches(n_total, B),
+        "steps",
+        initial=steps,
+        checkpoint=checkpoint,
+        save=save,
+        checkpoint_every=hp.checkpoint_every,
+    ) as loop:  # whole rollouts of B steps
         while steps < n_total:
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
                 break
@@ -404,7 +451,7 @@ def train(run) -> None:
                 c_in = critic_input(obs)
                 with torch.no_grad():
                     x = torch.from_numpy(c_in)
-                    d = _dist(actor, x[:, :soccer.OBS_SIZE])
+                    d = _dist(actor, x[:, : soccer.OBS_SIZE])
                     a = d.sample()
                     b_logp[t] = d.log_prob(a).sum(-1).numpy()
                     b_val[t] = critic(x).squeeze(-1).numpy()
@@ -431,8 +478,13 @@ def train(run) -> None:
                 if approach_coef:
                     rew = rew + np.repeat(approach_coef * (dist0 - team_ball_distance()), 2).astype(np.float32)
                 if own_goal:
-                    blamed = own_goal_blame(touched_last, core.touched[rows, mine], core.touched.any(1),
-                                            term & (scorer != sp.learning_side), term | trunc)
+                    blamed = own_goal_blame(
+                        touched_last,
+                        core.touched[rows, mine],
+                        np.asarray(core.touched.any(1)),
+                        term & (scorer != sp.learning_side),
+                        term | trunc,
+                    )
                     rew = rew - own_goal * blamed.reshape(E * 2)
                 next_obs = core.observe()
                 if trunc.any():  # time limit: not the end of the game's value, bootstrap from the last obs
@@ -464,13 +516,29 @@ def train(run) -> None:
             with torch.no_grad():
                 last_v = critic(torch.from_numpy(critic_input(obs))).squeeze(-1).numpy()
             adv, ret = compute_gae(b_rew, b_val, b_done, last_v, gamma, hp.gae_lambda)
-            data = {"obs": torch.from_numpy(b_obs.reshape(B, -1)), "actions": torch.from_numpy(b_act.reshape(B, 3)),
-                    "values": torch.from_numpy(b_val.reshape(B)), "log_probs": torch.from_numpy(b_logp.reshape(B)),
-                    "advantages": torch.from_numpy(adv.reshape(B)), "returns": torch.from_numpy(ret.reshape(B))}
-            stats = ppo_update(policy, optimizer, data, n_epochs=hp.n_epochs, batch_size=mb,
-                               clip_range=hp.clip_range, clip_range_vf=None, ent_coef=hp.ent_coef,
-                               vf_coef=hp.vf_coef, max_grad_norm=hp.max_grad_norm,
-                               target_kl=None, normalize_advantage=True, rng=rng)
+            data = {
+                "obs": torch.from_numpy(b_obs.reshape(B, -1)),
+                "actions": torch.from_numpy(b_act.reshape(B, 3)),
+                "values": torch.from_numpy(b_val.reshape(B)),
+                "log_probs": torch.from_numpy(b_logp.reshape(B)),
+                "advantages": torch.from_numpy(adv.reshape(B)),
+                "returns": torch.from_numpy(ret.reshape(B)),
+            }
+            stats = ppo_update(
+                policy,
+                optimizer,
+                data,
+                n_epochs=hp.n_epochs,
+                batch_size=mb,
+                clip_range=hp.clip_range,
+                clip_range_vf=None,
+                ent_coef=hp.ent_coef,
+                vf_coef=hp.vf_coef,
+                max_grad_norm=hp.max_grad_norm,
+                target_kl=None,
+                normalize_advantage=True,
+                rng=rng,
+            )
             updates += 1
             recent = (recent + ep_results)[-100:]
             win = float(np.mean([r == 1.0 for r in recent])) if recent else None
@@ -483,10 +551,15 @@ def train(run) -> None:
                 writer.add_scalar("self_play/win_rate_vs_ghost", win, steps)
             for kind, name in ((SCRIPTED, "scripted"), (RANDOM, "random")):
                 if recent_fixed[kind]:
-                    writer.add_scalar(f"self_play/win_rate_vs_{name}", np.mean(np.equal(recent_fixed[kind], 1.0)), steps)
+                    writer.add_scalar(
+                        f"self_play/win_rate_vs_{name}", np.mean(np.equal(recent_fixed[kind], 1.0)), steps
+                    )
             writer.add_scalar("charts/steps_per_second", steps / max(time.perf_counter() - t_start, 1e-9), steps)
-            shown = {name: round(float(np.mean(np.equal(recent_fixed[kind], 1.0))), 2)
-                     for kind, name in ((SCRIPTED, "vs_scripted"), (RANDOM, "vs_random")) if recent_fixed[kind]}
+            shown = {
+                name: round(float(np.mean(np.equal(recent_fixed[kind], 1.0))), 2)
+                for kind, name in ((SCRIPTED, "vs_scripted"), (RANDOM, "vs_random"))
+                if recent_fixed[kind]
+            }
             if loop.update(B, steps, snapshot, elo=int(round(sp.elo)), win=win, pool=len(sp.pool), **shown):
                 break
             loop.checkpoint_if_due(steps)
@@ -538,8 +611,10 @@ def load_agent(config: dict, tensors: dict) -> SoccerAgent:
     try:
         dims = (int(pc["obs_dim"]), int(pc["hidden_units"]), int(pc["num_layers"]), str(pc["activation"]))
     except (KeyError, TypeError, ValueError):
-        raise UserError("config.json has no usable 'policy' entry (obs_dim, hidden_units, num_layers, "
-                        "activation); the model folder is damaged.") from None
+        raise UserError(
+            "config.json has no usable 'policy' entry (obs_dim, hidden_units, num_layers, "
+            "activation); the model folder is damaged."
+        ) from None
     if dims[0] != soccer.OBS_SIZE:
         raise UserError(f"The model expects {dims[0]} observation values but SoccerTwos gives {soccer.OBS_SIZE}.")
     from deeprl.nets import ACTIVATIONS
@@ -555,4 +630,3 @@ def load_agent(config: dict, tensors: dict) -> SoccerAgent:
     _load_weights(actor, weights)
     actor.eval()
     return SoccerAgent(actor, config)
-
