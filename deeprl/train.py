@@ -113,11 +113,11 @@ class Run:
                                            "status": "stopped" if stopped else "finished"})
 
     def writer(self):
-        """TensorBoard SummaryWriter under run_dir/tb (created on first use)."""
+        """TensorBoard scalars under run_dir/tb (deeprl.log.TensorBoard, created on first use)."""
         if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
+            from deeprl.log import TensorBoard
 
-            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+            self._writer = TensorBoard(str(self.run_dir / "tb"))
         return self._writer
 
     def close(self) -> None:

@@ -356,23 +356,7 @@ def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buff
     items = list(values.items())
     for ret, length in collector.stats.drain():  # every episode that ended in this rollout, at this step
         items += [("rollout/episode_return", ret), ("rollout/episode_length", length)]
-    add_scalars(writer, items, step)
-
-
-def add_scalars(writer, items: list[tuple[str, float]], step: int) -> None:
-    """(tag, value) pairs of one step as ONE TensorBoard event (a Summary with a value each, as tf.summary.merge
-    wrote them): what add_scalar writes as one event per pair. Why: every event is a queue hand-off to the writer
-    thread, which then checksums it in pure Python while holding the GIL; on a short run (an update every few
-    hundredths of a second) an event per pair cost about a tenth of the training time."""
-    try:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
-        file_writer = writer._get_file_writer()
-    except (ImportError, AttributeError):  # a writer without torch's FileWriter: the public API, one by one
-        for tag, v in items:
-            writer.add_scalar(tag, v, step)
-        return
-    file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in items]), step)
+    writer.add_scalars(items, step)  # one event for the step's scalars (deeprl.log.TensorBoard)
 
 
 def load_agent(config: dict, tensors: dict):
