@@ -154,3 +154,112 @@ def test_bad_league_arguments_are_one_sentence(cli):
     for args in (["--k", "0"], ["--n-closest", "0"], ["--games", "0"], ["--rounds", "0"], ["--every", "soon"]):
         p = cli("league", "run", *args)
         assert p.returncode == 2 and p.stderr.count("\n") == 1, (args, p.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pages
+
+
+def test_league_pages_show_table_match_replay_and_history(trained, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deeprl.league.runner import Settings, run_round
+    from deeprl.web import create_app
+
+    push_entrants(trained, tmp_path, {"alice/soccer": {}, "bob/soccer": {"scale": 0.0}})
+    report = run_round(settings=Settings(games=2, max_steps=20), rng=random.Random(0))
+    assert len(report.played) == 1 and report.played[0]["rated"]
+    mid = report.played[0]["id"]
+    client = TestClient(create_app(watch_interval_s=None))
+    page = client.get("/league")
+    assert page.status_code == 200 and "alice/soccer" in page.text and "<polyline" in page.text
+    page = client.get(f"/league/matches/{mid}")
+    assert page.status_code == 200 and f"/league/matches/{mid}/replay.mp4" in page.text
+    video = client.get(f"/league/matches/{mid}/replay.mp4")
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4" and video.content[4:8] == b"ftyp"
+    page = client.get("/league/models/alice/soccer")
+    assert page.status_code == 200 and 'id="rating-history"' in page.text
+    assert client.get("/league/models/nobody/nothing").status_code == 404
+    assert client.get("/league/matches/999").status_code == 404
+    api = client.get("/api/league").json()
+    assert {r["model"] for r in api["rows"]} == {"alice/soccer", "bob/soccer"}
+    assert "script-src 'self'" in client.get("/league/play/alice/soccer").headers["content-security-policy"]
+
+
+def test_serve_takes_a_league_schedule(cli):
+    from deeprl.commands.league import duration
+
+    assert duration("4h") == 14400 and duration("90") == 90 and duration("15m") == 900
+    p = cli("serve", "--league-every", "often")
+    assert p.returncode == 2 and "--league-every" in p.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A person against an agent, in a real browser
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def until(condition, seconds: float = 30.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the page did not get there in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+def test_play_an_agent_with_the_keyboard(trained, tmp_path):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from deeprl.web import create_app
+
+    push_entrants(trained, tmp_path, {"alice/soccer": {}})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(watch_interval_s=None), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                page = browser.new_page()
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"http://127.0.0.1:{port}/league/play/alice/soccer")
+                # polled from here: the page's CSP (no eval) rules out Playwright's in-page wait_for_function
+                until(lambda: page.evaluate("() => window.deeprlPlay && window.deeprlPlay.frames") or 0)
+                start = page.evaluate("() => window.deeprlPlay.last.pos[0]")
+                page.keyboard.down("ArrowUp")  # run forward: the player's position must change
+
+                def moved():
+                    p = page.evaluate("() => window.deeprlPlay.last.pos[0]")
+                    return np.hypot(p[0] - start[0], p[1] - start[1]) > 1.0
+
+                until(moved)
+                page.keyboard.up("ArrowUp")
+                page.keyboard.down("a")
+                frames = page.evaluate("() => window.deeprlPlay.frames")
+                until(lambda: page.evaluate("() => window.deeprlPlay.frames") > frames + 5)
+                page.keyboard.up("a")
+                assert "Blue" in page.inner_text("#score") and "Purple" in page.inner_text("#score")
+                assert "Playing" in page.inner_text("#status") and not errors
+            finally:
+                browser.close()
+    finally:
+        srv.should_exit = True
+        thread.join(10)

@@ -1,3 +1,5 @@
+from deeprl.commands.league import duration
+
 ADMIN_TOKEN_ENV = "DEEPRL_ADMIN_TOKEN"
 
 
@@ -13,6 +15,9 @@ def add_parser(sub):
     p.add_argument("--admin-token", default=None,
                    help=f"token that allows starting an index run by hand (or set {ADMIN_TOKEN_ENV}); "
                         "needed for that on a server that listens beyond loopback")
+    p.add_argument("--league-every", type=duration, default=None, metavar="DURATION",
+                   help="play a SoccerTwos league round this often in the background (e.g. 4h, the course's "
+                        "league; default: off)")
     p.set_defaults(func=run)
 
 
@@ -34,7 +39,8 @@ def build_app(args):
     local = is_loopback(args.host)
     return create_app(hub=check_hub(args.hub), index_on_start=not args.no_index, admin_token=token,
                       public=not local, watch_interval_s=args.watch_interval or None,
-                      trusted_hosts=LOOPBACK if local else None)
+                      trusted_hosts=LOOPBACK if local else None,
+                      league_every_s=getattr(args, "league_every", None))
 
 
 def run(args):

@@ -341,9 +341,10 @@ def clean_errors(exc: RequestValidationError) -> list[dict]:
 def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bool = False,
                index_kwargs: dict | None = None, admin_token: str | None = None, public: bool = False,
                watch_interval_s: float | None = WATCH_INTERVAL_S, trusted_hosts: tuple[str, ...] | None = None,
-               cooldown_s: float | None = None) -> FastAPI:
+               cooldown_s: float | None = None, league_every_s: float | None = None) -> FastAPI:
     """`public`: the server listens beyond loopback, so refresh needs the admin token even from the page.
-    `watch_interval_s`: how often to look for new pushes (None: never; only the local hub is watched)."""
+    `watch_interval_s`: how often to look for new pushes (None: never; only the local hub is watched).
+    `league_every_s`: play a SoccerTwos league round this often in the background (None: never)."""
     from deeprl import certification
     from deeprl import leaderboard as lb
     from deeprl.certification import certificate_bytes, certificate_filename, missing_sentence, progress
@@ -354,6 +355,11 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
         from deeprl.paths import home
 
         watcher = HubWatcher(refresher, home() / "hub", watch_interval_s, index_now=index_on_start)
+    league = None
+    if league_every_s:
+        from deeprl.league.runner import Scheduler
+
+        league = Scheduler(league_every_s, hub, url)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -361,7 +367,11 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
             watcher.start()
         elif index_on_start:
             refresher.start()
+        if league is not None:
+            league.start()
         yield
+        if league is not None:
+            league.stop()
         if watcher is not None:
             watcher.stop()
         data_version.close()
@@ -699,6 +709,9 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
             return JSONResponse(refresher.status("already running"), status_code=409)
         return refresher.status("started")
 
+    from deeprl.web.league import league_router
+
+    app.include_router(league_router(hub=hub, url=url, page=page, scheduler=league))
     app.add_middleware(PageCache, version=lambda: (data_version(), refresher.generation))
     app.add_middleware(security.SecurityHeaders, trusted_hosts=trusted_hosts)
     return app

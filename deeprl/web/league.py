@@ -1,0 +1,265 @@
+"""The league's pages: the table with each model's rating trend, a match with its replay, a model's rating
+history, and a page where a person plays a pushed model with the keyboard (steps streamed over a WebSocket).
+
+Charts are inline SVG drawn here (the page CSP allows no inline script; the play page's script is a static file).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Path as PathParam, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from deeprl import db
+
+PART_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
+REPLAY_NAME = re.compile(r"^[0-9]{1,12}\.mp4$")
+PLAY_SECONDS = 120  # a game against an agent lasts at most this long
+MAX_PLAYERS = 4  # games against agents at once: each steps a model on the server's CPU
+KEYS = {"up": (0, 1), "down": (0, 2), "left": (2, 1), "right": (2, 2), "strafe_left": (1, 2), "strafe_right": (1, 1)}
+
+
+def spark(values: list[float], width: int = 120, height: int = 24, pad: float = 2.0) -> str:
+    """SVG polyline points for `values` scaled into width x height (higher is up)."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = (width - 2 * pad) / max(1, len(values) - 1)
+    return " ".join(f"{pad + i * step:.1f},{height - pad - (v - lo) / span * (height - 2 * pad):.1f}"
+                    for i, v in enumerate(values))
+
+
+def plot(values: list[float], width: int = 640, height: int = 240) -> dict:
+    """A rating-history chart: the polyline plus the y-axis labels and the 1200 line, all in SVG coordinates."""
+    lo, hi = min(values + [1200.0]), max(values + [1200.0])
+    margin = max(10.0, (hi - lo) * 0.1)
+    lo, hi = lo - margin, hi + margin
+    left, top, inner_w, inner_h = 50, 10, width - 60, height - 30
+
+    def y(v):
+        return top + (hi - v) / (hi - lo) * inner_h
+
+    step = inner_w / max(1, len(values) - 1)
+    return {"width": width, "height": height, "left": left, "right": left + inner_w, "bottom": top + inner_h,
+            "points": " ".join(f"{left + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values)),
+            "ticks": [{"y": round(y(v), 1), "label": f"{v:.0f}"} for v in np.linspace(lo, hi, 5)],
+            "base": round(y(1200.0), 1)}
+
+
+class Players:
+    """How many browser games are running (a bound, so a crowd cannot take every core)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.count = limit, 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self.count >= self.limit:
+                return False
+            self.count += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRouter:
+    """The league's routes; `page` renders a template the way the rest of the site does."""
+    from deeprl.league import history, table
+
+    router = APIRouter()
+    players = Players(MAX_PLAYERS)
+
+    def matches(limit: int = 50, model: str | None = None) -> list[dict]:
+        with db.session(url) as s:
+            q = select(db.Match).where(db.Match.hub == hub)
+            if model:
+                q = q.where((db.Match.model1 == model) | (db.Match.model2 == model))
+            rows = s.scalars(q.order_by(db.Match.id.desc()).limit(limit)).all()
+        return [match_dict(m) for m in rows]
+
+    def get_match(match_id: int):
+        with db.session(url) as s:
+            m = s.get(db.Match, match_id)
+        if m is None or m.hub != hub:
+            raise HTTPException(404, f"No league match #{match_id}.")
+        return m
+
+    def status() -> dict:
+        if scheduler is None:
+            return {"scheduled": False}
+        return {"scheduled": True, "every_s": scheduler.every_s, "rounds": scheduler.rounds,
+                "last_error": scheduler.last_error}
+
+    @router.get("/league", include_in_schema=False)
+    def league_page(request: Request):
+        rows = table(hub, url)
+        for r in rows:
+            r["spark"] = spark(r["trend"])
+        return page(request, "league.html", rows=rows, matches=matches(30), league=status())
+
+    @router.get("/league/matches/{match_id}", include_in_schema=False)
+    def match_page(request: Request, match_id: int = PathParam(ge=1, le=10**12)):
+        return page(request, "league_match.html", m=match_dict(get_match(match_id)))
+
+    @router.get("/league/matches/{match_id}/replay.mp4", include_in_schema=False)
+    def match_replay(match_id: int = PathParam(ge=1, le=10**12)):
+        from deeprl.league.runner import replay_dir
+
+        m = get_match(match_id)
+        if not m.replay or not REPLAY_NAME.match(m.replay) or not (replay_dir() / m.replay).is_file():
+            raise HTTPException(404, "This match has no replay.")
+        return FileResponse(replay_dir() / m.replay, media_type="video/mp4")
+
+    @router.get("/league/models/{ns}/{name}", include_in_schema=False)
+    def model_page(request: Request, ns: str = PathParam(pattern=PART_PATTERN),
+                   name: str = PathParam(pattern=PART_PATTERN)):
+        h = history(f"{ns}/{name}", hub, url)
+        if not h["matches"]:
+            raise HTTPException(404, f"{ns}/{name} has played no league match.")
+        series = [1200.0] + [m["elo_after"] for m in reversed(h["matches"]) if m["rated"]]
+        return page(request, "league_model.html", h=h, chart=plot(series))
+
+    @router.get("/api/league", tags=["league"], summary="The league table (Elo from the stored matches)")
+    def api_table():
+        return {"env": "ML-Agents-SoccerTwos", "rows": table(hub, url), "league": status()}
+
+    @router.get("/api/league/matches/{match_id}", tags=["league"], summary="One stored league match")
+    def api_match(match_id: int = PathParam(ge=1, le=10**12)):
+        return match_dict(get_match(match_id))
+
+    @router.get("/league/play/{ns}/{name}", include_in_schema=False)
+    def play_page(request: Request, ns: str = PathParam(pattern=PART_PATTERN),
+                  name: str = PathParam(pattern=PART_PATTERN)):
+        return page(request, "league_play.html", model=f"{ns}/{name}", seconds=PLAY_SECONDS)
+
+    @router.websocket("/league/play/{ns}/{name}/ws")
+    async def play_socket(ws: WebSocket, ns: str, name: str):
+        if not same_origin_ws(ws):
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        if not (re.match(PART_PATTERN, ns) and re.match(PART_PATTERN, name)):
+            await ws.send_json({"error": "That is not a model name."})
+            await ws.close()
+            return
+        if not players.enter():
+            await ws.send_json({"error": "Too many games are running; try again in a minute."})
+            await ws.close()
+            return
+        try:
+            await play_game(ws, f"{ns}/{name}", hub)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            players.leave()
+
+    return router
+
+
+def match_dict(m) -> dict:
+    return {"id": m.id, "model1": m.model1, "model2": m.model2, "revision1": m.revision1, "revision2": m.revision2,
+            "result": m.result, "won": m.won, "drawn": m.drawn, "lost": m.lost, "seed": m.seed,
+            "max_steps": m.max_steps, "k": m.k, "rated": m.rated, "forfeit": m.forfeit, "error": m.error,
+            "elo1_before": m.elo1_before, "elo2_before": m.elo2_before, "elo1_after": m.elo1_after,
+            "elo2_after": m.elo2_after, "played_at": m.played_at.isoformat(), "env": m.env,
+            "replay_url": f"/league/matches/{m.id}/replay.mp4" if m.replay else None}
+
+
+def same_origin_ws(ws: WebSocket) -> bool:
+    """A browser's WebSocket carries its page's Origin: only this site's own pages may open a game."""
+    origin = ws.headers.get("origin")
+    host = ws.headers.get("host", "")
+    return origin is None or origin.split("://", 1)[-1] == host
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A person against an agent
+
+
+def load_opponent(model: str, hub: str):
+    """The pushed model as a team (read-only safetensors: nothing in it runs)."""
+    from deeprl.agent import load_agent
+    from deeprl.envs import soccer
+
+    agent = load_agent(model, hub=hub)
+    if agent.env_id != "SoccerTwos":
+        raise ValueError(f"{model} was trained on {agent.env_id}, not SoccerTwos")
+    return soccer.PolicyTeam(agent, name=model, deterministic=False)
+
+
+def human_action(pressed: set[str]) -> np.ndarray:
+    """The three action branches (forward/back, strafe, turn) from the keys held down."""
+    a = np.zeros(3, dtype=np.int64)
+    for key in ("up", "down", "left", "right", "strafe_left", "strafe_right"):
+        if key in pressed:
+            branch, value = KEYS[key]
+            a[branch] = value
+    return a
+
+
+def snapshot(core, score: list[int], t: float) -> dict:
+    return {"pos": core.pos[0].round(3).tolist(), "angle": core.angle[0].round(3).tolist(),
+            "ball": core.ball[0].round(3).tolist(), "score": list(score), "t": round(t, 1)}
+
+
+async def play_game(ws: WebSocket, model: str, hub: str) -> None:
+    """The person is blue_0; the model plays blue_1 (the person's teammate) and both purple players. The game runs
+    at the env's real-time rate (one decision every DT seconds); after a goal the teams kick off again."""
+    from deeprl.envs import soccer
+
+    try:
+        team = await asyncio.to_thread(load_opponent, model, hub)
+    except Exception as exc:
+        await ws.send_json({"error": f"{model} cannot play: {str(exc)[:200]}"})
+        await ws.close()
+        return
+    core = soccer.SoccerCore(1, max_steps=10**9, seed=int(time.time()))
+    pressed: set[str] = set()
+    score = [0, 0]
+    await ws.send_json({"hello": {"model": model, "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
+                                  "goal": soccer.GOAL_HALF_WIDTH, "agent": soccer.AGENT_RADIUS,
+                                  "ball": soccer.BALL_RADIUS, "dt": soccer.DT, "seconds": PLAY_SECONDS}})
+
+    async def read_keys():
+        while True:
+            msg = await ws.receive_json()
+            keys = msg.get("keys") if isinstance(msg, dict) else None
+            if isinstance(keys, list):
+                pressed.clear()
+                pressed.update(k for k in keys[:8] if k in KEYS)
+
+    reader = asyncio.create_task(read_keys())
+    try:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        steps = int(PLAY_SECONDS / soccer.DT)
+        for i in range(steps):
+            if reader.done():
+                break
+            obs = core.observe()
+            actions = np.zeros((1, soccer.N_AGENTS, 3), dtype=np.int64)
+            actions[0, 2:] = team.act(obs[:, 2:], core, np.array([1]))[0]
+            actions[0, :2] = team.act(obs[:, :2], core, np.array([0]))[0]  # the teammate: the same model
+            actions[0, 0] = human_action(pressed)
+            _, term, trunc, scorer = core.step(actions)
+            if term[0]:
+                score[int(scorer[0])] += 1
+                core.reset()
+            await ws.send_json(snapshot(core, score, (i + 1) * soccer.DT))
+            # real time: the next decision is due DT after the previous one, however long this one took
+            await asyncio.sleep(max(0.0, start + (i + 1) * soccer.DT - loop.time()))
+        await ws.send_json({"over": {"score": score}})
+        await ws.close()
+    finally:
+        reader.cancel()
