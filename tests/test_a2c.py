@@ -11,7 +11,10 @@ from deeprl import train as trainmod
 from deeprl.algos import a2c
 from deeprl.checkpoint import load_checkpoint
 from deeprl.errors import UserError
+from deeprl.agent import load_agent
 from deeprl.evaluation import evaluate
+from deeprl.loop import Callback
+from deeprl.modelio import save_model
 
 
 def _train(tmp_path, env_id, n, **overrides):
@@ -133,30 +136,30 @@ def test_panda_model_pushed_and_loaded_evaluates_identically(tmp_path):
     assert c["mean_reward"] == b["mean_reward"]
 
 
+class FirstUpdate(Callback):
+    """Keeps the observation statistics of the model as it is after the run's first update."""
+
+    def __init__(self, folder):
+        self.folder, self.normalizer = folder, None
+
+    def on_update(self, run, count, snapshot):
+        if self.normalizer is None:
+            tensors, policy_config = snapshot()
+            save_model(self.folder, tensors, {**run.base_config(), "policy": policy_config})
+            self.normalizer = load_agent(self.folder).normalizer
+        return False
+
+
 def test_resume_restores_the_statistics(tmp_path):
     """Stopped at 1,000 steps and resumed to 2,000 gives the same statistics as 2,000 steps in one go would
     have started from: the resumed run starts from the checkpoint's, not from fresh ones."""
     run = _train(tmp_path, "CartPole-v1", 1000, n_envs=4, normalize=True, checkpoint_every=10**9)
     first, _ = load_checkpoint(run.run_dir)
-    seen = {}
-    original = a2c.train
-
-    def spy(r, callback=None):
-        def cb(steps, make_agent):
-            if "norm" not in seen:
-                seen["norm"] = make_agent().normalizer
-            return False
-
-        return original(r, callback=cb)
-
-    try:
-        a2c.train = spy
-        resumed = trainmod.train("a2c", "CartPole-v1", seed=0, log_folder=tmp_path / "logs", n_timesteps=2000,
-                                 resume=True, show_progress=False, device="cpu")
-    finally:
-        a2c.train = original
+    first_update = FirstUpdate(tmp_path / "first-update")
+    resumed = trainmod.train("a2c", "CartPole-v1", seed=0, log_folder=tmp_path / "logs", n_timesteps=2000,
+                             resume=True, show_progress=False, device="cpu", callbacks=[first_update])
     assert resumed.run_dir == run.run_dir
-    norm = seen["norm"]
+    norm = first_update.normalizer
     # one update after resuming (4 reset observations, then 5 steps of 4 envs): the counts go on from the checkpoint's
     assert norm.obs_rms[""].count == pytest.approx(float(first["normalize.obs.count"]) + 4 + 20)
     assert norm.ret_rms.count == pytest.approx(float(first["normalize.ret.count"]) + 20)

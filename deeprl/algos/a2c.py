@@ -111,9 +111,8 @@ def a2c_loss(policy, batch: dict, hp: Settings):
     return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
 
 
-def train(run, callback=None) -> None:
-    """Train A2C inside `run`. `callback(env_steps, make_agent)`, called after every update (benchmarks use it to
-    evaluate), stops training by returning True; `make_agent()` gives a frozen copy of the current agent."""
+def train(run) -> None:
+    """Train A2C inside `run` (callbacks see every update through the loop, as for every algorithm)."""
     import torch
 
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
@@ -170,16 +169,6 @@ def train(run, callback=None) -> None:
                        updates=updates, episodes=collector.stats.episodes,
                        normalization=normalization_summary(norm))
 
-    def make_agent():
-        import copy
-
-        from deeprl.policies import PolicyAgent
-
-        frozen = copy.deepcopy(norm)
-        frozen.training = False
-        return PolicyAgent(copy.deepcopy(policy), frozen if norm.active else None,
-                           {**run.base_config(), "policy": policy_config}, act_space)
-
     writer = run.writer()
     next_log = steps + hp.log_every
     t0, steps0 = time.perf_counter(), steps
@@ -217,8 +206,6 @@ def train(run, callback=None) -> None:
                     writer.add_scalar("rollout/ep_rew_mean", mean_ret, steps)
                 writer.add_scalar("time/fps", (steps - steps0) / max(time.perf_counter() - t0, 1e-9), steps)
             loop.checkpoint_if_due(steps)
-            if callback is not None and callback(steps, make_agent):
-                break
 
 
 def normalization_summary(norm) -> dict | None:
