@@ -62,9 +62,16 @@ def validate_repo_id(repo_id) -> str:
     if not isinstance(repo_id, str) or not repo_id:
         raise UserError("A repo id is needed, of the form NAMESPACE/NAME (for example alice/q-Taxi-v3).")
     parts = repo_id.split("/")
-    bad = (len(parts) != 2 or repo_id.startswith(("/", "~")) or "\\" in repo_id
-           or any(not _PART.match(p) or ".." in p or "--" in p for p in parts) or repo_id.endswith(".git"))
+    bad = (
+        len(parts) != 2
+        or repo_id.startswith(("/", "~"))
+        or "\\" in repo_id
+        or any(not _PART.match(p) or ".." in p or "--" in p for p in parts)
+        or repo_id.endswith(".git")
+    )
     if bad:
-        raise UserError(f"'{repo_id}' is not a valid repo id: use NAMESPACE/NAME, each part 1-96 letters, digits, "
-                        "'-', '_' or '.', starting and ending with a letter or digit, with no '..' or '--'.")
+        raise UserError(
+            f"'{repo_id}' is not a valid repo id: use NAMESPACE/NAME, each part 1-96 letters, digits, "
+            "'-', '_' or '.', starting and ending with a letter or digit, with no '..' or '--'."
+        )
     return repo_id

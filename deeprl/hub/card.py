@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
-_VALUE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\+/-\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_VALUE = re.compile(
+    r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\+/-\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+)
 _FRONT = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 
 MAX_CARD_BYTES = 256 * 1024  # a generated card is about 3 KB; the course's are under 20 KB
@@ -58,8 +60,9 @@ def safe_yaml(text: str):
 
 
 def _text(readme) -> str | None:
-    if isinstance(readme, Path) or (isinstance(readme, str) and "\n" not in readme and len(readme) < 4096
-                                    and not readme.lstrip().startswith("---")):
+    if isinstance(readme, Path) or (
+        isinstance(readme, str) and "\n" not in readme and len(readme) < 4096 and not readme.lstrip().startswith("---")
+    ):
         try:
             with open(readme, "rb") as fh:
                 return fh.read(MAX_CARD_BYTES).decode("utf-8", errors="replace")
@@ -71,14 +74,14 @@ def _text(readme) -> str | None:
 def split_card(text: str) -> tuple[dict | None, str]:
     """(front matter or None when absent or refused, body) of a card's text, both bounded."""
     text = text[:MAX_CARD_BYTES]
-    m = _FRONT.match(text[:MAX_FRONT_BYTES + 16])
+    m = _FRONT.match(text[: MAX_FRONT_BYTES + 16])
     if not m:
         return None, text
     try:
         data = safe_yaml(m.group(1))
     except (yaml.YAMLError, ValueError, RecursionError):
         data = None
-    return (data if isinstance(data, dict) else None), text[m.end():]
+    return (data if isinstance(data, dict) else None), text[m.end() :]
 
 
 def front_matter(readme) -> dict | None:
@@ -114,8 +117,12 @@ def claim_from_meta(meta: dict | None) -> dict | None:
                     tag = dataset.get("name") or dataset.get("type")
                     if not tag:
                         continue
-                    return {"mean": float(m.group(1)), "std": float(m.group(2)), "env_tag": str(tag)[:100],
-                            "value": str(metric["value"])[:200]}
+                    return {
+                        "mean": float(m.group(1)),
+                        "std": float(m.group(2)),
+                        "env_tag": str(tag)[:100],
+                        "value": str(metric["value"])[:200],
+                    }
     except (AttributeError, TypeError):
         return None
     return None
@@ -129,11 +136,47 @@ def read_claim(readme) -> dict | None:
     return claim_from_meta(front_matter(readme))
 
 
-CARD_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-             "i", "img", "li", "ol", "p", "pre", "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr",
-             "ul"}
-CARD_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"style"}, "td": {"style"},
-                   "ol": {"start"}, "code": {"class"}}
+CARD_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
+CARD_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "th": {"style"},
+    "td": {"style"},
+    "ol": {"start"},
+    "code": {"class"},
+}
 
 
 def render_card(text: str) -> tuple[str, dict]:
@@ -150,9 +193,14 @@ def render_card(text: str) -> tuple[str, dict]:
     meta, body = split_card(text)
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
     html = md.render(body)
-    clean = nh3.clean(html, tags=CARD_TAGS, attributes=CARD_ATTRIBUTES, url_schemes={"http", "https", "mailto"},
-                      link_rel="noopener noreferrer nofollow",
-                      filter_style_properties={"text-align"})
+    clean = nh3.clean(
+        html,
+        tags=CARD_TAGS,
+        attributes=CARD_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        filter_style_properties={"text-align"},
+    )
     return clean, _bounded_json(meta or {})
 
 

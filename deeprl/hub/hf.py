@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deeprl.errors import UserError
 from deeprl.hub.base import ModelInfo, validate_repo_id
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-NO_TOKEN = ("No Hugging Face token found: run `hf auth login` (or set the HF_TOKEN environment variable) "
-            "and push again.")
+NO_TOKEN = "No Hugging Face token found: run `hf auth login` (or set the HF_TOKEN environment variable) and push again."
 
 
 def endpoint() -> str:
@@ -28,33 +27,44 @@ def endpoint() -> str:
 def _errors(repo_id: str | None = None, revision: str | None = None):
     """huggingface_hub's exceptions -> one sentence each."""
     import httpx2
-    from huggingface_hub.errors import (HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         yield
     except RevisionNotFoundError:
         raise UserError(f"Repo '{repo_id}' on {endpoint()} has no revision '{revision}'.") from None
     except RepositoryNotFoundError:
-        raise UserError(f"No repo '{repo_id}' on {endpoint()} (or it is private and your token cannot see it).") from None
+        raise UserError(
+            f"No repo '{repo_id}' on {endpoint()} (or it is private and your token cannot see it)."
+        ) from None
     except LocalEntryNotFoundError:
-        raise UserError(f"Could not download '{repo_id}' from {endpoint()}: the Hub could not be reached and "
-                        "nothing is cached.") from None
+        raise UserError(
+            f"Could not download '{repo_id}' from {endpoint()}: the Hub could not be reached and nothing is cached."
+        ) from None
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status in (401, 403):
-            raise UserError(f"{endpoint()} refused the token ({status}): run `hf auth login` with a token that has "
-                            "write access, or set HF_TOKEN.") from None
+            raise UserError(
+                f"{endpoint()} refused the token ({status}): run `hf auth login` with a token that has "
+                "write access, or set HF_TOKEN."
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UserError(f"The Hugging Face Hub answered with an error: {first}") from None
     except (httpx2.ConnectError, httpx2.TimeoutException) as exc:
-        raise UserError(f"Could not reach {endpoint()} ({exc.__class__.__name__}); check the network or HF_ENDPOINT.") from None
+        raise UserError(
+            f"Could not reach {endpoint()} ({exc.__class__.__name__}); check the network or HF_ENDPOINT."
+        ) from None
 
 
 def _utc(dt) -> datetime:
     if dt is None:
-        return datetime.fromtimestamp(0, tz=timezone.utc)
-    return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return datetime.fromtimestamp(0, tz=UTC)
+    return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 class HFHub:
@@ -83,8 +93,9 @@ class HFHub:
         self.check_ready()
         with _errors(repo_id):
             self.api.create_repo(repo_id, repo_type="model", exist_ok=True)
-            info = self.api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
-                                          commit_message=commit_message)
+            info = self.api.upload_folder(
+                repo_id=repo_id, folder_path=str(folder), repo_type="model", commit_message=commit_message
+            )
         return info.oid
 
     def resolve(self, repo_id: str, revision: str | None = None) -> Path:
@@ -95,15 +106,22 @@ class HFHub:
 
         validate_repo_id(repo_id)
         with _errors(repo_id, revision):
-            path = snapshot_download(repo_id, repo_type="model", revision=revision, endpoint=self.endpoint,
-                                     cache_dir=os.environ.get("HF_HUB_CACHE") or None, local_dir=str(dest) if dest is not None else None)
+            path = snapshot_download(
+                repo_id,
+                repo_type="model",
+                revision=revision,
+                endpoint=self.endpoint,
+                cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                local_dir=str(dest) if dest is not None else None,
+            )
         return Path(path)
 
     def list_models(self, tag: str | None = None) -> list[ModelInfo]:
         with _errors():
             models = self.api.list_models(filter=tag, expand=["sha", "lastModified", "tags"])
-            return [ModelInfo(m.id, m.sha or "", _utc(m.last_modified or m.created_at), list(m.tags or []))
-                    for m in models]
+            return [
+                ModelInfo(m.id, m.sha or "", _utc(m.last_modified or m.created_at), list(m.tags or [])) for m in models
+            ]
 
     def revisions(self, repo_id: str) -> list[tuple[str, datetime, str]]:
         validate_repo_id(repo_id)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deeprl.errors import UserError
@@ -33,37 +33,53 @@ def _git_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     # A user's own git config (signing, hooks, filters, autocrlf) must not change what a push stores,
     # and a machine with no git identity must still be able to commit.
-    env.update({
-        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
-        "GIT_AUTHOR_NAME": env.get("DEEPRL_GIT_NAME", "deeprl"),
-        "GIT_AUTHOR_EMAIL": env.get("DEEPRL_GIT_EMAIL", "deeprl@localhost"),
-        "GIT_COMMITTER_NAME": env.get("DEEPRL_GIT_NAME", "deeprl"),
-        "GIT_COMMITTER_EMAIL": env.get("DEEPRL_GIT_EMAIL", "deeprl@localhost"),
-        "LC_ALL": "C",
-    })
+    env.update(
+        {
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": env.get("DEEPRL_GIT_NAME", "deeprl"),
+            "GIT_AUTHOR_EMAIL": env.get("DEEPRL_GIT_EMAIL", "deeprl@localhost"),
+            "GIT_COMMITTER_NAME": env.get("DEEPRL_GIT_NAME", "deeprl"),
+            "GIT_COMMITTER_EMAIL": env.get("DEEPRL_GIT_EMAIL", "deeprl@localhost"),
+            "LC_ALL": "C",
+        }
+    )
     for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
         env.pop(key, None)
     env.update(extra or {})
     return env
 
 
-def git(repo: Path, *args: str, env: dict | None = None, input: bytes | None = None, check: bool = True,
-        cwd: Path | None = None) -> str:
+def git(
+    repo: Path,
+    *args: str,
+    env: dict | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> str:
     if shutil.which("git") is None:
         raise UserError("The local hub needs the 'git' program; install git (for example: apt-get install git).")
-    proc = subprocess.run(["git", f"--git-dir={repo / '.git'}", *args], input=input, capture_output=True,
-                          env=_git_env(env), cwd=cwd or repo)
+    proc = subprocess.run(
+        ["git", f"--git-dir={repo / '.git'}", *args],
+        input=input,
+        capture_output=True,
+        env=_git_env(env),
+        cwd=cwd or repo,
+    )
     if check and proc.returncode != 0:
         git_failed(repo, args, proc.stderr)
     return proc.stdout.decode(errors="replace").strip()
 
 
 # git's own words for what the user can fix (a full or read-only disk), and what we say instead
-_GIT_USER_FAILURES = (("No space left on device", "there is no space left on the device; free some space"),
-                      ("Disk quota exceeded", "the disk quota is used up; free some space"),
-                      ("Read-only file system",
-                       "it is on a read-only file system; set DEEPRL_HOME to a writable folder"),
-                      ("Permission denied", "permission was denied; set DEEPRL_HOME to a folder you can write to"))
+_GIT_USER_FAILURES = (
+    ("No space left on device", "there is no space left on the device; free some space"),
+    ("Disk quota exceeded", "the disk quota is used up; free some space"),
+    ("Read-only file system", "it is on a read-only file system; set DEEPRL_HOME to a writable folder"),
+    ("Permission denied", "permission was denied; set DEEPRL_HOME to a folder you can write to"),
+)
 
 
 def git_failed(repo: Path, args, stderr: bytes):
@@ -103,8 +119,10 @@ class LocalHub:
 
     def _require(self, repo_id: str) -> Path:
         if not self._exists(repo_id):
-            raise UserError(f"No repo '{repo_id}' in the local hub ({self.root}); push one with "
-                            f"'deeprl push RUN_DIR --repo-id {repo_id}'.")
+            raise UserError(
+                f"No repo '{repo_id}' in the local hub ({self.root}); push one with "
+                f"'deeprl push RUN_DIR --repo-id {repo_id}'."
+            )
         return self.repo_path(repo_id)
 
     def _head(self, repo: Path) -> str | None:
@@ -174,7 +192,7 @@ class LocalHub:
         for line in lines:
             sha, _, ts = line.partition(" ")
             try:
-                out.setdefault(sha, datetime.fromtimestamp(float(ts), tz=timezone.utc))
+                out.setdefault(sha, datetime.fromtimestamp(float(ts), tz=UTC))
             except (ValueError, OverflowError, OSError):
                 continue
         return out
@@ -190,8 +208,10 @@ class LocalHub:
         sha = git(repo, "rev-parse", "-q", "--verify", f"{revision}^{{commit}}", check=False)
         if not sha:
             recent = ", ".join(s[:12] for s, _, _ in self.revisions(repo_id)[:3])
-            raise UserError(f"Repo '{repo_id}' has no revision '{revision}' (latest: {recent or 'none'}); "
-                            f"'deeprl load {repo_id}' takes --revision with a commit, branch or tag.")
+            raise UserError(
+                f"Repo '{repo_id}' has no revision '{revision}' (latest: {recent or 'none'}); "
+                f"'deeprl load {repo_id}' takes --revision with a commit, branch or tag."
+            )
         return sha
 
     def resolve(self, repo_id: str, revision: str | None = None) -> Path:
@@ -205,6 +225,7 @@ class LocalHub:
             if not synced.is_file() or synced.read_text().strip() != head:
                 with self._lock(repo_id):  # a push died after moving the ref: finish its sync
                     head = self._head(repo)
+                    assert head is not None  # a ref once written is only ever moved, never removed
                     self._sync(repo, head)
                 if sha != head:  # someone pushed meanwhile; the asked-for commit is now an old one
                     return self._materialize(repo, repo_id, sha)
@@ -255,13 +276,13 @@ class LocalHub:
         revs = []
         for line in out.splitlines():
             sha, ts, subject = line.split("\x00", 2)
-            revs.append((sha, datetime.fromtimestamp(int(ts), tz=timezone.utc), subject))
+            revs.append((sha, datetime.fromtimestamp(int(ts), tz=UTC), subject))
         return revs
 
     def list_models(self, tag: str | None = None) -> list[ModelInfo]:
         from deeprl.hub.card import card_tags
 
-        models = []
+        models: list[ModelInfo] = []
         if not self.root.is_dir():
             return models
         for ns in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -278,7 +299,7 @@ class LocalHub:
                 readme = git(repo, "show", f"{sha}:README.md", check=False)
                 tags = card_tags(readme)
                 if tag is None or tag in tags:
-                    models.append(ModelInfo(repo_id, sha, datetime.fromtimestamp(int(ts), tz=timezone.utc), tags))
+                    models.append(ModelInfo(repo_id, sha, datetime.fromtimestamp(int(ts), tz=UTC), tags))
         return models
 
 

@@ -11,11 +11,36 @@ The names below are the public ones; import them from here.
 """
 
 from deeprl.leaderboard.indexer import DEFAULT_MAX_REVISIONS, IndexReport, claim_is_flagged, index
-from deeprl.leaderboard.ranking import (JSON_KEYS, SORT_KEYS, env_summaries, format_table, json_row, leaderboard,
-                                        model_detail, ranking, unranked)
-from deeprl.leaderboard.sandbox import (DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, MAX_FILES, evaluate_folder,
-                                        list_files)
+from deeprl.leaderboard.ranking import (
+    JSON_KEYS,
+    SORT_KEYS,
+    env_summaries,
+    format_table,
+    json_row,
+    leaderboard,
+    model_detail,
+    ranking,
+    unranked,
+)
+from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, MAX_FILES, evaluate_folder, list_files
 
-__all__ = ["DEFAULT_MAX_REVISIONS", "DEFAULT_MEMORY_MB", "DEFAULT_TIMEOUT_S", "IndexReport", "JSON_KEYS",
-           "MAX_FILES", "SORT_KEYS", "claim_is_flagged", "env_summaries", "evaluate_folder", "format_table",
-           "index", "json_row", "leaderboard", "list_files", "model_detail", "ranking", "unranked"]
+__all__ = [
+    "DEFAULT_MAX_REVISIONS",
+    "DEFAULT_MEMORY_MB",
+    "DEFAULT_TIMEOUT_S",
+    "IndexReport",
+    "JSON_KEYS",
+    "MAX_FILES",
+    "SORT_KEYS",
+    "claim_is_flagged",
+    "env_summaries",
+    "evaluate_folder",
+    "format_table",
+    "index",
+    "json_row",
+    "leaderboard",
+    "list_files",
+    "model_detail",
+    "ranking",
+    "unranked",
+]

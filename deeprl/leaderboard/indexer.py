@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import select
 
@@ -28,8 +29,7 @@ DEFAULT_MAX_REVISIONS = 10  # per repo and run: a repo with a long history gets 
 # Claims
 
 
-def claim_is_flagged(claimed_mean: float | None, claimed_std: float | None, mean: float, std: float
-                     ) -> str | None:
+def claim_is_flagged(claimed_mean: float | None, claimed_std: float | None, mean: float, std: float) -> str | None:
     """Why a card's claim is far from what we measured, or None when it is plausible.
 
     Tolerance = max(claimed_std + verified_std, 5 % of |verified_mean|, 0.01):
@@ -48,8 +48,7 @@ def claim_is_flagged(claimed_mean: float | None, claimed_std: float | None, mean
     if abs(claimed_mean - mean) > tol:
         return f"card claims mean {claimed_mean:.2f}, verified {mean:.2f} (tolerance {tol:.2f})"
     if claimed_std is not None and (claimed_mean - claimed_std) - (mean - std) > tol:
-        return (f"card claims result {claimed_mean - claimed_std:.2f}, verified {mean - std:.2f} "
-                f"(tolerance {tol:.2f})")
+        return f"card claims result {claimed_mean - claimed_std:.2f}, verified {mean - std:.2f} (tolerance {tol:.2f})"
     return None
 
 
@@ -82,8 +81,11 @@ class IndexReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        parts = [f"{self.listed} repos in the {self.hub} hub", f"{self.evaluated} revisions evaluated",
-                 f"{self.skipped} unchanged"]
+        parts = [
+            f"{self.listed} repos in the {self.hub} hub",
+            f"{self.evaluated} revisions evaluated",
+            f"{self.skipped} unchanged",
+        ]
         if self.errors:
             parts.append(f"{len(self.errors)} could not be evaluated")
         if self.custom:
@@ -95,9 +97,17 @@ class IndexReport:
         return "Indexed: " + ", ".join(parts) + f" ({self.seconds:.1f} s)."
 
     def to_dict(self) -> dict:
-        return {"hub": self.hub, "listed": self.listed, "evaluated": self.evaluated, "skipped": self.skipped,
-                "errors": self.errors, "custom": self.custom, "flagged": self.flagged, "removed": self.removed,
-                "seconds": self.seconds}
+        return {
+            "hub": self.hub,
+            "listed": self.listed,
+            "evaluated": self.evaluated,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "custom": self.custom,
+            "flagged": self.flagged,
+            "removed": self.removed,
+            "seconds": self.seconds,
+        }
 
 
 def _scrub(text: str, *folders: Path) -> str:
@@ -138,10 +148,14 @@ def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: 
     card, verdict = found["card"] or {}, found["verdict"]
     claim = _claim_fields(card.get("claim"))
     html = card.get("card_html")
-    fields.update(claimed_env=claim["env"], claimed_mean=claim["mean"], claimed_std=claim["std"],
-                  card_html=html if isinstance(html, str) else None,
-                  card_meta=json.dumps(card.get("card_meta") if isinstance(card.get("card_meta"), dict) else {}),
-                  algo=verdict.get("algo") if isinstance(verdict.get("algo"), str) else None)
+    fields.update(
+        claimed_env=claim["env"],
+        claimed_mean=claim["mean"],
+        claimed_std=claim["std"],
+        card_html=html if isinstance(html, str) else None,
+        card_meta=json.dumps(card.get("card_meta") if isinstance(card.get("card_meta"), dict) else {}),
+        algo=verdict.get("algo") if isinstance(verdict.get("algo"), str) else None,
+    )
     env = verdict.get("env") if isinstance(verdict.get("env"), str) else None
     if verdict.get("status") != "ok":
         fields["status"] = "custom" if verdict.get("status") == "custom" else "error"
@@ -154,8 +168,9 @@ def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: 
     except (KeyError, TypeError, ValueError):
         fields.update(env=env, error="the evaluation printed no usable figures")
         return fields
-    fields.update(status="ok", env=env, mean_reward=mean, std_reward=std, result=mean - std, n_eval_episodes=n,
-                  error=None)
+    fields.update(
+        status="ok", env=env, mean_reward=mean, std_reward=std, result=mean - std, n_eval_episodes=n, error=None
+    )
     reasons = []
     if claim["env"] and claim["env"] != env:
         reasons.append(f"card claims env {claim['env']}, the model is for {env}")
@@ -167,9 +182,16 @@ def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: 
     return fields
 
 
-def index(hub: str = "local", *, url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-          memory_mb: int = DEFAULT_MEMORY_MB, max_revisions: int = DEFAULT_MAX_REVISIONS, force: bool = False,
-          log: Callable[[str], None] | None = None) -> IndexReport:
+def index(
+    hub: str = "local",
+    *,
+    url: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    max_revisions: int = DEFAULT_MAX_REVISIONS,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> IndexReport:
     """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones.
 
     Index runs on one machine take turns (a file lock under DEEPRL_HOME): a `deeprl leaderboard` typed while the
@@ -180,8 +202,9 @@ def index(hub: str = "local", *, url: str | None = None, timeout_s: float = DEFA
     from deeprl.paths import home
 
     with FileLock(str(home() / "index.lock")):
-        return _index(hub, url=url, timeout_s=timeout_s, memory_mb=memory_mb, max_revisions=max_revisions,
-                      force=force, log=log)
+        return _index(
+            hub, url=url, timeout_s=timeout_s, memory_mb=memory_mb, max_revisions=max_revisions, force=force, log=log
+        )
 
 
 def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) -> IndexReport:
@@ -197,6 +220,7 @@ def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) ->
     for info in models:
         repo_id = info.repo_id
         seen.add(repo_id)
+        revisions: list[tuple[str, datetime | None, str | None]]
         try:
             revisions = [(sha, as_utc(when), msg) for sha, when, msg in hub_obj.revisions(repo_id)]
         except Exception as exc:
@@ -236,9 +260,23 @@ def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) ->
                     s.add(row)
                 row.pushed_at, row.message, row.evaluated_at = when, msg, db.utcnow()
                 row.received_at = row.received_at or received
-                for key in ("env", "algo", "claimed_env", "claimed_mean", "claimed_std", "mean_reward",
-                            "std_reward", "result", "n_eval_episodes", "error", "flag_reason", "seconds",
-                            "card_html", "card_meta", "files"):
+                for key in (
+                    "env",
+                    "algo",
+                    "claimed_env",
+                    "claimed_mean",
+                    "claimed_std",
+                    "mean_reward",
+                    "std_reward",
+                    "result",
+                    "n_eval_episodes",
+                    "error",
+                    "flag_reason",
+                    "seconds",
+                    "card_html",
+                    "card_meta",
+                    "files",
+                ):
                     setattr(row, key, fields.get(key))
                 row.status = fields["status"]
                 row.flagged = bool(fields.get("flagged"))

@@ -104,8 +104,13 @@ def stage_copy(folder: Path, dest: Path, link_root: Path | None = None) -> None:
     os.chmod(dest, 0o555)
 
 
-def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
-                    link_root: Path | None = None) -> dict:
+def evaluate_folder(
+    folder: Path,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    link_root: Path | None = None,
+) -> dict:
     """Verify a model folder in a limited child (deeprl.verify): {'card': {...} or None, 'verdict': {...}}.
 
     The child gets a scrubbed environment, a temporary folder of its own as HOME, DEEPRL_HOME and working folder,
@@ -117,8 +122,10 @@ def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memor
         try:
             stage_copy(Path(folder), model, link_root)
         except OSError as exc:
-            return {"card": None, "verdict": {"status": "error",
-                                              "error": f"could not copy the model for verification ({exc.strerror})"}}
+            return {
+                "card": None,
+                "verdict": {"status": "error", "error": f"could not copy the model for verification ({exc.strerror})"},
+            }
         work = Path(tmp) / "work"
         work.mkdir()
         try:
@@ -126,7 +133,10 @@ def evaluate_folder(folder: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memor
         finally:
             unstage(model)
         if child.started is False:
-            return {"card": None, "verdict": {"status": "error", "error": f"could not start the evaluation: {child.err}"}}
+            return {
+                "card": None,
+                "verdict": {"status": "error", "error": f"could not start the evaluation: {_text(child.err)}"},
+            }
     found: dict = {"card": None, "verdict": None}
     for item in json_objects(child.out):
         for key in ("card", "verdict"):
@@ -153,20 +163,37 @@ def child_env(work: Path) -> dict:
     """The scrubbed environment of a limited child whose HOME, TMPDIR and DEEPRL_HOME are `work`."""
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     # one thread per child: the index and the league run beside a web server on a small machine
-    env.update(HOME=str(work), TMPDIR=str(work), DEEPRL_HOME=str(work / "home"), OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
-               SDL_VIDEODRIVER="dummy", MPLBACKEND="Agg", HF_HUB_OFFLINE="1")
+    env.update(
+        HOME=str(work),
+        TMPDIR=str(work),
+        DEEPRL_HOME=str(work / "home"),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        SDL_VIDEODRIVER="dummy",
+        MPLBACKEND="Agg",
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
-def run_child(args: list[str], work: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-              memory_mb: int = DEFAULT_MEMORY_MB) -> Child:
+def run_child(
+    args: list[str], work: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB
+) -> Child:
     """`python ARGS` in `work` with child_env and the CPU, memory, file-size and wall-clock limits (the verifier's
     and the league's games both run this way)."""
     try:
-        proc = subprocess.Popen([sys.executable, *args], cwd=work, env=child_env(work), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                preexec_fn=_limits(memory_mb, timeout_s))
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=work,
+            env=child_env(work),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_limits(memory_mb, timeout_s),
+        )
     except OSError as exc:
         return Child(started=False, err=str(exc))
     try:
@@ -202,20 +229,27 @@ def unstage(folder: Path) -> None:
         os.chmod(p, 0o700)
 
 
-def death(returncode: int, err: bytes, memory_mb: int, what: str = "the evaluation") -> str:
+def death(returncode: int | None, err: bytes | str, memory_mb: int, what: str = "the evaluation") -> str:
     """One sentence for a child that printed no result (`what` names its job)."""
     return _death(returncode, err, memory_mb).replace("the evaluation", what, 1)
 
 
-def _death(returncode: int, err: bytes, memory_mb: int) -> str:
+def _text(err: bytes | str) -> str:
+    """A Child's err as text: its stderr, or the reason it could not start."""
+    return err if isinstance(err, str) else err.decode(errors="replace")
+
+
+def _death(returncode: int | None, err: bytes | str, memory_mb: int) -> str:
     """One sentence for a child that printed no verdict."""
-    text = err.decode(errors="replace")[-4000:]
-    if returncode < 0:
+    text = _text(err)[-4000:]
+    if returncode is not None and returncode < 0:
         sig = -returncode
         why = {9: "killed", 24: "over its CPU time limit", 11: "crashed (segmentation fault)"}.get(sig, "killed")
         return f"the evaluation was {why} (signal {sig}); memory limit {memory_mb} MiB"
-    if any(s in text for s in ("MemoryError", "Cannot allocate memory", "failed to map segment", "bad_alloc",
-                               "out of memory")):
+    if any(
+        s in text
+        for s in ("MemoryError", "Cannot allocate memory", "failed to map segment", "bad_alloc", "out of memory")
+    ):
         return f"the evaluation ran out of memory (limit {memory_mb} MiB)"
     last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1:] or [f"exit status {returncode}"]
     return f"the evaluation failed ({last[0][:200]})"

@@ -21,14 +21,80 @@ worker liveness), `objective` (the study, one trial, a worker), `report` (what a
 importable from `deeprl.tune` as they always were.
 """
 
-from deeprl.tune.objective import (N_STARTUP_TRIALS, Context, PruneCallback, TuneConfig, make_pruner,
-                                   make_sampler, objective, open_study, resolve, run_worker)
-from deeprl.tune.report import (best_hyperparams, best_yaml, completed, load_study, save_plots,
-                                study_dir, study_report, write_best)
-from deeprl.tune.spaces import (BUDGET_CHOICES, NET_KEYS, NET_SIZES, SPACES, budget_key,
-                                default_params, sample_hyperparams, tunable)
-from deeprl.tune.storage import (STORAGE_ENV, ClaimLock, default_storage, driver_url,
-                                 fail_abandoned_trials, open_storage, worker_identity)
+from deeprl.tune.objective import (
+    N_STARTUP_TRIALS,
+    Context,
+    PruneCallback,
+    TuneConfig,
+    make_pruner,
+    make_sampler,
+    objective,
+    open_study,
+    resolve,
+    run_worker,
+)
+from deeprl.tune.report import (
+    best_hyperparams,
+    best_yaml,
+    completed,
+    load_study,
+    save_plots,
+    study_dir,
+    study_report,
+    write_best,
+)
+from deeprl.tune.spaces import (
+    BUDGET_CHOICES,
+    NET_KEYS,
+    NET_SIZES,
+    SPACES,
+    budget_key,
+    default_params,
+    sample_hyperparams,
+    tunable,
+)
+from deeprl.tune.storage import (
+    STORAGE_ENV,
+    ClaimLock,
+    default_storage,
+    driver_url,
+    fail_abandoned_trials,
+    open_storage,
+    worker_identity,
+)
 
-
-__all__ = ["N_STARTUP_TRIALS", "Context", "PruneCallback", "TuneConfig", "make_pruner", "make_sampler", "objective", "open_study", "resolve", "run_worker", "best_hyperparams", "best_yaml", "completed", "load_study", "save_plots", "study_dir", "study_report", "write_best", "BUDGET_CHOICES", "NET_KEYS", "NET_SIZES", "SPACES", "budget_key", "default_params", "sample_hyperparams", "tunable", "STORAGE_ENV", "ClaimLock", "default_storage", "driver_url", "fail_abandoned_trials", "open_storage", "worker_identity"]
+__all__ = [
+    "N_STARTUP_TRIALS",
+    "Context",
+    "PruneCallback",
+    "TuneConfig",
+    "make_pruner",
+    "make_sampler",
+    "objective",
+    "open_study",
+    "resolve",
+    "run_worker",
+    "best_hyperparams",
+    "best_yaml",
+    "completed",
+    "load_study",
+    "save_plots",
+    "study_dir",
+    "study_report",
+    "write_best",
+    "BUDGET_CHOICES",
+    "NET_KEYS",
+    "NET_SIZES",
+    "SPACES",
+    "budget_key",
+    "default_params",
+    "sample_hyperparams",
+    "tunable",
+    "STORAGE_ENV",
+    "ClaimLock",
+    "default_storage",
+    "driver_url",
+    "fail_abandoned_trials",
+    "open_storage",
+    "worker_identity",
+]

@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from deeprl.errors import UserError
 from deeprl.loop import Callback, evaluate_snapshot
-from deeprl.tune.spaces import BUDGET_CHOICES, SPACES, budget_key, default_params, sample_hyperparams, tunable
-from deeprl.tune.storage import ClaimLock, _Heartbeat, _safe, default_storage, fail_abandoned_trials, open_storage, \
-    worker_identity
 from deeprl.tune.report import _trial_line
+from deeprl.tune.spaces import BUDGET_CHOICES, SPACES, budget_key, default_params, sample_hyperparams, tunable
+from deeprl.tune.storage import (
+    ClaimLock,
+    _Heartbeat,
+    _safe,
+    default_storage,
+    fail_abandoned_trials,
+    open_storage,
+    worker_identity,
+)
 
 N_STARTUP_TRIALS = 5  # random trials before TPE models the space, and before the median pruner prunes (RL-Zoo)
 
@@ -83,8 +90,18 @@ def resolve(cfg: TuneConfig) -> Context:
         raise UserError(f"--n-timesteps {cfg.n_timesteps} is smaller than --n-evaluations {cfg.n_evaluations}.")
     study_name = cfg.study_name or f"{algo}-{tag}"
     log_root = Path(cfg.log_folder) if cfg.log_folder else home() / "tune" / _safe(study_name)
-    return Context(cfg, algo, spec.course_id, kwargs, tag, base, budget_key(base), log_root, study_name,
-                   cfg.storage or default_storage())
+    return Context(
+        cfg,
+        algo,
+        spec.course_id,
+        kwargs,
+        tag,
+        base,
+        budget_key(base),
+        log_root,
+        study_name,
+        cfg.storage or default_storage(),
+    )
 
 
 def make_sampler(kind: str, seed: int, trial_number: int, n_startup_trials: int = N_STARTUP_TRIALS):
@@ -96,8 +113,9 @@ def make_sampler(kind: str, seed: int, trial_number: int, n_startup_trials: int 
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=s)
     if kind == "tpe":
-        return optuna.samplers.TPESampler(n_startup_trials=n_startup_trials, multivariate=True,
-                                          constant_liar=True, seed=s)
+        return optuna.samplers.TPESampler(
+            n_startup_trials=n_startup_trials, multivariate=True, constant_liar=True, seed=s
+        )
     raise UserError(f"Unknown sampler '{kind}'; use tpe or random.")
 
 
@@ -117,17 +135,28 @@ def open_study(ctx: Context, storage=None):
 
     cfg = ctx.cfg
     storage = storage or open_storage(ctx.storage_url, cfg.heartbeat_interval, cfg.grace_period)
-    study = optuna.create_study(storage=storage, study_name=ctx.study_name, direction="maximize",
-                                load_if_exists=True,
-                                sampler=make_sampler(cfg.sampler, cfg.seed, 0, cfg.n_startup_trials),
-                                pruner=make_pruner(cfg.pruner, cfg.n_evaluations, cfg.n_startup_trials))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=ctx.study_name,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=make_sampler(cfg.sampler, cfg.seed, 0, cfg.n_startup_trials),
+        pruner=make_pruner(cfg.pruner, cfg.n_evaluations, cfg.n_startup_trials),
+    )
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise UserError(f"Study {ctx.study_name} exists and minimizes; pick another --study-name.")
     budget = cfg.n_timesteps
     if budget is None and ctx.algo not in BUDGET_CHOICES:
         budget = ctx.base.get(ctx.budget_key)  # the env's usual budget, which every trial then trains
-    wanted = {"algo": ctx.algo, "env_id": ctx.course_id, "env_kwargs": ctx.env_kwargs, "env_tag": ctx.tag,
-              "budget_key": ctx.budget_key, "budget": budget, "n_evaluations": cfg.n_evaluations}
+    wanted = {
+        "algo": ctx.algo,
+        "env_id": ctx.course_id,
+        "env_kwargs": ctx.env_kwargs,
+        "env_tag": ctx.tag,
+        "budget_key": ctx.budget_key,
+        "budget": budget,
+        "n_evaluations": cfg.n_evaluations,
+    }
     have = study.user_attrs
     if not have:
         for k, v in wanted.items():
@@ -138,8 +167,10 @@ def open_study(ctx: Context, storage=None):
     else:
         for k in ("algo", "env_id", "env_kwargs", "budget", "n_evaluations"):
             if k in have and have[k] != wanted[k]:
-                raise UserError(f"Study {ctx.study_name} was started with {k}={have[k]!r}, not {wanted[k]!r}; "
-                                f"run it with the same settings or pick another --study-name.")
+                raise UserError(
+                    f"Study {ctx.study_name} was started with {k}={have[k]!r}, not {wanted[k]!r}; "
+                    f"run it with the same settings or pick another --study-name."
+                )
     return study
 
 
@@ -160,8 +191,13 @@ class PruneCallback(Callback):
         if self.reported >= len(self.points) or count < self.points[self.reported]:
             return False
         self.reported += 1
-        result = evaluate_snapshot(run, snapshot, self.folder / f"evaluation_{self.reported}",
-                                   n_eval_episodes=self.n_eval_episodes, seed=self.seed)
+        result = evaluate_snapshot(
+            run,
+            snapshot,
+            self.folder / f"evaluation_{self.reported}",
+            n_eval_episodes=self.n_eval_episodes,
+            seed=self.seed,
+        )
         self.last = (result, count)
         self.trial.report(result["result"], self.reported)
         self.pruned = self.trial.should_prune()
@@ -183,11 +219,22 @@ def objective(trial, ctx: Context) -> float:
     budget = int(hp[ctx.budget_key])
     folder = ctx.log_root / f"trial_{trial.number}"
     k_max = max(1, min(cfg.n_evaluations, budget))
-    watch = PruneCallback(trial, [budget * k // k_max for k in range(1, k_max)], cfg.n_eval_episodes, cfg.seed,
-                          folder / "evaluations")
-    run = train(ctx.algo, ctx.course_id, env_kwargs=ctx.env_kwargs, overrides=hp, seed=cfg.seed, log_folder=folder,
-                show_progress=False, device=cfg.device, callbacks=[watch])
+    watch = PruneCallback(
+        trial, [budget * k // k_max for k in range(1, k_max)], cfg.n_eval_episodes, cfg.seed, folder / "evaluations"
+    )
+    run = train(
+        ctx.algo,
+        ctx.course_id,
+        env_kwargs=ctx.env_kwargs,
+        overrides=hp,
+        seed=cfg.seed,
+        log_folder=folder,
+        show_progress=False,
+        device=cfg.device,
+        callbacks=[watch],
+    )
     if watch.pruned:
+        assert watch.last is not None  # a trial is pruned only after an evaluation was reported
         result, trained = watch.last
         _record(trial, run, result, trained)
         raise optuna.TrialPruned(f"pruned after evaluation {watch.reported} of {k_max}")
@@ -199,8 +246,12 @@ def objective(trial, ctx: Context) -> float:
 
 def _record(trial, run, result: dict, trained: int) -> None:
     # Written once at the end: each attribute is a database commit.
-    for key, value in (("run_dir", str(run.run_dir)), ("mean_reward", result["mean_reward"]),
-                       ("std_reward", result["std_reward"]), ("trained", trained)):
+    for key, value in (
+        ("run_dir", str(run.run_dir)),
+        ("mean_reward", result["mean_reward"]),
+        ("std_reward", result["std_reward"]),
+        ("trained", trained),
+    ):
         trial.set_user_attr(key, value)
 
 
@@ -225,8 +276,7 @@ def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print):
                 for n in fail_abandoned_trials(study, me):
                     echo(f"trial {n}: its worker is gone; marked failed.")
                 trials = study.get_trials(deepcopy=False)
-                counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-                              for t in trials)
+                counted = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in trials)
                 if counted >= cfg.n_trials:
                     break
                 waiting = any(t.state == TrialState.WAITING for t in trials)
@@ -272,5 +322,3 @@ def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print):
     finally:
         lock.close()
     return study
-
-

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from deeprl.errors import UserError
 from deeprl.tune.storage import _quiet_optuna, _safe, default_storage, open_storage
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial  # optuna is imported where it is used: it takes a second to import
 
 
 def _trial_line(study, number: int, state, value, error, seconds: float) -> str:
@@ -16,8 +21,10 @@ def _trial_line(study, number: int, state, value, error, seconds: float) -> str:
 
     t = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
     if state == TrialState.COMPLETE:
-        line = (f"trial {number}: result {value:.2f} (mean {t.user_attrs.get('mean_reward', float('nan')):.2f} "
-                f"+/- {t.user_attrs.get('std_reward', float('nan')):.2f}) in {seconds:.1f} s")
+        line = (
+            f"trial {number}: result {value:.2f} (mean {t.user_attrs.get('mean_reward', float('nan')):.2f} "
+            f"+/- {t.user_attrs.get('std_reward', float('nan')):.2f}) in {seconds:.1f} s"
+        )
         try:
             best = study.best_trial
             line += f"; best {best.value:.2f} (trial {best.number})"
@@ -46,8 +53,7 @@ def load_study(storage_url: str | None = None, study_name: str | None = None):
         raise UserError(f"There is no study in {_show_url(url)}; start one with deeprl tune --algo ALGO --env ENV.")
     if study_name is None:
         if len(names) > 1:
-            raise UserError(f"{_show_url(url)} holds several studies ({', '.join(names)}); pick one with "
-                            f"--study-name.")
+            raise UserError(f"{_show_url(url)} holds several studies ({', '.join(names)}); pick one with --study-name.")
         study_name = names[0]
     if study_name not in names:
         from deeprl.errors import closest
@@ -73,7 +79,7 @@ def completed(study) -> list:
     return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
 
 
-def best_hyperparams(study) -> tuple[object, dict]:
+def best_hyperparams(study) -> tuple[FrozenTrial, dict]:
     done = completed(study)
     if not done:
         raise UserError(f"Study {study.study_name} has no completed trial yet.")
@@ -88,10 +94,12 @@ def best_yaml(study) -> str:
     env_key = attrs.get("env_tag") or attrs.get("env_id")
     kwargs = attrs.get("env_kwargs") or {}
     env_arg = " --env-kwargs " + " ".join(f"{k}:{v}" for k, v in kwargs.items()) if kwargs else ""
-    header = (f"# Best trial of Optuna study {study.study_name}: trial {best.number}, result {best.value:.2f} "
-              f"(mean_reward - std_reward).\n"
-              f"# Train with: deeprl train --algo {attrs.get('algo')} --env {attrs.get('env_id')}{env_arg} "
-              f"-c THIS_FILE\n")
+    header = (
+        f"# Best trial of Optuna study {study.study_name}: trial {best.number}, result {best.value:.2f} "
+        f"(mean_reward - std_reward).\n"
+        f"# Train with: deeprl train --algo {attrs.get('algo')} --env {attrs.get('env_id')}{env_arg} "
+        f"-c THIS_FILE\n"
+    )
     return header + yaml.safe_dump({env_key: hp}, sort_keys=True, default_flow_style=False)
 
 
@@ -112,8 +120,11 @@ def study_report(study, top: int = 5) -> str:
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     attrs = study.user_attrs
     env = attrs.get("env_tag") or attrs.get("env_id", "?")
-    lines = [f"Study {study.study_name}: {attrs.get('algo', '?')} on {env}, {len(trials)} trials ("
-             + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"]
+    lines = [
+        f"Study {study.study_name}: {attrs.get('algo', '?')} on {env}, {len(trials)} trials ("
+        + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        + ")"
+    ]
     done = completed(study)
     if not done:
         lines.append("No completed trial yet.")
@@ -146,9 +157,11 @@ def save_plots(study, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     saved, notes = [], []
-    plots = [("optimization_history.png", ovm.plot_optimization_history),
-             ("param_importances.png", ovm.plot_param_importances),
-             ("intermediate_values.png", ovm.plot_intermediate_values)]
+    plots: list[tuple[str, Callable[..., Any]]] = [
+        ("optimization_history.png", ovm.plot_optimization_history),
+        ("param_importances.png", ovm.plot_param_importances),
+        ("intermediate_values.png", ovm.plot_intermediate_values),
+    ]
     for name, plot in plots:
         try:
             with warnings.catch_warnings():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from deeprl.errors import UserError
 
@@ -188,7 +188,8 @@ class _DefaultsProbe:
     search space can express it; the answers become the first trial of a warm-started study."""
 
     def __init__(self, base: dict):
-        self.base, self.params = base, {}
+        self.base = base
+        self.params: dict = {}
 
     def _default(self, name: str):
         if name == "learning_rate":
@@ -202,7 +203,8 @@ class _DefaultsProbe:
             size = sizes[0] if isinstance(sizes, (list, tuple)) and sizes else sizes
             return next((k for k, v in NET_SIZES.items() if v == size), None)
         if name == "activation":
-            kwargs = self.base.get("policy_kwargs") if isinstance(self.base.get("policy_kwargs"), dict) else {}
+            policy_kwargs = self.base.get("policy_kwargs")
+            kwargs = policy_kwargs if isinstance(policy_kwargs, dict) else {}
             return self.base.get("activation") or kwargs.get("activation_fn") or "tanh"
         return self.base.get(name)
 
@@ -233,5 +235,3 @@ def default_params(algo: str, base: dict) -> dict:
     probe = _DefaultsProbe(base)
     SPACES[algo](probe, base)
     return probe.params
-
-

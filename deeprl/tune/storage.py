@@ -11,6 +11,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from deeprl.errors import UserError
 
@@ -55,9 +56,11 @@ def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: in
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except Exception:
-        raise UserError(f"'{url}' is not a database URL; use sqlite:///path/to/file.db or "
-                        f"postgresql://user@host:port/dbname.") from None
-    engine_kwargs, lock_path = {}, None
+        raise UserError(
+            f"'{url}' is not a database URL; use sqlite:///path/to/file.db or postgresql://user@host:port/dbname."
+        ) from None
+    engine_kwargs: dict[str, Any] = {}
+    lock_path: Path | None = None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             db = Path(parsed.database).expanduser()
@@ -72,19 +75,24 @@ def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: in
             # Workers starting together would all create Optuna's tables at once: one at a time on SQLite,
             # and a retry elsewhere (the loser of that race finds the tables made).
             with _flock(lock_path):
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                  grace_period=grace_period)
+                return RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+                )
         except ImportError:
-            raise UserError(f"The database driver for {parsed.get_backend_name()} is not installed; for PostgreSQL: "
-                            f"pip install 'psycopg[binary]'.") from None
+            raise UserError(
+                f"The database driver for {parsed.get_backend_name()} is not installed; for PostgreSQL: "
+                f"pip install 'psycopg[binary]'."
+            ) from None
         except sqlalchemy.exc.ArgumentError:
-            raise UserError(f"'{url}' is not a database URL; use sqlite:///path/to/file.db or "
-                            f"postgresql://user@host:port/dbname.") from None
+            raise UserError(
+                f"'{url}' is not a database URL; use sqlite:///path/to/file.db or postgresql://user@host:port/dbname."
+            ) from None
         except sqlalchemy.exc.DBAPIError as exc:
             if attempt == 4:
                 reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no connection"
-                raise UserError(f"Cannot open the study storage {parsed.render_as_string(hide_password=True)} "
-                                f"({reason}).") from None
+                raise UserError(
+                    f"Cannot open the study storage {parsed.render_as_string(hide_password=True)} ({reason})."
+                ) from None
             time.sleep(0.2 * (attempt + 1))
 
 
@@ -175,8 +183,13 @@ def worker_identity() -> dict:
         pidns = os.readlink("/proc/self/ns/pid")
     except OSError:
         pidns = None
-    return {"host": socket.gethostname(), "boot": _read("/proc/sys/kernel/random/boot_id"), "pidns": pidns,
-            "pid": pid, "start": _process_start(pid)}
+    return {
+        "host": socket.gethostname(),
+        "boot": _read("/proc/sys/kernel/random/boot_id"),
+        "pidns": pidns,
+        "pid": pid,
+        "start": _process_start(pid),
+    }
 
 
 def _is_dead_local_worker(worker: dict, me: dict) -> bool:
