@@ -42,21 +42,16 @@ def add_parser(sub):
     r.add_argument("--json", action="store_true", help="print one JSON object per round")
     r.set_defaults(func=run)
 
-    t = lsub.add_parser("table", help="the league table: rank, author, model, Elo, games")
-    t.add_argument("--hub", default=None)
-    t.add_argument("--json", action="store_true")
-    t.set_defaults(func=show_table)
-
-    h = lsub.add_parser("history", help="one model's matches and its rating after each")
-    h.add_argument("model", metavar="MODEL", help="NAMESPACE/NAME")
-    h.add_argument("--hub", default=None)
-    h.add_argument("--json", action="store_true")
-    h.set_defaults(func=show_history)
-
-    c = lsub.add_parser("recompute", help="drop the cached ratings and rebuild them from the stored matches")
-    c.add_argument("--hub", default=None)
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=recompute)
+    for name, func, text in (("table", show_table, "the league table: rank, author, model, Elo, games"),
+                             ("history", show_history, "one model's matches and its rating after each"),
+                             ("recompute", recompute,
+                              "drop the cached ratings and rebuild them from the stored matches")):
+        q = lsub.add_parser(name, help=text)
+        if name == "history":
+            q.add_argument("model", metavar="MODEL", help="NAMESPACE/NAME")
+        q.add_argument("--hub", default=None, help="local (default) or hf")
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+        q.set_defaults(func=func)
 
     e = lsub.add_parser("export", help="write soccer_history.csv, soccer_elo.csv and matches.parquet")
     e.add_argument("--out", default=".", help="folder to write into (default: here)")

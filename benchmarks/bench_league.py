@@ -1,0 +1,92 @@
+"""League benchmark (issue 18): do the league's ratings mean something?
+
+    python benchmarks/bench_league.py [--snapshots 6] [--every 60000] [--rounds 12] [--seed 0]
+
+Trains one self-play run (bench_soccer's settings), keeping the model every `--every` steps (the run is resumed
+to each next step count), pushes each snapshot to a fresh local hub as bench/step-NNNNNNN, plays `--rounds`
+league rounds (the real league: matchmaking, limited child, stored matches, K = 20), and prints the league's
+ranking against training step with Spearman's rho. Target: rho >= 0.8. Files go to benchmarks/out/league/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out" / "league"
+CARD = "---\nlibrary_name: deeprl\ntags:\n- ML-Agents-SoccerTwos\n- reinforcement-learning\n---\n# {name}\n"
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--snapshots", type=int, default=6)
+    p.add_argument("--every", type=int, default=60000, help="training steps between snapshots")
+    p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--games", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_soccer import BENCH_HYPERPARAMS
+
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True)
+    os.environ["DEEPRL_HOME"] = str(OUT / "home")
+    from deeprl.hub import get_hub
+    from deeprl.league import table
+    from deeprl.league.runner import Settings, run_round
+    from deeprl.train import train
+
+    hub = get_hub("local")
+    t0 = time.perf_counter()
+    steps = []
+    for i in range(1, args.snapshots + 1):
+        run = train("selfplay", "SoccerTwos", seed=args.seed, log_folder=OUT / "logs", n_timesteps=i * args.every,
+                    overrides=BENCH_HYPERPARAMS, device="cpu", resume=i > 1, show_progress=False)
+        trained = json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"]
+        snap = OUT / "snapshots" / f"step-{trained:07d}"
+        snap.mkdir(parents=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy2(run.run_dir / name, snap / name)
+        (snap / "README.md").write_text(CARD.format(name=snap.name))
+        hub.push(snap, f"bench/{snap.name}", f"snapshot at {trained} steps")
+        steps.append(trained)
+        print(f"snapshot at {trained} steps ({time.perf_counter() - t0:.0f} s)", flush=True)
+    train_s = time.perf_counter() - t0
+    rng = random.Random(args.seed)
+    t1 = time.perf_counter()
+    matches = 0
+    for r in range(args.rounds):
+        report = run_round(settings=Settings(games=args.games, replays=False), rng=rng)
+        matches += len(report.played)
+    league_s = time.perf_counter() - t1
+    rows = [r for r in table() if r["rank"]]
+    by_model = {r["model"]: r for r in rows}
+    pairs = [(int(m.split("-")[-1]), by_model[m]["elo"]) for m in by_model]
+    rho = spearman([s for s, _ in pairs], [e for _, e in pairs])
+    for r in rows:
+        print(f"{r['rank']:>2}  {r['model']:<22} elo {r['elo']:7.1f}  games {r['games_played']:>3}  "
+              f"{r['wins']}-{r['draws']}-{r['losses']}")
+    out = {"snapshots": steps, "rounds": args.rounds, "matches": matches, "games_per_match": args.games,
+           "spearman_rank_vs_step": rho, "train_seconds": round(train_s, 1), "league_seconds": round(league_s, 1),
+           "table": [{k: r[k] for k in ("rank", "model", "elo", "games_played", "wins", "draws", "losses")}
+                     for r in rows]}
+    (OUT / "bench_league.json").write_text(json.dumps(out, indent=1))
+    print(f"Spearman rho (league rating vs training step) = {rho:.3f} over {len(pairs)} snapshots, "
+          f"{matches} matches in {league_s:.0f} s (target >= 0.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
