@@ -27,14 +27,16 @@ def model_dir(target: str | Path, revision: str | None = None, hub: str | None =
         if (path / CONFIG_FILE).exists() or (path / MODEL_FILE).exists():
             return path
         # a parent of run folders (logs/qlearning/): take the newest run that holds a model
-        runs = sorted((p for p in path.rglob(CONFIG_FILE) if (p.parent / MODEL_FILE).exists()),
-                      key=lambda p: p.stat().st_mtime)
+        runs = sorted(
+            (p for p in path.rglob(CONFIG_FILE) if (p.parent / MODEL_FILE).exists()), key=lambda p: p.stat().st_mtime
+        )
         if runs:
             return runs[-1].parent
         raise UserError(f"{path} holds no model (no config.json and model.safetensors inside).")
     if path.exists():
-        raise UserError(f"{path} is a file; give the model folder (with config.json and model.safetensors) "
-                        "or a course .pkl file.")
+        raise UserError(
+            f"{path} is a file; give the model folder (with config.json and model.safetensors) or a course .pkl file."
+        )
     if REPO_ID.match(str(target)) and not str(target).startswith((".", "/")):
         from deeprl.hub import resolve_repo  # local hub by default; raises UserError when unknown
 

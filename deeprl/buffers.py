@@ -27,8 +27,17 @@ import numpy as np
 from deeprl.errors import UserError
 from deeprl.modelio import atomic_writer
 
-_DTYPES = {"uint8": "U8", "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64", "float16": "F16",
-           "float32": "F32", "float64": "F64", "bool": "BOOL"}
+_DTYPES = {
+    "uint8": "U8",
+    "int8": "I8",
+    "int16": "I16",
+    "int32": "I32",
+    "int64": "I64",
+    "float16": "F16",
+    "float32": "F32",
+    "float64": "F64",
+    "bool": "BOOL",
+}
 _NP = {v: k for k, v in _DTYPES.items()}
 
 
@@ -79,17 +88,33 @@ class ReplayBuffer:
         return self._batch(rows, envs)
 
     def _batch(self, rows, envs) -> dict:
-        return {"obs": self.obs[rows, envs], "actions": self.actions[rows, envs], "rewards": self.rewards[rows, envs],
-                "next_obs": self.next_obs[rows, envs], "terminated": self.terminated[rows, envs]}
+        return {
+            "obs": self.obs[rows, envs],
+            "actions": self.actions[rows, envs],
+            "rewards": self.rewards[rows, envs],
+            "next_obs": self.next_obs[rows, envs],
+            "terminated": self.terminated[rows, envs],
+        }
 
     # -- persistence -----------------------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"obs": self.obs, "next_obs": self.next_obs, "actions": self.actions, "rewards": self.rewards,
-                "terminated": self.terminated}
+        return {
+            "obs": self.obs,
+            "next_obs": self.next_obs,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "terminated": self.terminated,
+        }
 
     def meta(self) -> dict:
-        return {"kind": type(self).__name__, "pos": self.pos, "full": self.full, "rows": self.rows,
-                "n_envs": self.n_envs, "obs_shape": list(self.obs_shape)}
+        return {
+            "kind": type(self).__name__,
+            "pos": self.pos,
+            "full": self.full,
+            "rows": self.rows,
+            "n_envs": self.n_envs,
+            "obs_shape": list(self.obs_shape),
+        }
 
     def set_meta(self, meta: dict, extra: dict | None = None) -> None:
         self.pos, self.full = int(meta["pos"]), bool(meta["full"])
@@ -99,11 +124,14 @@ class ReplayBuffer:
 
     def load(self, path: Path) -> None:
         """Fill this (freshly built, same shape) buffer from `path`; a mismatch is a UserError."""
+
         def check(meta):
             mine = self.meta()
             if any(meta.get(k) != mine[k] for k in ("kind", "rows", "n_envs", "obs_shape")):
-                raise UserError(f"The saved replay buffer {path} does not match this run's buffer_size, n_envs or "
-                                f"observations; delete it to resume with an empty buffer.")
+                raise UserError(
+                    f"The saved replay buffer {path} does not match this run's buffer_size, n_envs or "
+                    f"observations; delete it to resume with an empty buffer."
+                )
 
         own = self.arrays()
         meta, extra = read_arrays_into(path, own, check)
@@ -187,17 +215,33 @@ class FrameReplayBuffer(ReplayBuffer):
             next_obs[i, :-1] = obs[i, 1:]
             last = self.final.get(int(rows[i]) * self.n_envs + int(envs[i]))
             next_obs[i, -1] = 0 if last is None else last
-        return {"obs": obs, "actions": self.actions[rows, envs], "rewards": self.rewards[rows, envs],
-                "next_obs": next_obs, "terminated": self.terminated[rows, envs]}
+        return {
+            "obs": obs,
+            "actions": self.actions[rows, envs],
+            "rewards": self.rewards[rows, envs],
+            "next_obs": next_obs,
+            "terminated": self.terminated[rows, envs],
+        }
 
     # -- persistence -----------------------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
         keys = np.array(sorted(self.final), dtype=np.int64)
-        finals = (np.stack([self.final[int(k)] for k in keys]) if keys.size
-                  else np.zeros((0, *self.obs_shape[1:]), dtype=np.uint8))
-        return {"frames": self.frames, "age": self.age, "ready": self.ready, "actions": self.actions,
-                "rewards": self.rewards, "terminated": self.terminated, "done": self.done,
-                "final_keys": keys, "final_frames": finals}
+        finals = (
+            np.stack([self.final[int(k)] for k in keys])
+            if keys.size
+            else np.zeros((0, *self.obs_shape[1:]), dtype=np.uint8)
+        )
+        return {
+            "frames": self.frames,
+            "age": self.age,
+            "ready": self.ready,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "terminated": self.terminated,
+            "done": self.done,
+            "final_keys": keys,
+            "final_frames": finals,
+        }
 
     def on_resume(self) -> None:
         # the envs start new episodes: the newest slot of an unfinished episode never gets its next frame
@@ -229,7 +273,7 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, 
         fh.write(head)
         for a in arrays.values():
             if a.size:
-                fh.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+                fh.write(np.ascontiguousarray(a).data.cast("B"))
 
 
 def read_arrays_into(path: Path, arrays: dict[str, np.ndarray], check=None) -> tuple[dict, dict]:
@@ -269,6 +313,6 @@ def read_arrays_into(path: Path, arrays: dict[str, np.ndarray], check=None) -> t
             if target is None or target.shape != shape or target.dtype != dtype:
                 target = extra[name] = np.empty(shape, dtype)
             fh.seek(base + start)
-            if target.size and fh.readinto(memoryview(target).cast("B")) != end - start:
+            if target.size and fh.readinto(target.data.cast("B")) != end - start:
                 raise UserError(bad)
     return meta, extra

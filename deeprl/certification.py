@@ -33,7 +33,7 @@ import subprocess
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -81,24 +81,34 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
     Assignment("unit1", "1", "first agent (PPO)", (("LunarLander-v2",),), 200.0, algos=("ppo",)),
     Assignment("unit2-taxi", "2", "Q-Learning", (("Taxi-v3",),), 4.5, algos=("qlearning",)),
     # the notebook expects a perfect mean of 1.0; rewards are 0/1, so mean 1.0 <=> std 0 <=> result 1.0
-    Assignment("unit2-frozenlake", "2", "Q-Learning", (("FrozenLake-v1-4x4-no_slippery",),), 1.0,
-               algos=("qlearning",)),
+    Assignment("unit2-frozenlake", "2", "Q-Learning", (("FrozenLake-v1-4x4-no_slippery",),), 1.0, algos=("qlearning",)),
     Assignment("unit3", "3", "Deep Q-Learning", (("SpaceInvadersNoFrameskip-v4",),), 200.0, algos=("dqn",)),
     Assignment("unit4-cartpole", "4", "REINFORCE", (("CartPole-v1",),), 350.0, algos=("reinforce",)),
     Assignment("unit4-pixelcopter", "4", "REINFORCE", (("Pixelcopter-PLE-v0",),), 5.0, algos=("reinforce",)),
     # ML-Agents trains both with PPO (Pyramids adds RND curiosity); its trainer_type may also be poca
-    Assignment("unit5", "5", "ML-Agents", (("SnowballTarget", "ML-Agents-SnowballTarget"),
-                                           ("Pyramids", "ML-Agents-Pyramids")), None, algos=("ppo", "poca")),
+    Assignment(
+        "unit5",
+        "5",
+        "ML-Agents",
+        (("SnowballTarget", "ML-Agents-SnowballTarget"), ("Pyramids", "ML-Agents-Pyramids")),
+        None,
+        algos=("ppo", "poca"),
+    ),
     Assignment("unit6", "6", "Actor-critic (A2C)", (("PandaReachDense-v3",),), -3.5, algos=("a2c",)),
     # the course trains POCA with self-play; deeprl's self-play PPO is `selfplay`
-    Assignment("unit7", "7", "AI vs AI", (("SoccerTwos", "ML-Agents-SoccerTwos"),), None,
-               algos=("selfplay", "poca")),
+    Assignment("unit7", "7", "AI vs AI", (("SoccerTwos", "ML-Agents-SoccerTwos"),), None, algos=("selfplay", "poca")),
     # CleanRL's PPO defaults to CartPole-v1, the notebook pushes LunarLander-v2: either, trained by PPO
-    Assignment("unit8.1", "8.1", "PPO from scratch", (("LunarLander-v2",), ("CartPole-v1",)), None, any_env=True,
-               algos=("ppo",)),
+    Assignment(
+        "unit8.1",
+        "8.1",
+        "PPO from scratch",
+        (("LunarLander-v2",), ("CartPole-v1",)),
+        None,
+        any_env=True,
+        algos=("ppo",),
+    ),
     # Sample Factory's asynchronous PPO (APPO)
-    Assignment("unit8.2", "8.2", "Sample Factory", (("doom_health_gathering_supreme",),), 5.0,
-               algos=("appo", "ppo")),
+    Assignment("unit8.2", "8.2", "Sample Factory", (("doom_health_gathering_supreme",),), 5.0, algos=("appo", "ppo")),
 )
 
 
@@ -141,11 +151,22 @@ def check_user(user: str) -> str:
 
 
 def user_models(s, user: str, hub: str = "local") -> list[dict]:
-    q = (select(Repo.repo_id, Evaluation.env, Evaluation.algo, Evaluation.result, Evaluation.mean_reward,
-                Evaluation.std_reward, Evaluation.status, Evaluation.error, Evaluation.revision)
-         .join(Evaluation, (Evaluation.repo_pk == Repo.id) & (Evaluation.revision == Repo.latest_revision))
-         .where(Repo.hub == hub, Repo.user == user, Repo.active.is_(True))
-         .order_by(Repo.repo_id))
+    q = (
+        select(
+            Repo.repo_id,
+            Evaluation.env,
+            Evaluation.algo,
+            Evaluation.result,
+            Evaluation.mean_reward,
+            Evaluation.std_reward,
+            Evaluation.status,
+            Evaluation.error,
+            Evaluation.revision,
+        )
+        .join(Evaluation, (Evaluation.repo_pk == Repo.id) & (Evaluation.revision == Repo.latest_revision))
+        .where(Repo.hub == hub, Repo.user == user, Repo.active.is_(True))
+        .order_by(Repo.repo_id)
+    )
     return [dict(r._mapping) for r in s.execute(q)]
 
 
@@ -163,8 +184,11 @@ def _verified(m: dict) -> bool:
 
 def _candidates(a: Assignment, alts: tuple[str, ...], models: list[dict]) -> list[dict]:
     """The models that would meet this requirement on their own, best result first."""
-    ok = [m for m in models if _verified(m) and m["env"] in alts and _algo_ok(a, m)
-          and (a.minimum is None or m["result"] >= a.minimum)]
+    ok = [
+        m
+        for m in models
+        if _verified(m) and m["env"] in alts and _algo_ok(a, m) and (a.minimum is None or m["result"] >= a.minimum)
+    ]
     return sorted(ok, key=lambda m: (-m["result"], m["repo_id"]))
 
 
@@ -205,15 +229,20 @@ def allocate(assignments, models: list[dict], runnable: dict[str, bool] | None =
             out, i = {}, 0
             for a in subset:
                 n = len(reqs[a.key])
-                out[a.key] = got[i:i + n]
+                out[a.key] = got[i : i + n]
                 i += n
             return out
     return {}
 
 
 def _model_summary(m: dict) -> dict:
-    return {"repo_id": m["repo_id"], "env": m["env"], "algo": m.get("algo"), "revision": m.get("revision"),
-            "result": m.get("result")}
+    return {
+        "repo_id": m["repo_id"],
+        "env": m["env"],
+        "algo": m.get("algo"),
+        "revision": m.get("revision"),
+        "result": m.get("result"),
+    }
 
 
 def _why_not(a: Assignment, alts: tuple[str, ...], models: list[dict], taken: dict[str, str]) -> str:
@@ -225,8 +254,10 @@ def _why_not(a: Assignment, alts: tuple[str, ...], models: list[dict], taken: di
         free = [c for c in cands if c["repo_id"] not in taken]
         if not free:
             c = cands[0]
-            return (f"{c['repo_id']} would pass it but already counts for {taken[c['repo_id']]}; push a separate "
-                    f"model{algo} for {env}")
+            return (
+                f"{c['repo_id']} would pass it but already counts for {taken[c['repo_id']]}; push a separate "
+                f"model{algo} for {env}"
+            )
         return f"{free[0]['repo_id']} passes {env}, but the row needs a distinct model for each of its envs"
     here = [m for m in models if m["env"] in alts]
     right = sorted((m for m in here if _verified(m) and _algo_ok(a, m)), key=lambda m: -m["result"])
@@ -238,8 +269,10 @@ def _why_not(a: Assignment, alts: tuple[str, ...], models: list[dict], taken: di
     notes = []
     wrong = [m for m in here if _verified(m) and not _algo_ok(a, m)]
     if wrong:
-        notes.append(f"{wrong[0]['repo_id']} was trained with {wrong[0].get('algo') or 'an unknown algorithm'}, "
-                     f"which does not count for Unit {a.unit}")
+        notes.append(
+            f"{wrong[0]['repo_id']} was trained with {wrong[0].get('algo') or 'an unknown algorithm'}, "
+            f"which does not count for Unit {a.unit}"
+        )
     custom = [m for m in here if m.get("status") == "custom"]
     if custom:
         notes.append(f"{custom[0]['repo_id']} changes the task in its config, so its result does not count")
@@ -249,33 +282,47 @@ def _why_not(a: Assignment, alts: tuple[str, ...], models: list[dict], taken: di
     return why + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _row(a: Assignment, models: list[dict], runnable: bool, matched: list[dict] | None,
-         taken: dict[str, str]) -> dict:
+def _row(a: Assignment, models: list[dict], runnable: bool, matched: list[dict] | None, taken: dict[str, str]) -> dict:
     passed = runnable and matched is not None
+    used = matched if runnable and matched is not None else []  # the models that pass it
+    best: dict | None
     if passed:
-        best = max(matched, key=lambda m: m["result"])
+        best = max(used, key=lambda m: m["result"])
     else:
-        pool = [m for m in models if _verified(m) and _algo_ok(a, m)
-                and any(m["env"] in alts for alts in a.requirements())]
+        pool = [
+            m for m in models if _verified(m) and _algo_ok(a, m) and any(m["env"] in alts for alts in a.requirements())
+        ]
         best = max(pool, key=lambda m: m["result"], default=None)
     missing = None
     if not runnable:
-        missing = (f"this project cannot run {' / '.join(a.env_names)} yet, so it cannot verify a model "
-                   f"for it; it stays open")
+        missing = (
+            f"this project cannot run {' / '.join(a.env_names)} yet, so it cannot verify a model for it; it stays open"
+        )
     elif not passed:
         reqs = a.requirements()
         # a requirement is done when it has a model of its own that no other passed row uses
-        open_reqs = [alts for alts in reqs
-                     if not [c for c in _candidates(a, alts, models) if c["repo_id"] not in taken]] or reqs
+        open_reqs = [
+            alts for alts in reqs if not [c for c in _candidates(a, alts, models) if c["repo_id"] not in taken]
+        ] or reqs
         missing = "; ".join(_why_not(a, alts, models, taken) for alts in open_reqs)
-    return {"key": a.key, "unit": a.unit, "title": a.title,
-            "envs": a.env_names, "any_env": a.any_env, "minimum": a.minimum,
-            "algos": list(a.algos) or None, "runnable": runnable,
-            "passed": bool(passed), "status": "passed" if passed else ("open" if runnable else "unavailable"),
-            "best_model": best["repo_id"] if best else None, "best_result": best["result"] if best else None,
-            "missing": missing, "description": a.describe(),
-            "used": [m["repo_id"] for m in matched] if passed else [],
-            "models": [_model_summary(m) for m in matched] if passed else []}
+    return {
+        "key": a.key,
+        "unit": a.unit,
+        "title": a.title,
+        "envs": a.env_names,
+        "any_env": a.any_env,
+        "minimum": a.minimum,
+        "algos": list(a.algos) or None,
+        "runnable": runnable,
+        "passed": bool(passed),
+        "status": "passed" if passed else ("open" if runnable else "unavailable"),
+        "best_model": best["repo_id"] if best else None,
+        "best_result": best["result"] if best else None,
+        "missing": missing,
+        "description": a.describe(),
+        "used": [m["repo_id"] for m in used],
+        "models": [_model_summary(m) for m in used],
+    }
 
 
 def assess(assignment: Assignment, models: list[dict], runnable: bool | None = None) -> dict:
@@ -296,30 +343,43 @@ def progress(user: str, *, hub: str = "local", url: str | None = None, models: l
     rows = []
     for a in ASSIGNMENTS:
         mine = {m["repo_id"] for m in got.get(a.key, [])}
-        rows.append(_row(a, models, runnable[a.key], got.get(a.key),
-                         {r: u for r, u in taken.items() if r not in mine}))
+        rows.append(_row(a, models, runnable[a.key], got.get(a.key), {r: u for r, u in taken.items() if r not in mine}))
     passed = sum(r["passed"] for r in rows)
     total = len(rows)
     need = -(-COMPLETION_PERCENT * total // 100)  # ceil: 9 of 11
-    return {"user": user, "hub": hub, "assignments": rows, "passed": passed, "total": total,
-            "percent": round(100.0 * passed / total, 1), "level": certificate_level(passed, total),
-            "needed_for_completion": need, "models": len(models),
-            "unavailable": [r["key"] for r in rows if not r["runnable"]]}
+    return {
+        "user": user,
+        "hub": hub,
+        "assignments": rows,
+        "passed": passed,
+        "total": total,
+        "percent": round(100.0 * passed / total, 1),
+        "level": certificate_level(passed, total),
+        "needed_for_completion": need,
+        "models": len(models),
+        "unavailable": [r["key"] for r in rows if not r["runnable"]],
+    }
 
 
 def missing_sentence(p: dict) -> str:
     """One sentence: why `p` does not earn a certificate, naming the open assignments."""
     open_rows = [r for r in p["assignments"] if not r["passed"]]
-    names = ", ".join(f"Unit {r['unit']} {'/'.join(r['envs'])}"
-                      + (" (not runnable here yet)" if not r["runnable"] else "") for r in open_rows)
-    return (f"{p['user']} has passed {p['passed']} of {p['total']} assignments ({p['percent']:g} %), and a "
-            f"certificate needs {COMPLETION_PERCENT} % ({p['needed_for_completion']} of {p['total']}): still open "
-            f"are {names}; run 'deeprl progress {p['user']}' for what each one needs.")
+    names = ", ".join(
+        f"Unit {r['unit']} {'/'.join(r['envs'])}" + (" (not runnable here yet)" if not r["runnable"] else "")
+        for r in open_rows
+    )
+    return (
+        f"{p['user']} has passed {p['passed']} of {p['total']} assignments ({p['percent']:g} %), and a "
+        f"certificate needs {COMPLETION_PERCENT} % ({p['needed_for_completion']} of {p['total']}): still open "
+        f"are {names}; run 'deeprl progress {p['user']}' for what each one needs."
+    )
 
 
 def format_progress(p: dict) -> str:
-    lines = [f"Progress of {p['user']} ({p['hub']} hub, {p['models']} models): {p['passed']} of {p['total']} "
-             f"assignments passed ({p['percent']:g} %)"]
+    lines = [
+        f"Progress of {p['user']} ({p['hub']} hub, {p['models']} models): {p['passed']} of {p['total']} "
+        f"assignments passed ({p['percent']:g} %)"
+    ]
     for r in p["assignments"]:
         mark = {"passed": "PASS", "open": "open", "unavailable": "n/a "}[r["status"]]
         if r["passed"] and r.get("used"):
@@ -333,8 +393,9 @@ def format_progress(p: dict) -> str:
     if level:
         lines.append(f"Certificate of {level} available: deeprl certificate {p['user']} --first-name F --last-name L")
     else:
-        lines.append(f"A certificate needs {p['needed_for_completion']} of {p['total']} assignments "
-                     f"({COMPLETION_PERCENT} %).")
+        lines.append(
+            f"A certificate needs {p['needed_for_completion']} of {p['total']} assignments ({COMPLETION_PERCENT} %)."
+        )
     if p["unavailable"]:
         lines.append(f"{len(p['unavailable'])} assignments need envs this project cannot run yet; they count as open.")
     return "\n".join(lines)
@@ -354,36 +415,65 @@ def certificate_results(p: dict) -> list[dict]:
         if not r["passed"]:
             continue
         for m in r.get("models") or [{"repo_id": repo, "env": r["envs"][0]} for repo in r.get("used") or []]:
-            out.append({"unit": r["unit"], "title": r["title"], "env": m.get("env"), "repo_id": m["repo_id"],
-                        "revision": m.get("revision"), "result": m.get("result"), "minimum": r["minimum"]})
+            out.append(
+                {
+                    "unit": r["unit"],
+                    "title": r["title"],
+                    "env": m.get("env"),
+                    "repo_id": m["repo_id"],
+                    "revision": m.get("revision"),
+                    "result": m.get("result"),
+                    "minimum": r["minimum"],
+                }
+            )
     return out
 
 
 def certificate_id(p: dict, first: str, last: str, when: date) -> str:
-    payload = json.dumps({"hub": p.get("hub", "local"), "user": p["user"], "first_name": first, "last_name": last,
-                          "level": p["level"], "date": when.isoformat(), "results": certificate_results(p)},
-                         sort_keys=True, ensure_ascii=False)
+    payload = json.dumps(
+        {
+            "hub": p.get("hub", "local"),
+            "user": p["user"],
+            "first_name": first,
+            "last_name": last,
+            "level": p["level"],
+            "date": when.isoformat(),
+            "results": certificate_results(p),
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return base64.b32encode(hashlib.sha256(payload.encode()).digest()).decode().lower()[:20]
 
 
-def issue_certificate(p: dict, first_name: str, last_name: str, when: date | None = None, *,
-                      url: str | None = None) -> str:
+def issue_certificate(
+    p: dict, first_name: str, last_name: str, when: date | None = None, *, url: str | None = None
+) -> str:
     """Record the certificate (once) and return its verification id; UserError (one sentence) below 80 %."""
     from sqlalchemy.exc import IntegrityError
 
     first, last = check_name(first_name, "first name"), check_name(last_name, "last name")
     if p["level"] is None:
         raise UserError(missing_sentence(p))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     when = when or now.date()
     cid = certificate_id(p, first, last, when)
     try:
         with db.session(url) as s:
             if s.get(db.Certificate, cid) is None:
-                issued = now if when == now.date() else datetime.combine(when, time(0), tzinfo=timezone.utc)
-                s.add(db.Certificate(id=cid, hub=p.get("hub", "local"), user=p["user"], first_name=first,
-                                     last_name=last, level=p["level"], issued_at=issued,
-                                     results=json.dumps(certificate_results(p))))
+                issued = now if when == now.date() else datetime.combine(when, time(0), tzinfo=UTC)
+                s.add(
+                    db.Certificate(
+                        id=cid,
+                        hub=p.get("hub", "local"),
+                        user=p["user"],
+                        first_name=first,
+                        last_name=last,
+                        level=p["level"],
+                        issued_at=issued,
+                        results=json.dumps(certificate_results(p)),
+                    )
+                )
     except IntegrityError:  # a concurrent click inserted the same id first: that row is this certificate
         pass
     return cid
@@ -405,12 +495,20 @@ def verify_certificate(cert_id: str, *, url: str | None = None) -> dict | None:
         except ValueError:
             results = []
         keys = ("unit", "title", "env", "repo_id", "revision", "result", "minimum")
-        results = [{k: r.get(k) for k in keys} for r in results if isinstance(r, dict)] \
-            if isinstance(results, list) else []
+        results = (
+            [{k: r.get(k) for k in keys} for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+        )
         issued = row.issued_at
-        return {"id": row.id, "user": row.user, "first_name": row.first_name, "last_name": row.last_name,
-                "level": row.level, "issued_at": issued.isoformat() if issued else None, "hub": row.hub,
-                "results": results}
+        return {
+            "id": row.id,
+            "user": row.user,
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "level": row.level,
+            "issued_at": issued.isoformat() if issued else None,
+            "hub": row.hub,
+            "results": results,
+        }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -444,8 +542,15 @@ _VERA = {"regular": "Vera.ttf", "bold": "VeraBd.ttf", "italic": "VeraIt.ttf"}
 _DEJAVU = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf", "italic": "DejaVuSans-Oblique.ttf"}
 _FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/local/share/fonts", "/usr/share/fonts")
 # TrueType-outline CJK fonts Debian packages (fonts-wqy-zenhei first: the one .ci/run installs)
-_CJK_KNOWN = ("wqy/wqy-zenhei.ttc", "wqy/wqy-microhei.ttc", "droid/DroidSansFallbackFull.ttf",
-              "arphic/uming.ttc", "arphic/ukai.ttc", "unfonts-core/UnDotum.ttf", "nanum/NanumGothic.ttf")
+_CJK_KNOWN = (
+    "wqy/wqy-zenhei.ttc",
+    "wqy/wqy-microhei.ttc",
+    "droid/DroidSansFallbackFull.ttf",
+    "arphic/uming.ttc",
+    "arphic/ukai.ttc",
+    "unfonts-core/UnDotum.ttf",
+    "nanum/NanumGothic.ttf",
+)
 
 
 def _fonts() -> dict[str, Path]:
@@ -455,7 +560,7 @@ def _fonts() -> dict[str, Path]:
     return {style: base / name for style, name in _VERA.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(font: Font):
     """The font registered with reportlab (its metrics and cmap), or None when reportlab cannot use it."""
     from reportlab.pdfbase import pdfmetrics
@@ -475,8 +580,9 @@ def _fc_list(pattern: str) -> list[Font]:
     if not exe:
         return []
     try:
-        out = subprocess.run([exe, "-f", "%{file}|%{index}|%{fontformat}\n", pattern], capture_output=True,
-                             text=True, timeout=10).stdout
+        out = subprocess.run(
+            [exe, "-f", "%{file}|%{index}|%{fontformat}\n", pattern], capture_output=True, text=True, timeout=10
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     fonts = []
@@ -496,7 +602,7 @@ def _find(rel: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cjk_fonts() -> tuple[Font, ...]:
     """Installed CJK fonts reportlab can embed, known Debian paths first, then fontconfig's."""
     found = [Font(p) for p in (_find(rel) for rel in _CJK_KNOWN) if p]
@@ -504,7 +610,7 @@ def cjk_fonts() -> tuple[Font, ...]:
     return tuple(f for f in found if _load(f) is not None and 0x4E2D in _load(f).face.charToGlyph)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chain(style: str) -> tuple[Font, ...]:
     chain = [Font(str(_fonts()[style]))]
     dejavu = _find(f"dejavu/{_DEJAVU[style]}")
@@ -592,6 +698,7 @@ def _wrap(text: str, style: str, size: float, width: float) -> list[str]:
 @dataclass
 class TextBox:
     """One laid-out line, in points from the page's top-left corner; runs are (font, text, x, width)."""
+
     key: str
     text: str
     size: float
@@ -603,7 +710,7 @@ class TextBox:
     bottom: float
     runs: list = field(default_factory=list)
 
-    def intersects(self, other: "TextBox") -> bool:
+    def intersects(self, other: TextBox) -> bool:
         return self.x0 < other.x1 and other.x0 < self.x1 and self.top < other.bottom and other.top < self.bottom
 
 
@@ -612,8 +719,9 @@ FRAME = 36.0  # the inner frame's distance from the page edge; all text stays in
 TEXT_W = PAGE_W - 160
 
 
-def _line_box(key: str, text: str, style: str, size: float, color: str, top: float, align: str,
-              x: float | None = None) -> TextBox:
+def _line_box(
+    key: str, text: str, style: str, size: float, color: str, top: float, align: str, x: float | None = None
+) -> TextBox:
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
     runs = _runs(text, style)
@@ -648,7 +756,7 @@ def _content(p: dict, first: str, last: str, when: date, cert_id: str = "") -> d
         "name": f"{first} {last}",
         "user": f"(hub user {p['user']})",
         "body": f"passed {p['passed']} of {p['total']} assignments ({p['percent']:g} %) with agents re-evaluated "
-                f"by the course protocol",
+        f"by the course protocol",
         "units": "Passed: " + ", ".join(f"Unit {r['unit']} {'/'.join(r['envs'])}" for r in passed),
         "date": when.strftime("%d %B %Y"),
         "level": level,
@@ -661,8 +769,10 @@ def layout(c: dict) -> list[TextBox]:
     """Every line of the certificate, placed so that no two boxes intersect and all stay inside the frame:
     the name shrinks to fit two lines (down to 18 pt), then the whole block shrinks until it clears the footer."""
     dark = "#222222"
-    footer = [_line_box("date", c["date"], "regular", 12, dark, PAGE_H - 84, "left", 70),
-              _line_box("brand", "deeprl", "regular", 12, dark, PAGE_H - 84, "right", PAGE_W - 70)]
+    footer = [
+        _line_box("date", c["date"], "regular", 12, dark, PAGE_H - 84, "left", 70),
+        _line_box("brand", "deeprl", "regular", 12, dark, PAGE_H - 84, "right", PAGE_W - 70),
+    ]
     if c.get("verify"):
         footer.append(_line_box("verify", c["verify"], "regular", 9, "#444444", PAGE_H - 60, "center"))
     limit = min(b.top for b in footer) - 8
@@ -670,10 +780,15 @@ def layout(c: dict) -> list[TextBox]:
     while name_size > 18 and len(_wrap(c["name"], "bold", name_size, TEXT_W)) > 2:
         name_size -= 1
     accent = "#1f4e79" if c["level"] != "excellence" else "#8b6508"
-    items = [("title", c["title"], "bold", 34, accent, 10), ("course", c["course"], "regular", 16, dark, 26),
-             ("intro", c["intro"], "italic", 14, dark, 6), ("name", c["name"], "bold", name_size, dark, 4),
-             ("user", c["user"], "regular", 12, "#555555", 16), ("body", c["body"], "regular", 14, dark, 10),
-             ("units", c["units"], "regular", 10, "#444444", 0)]
+    items = [
+        ("title", c["title"], "bold", 34, accent, 10),
+        ("course", c["course"], "regular", 16, dark, 26),
+        ("intro", c["intro"], "italic", 14, dark, 6),
+        ("name", c["name"], "bold", name_size, dark, 4),
+        ("user", c["user"], "regular", 12, "#555555", 16),
+        ("body", c["body"], "regular", 14, dark, 10),
+        ("units", c["units"], "regular", 10, "#444444", 0),
+    ]
     scale = 1.0
     while True:
         boxes, y = [], 86.0
@@ -740,8 +855,9 @@ def _png(c: dict) -> bytes:
     d = ImageDraw.Draw(img)
     accent = "#b8860b" if c["level"] == "excellence" else "#1f4e79"
     d.rectangle([24 * scale, 24 * scale, w - 24 * scale, h - 24 * scale], outline=accent, width=int(6 * scale))
-    d.rectangle([FRAME * scale, FRAME * scale, w - FRAME * scale, h - FRAME * scale], outline=accent,
-                width=int(1.5 * scale))
+    d.rectangle(
+        [FRAME * scale, FRAME * scale, w - FRAME * scale, h - FRAME * scale], outline=accent, width=int(1.5 * scale)
+    )
     for box in layout(c):
         for font, text, x, _ in box.runs:
             pil = _pil_font(font, box.size * scale)
@@ -782,14 +898,15 @@ def _render(c: dict, fmt: str) -> bytes:
     raise UserError(f"Unknown certificate format '{fmt}'; use pdf or png.")
 
 
-def certificate_bytes(p: dict, first_name: str, last_name: str, fmt: str, when: date | None = None, *,
-                      url: str | None = None) -> bytes:
+def certificate_bytes(
+    p: dict, first_name: str, last_name: str, fmt: str, when: date | None = None, *, url: str | None = None
+) -> bytes:
     """The certificate as PDF or PNG bytes, recorded in the database with its verification id (printed on it);
     UserError (one sentence) below 80 %."""
     if fmt not in ("pdf", "png"):
         raise UserError(f"Unknown certificate format '{fmt}'; use pdf or png.")
     first, last = check_name(first_name, "first name"), check_name(last_name, "last name")
-    when = when or datetime.now(timezone.utc).date()
+    when = when or datetime.now(UTC).date()
     cid = issue_certificate(p, first, last, when, url=url)
     return _render(_content(p, first, last, when, cid), fmt)
 
@@ -798,14 +915,21 @@ def certificate_filename(user: str, fmt: str) -> str:
     return f"deep-rl-course-certificate-{user}.{fmt}"
 
 
-def write_certificate(p: dict, first_name: str, last_name: str, out_dir: str | Path = ".",
-                      when: date | None = None, *, url: str | None = None) -> list[Path]:
+def write_certificate(
+    p: dict,
+    first_name: str,
+    last_name: str,
+    out_dir: str | Path = ".",
+    when: date | None = None,
+    *,
+    url: str | None = None,
+) -> list[Path]:
     """Record the certificate and write its PDF and PNG into out_dir; returns their paths (see issue_certificate
     for the verification id, the same for the same call)."""
     from deeprl.modelio import atomic_write_bytes
 
     first, last = check_name(first_name, "first name"), check_name(last_name, "last name")
-    when = when or datetime.now(timezone.utc).date()
+    when = when or datetime.now(UTC).date()
     cid = issue_certificate(p, first, last, when, url=url)
     c = _content(p, first, last, when, cid)
     pdf, png = _render(c, "pdf"), _render(c, "png")

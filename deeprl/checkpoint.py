@@ -96,7 +96,7 @@ def optimizer_from_tensors(opt, tensors: dict, state: dict, prefix: str = "optim
     for name, value in tensors.items():
         if not name.startswith(head):
             continue
-        pid, key = name[len(head):].split(".", 1)
+        pid, key = name[len(head) :].split(".", 1)
         full.setdefault(int(pid), {})[key] = torch.as_tensor(np.array(value))
     groups = [dict(g) for g in state["param_groups"]]
     for g in groups:  # JSON turned tuples (Adam's betas) into lists

@@ -9,17 +9,21 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deeprl.errors import UserError
+
+if TYPE_CHECKING:
+    from deeprl.algos.qlearning import QTableAgent
 
 
 def _numpy_globals() -> dict:
     try:
         from numpy._core import multiarray, numeric  # numpy >= 2
     except ImportError:  # numpy 1.x
-        from numpy.core import multiarray, numeric
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]  # the same modules, numpy 1's place
     import _codecs
 
     allowed = {}
@@ -27,7 +31,7 @@ def _numpy_globals() -> dict:
         allowed[(mod, "_reconstruct")] = multiarray._reconstruct
         allowed[(mod, "scalar")] = multiarray.scalar
     for mod in ("numpy.core.numeric", "numpy._core.numeric"):  # protocol 5 rebuilds arrays from raw buffers
-        allowed[(mod, "_frombuffer")] = numeric._frombuffer
+        allowed[(mod, "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]  # private: not in the stubs
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
     # protocol-2 pickles spell bytes as _codecs.encode(text, 'latin1'): a pure function, harmless.
@@ -55,13 +59,15 @@ def safe_loads(data: bytes):
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
-def load_course_pickle(path: Path):
+def load_course_pickle(path: Path) -> QTableAgent:
     """A course model dict -> a Q-table agent (env id, map and slipperiness taken from the dict)."""
     try:
         model = safe_loads(Path(path).read_bytes())
     except Refused as exc:
-        raise UserError(f"{path} asks to run '{exc}' when loaded; refused (only plain data and numpy arrays "
-                        "are read from course files).") from None
+        raise UserError(
+            f"{path} asks to run '{exc}' when loaded; refused (only plain data and numpy arrays "
+            "are read from course files)."
+        ) from None
     except Exception as exc:
         raise UserError(f"{path} is not a readable course model file ({exc.__class__.__name__}).") from None
     if not isinstance(model, dict) or "qtable" not in model or "env_id" not in model:
@@ -72,9 +78,17 @@ def load_course_pickle(path: Path):
     from deeprl.algos.qlearning import load_agent
 
     q = np.asarray(model["qtable"], dtype=np.float64)
-    config = {"algo": "qlearning", "env_id": str(model["env_id"]), "env_kwargs": env_kwargs, "source": "course-pickle",
-              "hyperparams": {k: v for k, v in model.items() if k not in ("qtable", "eval_seed")
-                              and isinstance(v, (int, float, str, bool))}}
+    config = {
+        "algo": "qlearning",
+        "env_id": str(model["env_id"]),
+        "env_kwargs": env_kwargs,
+        "source": "course-pickle",
+        "hyperparams": {
+            k: v
+            for k, v in model.items()
+            if k not in ("qtable", "eval_seed") and isinstance(v, (int, float, str, bool))
+        },
+    }
     if not np.isfinite(q).all():
         raise UserError(f"{path} holds NaN or infinite Q-values; the model is unusable.")
     agent = load_agent(config, {"qtable": q})

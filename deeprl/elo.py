@@ -9,7 +9,7 @@ one player: a team's rating is its players' mean, as the course says.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 INITIAL_ELO = 1200.0  # ML-Agents' initial_elo, the course's value
 K_FACTOR = 16.0  # the course's example (K=16 for masters, 32 for weaker players)
@@ -45,8 +45,9 @@ def update(rating_a: float, rating_b: float, result_a: str | float, k: float = K
     return rating_a + d, rating_b - d
 
 
-def update_many(rating_a: float, rating_b: float, results_a: Iterable[str | float],
-                k: float = K_FACTOR) -> tuple[float, float]:
+def update_many(
+    rating_a: float, rating_b: float, results_a: Iterable[str | float], k: float = K_FACTOR
+) -> tuple[float, float]:
     """Apply games one after another (Elo is sequential: each game moves the ratings the next one sees)."""
     for r in results_a:
         rating_a, rating_b = update(rating_a, rating_b, r, k)

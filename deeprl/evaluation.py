@@ -10,16 +10,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from deeprl.envs import make_env, resolve_env
 
 
-def play_episode(agent, env, *, seed: int | None, max_steps: int | None, deterministic: bool,
-                 on_step: Callable[[Any], None] | None = None) -> tuple[float, int, bool]:
+def play_episode(
+    agent,
+    env,
+    *,
+    seed: int | None,
+    max_steps: int | None,
+    deterministic: bool,
+    on_step: Callable[[Any], None] | None = None,
+) -> tuple[float, int, bool]:
     """One episode: (return, length, truncated). `on_step` sees the env after each reset and step (for videos)."""
     obs, _ = env.reset(seed=seed)
     if hasattr(agent, "reset"):
@@ -55,13 +63,21 @@ def summarize(returns, *, env_id: str, deterministic: bool, **extra) -> dict:
         "result": mean - std,
         "n_eval_episodes": int(returns.size),
         "is_deterministic": bool(deterministic),
-        "eval_datetime": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "eval_datetime": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
 
 
-def evaluate(agent, *, env_id: str | None = None, env_kwargs: dict | None = None, n_eval_episodes: int | None = None,
-             seed: int = 0, deterministic: bool | None = None, env=None) -> dict:
+def evaluate(
+    agent,
+    *,
+    env_id: str | None = None,
+    env_kwargs: dict | None = None,
+    n_eval_episodes: int | None = None,
+    seed: int = 0,
+    deterministic: bool | None = None,
+    env=None,
+) -> dict:
     """Evaluate `agent` by the course protocol and return the figures (see module doc)."""
     env_id = env_id or agent.env_id
     spec, kwargs = resolve_env(env_id, agent.env_kwargs if env_kwargs is None else env_kwargs)
@@ -72,14 +88,23 @@ def evaluate(agent, *, env_id: str | None = None, env_kwargs: dict | None = None
     returns, lengths, truncations = [], [], 0
     try:
         for ep_seed in episode_seeds(spec, n, seed):
-            ret, length, truncated = play_episode(agent, env, seed=ep_seed, max_steps=spec.eval_max_steps,
-                                                  deterministic=det)
+            ret, length, truncated = play_episode(
+                agent, env, seed=ep_seed, max_steps=spec.eval_max_steps, deterministic=det
+            )
             returns.append(ret)
             lengths.append(length)
             truncations += truncated
     finally:
         if own_env:
             env.close()
-    return summarize(returns, env_id=spec.course_id, deterministic=det, env_tag=spec.card_tag(kwargs),
-                     env_kwargs=kwargs, seed=seed, episode_rewards=returns, episode_lengths=lengths,
-                     n_truncated=truncations)
+    return summarize(
+        returns,
+        env_id=spec.course_id,
+        deterministic=det,
+        env_tag=spec.card_tag(kwargs),
+        env_kwargs=kwargs,
+        seed=seed,
+        episode_rewards=returns,
+        episode_lengths=lengths,
+        n_truncated=truncations,
+    )

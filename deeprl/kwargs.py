@@ -32,5 +32,6 @@ def _literal(node, what: str, text: str):
     try:
         return ast.literal_eval(node)
     except ValueError:
-        raise UserError(f"{what} '{text}' may hold only numbers, strings, lists, dict(...) and nn.<Activation>.") \
-            from None
+        raise UserError(
+            f"{what} '{text}' may hold only numbers, strings, lists, dict(...) and nn.<Activation>."
+        ) from None

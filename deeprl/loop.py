@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from deeprl.log import Progress
 
@@ -55,17 +55,30 @@ class Loop:
     `close()` (optional) lets go of what the algorithm opened (envs, log files) before those are written;
     `rewind()` (optional) puts a stopped run's state back to its last whole update before they are (REINFORCE)."""
 
-    def __init__(self, run, total: int, unit: str, *, initial: int = 0, checkpoint: Callable[[], None],
-                 save: Callable[[bool], None], checkpoint_every: int | None = None, checkpoint_seconds: float = 0,
-                 checkpoint_gap: float = 0, checkpoint_from: int | None = None,
-                 close: Callable[[], None] | None = None, rewind: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        run,
+        total: int,
+        unit: str,
+        *,
+        initial: int = 0,
+        checkpoint: Callable[[], None],
+        save: Callable[[bool], None],
+        checkpoint_every: int | None = None,
+        checkpoint_seconds: float = 0,
+        checkpoint_gap: float = 0,
+        checkpoint_from: int | None = None,
+        close: Callable[[], None] | None = None,
+        rewind: Callable[[], None] | None = None,
+    ):
         self.run, self.checkpoint, self.save, self.close, self.rewind = run, checkpoint, save, close, rewind
         self.every, self.seconds, self.gap = checkpoint_every, checkpoint_seconds, checkpoint_gap
         start = initial if checkpoint_from is None else checkpoint_from  # the count checkpoint_every is in
         self.next_checkpoint = (start // checkpoint_every + 1) * checkpoint_every if checkpoint_every else None
         self.last_checkpoint = -math.inf if checkpoint_gap else time.perf_counter()
-        self.progress = Progress(total, unit, desc=f"{run.algo} {run.env_id}", enabled=run.show_progress,
-                                 initial=initial)
+        self.progress = Progress(
+            total, unit, desc=f"{run.algo} {run.env_id}", enabled=run.show_progress, initial=initial
+        )
 
     @property
     def stopped(self) -> bool:
@@ -94,7 +107,7 @@ class Loop:
         seconds of the last one (each is an fsync'd file: a short run should not spend its time writing them)."""
         now = time.perf_counter()
         by_count = self.next_checkpoint is not None and count >= self.next_checkpoint
-        if by_count:
+        if by_count and self.every:  # (next_checkpoint is set only when every is)
             self.next_checkpoint = count + self.every
         if not (by_count or (self.seconds and now - self.last_checkpoint >= self.seconds)):
             return
@@ -103,10 +116,10 @@ class Loop:
         self.checkpoint()
         self.last_checkpoint = time.perf_counter()
 
-    def __enter__(self) -> "Loop":
+    def __enter__(self) -> Loop:
         return self
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> None:  # None: an exception goes on
         self.progress.close()
         if self.close is not None:
             self.close()
@@ -117,7 +130,6 @@ class Loop:
                 self.rewind()
             self.checkpoint()
             self.save(stopped)
-        return False
 
 
 def evaluate_snapshot(run, snapshot: Snapshot, folder, **evaluate_kwargs) -> dict:

@@ -141,8 +141,18 @@ MAX_MODEL_BYTES = 512 << 20  # the course's largest model (Space Invaders' Natur
 MAX_HEADER_BYTES = 1 << 20
 MAX_TENSORS = 1_000
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-NET_KEYS = {"net_arch", "hidden_sizes", "hidden_units", "hidden", "h_size", "hidden_size", "pi", "vf", "qf",
-            "features_dim"}
+NET_KEYS = {
+    "net_arch",
+    "hidden_sizes",
+    "hidden_units",
+    "hidden",
+    "h_size",
+    "hidden_size",
+    "pi",
+    "vf",
+    "qf",
+    "features_dim",
+}
 
 
 def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -155,8 +165,9 @@ def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     try:
         size = path.stat().st_size
         if size > MAX_MODEL_BYTES:
-            raise UserError(f"{path.name} is {size / 2**20:.0f} MiB, over the {MAX_MODEL_BYTES >> 20} MiB a deeprl "
-                            "model may have.")
+            raise UserError(
+                f"{path.name} is {size / 2**20:.0f} MiB, over the {MAX_MODEL_BYTES >> 20} MiB a deeprl model may have."
+            )
         with open(path, "rb") as fh:
             head = fh.read(8)
             n = int.from_bytes(head, "little") if len(head) == 8 else -1
@@ -173,8 +184,13 @@ def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) or not isinstance(info.get("shape"), list) \
-                or not all(isinstance(d, int) and 0 <= d < 2**40 for d in info["shape"]) or len(info["shape"]) > 8:
+        if (
+            not isinstance(info, dict)
+            or not isinstance(info.get("dtype"), str)
+            or not isinstance(info.get("shape"), list)
+            or not all(isinstance(d, int) and 0 <= d < 2**40 for d in info["shape"])
+            or len(info["shape"]) > 8
+        ):
             raise UserError(f"{path.name} describes tensor '{str(name)[:60]}' in a way safetensors does not.")
         out[str(name)] = (info["dtype"], tuple(info["shape"]))
     return out
@@ -196,21 +212,25 @@ def _declared_sizes(value, key: str | None = None, depth: int = 0) -> list[int]:
 def check_weights(config: dict, header: dict[str, tuple[str, tuple[int, ...]]]) -> None:
     """Refuse, before any network is built, weights of a dtype deeprl never writes and a config.json whose network
     does not match them: a doctored `net_arch: [6000, 6000]` would otherwise allocate a GB to find out."""
-    for name, (dtype, shape) in header.items():
+    for name, (dtype, _shape) in header.items():
         if dtype not in FLOAT_DTYPES:
             raise UserError(f"The weights '{name[:60]}' are {dtype}; deeprl models hold floating-point weights only.")
     dims = {d for _, shape in header.values() for d in shape}
     widest = max(dims, default=0)
     for n in _declared_sizes(config.get("policy")) + _declared_sizes(config.get("hyperparams")):
         if n <= 0 or n > widest or n not in dims:
-            raise UserError(f"config.json declares a layer of {n} units, but no weight in {MODEL_FILE} has that "
-                            "size; the model folder is damaged or doctored.")
+            raise UserError(
+                f"config.json declares a layer of {n} units, but no weight in {MODEL_FILE} has that "
+                "size; the model folder is damaged or doctored."
+            )
 
 
 def check_shape(name: str, array, expected: tuple, what: str) -> None:
     if tuple(array.shape) != tuple(expected):
-        raise UserError(f"The weights '{name}' have shape {tuple(array.shape)} but {what} needs {tuple(expected)}; "
-                        "the model does not fit this environment.")
+        raise UserError(
+            f"The weights '{name}' have shape {tuple(array.shape)} but {what} needs {tuple(expected)}; "
+            "the model does not fit this environment."
+        )
 
 
 def finite(x: float) -> float:

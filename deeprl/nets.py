@@ -6,7 +6,7 @@ for the algorithms that import them from this module (dqn.py)."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -14,21 +14,39 @@ from torch import nn
 
 from deeprl.fast.flat import Adam, FlatParams, clip_grad_norm
 
-__all__ = ["ACTIVATIONS", "Adam", "FlatParams", "NatureCNN", "clip_grad_norm", "flat_dim", "flush_denormals",
-           "layer_init", "mlp", "set_threads"]
+__all__ = [
+    "ACTIVATIONS",
+    "Adam",
+    "FlatParams",
+    "NatureCNN",
+    "clip_grad_norm",
+    "flat_dim",
+    "flush_denormals",
+    "layer_init",
+    "mlp",
+    "set_threads",
+]
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
 
 
 def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias: float = 0.0) -> nn.Module:
     """Orthogonal weights with gain `std`, constant bias (CleanRL, and the PPO implementation-details paper)."""
-    nn.init.orthogonal_(layer.weight, std)
-    nn.init.constant_(layer.bias, bias)
+    weight, b = layer.weight, layer.bias
+    assert isinstance(weight, torch.Tensor) and isinstance(b, torch.Tensor)  # a Linear or a Conv, with its bias
+    nn.init.orthogonal_(weight, std)
+    nn.init.constant_(b, bias)
     return layer
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None, activation: str = "tanh",
-        out_std: float = 1.0, init: bool = True) -> nn.Sequential:
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int | None = None,
+    activation: str = "tanh",
+    out_std: float = 1.0,
+    init: bool = True,
+) -> nn.Sequential:
     """Linear-activation stack; the last layer (if out_dim) has no activation and gain `out_std`."""
     act = ACTIVATIONS[activation]
     layers: list[nn.Module] = []
@@ -49,9 +67,12 @@ class NatureCNN(nn.Module):
     def __init__(self, in_channels: int = 4, features: int = 512, frame_hw: tuple[int, int] = (84, 84)):
         super().__init__()
         self.conv = nn.Sequential(
-            layer_init(nn.Conv2d(in_channels, 32, 8, stride=4)), nn.ReLU(),
-            layer_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
-            layer_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(),
+            layer_init(nn.Conv2d(in_channels, 32, 8, stride=4)),
+            nn.ReLU(),
+            layer_init(nn.Conv2d(32, 64, 4, stride=2)),
+            nn.ReLU(),
+            layer_init(nn.Conv2d(64, 64, 3, stride=1)),
+            nn.ReLU(),
             nn.Flatten(),
         )
         with torch.no_grad():

@@ -48,8 +48,10 @@ class RunningMeanStd:
                 raise UserError(f"The normalization statistics '{prefix}{part}' are missing from the model file.")
         mean = np.asarray(tensors[f"{prefix}mean"], np.float64)
         if mean.shape != self.mean.shape:
-            raise UserError(f"The normalization statistics '{prefix}mean' have shape {mean.shape} but this "
-                            f"environment's observations need {self.mean.shape}; the model does not fit it.")
+            raise UserError(
+                f"The normalization statistics '{prefix}mean' have shape {mean.shape} but this "
+                f"environment's observations need {self.mean.shape}; the model does not fit it."
+            )
         self.mean = mean
         self.var = np.asarray(tensors[f"{prefix}var"], np.float64).reshape(self.mean.shape)
         self.count = float(np.asarray(tensors[f"{prefix}count"]))
@@ -78,18 +80,32 @@ class Normalizer:
     `obs_space` is the single-env observation space (Box or Dict of Boxes; Discrete observations pass through).
     """
 
-    def __init__(self, obs_space, *, norm_obs: bool = True, norm_reward: bool = True, clip_obs: float = 10.0,
-                 clip_reward: float = 10.0, gamma: float = 0.99, epsilon: float = EPS, n_envs: int = 1):
+    def __init__(
+        self,
+        obs_space,
+        *,
+        norm_obs: bool = True,
+        norm_reward: bool = True,
+        clip_obs: float = 10.0,
+        clip_reward: float = 10.0,
+        gamma: float = 0.99,
+        epsilon: float = EPS,
+        n_envs: int = 1,
+    ):
         self.norm_obs, self.norm_reward = bool(norm_obs), bool(norm_reward)
         self.clip_obs, self.clip_reward = float(clip_obs), float(clip_reward)
         self.gamma, self.epsilon = float(gamma), float(epsilon)
         self.training = True
-        self.keys = list(obs_space.spaces) if hasattr(obs_space, "spaces") and isinstance(obs_space.spaces, dict) \
-            else None
+        self.keys = (
+            list(obs_space.spaces) if hasattr(obs_space, "spaces") and isinstance(obs_space.spaces, dict) else None
+        )
         if self.norm_obs:
             if self.keys is not None:
-                self.obs_rms = {k: RunningMeanStd(obs_space.spaces[k].shape) for k in self.keys
-                                if _normalizable(obs_space.spaces[k])}
+                self.obs_rms = {
+                    k: RunningMeanStd(obs_space.spaces[k].shape)
+                    for k in self.keys
+                    if _normalizable(obs_space.spaces[k])
+                }
             elif _normalizable(obs_space):
                 self.obs_rms = {"": RunningMeanStd(obs_space.shape)}
             else:
@@ -104,8 +120,14 @@ class Normalizer:
         return self.norm_obs or self.norm_reward
 
     def config(self) -> dict:
-        return {"norm_obs": self.norm_obs, "norm_reward": self.norm_reward, "clip_obs": self.clip_obs,
-                "clip_reward": self.clip_reward, "gamma": self.gamma, "epsilon": self.epsilon}
+        return {
+            "norm_obs": self.norm_obs,
+            "norm_reward": self.norm_reward,
+            "clip_obs": self.clip_obs,
+            "clip_reward": self.clip_reward,
+            "gamma": self.gamma,
+            "epsilon": self.epsilon,
+        }
 
     # observations -------------------------------------------------------------------------------------
     def _norm(self, x: np.ndarray, rms: RunningMeanStd) -> np.ndarray:
@@ -175,8 +197,14 @@ class Normalizer:
         """A frozen normalizer for evaluation (None when the model was trained without one)."""
         if not config or not (config.get("norm_obs") or config.get("norm_reward")):
             return None
-        norm = cls(obs_space, **{k: config[k] for k in ("norm_obs", "norm_reward", "clip_obs", "clip_reward",
-                                                         "gamma", "epsilon") if k in config})
+        norm = cls(
+            obs_space,
+            **{
+                k: config[k]
+                for k in ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")
+                if k in config
+            },
+        )
         if tensors is not None:
             norm.load_state_dict(tensors, prefix)
         norm.training = False

@@ -15,8 +15,11 @@ def home() -> Path:
     """DEEPRL_HOME, created if needed; a path that cannot be a writable folder is a UserError naming it."""
     raw = os.environ.get("DEEPRL_HOME")
     root = Path(raw or Path.home() / ".cache" / "deeprl").expanduser()
-    fix = "set DEEPRL_HOME to a folder you can write to" if raw else \
-        "set DEEPRL_HOME to a folder you can write to (for example: export DEEPRL_HOME=$PWD/.deeprl)"
+    fix = (
+        "set DEEPRL_HOME to a folder you can write to"
+        if raw
+        else "set DEEPRL_HOME to a folder you can write to (for example: export DEEPRL_HOME=$PWD/.deeprl)"
+    )
     return writable_folder(root, "DEEPRL_HOME" if raw else "deeprl's data folder", fix)
 
 
@@ -44,8 +47,9 @@ def check_can_create(path, what: str = "The path", fix: str = "pick another path
             if not ancestor.is_dir():
                 raise UserError(f"{what} {path} cannot be created ({ancestor} is a file, not a folder); {fix}.")
             if not os.access(ancestor, os.W_OK | os.X_OK):
-                raise UserError(f"{what} {path} cannot be written ({ancestor} is not writable: {_reason(ancestor)}); "
-                                f"{fix}.")
+                raise UserError(
+                    f"{what} {path} cannot be written ({ancestor} is not writable: {_reason(ancestor)}); {fix}."
+                )
             break
     return path
 

@@ -30,11 +30,19 @@ from deeprl.modelio import CONFIG_FILE, MODEL_FILE, atomic_write_json, read_conf
 LOG_DIRS = ("logs", "tb")  # TensorBoard logs of the run, pushed as logs/
 
 
-def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = True,
-          n_eval_episodes: int | None = None, seed: int = 0, timings: dict | None = None,
-          hub: str = "local") -> dict:
+def stage(
+    model_dir: Path,
+    repo_id: str,
+    staging: Path,
+    *,
+    record_video: bool = True,
+    n_eval_episodes: int | None = None,
+    seed: int = 0,
+    timings: dict | None = None,
+    hub: str = "local",
+) -> dict:
     """Write the repository's files into `staging`; returns the evaluation results."""
-    from deeprl.agent import load_agent, model_dir as find_model_dir
+    from deeprl.agent import Agent, load_agent, model_dir as find_model_dir
     from deeprl.evaluation import evaluate
 
     timings = timings if timings is not None else {}
@@ -42,11 +50,13 @@ def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = 
     if path.suffix == ".pkl" and path.is_file():
         # a course notebook's q-learning.pkl (read by the restricted unpickler) is pushed as safetensors + JSON
         from deeprl import __version__
+        from deeprl.coursefiles import load_course_pickle
         from deeprl.modelio import tensors_to_bytes
 
-        src, agent = None, load_agent(path)
+        src, course_agent = None, load_course_pickle(path)
+        agent: Agent = course_agent
         config = {**agent.config, "deeprl_version": __version__}
-        model_bytes = tensors_to_bytes({"qtable": agent.qtable})
+        model_bytes = tensors_to_bytes({"qtable": course_agent.qtable})
     else:
         src = find_model_dir(model_dir)  # a run folder, a model folder, or a logs/ parent (newest run)
         agent = load_agent(src)  # validates config, weights, shapes and NaNs before anything is written
@@ -74,23 +84,30 @@ def stage(model_dir: Path, repo_id: str, staging: Path, *, record_video: bool = 
     if model_bytes is not None:
         (staging / MODEL_FILE).write_bytes(model_bytes)
     else:
+        assert src is not None  # weights are read into model_bytes only from a course file, which has no folder
         shutil.copy2(src / MODEL_FILE, staging / MODEL_FILE)
     config = {k: v for k, v in config.items() if k != "status"}
     config.setdefault("env_tag", results["env_tag"])
     atomic_write_json(staging / CONFIG_FILE, config)
     atomic_write_json(staging / "results.json", results)
     (staging / "README.md").write_text(make_card(repo_id, config, results, has_video, hub=hub), encoding="utf-8")
-    for name in LOG_DIRS if src is not None else ():
-        logs = src / name
+    for logs in [src / name for name in LOG_DIRS] if src is not None else []:
         if logs.is_dir() and any(logs.iterdir()):
             shutil.copytree(logs, staging / "logs", dirs_exist_ok=True)
     timings["card_s"] = time.perf_counter() - t
     return results
 
 
-def push_model(model_dir, repo_id: str, hub: str | None = "local", commit_message: str | None = None,
-               record_video: bool = True, n_eval_episodes: int | None = None, seed: int = 0,
-               timings: dict | None = None) -> dict:
+def push_model(
+    model_dir,
+    repo_id: str,
+    hub: str | None = "local",
+    commit_message: str | None = None,
+    record_video: bool = True,
+    n_eval_episodes: int | None = None,
+    seed: int = 0,
+    timings: dict | None = None,
+) -> dict:
     """Evaluate, record, write the card and commit a model folder to a hub; {repo_id, revision, location, hub,
     results}."""
     validate_repo_id(repo_id)
@@ -102,16 +119,30 @@ def push_model(model_dir, repo_id: str, hub: str | None = "local", commit_messag
     with tempfile.TemporaryDirectory(prefix="deeprl-push-") as tmp:
         staging = Path(tmp) / "repo"
         staging.mkdir()
-        results = stage(Path(model_dir), repo_id, staging, record_video=record_video,
-                        n_eval_episodes=n_eval_episodes, seed=seed, timings=timings, hub=hub_name)
-        message = commit_message or (f"Push {results['env_tag']} agent: mean_reward "
-                                     f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}")
+        results = stage(
+            Path(model_dir),
+            repo_id,
+            staging,
+            record_video=record_video,
+            n_eval_episodes=n_eval_episodes,
+            seed=seed,
+            timings=timings,
+            hub=hub_name,
+        )
+        message = commit_message or (
+            f"Push {results['env_tag']} agent: mean_reward {results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"
+        )
         t = time.perf_counter()
         revision = backend.push(staging, repo_id, message)
         timings["commit_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
-    return {"repo_id": repo_id, "revision": revision, "location": backend.location(repo_id), "hub": hub_name,
-            "results": results}
+    return {
+        "repo_id": repo_id,
+        "revision": revision,
+        "location": backend.location(repo_id),
+        "hub": hub_name,
+        "results": results,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -145,12 +176,18 @@ def metadata(repo_id: str, config: dict, results: dict) -> dict:
 
     tag = config.get("env_tag") or results.get("env_tag") or config["env_id"]
     meta = {"library_name": "deeprl", "tags": card_tags_for(config)}
-    meta.update(metadata_eval_result(
-        model_pretty_name=f"{pretty_algo(config['algo'])} {tag}",
-        task_pretty_name="reinforcement-learning", task_id="reinforcement-learning",
-        metrics_pretty_name="mean_reward", metrics_id="mean_reward",
-        metrics_value=f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}",
-        dataset_pretty_name=tag, dataset_id=tag))
+    meta.update(
+        metadata_eval_result(
+            model_pretty_name=f"{pretty_algo(config['algo'])} {tag}",
+            task_pretty_name="reinforcement-learning",
+            task_id="reinforcement-learning",
+            metrics_pretty_name="mean_reward",
+            metrics_id="mean_reward",
+            metrics_value=f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}",
+            dataset_pretty_name=tag,
+            dataset_id=tag,
+        )
+    )
     return meta
 
 
@@ -210,7 +247,7 @@ def make_card(repo_id: str, config: dict, results: dict, has_video: bool, hub: s
         "from deeprl.evaluation import evaluate",
         "",
         f'agent = load_agent("{repo_id}"{hub_arg})',
-        "print(evaluate(agent)[\"mean_reward\"])",
+        'print(evaluate(agent)["mean_reward"])',
         "action = agent.act(observation)  # one observation in, one env action out",
         "```",
         "",

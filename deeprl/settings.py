@@ -22,8 +22,17 @@ import yaml
 from deeprl.errors import UserError, closest
 
 # Keys RL-Zoo files carry that describe things deeprl decides itself (accepted and ignored, said once).
-ZOO_KEYS = {"policy", "env_wrapper", "frame_stack", "normalize", "policy_kwargs", "optimize_memory_usage",
-            "n_envs", "vec_env_class", "callback"}
+ZOO_KEYS = {
+    "policy",
+    "env_wrapper",
+    "frame_stack",
+    "normalize",
+    "policy_kwargs",
+    "optimize_memory_usage",
+    "n_envs",
+    "vec_env_class",
+    "callback",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class Linear:
         return f"lin_{self.start!r}"
 
 
-Rate = Union[float, Linear]  # a constant, or `lin_X` (a field typed Rate accepts both)
+Rate = float | Linear  # a constant, or `lin_X` (a field typed Rate accepts both)
 
 
 def rate_at(rate: Rate, progress_remaining: float) -> float:
@@ -57,8 +66,10 @@ def defaults(cls) -> dict:
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
-        else:
+        elif callable(f.default_factory):
             out[f.name] = f.default_factory()
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name} has no default")
     return out
 
 
@@ -189,7 +200,12 @@ def coerce(hp: dict, algo_module) -> dict:
                 value = float(value)
             except ValueError:
                 pass  # schedules like lin_2.5e-4 are the algorithm's to read
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+        if (
+            isinstance(default, int)
+            and not isinstance(default, bool)
+            and isinstance(value, float)
+            and value.is_integer()
+        ):
             value = int(value)
         out[key] = value
     return out
@@ -199,8 +215,9 @@ def _recorded(given, value):
     return given if isinstance(value, Linear) else value  # a schedule is recorded as written: lin_2.5e-4
 
 
-def merge_hyperparams(algo_name: str, algo_module, env_id: str, tag: str, file: str | None,
-                      overrides: dict, n_timesteps: int | None) -> dict:
+def merge_hyperparams(
+    algo_name: str, algo_module, env_id: str, tag: str, file: str | None, overrides: dict, n_timesteps: int | None
+) -> dict:
     hp = default_hyperparams(algo_name, algo_module, env_id, tag)
     given = {}
     if file:
@@ -214,8 +231,7 @@ def merge_hyperparams(algo_name: str, algo_module, env_id: str, tag: str, file: 
         k = unknown[0]
         hints = closest(k, known)
         hint = f" Did you mean {hints[0]}?" if hints else ""
-        raise UserError(f"'{k}' is not a hyperparameter of {algo_name}.{hint} "
-                        f"Known: {', '.join(sorted(known))}.")
+        raise UserError(f"'{k}' is not a hyperparameter of {algo_name}.{hint} Known: {', '.join(sorted(known))}.")
     ignored = sorted(k for k in given if k not in known)
     if ignored:
         from deeprl.log import note

@@ -96,6 +96,7 @@ def verdict(folder: Path, seed: int = 0) -> dict:
     tag, why = ranked_task(config.get("env_id"), config.get("env_kwargs"), env_tag)
     if why:
         return {**out, "status": "custom", "env": tag or (env_tag or "")[:100] or None, "error": why}
+    assert tag is not None  # ranked_task names the task whenever it has no objection
     out["env"] = tag
     try:
         from deeprl.agent import load_agent
@@ -110,8 +111,14 @@ def verdict(folder: Path, seed: int = 0) -> dict:
         return {**out, "status": "error", "error": "the evaluation ran out of memory"}
     except RecursionError:
         return {**out, "status": "error", "error": "the model is nested too deeply to load"}
-    return {**out, "status": "ok", **{k: result[k] for k in ("mean_reward", "std_reward", "result", "n_eval_episodes",
-                                                               "is_deterministic", "env_tag")}}
+    return {
+        **out,
+        "status": "ok",
+        **{
+            k: result[k]
+            for k in ("mean_reward", "std_reward", "result", "n_eval_episodes", "is_deterministic", "env_tag")
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,9 +49,16 @@ def h264_writer(path, size: tuple[int, int], fps: float):
     Frames must match `size` (width, height) and have even sides (see _rgb)."""
     import imageio_ffmpeg
 
-    writer = imageio_ffmpeg.write_frames(str(path), size, fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                                         pix_fmt_out="yuv420p", macro_block_size=1,
-                                         output_params=["-movflags", "+faststart"])
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        size,
+        fps=fps,
+        codec="libx264",
+        pix_fmt_in="rgb24",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        output_params=["-movflags", "+faststart"],
+    )
     writer.send(None)  # start ffmpeg
     return writer
 
@@ -67,8 +74,9 @@ def write_video(frames, out_path, fps: float) -> None:
         writer.close()
 
 
-def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | None = None,
-           max_frames: int = MAX_FRAMES) -> dict:
+def record(
+    agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | None = None, max_frames: int = MAX_FRAMES
+) -> dict:
     """Play `n_episodes` with the evaluation protocol's actions and write them to `out_path` (.mp4)."""
     from deeprl.envs import get_spec, make_env
     from deeprl.evaluation import play_episode
@@ -107,8 +115,14 @@ def record(agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | Non
     try:
         for i in range(n_episodes):
             try:
-                play_episode(agent, env, seed=seed + i, max_steps=spec.eval_max_steps,
-                             deterministic=spec.deterministic, on_step=on_step)
+                play_episode(
+                    agent,
+                    env,
+                    seed=seed + i,
+                    max_steps=spec.eval_max_steps,
+                    deterministic=spec.deterministic,
+                    on_step=on_step,
+                )
             except _Full:
                 break
         if writer is None:
@@ -143,8 +157,9 @@ def _probe_write(out: Path, tmp: Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise UserError(f"Cannot write the video {out} ({why(exc, out.parent)}); pick another path with --out "
-                        "or free some space.") from None
+        raise UserError(
+            f"Cannot write the video {out} ({why(exc, out.parent)}); pick another path with --out or free some space."
+        ) from None
     finally:
         try:
             tmp.unlink()
@@ -160,8 +175,10 @@ def _no_space(out: Path, exc: OSError) -> None:
     except OSError:
         return
     if free < 4 * PROBE_BYTES:
-        raise UserError(f"Cannot write the video {out}: the disk filled up while recording ({free // 1024} KiB "
-                        f"free); free some space or pick another path with --out.") from exc
+        raise UserError(
+            f"Cannot write the video {out}: the disk filled up while recording ({free // 1024} KiB "
+            f"free); free some space or pick another path with --out."
+        ) from exc
 
 
 def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:

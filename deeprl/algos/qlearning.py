@@ -152,6 +152,8 @@ def _policy_config(sim: TabularBatch) -> dict:
 class QTableAgent:
     """Greedy (argmax, first index on ties, as np.argmax in the course) or epsilon-free sampled policy."""
 
+    source: str = ""  # where it was loaded from (a model folder or a course file), set by the loaders
+
     def __init__(self, qtable: np.ndarray, env_id: str, env_kwargs: dict, config: dict):
         self.qtable, self.env_id, self.env_kwargs, self.config = qtable, env_id, env_kwargs, config
         self._rng = np.random.default_rng(0)
