@@ -10,7 +10,6 @@ import asyncio
 import re
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path as PathParam, Request, WebSocket, WebSocketDisconnect
@@ -18,6 +17,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from deeprl import db
+from deeprl.web.schemas import NOT_FOUND
 
 PART_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
 REPLAY_NAME = re.compile(r"^[0-9]{1,12}\.mp4$")
@@ -134,7 +134,8 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
     def api_table():
         return {"env": "ML-Agents-SoccerTwos", "rows": table(hub, url), "league": status()}
 
-    @router.get("/api/league/matches/{match_id}", tags=["league"], summary="One stored league match")
+    @router.get("/api/league/matches/{match_id}", tags=["league"], summary="One stored league match",
+                responses=NOT_FOUND)
     def api_match(match_id: int = PathParam(ge=1, le=10**12)):
         return match_dict(get_match(match_id))
 
