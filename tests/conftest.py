@@ -17,8 +17,14 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 def run_cli(*args, env=None, cwd=None, timeout=300):
     """Run `python -m deeprl ARGS` in a subprocess; returns CompletedProcess (text)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "deeprl", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "deeprl", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

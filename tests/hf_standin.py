@@ -25,7 +25,7 @@ import itertools
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -37,7 +37,7 @@ def git_blob_sha(data: bytes) -> str:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _card_tags(files: dict) -> list[str]:
@@ -85,8 +85,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes = b"", ctype: str = "application/json", headers: dict | None = None,
-              head: bool = False):
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        ctype: str = "application/json",
+        headers: dict | None = None,
+        head: bool = False,
+    ):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -139,11 +145,23 @@ class Handler(BaseHTTPRequestHandler):
 
     def _info(self, repo_id: str, repo: dict, commit: dict | None) -> dict:
         files = commit["files"] if commit else {}
-        return {"_id": repo_id, "id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0],
-                "sha": commit["oid"] if commit else None, "private": False, "disabled": False, "gated": False,
-                "downloads": 0, "likes": 0, "library_name": "deeprl", "tags": _card_tags(files),
-                "createdAt": _iso(repo["created"]), "lastModified": _iso(commit["ts"] if commit else repo["created"]),
-                "siblings": [{"rfilename": p} for p in sorted(files)]}
+        return {
+            "_id": repo_id,
+            "id": repo_id,
+            "modelId": repo_id,
+            "author": repo_id.split("/")[0],
+            "sha": commit["oid"] if commit else None,
+            "private": False,
+            "disabled": False,
+            "gated": False,
+            "downloads": 0,
+            "likes": 0,
+            "library_name": "deeprl",
+            "tags": _card_tags(files),
+            "createdAt": _iso(repo["created"]),
+            "lastModified": _iso(commit["ts"] if commit else repo["created"]),
+            "siblings": [{"rfilename": p} for p in sorted(files)],
+        }
 
     # -- verbs ------------------------------------------------------------------------------------------------
 
@@ -181,10 +199,20 @@ class Handler(BaseHTTPRequestHandler):
                     commit = self._commit(repo_id, repo, rest[1] if len(rest) > 1 else None, head)
                     if commit is not None:
                         idx = repo["commits"].index(commit)
-                        return self._json(200, [
-                            {"id": c["oid"], "title": c["title"], "message": c["message"], "date": _iso(c["ts"]),
-                             "authors": [{"user": c["author"]}]} for c in reversed(repo["commits"][: idx + 1])],
-                            head=head)
+                        return self._json(
+                            200,
+                            [
+                                {
+                                    "id": c["oid"],
+                                    "title": c["title"],
+                                    "message": c["message"],
+                                    "date": _iso(c["ts"]),
+                                    "authors": [{"user": c["author"]}],
+                                }
+                                for c in reversed(repo["commits"][: idx + 1])
+                            ],
+                            head=head,
+                        )
                     return
             if len(parts) >= 5 and parts[2] == "resolve":
                 ns, name, rev, path = parts[0], parts[1], parts[3], "/".join(parts[4:])
@@ -197,8 +225,13 @@ class Handler(BaseHTTPRequestHandler):
                 data = commit["files"].get(path)
                 if data is None:
                     return self._error(404, "EntryNotFound", f"{path} does not exist at {rev}", head=head)
-                return self._send(200, data, ctype="application/octet-stream", head=head, headers={
-                    "X-Repo-Commit": commit["oid"], "ETag": f'"{git_blob_sha(data)}"'})
+                return self._send(
+                    200,
+                    data,
+                    ctype="application/octet-stream",
+                    head=head,
+                    headers={"X-Repo-Commit": commit["oid"], "ETag": f'"{git_blob_sha(data)}"'},
+                )
         self._error(404, None, f"stand-in: no route for {self.command} {self.path}", head=head)
 
     def _list_models(self, query: dict, head: bool):
@@ -221,15 +254,16 @@ class Handler(BaseHTTPRequestHandler):
         for path, data in sorted(commit["files"].items()):
             if prefix and not path.startswith(prefix + "/"):
                 continue
-            rel = path[len(prefix) + 1:] if prefix else path
+            rel = path[len(prefix) + 1 :] if prefix else path
             segs = rel.split("/")
             for i in range(1, len(segs)):
                 d = "/".join(segs[:i])
                 if (recursive or i == 1) and d not in dirs:
                     dirs.add(d)
                     full = f"{prefix}/{d}" if prefix else d
-                    entries.append({"type": "directory", "oid": hashlib.sha1(full.encode()).hexdigest(),
-                                    "size": 0, "path": full})
+                    entries.append(
+                        {"type": "directory", "oid": hashlib.sha1(full.encode()).hexdigest(), "size": 0, "path": full}
+                    )
             if recursive or len(segs) == 1:
                 entries.append({"type": "file", "oid": git_blob_sha(data), "size": len(data), "path": path})
         if prefix and not entries:
@@ -272,10 +306,20 @@ class Handler(BaseHTTPRequestHandler):
                 files = head["files"] if head else {}
                 if action == "preupload":
                     req = json.loads(body)
-                    return self._json(200, {"files": [
-                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                         "oid": git_blob_sha(files[f["path"]]) if f["path"] in files else None}
-                        for f in req["files"]]})
+                    return self._json(
+                        200,
+                        {
+                            "files": [
+                                {
+                                    "path": f["path"],
+                                    "uploadMode": "regular",
+                                    "shouldIgnore": False,
+                                    "oid": git_blob_sha(files[f["path"]]) if f["path"] in files else None,
+                                }
+                                for f in req["files"]
+                            ]
+                        },
+                    )
                 return self._commit_ndjson(repo_id, repo, head, body)
         self._error(404, None, f"stand-in: no route for POST {self.path}")
 
@@ -307,11 +351,19 @@ class Handler(BaseHTTPRequestHandler):
         oid = self.store.new_oid(repo_id)
         title = header.get("summary") or "Upload folder"
         message = title + ("\n\n" + header["description"] if header.get("description") else "")
-        repo["commits"].append({"oid": oid, "title": title, "message": message, "ts": time.time(),
-                                "author": "standin", "files": files})
+        repo["commits"].append(
+            {"oid": oid, "title": title, "message": message, "ts": time.time(), "author": "standin", "files": files}
+        )
         host = self.headers.get("Host")
-        self._json(200, {"commitUrl": f"http://{host}/{repo_id}/commit/{oid}", "commitOid": oid,
-                         "pullRequestUrl": None, "success": True})
+        self._json(
+            200,
+            {
+                "commitUrl": f"http://{host}/{repo_id}/commit/{oid}",
+                "commitOid": oid,
+                "pullRequestUrl": None,
+                "success": True,
+            },
+        )
 
 
 class StandIn:
@@ -325,7 +377,7 @@ class StandIn:
         self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self, deadline_s: float = 10.0) -> "StandIn":
+    def start(self, deadline_s: float = 10.0) -> StandIn:
         import urllib.request
 
         self.thread.start()
@@ -337,7 +389,7 @@ class StandIn:
                         return self
             except OSError:
                 if time.monotonic() > end:
-                    raise RuntimeError(f"the HF stand-in did not answer on {self.url} within {deadline_s}s")
+                    raise RuntimeError(f"the HF stand-in did not answer on {self.url} within {deadline_s}s") from None
                 time.sleep(0.01)
 
     def stop(self) -> None:

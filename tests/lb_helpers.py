@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +14,21 @@ import numpy as np
 from deeprl import db
 from deeprl.db import Evaluation, Repo
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def train_frozenlake(tmp: Path, episodes: int | None = None) -> Path:
     from deeprl.train import train
 
     overrides = {"n_training_episodes": episodes} if episodes else None
-    run = train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False}, log_folder=tmp,
-                show_progress=False, overrides=overrides)
+    run = train(
+        "qlearning",
+        "FrozenLake-v1",
+        env_kwargs={"is_slippery": False},
+        log_folder=tmp,
+        show_progress=False,
+        overrides=overrides,
+    )
     return run.run_dir
 
 
@@ -65,10 +71,22 @@ def push_corrupt(good_repo: str, repo_id: str) -> str:
     return push_folder(folder, repo_id, "corrupt weights")
 
 
-def add_model(repo_id: str, env: str, result: float, *, pushed: int = 0, std: float = 1.0, status: str = "ok",
-              error: str | None = None, algo: str = "qlearning", claimed: tuple[float, float] | None = None,
-              flagged: bool = False, revision: str | None = None, active: bool = True,
-              received: int | None = None) -> None:
+def add_model(
+    repo_id: str,
+    env: str,
+    result: float,
+    *,
+    pushed: int = 0,
+    std: float = 1.0,
+    status: str = "ok",
+    error: str | None = None,
+    algo: str = "qlearning",
+    claimed: tuple[float, float] | None = None,
+    flagged: bool = False,
+    revision: str | None = None,
+    active: bool = True,
+    received: int | None = None,
+) -> None:
     """A repo whose latest revision was 'evaluated' with these figures (pushed = minutes after T0; received, the
     hub's own time of receipt, defaults to the push time)."""
     when = T0 + timedelta(minutes=pushed)
@@ -82,11 +100,27 @@ def add_model(repo_id: str, env: str, result: float, *, pushed: int = 0, std: fl
             s.flush()
         repo.latest_revision, repo.pushed_at, repo.active = sha, when, active
         ok = status == "ok"
-        s.add(Evaluation(repo_pk=repo.id, revision=sha, pushed_at=when, env=env, algo=algo, status=status,
-                         error=error, mean_reward=result + std if ok else None, std_reward=std if ok else None,
-                         result=result if ok else None, n_eval_episodes=10 if ok else None,
-                         claimed_mean=claimed[0] if claimed else None, claimed_std=claimed[1] if claimed else None,
-                         flagged=flagged, claimed_env=env, message=f"push {pushed}", received_at=got))
+        s.add(
+            Evaluation(
+                repo_pk=repo.id,
+                revision=sha,
+                pushed_at=when,
+                env=env,
+                algo=algo,
+                status=status,
+                error=error,
+                mean_reward=result + std if ok else None,
+                std_reward=std if ok else None,
+                result=result if ok else None,
+                n_eval_episodes=10 if ok else None,
+                claimed_mean=claimed[0] if claimed else None,
+                claimed_std=claimed[1] if claimed else None,
+                flagged=flagged,
+                claimed_env=env,
+                message=f"push {pushed}",
+                received_at=got,
+            )
+        )
 
 
 # one model per assignment env at its minimum (push-only rows: any result), by assignment key

@@ -33,8 +33,16 @@ def test_every_algorithm_reports_progress_and_snapshots(tmp_path, algo, env, kwa
     from deeprl.modelio import save_model
 
     rec = Recorder(snapshot_every=3)
-    run = train(algo, env, env_kwargs=kwargs, overrides=overrides, n_timesteps=n, log_folder=tmp_path,
-                show_progress=False, callbacks=[rec])
+    run = train(
+        algo,
+        env,
+        env_kwargs=kwargs,
+        overrides=overrides,
+        n_timesteps=n,
+        log_folder=tmp_path,
+        show_progress=False,
+        callbacks=[rec],
+    )
     assert rec.counts and rec.counts == sorted(rec.counts) and rec.snapshots
     tensors, policy_config = rec.snapshots[-1]
     save_model(tmp_path / "snap", tensors, {**run.base_config(), "policy": policy_config})
@@ -44,8 +52,15 @@ def test_every_algorithm_reports_progress_and_snapshots(tmp_path, algo, env, kwa
 
 def test_a_callback_stops_the_run_with_its_model_saved(tmp_path):
     rec = Recorder(stop_at=1024)
-    run = train("ppo", "CartPole-v1", overrides={"n_steps": 128, "n_envs": 2, "batch_size": 64, "n_epochs": 1},
-                n_timesteps=20_000, log_folder=tmp_path, show_progress=False, callbacks=[rec])
+    run = train(
+        "ppo",
+        "CartPole-v1",
+        overrides={"n_steps": 128, "n_envs": 2, "batch_size": 64, "n_epochs": 1},
+        n_timesteps=20_000,
+        log_folder=tmp_path,
+        show_progress=False,
+        callbacks=[rec],
+    )
     assert run.stopped_by_callback and rec.counts[-1] == 1024
     import json
 
@@ -57,9 +72,15 @@ def test_callbacks_do_not_change_training(tmp_path):
     from deeprl.modelio import load_model
 
     hp = {"n_steps": 64, "n_envs": 2, "batch_size": 32, "n_epochs": 2}
-    plain = train("ppo", "CartPole-v1", overrides=hp, n_timesteps=1024, log_folder=tmp_path / "a",
-                  show_progress=False)
-    watched = train("ppo", "CartPole-v1", overrides=hp, n_timesteps=1024, log_folder=tmp_path / "b",
-                    show_progress=False, callbacks=[Recorder()])
+    plain = train("ppo", "CartPole-v1", overrides=hp, n_timesteps=1024, log_folder=tmp_path / "a", show_progress=False)
+    watched = train(
+        "ppo",
+        "CartPole-v1",
+        overrides=hp,
+        n_timesteps=1024,
+        log_folder=tmp_path / "b",
+        show_progress=False,
+        callbacks=[Recorder()],
+    )
     a, b = load_model(plain.run_dir)[1], load_model(watched.run_dir)[1]
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

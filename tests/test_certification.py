@@ -24,17 +24,41 @@ def test_assignments_are_the_eleven_rows_of_the_course():
     assert mins["unit5"] is None and mins["unit7"] is None and mins["unit8.1"] is None
 
 
-@pytest.mark.parametrize("passed,total,level", [
-    (79, 100, None), (80, 100, "completion"), (99, 100, "completion"), (100, 100, "excellence"),
-    (8, 11, None), (9, 11, "completion"), (10, 11, "completion"), (11, 11, "excellence"), (0, 11, None),
-    (4, 5, "completion"), (0, 0, None)])
+@pytest.mark.parametrize(
+    "passed,total,level",
+    [
+        (79, 100, None),
+        (80, 100, "completion"),
+        (99, 100, "completion"),
+        (100, 100, "excellence"),
+        (8, 11, None),
+        (9, 11, "completion"),
+        (10, 11, "completion"),
+        (11, 11, "excellence"),
+        (0, 11, None),
+        (4, 5, "completion"),
+        (0, 0, None),
+    ],
+)
 def test_certificate_thresholds(passed, total, level):
     assert certificate_level(passed, total) == level
 
 
 def _models(*items):
-    return [{"repo_id": f"u/{i}", "env": env, "algo": algo, "result": r, "mean_reward": r, "std_reward": 0.0,
-             "status": "ok", "error": None, "revision": "0" * 40} for i, (env, r, algo) in enumerate(items)]
+    return [
+        {
+            "repo_id": f"u/{i}",
+            "env": env,
+            "algo": algo,
+            "result": r,
+            "mean_reward": r,
+            "std_reward": 0.0,
+            "status": "ok",
+            "error": None,
+            "revision": "0" * 40,
+        }
+        for i, (env, r, algo) in enumerate(items)
+    ]
 
 
 def test_assess_minimums_push_only_and_algorithms():
@@ -46,8 +70,9 @@ def test_assess_minimums_push_only_and_algorithms():
     assert "push a model" in assess(taxi, [], runnable=True)["missing"]
     both = by_key["unit5"]  # ML-Agents: both SnowballTarget and Pyramids
     assert not assess(both, _models(("SnowballTarget", 3, "poca")), runnable=True)["passed"]
-    assert assess(both, _models(("ML-Agents-SnowballTarget", 3, "poca"), ("Pyramids", -1, "poca")),
-                  runnable=True)["passed"]
+    assert assess(both, _models(("ML-Agents-SnowballTarget", 3, "poca"), ("Pyramids", -1, "poca")), runnable=True)[
+        "passed"
+    ]
     ppo = by_key["unit8.1"]  # push only, either env, but PPO
     assert not assess(ppo, _models(("CartPole-v1", 500, "reinforce")), runnable=True)["passed"]
     assert assess(ppo, _models(("LunarLander-v2", -300, "ppo")), runnable=True)["passed"]
@@ -105,21 +130,30 @@ def test_certificate_pdf_and_png(all_runnable, tmp_path):
     from datetime import date
 
     p = progress("cleo")
-    assert cert.certificate_bytes(p, "A", "B", "pdf", date(2025, 5, 1)) == \
-        cert.certificate_bytes(p, "A", "B", "pdf", date(2025, 5, 1))
+    assert cert.certificate_bytes(p, "A", "B", "pdf", date(2025, 5, 1)) == cert.certificate_bytes(
+        p, "A", "B", "pdf", date(2025, 5, 1)
+    )
 
 
 def test_certificate_command(all_runnable, tmp_path, capsys):
     from deeprl.cli import main
 
     add_passing("dora", list(PASSING)[:7])
-    assert main(["certificate", "dora", "--first-name", "Dora", "--last-name", "Lee", "--out", str(tmp_path),
-                 "--no-index"]) == 2
+    assert (
+        main(
+            ["certificate", "dora", "--first-name", "Dora", "--last-name", "Lee", "--out", str(tmp_path), "--no-index"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("deeprl: error: dora has passed 7 of 11") and err.count("\n") == 1
     add_passing("dora", list(PASSING)[7:9])
-    assert main(["certificate", "dora", "--first-name", "Dora", "--last-name", "Lee", "--out", str(tmp_path),
-                 "--no-index"]) == 0
+    assert (
+        main(
+            ["certificate", "dora", "--first-name", "Dora", "--last-name", "Lee", "--out", str(tmp_path), "--no-index"]
+        )
+        == 0
+    )
     assert "completion" in capsys.readouterr().out
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pdf", ".png"]
     assert main(["progress", "dora", "--no-index"]) == 0
@@ -272,11 +306,18 @@ def test_verification_id_printed_and_verifiable(all_runnable, tmp_path, capsys):
     with db.session() as s:
         assert s.query(db.Certificate).count() == 1
     v = cert.verify_certificate(cid)
-    assert (v["id"], v["user"], v["first_name"], v["last_name"], v["level"], v["hub"]) == \
-        (cid, "lou", "Lou", "Reed", "completion", "local")
+    assert (v["id"], v["user"], v["first_name"], v["last_name"], v["level"], v["hub"]) == (
+        cid,
+        "lou",
+        "Lou",
+        "Reed",
+        "completion",
+        "local",
+    )
     assert v["issued_at"].startswith("2025-05-01")
     assert sorted(r["unit"] for r in v["results"]) == sorted(
-        r["unit"] for r in p["assignments"] if r["passed"] for _ in r["used"])
+        r["unit"] for r in p["assignments"] if r["passed"] for _ in r["used"]
+    )
     first = v["results"][0]
     assert set(first) == {"unit", "title", "env", "repo_id", "revision", "result", "minimum"}
     assert first["repo_id"].startswith("lou/") and len(first["revision"]) == 40
@@ -290,8 +331,10 @@ def test_verification_id_printed_and_verifiable(all_runnable, tmp_path, capsys):
     # the command prints the id and how to check it
     from deeprl.cli import main
 
-    assert main(["certificate", "lou", "--first-name", "Lou", "--last-name", "Reed", "--out", str(tmp_path),
-                 "--no-index"]) == 0
+    assert (
+        main(["certificate", "lou", "--first-name", "Lou", "--last-name", "Reed", "--out", str(tmp_path), "--no-index"])
+        == 0
+    )
     out = capsys.readouterr().out
     new_id = out.split("Verification id: ")[1].split(";")[0]
     assert cert.verify_certificate(new_id)["first_name"] == "Lou" and f"/certificates/{new_id}" in out
@@ -302,7 +345,7 @@ def _check_layout(boxes):
     for i, a in enumerate(boxes):
         assert cert.FRAME < a.x0 < a.x1 < cert.PAGE_W - cert.FRAME, a
         assert cert.FRAME < a.top < a.bottom < cert.PAGE_H - cert.FRAME, a
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             assert not a.intersects(b), (a.key, a.text, b.key, b.text)
 
 
@@ -318,10 +361,11 @@ def _ink_boxes(png_bytes, boxes, tol=3):
         assert region.getextrema()[0] < 128, f"blank: {box.text}"
         for font, text, x, _ in box.runs:
             for offset, cluster in cert._clusters(text, font, box.size):
-                l, t, r, b = d.textbbox(((x + offset) * s, box.baseline * s), cluster,
-                                        font=cert._pil_font(font, box.size * s), anchor="ls")
+                left, t, r, b = d.textbbox(
+                    ((x + offset) * s, box.baseline * s), cluster, font=cert._pil_font(font, box.size * s), anchor="ls"
+                )
                 assert box.top * s - tol <= t and b <= box.bottom * s + tol, (box.text, cluster)
-                assert box.x0 * s - tol <= l and r <= box.x1 * s + tol, (box.text, cluster)
+                assert box.x0 * s - tol <= left and r <= box.x1 * s + tol, (box.text, cluster)
 
 
 def test_long_names_wrap_without_overlapping(all_runnable):
@@ -329,8 +373,11 @@ def test_long_names_wrap_without_overlapping(all_runnable):
 
     add_passing("max", list(PASSING))
     p = progress("max")
-    for first, last in [("Maximiliana-Wilhelmina Konstantinopolitanische", "Von Und Zu Hohenzollern-Sigmaringens"),
-                        ("W" * 60, "M" * 60), ("Ann", "Li")]:
+    for first, last in [
+        ("Maximiliana-Wilhelmina Konstantinopolitanische", "Von Und Zu Hohenzollern-Sigmaringens"),
+        ("W" * 60, "M" * 60),
+        ("Ann", "Li"),
+    ]:
         c = cert._content(p, first, last, date(2025, 5, 1), "a" * 20)
         boxes = cert.layout(c)
         names = [b for b in boxes if b.key == "name"]

@@ -9,16 +9,27 @@ def test_envs_lists_course_ids(cli):
 
 
 def test_train_then_evaluate_json(cli, tmp_path):
-    out = cli("train", "--algo", "qlearning", "--env", "FrozenLake-v1", "--env-kwargs", "map_name:4x4",
-              "is_slippery:False", "-f", tmp_path, "--seed", "0")
+    out = cli(
+        "train",
+        "--algo",
+        "qlearning",
+        "--env",
+        "FrozenLake-v1",
+        "--env-kwargs",
+        "map_name:4x4",
+        "is_slippery:False",
+        "-f",
+        tmp_path,
+        "--seed",
+        "0",
+    )
     assert out.returncode == 0, out.stderr
     run_dir = tmp_path / "qlearning" / "FrozenLake-v1-4x4-no_slippery_1"
     ev = cli("evaluate", run_dir, "--json")
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)  # stdout is exactly one JSON object
     assert result["mean_reward"] == 1.0 and result["n_eval_episodes"] == 100
-    en = cli("enjoy", "--algo", "qlearning", "--env", "FrozenLake-v1-4x4-no_slippery", "-f", tmp_path,
-             "--no-render")
+    en = cli("enjoy", "--algo", "qlearning", "--env", "FrozenLake-v1-4x4-no_slippery", "-f", tmp_path, "--no-render")
     assert en.returncode == 0 and "return 1.00" in en.stdout
 
 
@@ -36,10 +47,11 @@ def test_user_mistakes_exit_2(cli, tmp_path):
     assert_one_sentence_exit_2(cli("train", "--algo", "qlearnin", "--env", "Taxi-v3", "-f", tmp_path), "qlearning")
     assert_one_sentence_exit_2(cli("evaluate", tmp_path / "nope"), "does not exist")
     assert_one_sentence_exit_2(cli("train", "--env", "Taxi-v3"), "--algo")
-    assert_one_sentence_exit_2(cli("train", "--algo", "qlearning", "--env", "CartPole-v1", "-f", tmp_path),
-                               "discrete")
-    assert_one_sentence_exit_2(cli("train", "--algo", "qlearning", "--env", "Taxi-v3", "-f", tmp_path,
-                                   "-c", tmp_path / "missing.yml"), "missing.yml")
+    assert_one_sentence_exit_2(cli("train", "--algo", "qlearning", "--env", "CartPole-v1", "-f", tmp_path), "discrete")
+    assert_one_sentence_exit_2(
+        cli("train", "--algo", "qlearning", "--env", "Taxi-v3", "-f", tmp_path, "-c", tmp_path / "missing.yml"),
+        "missing.yml",
+    )
     bad = tmp_path / "model"
     bad.mkdir()
     (bad / "config.json").write_text("{not json")
@@ -72,13 +84,19 @@ def test_ctrl_c_stops_training_at_the_next_progress_update():
     from deeprl.loop import Loop
     from deeprl.train import _restore_handlers, _stop_on_signals
 
-    run = SimpleNamespace(stop_requested=False, stopped_by_callback=False, callbacks=[], algo="a", env_id="e",
-                          show_progress=False)
+    run = SimpleNamespace(
+        stop_requested=False, stopped_by_callback=False, callbacks=[], algo="a", env_id="e", show_progress=False
+    )
     saved = []
     previous = _stop_on_signals(run)
     try:
-        loop = Loop(run, 100, "steps", checkpoint=lambda: saved.append("checkpoint"),
-                    save=lambda stopped: saved.append(("model", stopped)))
+        loop = Loop(
+            run,
+            100,
+            "steps",
+            checkpoint=lambda: saved.append("checkpoint"),
+            save=lambda stopped: saved.append(("model", stopped)),
+        )
         assert not loop.update(1, 1)
         os.kill(os.getpid(), signal.SIGINT)  # handled before the next statement: no exception, a request
         assert run.stop_requested

@@ -10,9 +10,21 @@ from deeprl.evaluation import evaluate
 
 def course_model(qtable, env_id="FrozenLake-v1"):
     # exactly the dict the Unit 2 notebook pickles before pushing
-    return {"env_id": env_id, "max_steps": 99, "n_training_episodes": 10000, "n_eval_episodes": 100,
-            "eval_seed": [], "learning_rate": 0.7, "gamma": 0.95, "max_epsilon": 1.0, "min_epsilon": 0.05,
-            "decay_rate": 0.0005, "qtable": qtable, "map_name": "4x4", "slippery": False}
+    return {
+        "env_id": env_id,
+        "max_steps": 99,
+        "n_training_episodes": 10000,
+        "n_eval_episodes": 100,
+        "eval_seed": [],
+        "learning_rate": 0.7,
+        "gamma": 0.95,
+        "max_epsilon": 1.0,
+        "min_epsilon": 0.05,
+        "decay_rate": 0.0005,
+        "qtable": qtable,
+        "map_name": "4x4",
+        "slippery": False,
+    }
 
 
 def test_reads_a_real_course_pickle(tmp_path):

@@ -16,6 +16,7 @@ COURSE_YML = Path(__file__).parent / "data" / "dqn.yml"
 
 # -- replay buffer -------------------------------------------------------------------------------------------------
 
+
 def _frame(ep, t):
     f = np.zeros((2, 2), np.uint8)
     f[0, 0], f[0, 1] = ep % 256, min(t, 255)
@@ -89,17 +90,25 @@ def test_buffer_save_and_load_roundtrip(tmp_path):
 def test_vector_buffer_keeps_true_next_obs():
     b = ReplayBuffer(10, 2, (3,))
     for i in range(12):
-        b.add(np.full((2, 3), i), np.array([0, 1]), np.zeros(2), np.full((2, 3), i + 0.5), np.zeros(2, bool),
-              np.zeros(2, bool))
+        b.add(
+            np.full((2, 3), i),
+            np.array([0, 1]),
+            np.zeros(2),
+            np.full((2, 3), i + 0.5),
+            np.zeros(2, bool),
+            np.zeros(2, bool),
+        )
     d = b.sample(20, np.random.default_rng(0))
     assert (d["next_obs"] - d["obs"] == 0.5).all() and len(b) == 10
 
 
 # -- schedule, network, hyperparameters ----------------------------------------------------------------------------
 
+
 def test_epsilon_schedule_is_sb3_linear():
-    hp = dqn.Settings(n_timesteps=1000, exploration_fraction=0.1, exploration_initial_eps=1.0,
-                      exploration_final_eps=0.01)
+    hp = dqn.Settings(
+        n_timesteps=1000, exploration_fraction=0.1, exploration_initial_eps=1.0, exploration_final_eps=0.01
+    )
     assert dqn.epsilon(0, hp) == 1.0
     assert dqn.epsilon(50, hp) == pytest.approx(0.505)
     assert dqn.epsilon(100, hp) == pytest.approx(0.01)
@@ -122,8 +131,9 @@ def test_target_network_sync_and_dueling_head():
 def test_course_dqn_yml_parses():
     from deeprl.train import merge_hyperparams
 
-    hp = merge_hyperparams("dqn", dqn, "SpaceInvadersNoFrameskip-v4", "SpaceInvadersNoFrameskip-v4",
-                           str(COURSE_YML), {}, None)
+    hp = merge_hyperparams(
+        "dqn", dqn, "SpaceInvadersNoFrameskip-v4", "SpaceInvadersNoFrameskip-v4", str(COURSE_YML), {}, None
+    )
     assert hp["n_timesteps"] == 10_000_000 and isinstance(hp["n_timesteps"], int)
     assert hp["buffer_size"] == 100_000 and hp["learning_rate"] == 1e-4 and hp["exploration_final_eps"] == 0.01
     checked = dqn.check_hyperparams(hp, is_atari=True)
@@ -139,8 +149,7 @@ def test_course_dqn_yml_parses():
 
 
 def test_rl_zoo_policy_kwargs_and_train_freq_forms():
-    hp = dict(dqn.DEFAULTS, policy_kwargs="dict(net_arch=[256, 256])", train_freq=[4, "step"],
-              learning_rate="lin_1e-3")
+    hp = dict(dqn.DEFAULTS, policy_kwargs="dict(net_arch=[256, 256])", train_freq=[4, "step"], learning_rate="lin_1e-3")
     checked = dqn.check_hyperparams(hp, is_atari=False)
     assert checked.net_arch == [256, 256] and checked.train_freq == 4
     assert dqn.learning_rate_at(checked.learning_rate, 0.5) == pytest.approx(5e-4)
@@ -151,16 +160,34 @@ def test_rl_zoo_policy_kwargs_and_train_freq_forms():
 # -- training ------------------------------------------------------------------------------------------------------
 
 # RL-Zoo's CartPole settings, shrunk: 8k steps and 3.7k updates of a small MLP
-FAST = ["n_timesteps:8000", "learning_starts:500", "train_freq:64", "gradient_steps:32", "batch_size:64",
-        "learning_rate:2.3e-3", "target_update_interval:10", "exploration_fraction:0.2",
-        "exploration_final_eps:0.04", "net_arch:[64,64]", "buffer_size:10000"]
+FAST = [
+    "n_timesteps:8000",
+    "learning_starts:500",
+    "train_freq:64",
+    "gradient_steps:32",
+    "batch_size:64",
+    "learning_rate:2.3e-3",
+    "target_update_interval:10",
+    "exploration_fraction:0.2",
+    "exploration_final_eps:0.04",
+    "net_arch:[64,64]",
+    "buffer_size:10000",
+]
 
 
 def _train(tmp_path, extra=(), resume=False, seed=3):
     from deeprl.train import parse_overrides, train
 
-    return train("dqn", "CartPole-v1", overrides=parse_overrides(FAST + list(extra)), seed=seed,
-                 log_folder=tmp_path, resume=resume, device="cpu", show_progress=False)
+    return train(
+        "dqn",
+        "CartPole-v1",
+        overrides=parse_overrides(FAST + list(extra)),
+        seed=seed,
+        log_folder=tmp_path,
+        resume=resume,
+        device="cpu",
+        show_progress=False,
+    )
 
 
 @pytest.mark.slow
@@ -171,8 +198,9 @@ def test_short_cartpole_run_improves_and_loads(tmp_path):
     run = _train(tmp_path)
     agent = load_agent(run.run_dir)
     trained = evaluate(agent, n_eval_episodes=5)["mean_reward"]
-    untrained = dqn.load_agent(agent.config, {f"q.{k}": v.detach().numpy() for k, v in
-                                              dqn.build_qnet(agent.policy).state_dict().items()})
+    untrained = dqn.load_agent(
+        agent.config, {f"q.{k}": v.detach().numpy() for k, v in dqn.build_qnet(agent.policy).state_dict().items()}
+    )
     before = evaluate(untrained, n_eval_episodes=5)["mean_reward"]
     assert trained > max(2 * before, 60), (trained, before)
     config = json.loads((run.run_dir / "config.json").read_text())
@@ -193,8 +221,16 @@ def test_same_seed_same_weights_and_replay_buffer_resume(tmp_path):
     assert (a.run_dir / dqn.REPLAY_FILE).exists() and not (b.run_dir / dqn.REPLAY_FILE).exists()
     from deeprl.train import train
 
-    resumed = train("dqn", "CartPole-v1", seed=3, log_folder=tmp_path / "a", resume=True, n_timesteps=2000,
-                    device="cpu", show_progress=False)
+    resumed = train(
+        "dqn",
+        "CartPole-v1",
+        seed=3,
+        log_folder=tmp_path / "a",
+        resume=True,
+        n_timesteps=2000,
+        device="cpu",
+        show_progress=False,
+    )
     assert resumed.run_dir == a.run_dir
     config = json.loads((a.run_dir / "config.json").read_text())
     assert config["trained"]["timesteps"] == 2000

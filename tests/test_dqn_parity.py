@@ -50,13 +50,13 @@ class ScriptedGenerator:
     def random(self, n):
         assert n == 1
         self.t += 1
-        return self.s.U[self.t:self.t + 1].copy()
+        return self.s.U[self.t : self.t + 1].copy()
 
     def integers(self, low, high, size):
         assert low == 0
         if size == 1:  # the random action of this step
             assert high == 2
-            return self.s.A[self.t:self.t + 1].copy()
+            return self.s.A[self.t : self.t + 1].copy()
         assert size == self.batch_size
         if high == 1:  # the env of each sampled transition (one env)
             return np.zeros(size, dtype=np.int64)
@@ -69,15 +69,39 @@ class ScriptedGenerator:
 CONFIGS = {
     # RL-Zoo's CartPole-v1 entry, on a short budget: learning_starts 1000, then 128 updates every 256 steps (two
     # training phases: float rounding (fused vs for-loop Adam) drifts apart by ~1e-5 after 512 updates at this lr)
-    "zoo": dict(n_timesteps=1536, learning_rate=2.3e-3, batch_size=64, buffer_size=100000, learning_starts=1000,
-                gamma=0.99, target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-                exploration_final_eps=0.04, net_arch=[256, 256]),
+    "zoo": dict(
+        n_timesteps=1536,
+        learning_rate=2.3e-3,
+        batch_size=64,
+        buffer_size=100000,
+        learning_starts=1000,
+        gamma=0.99,
+        target_update_interval=10,
+        train_freq=256,
+        gradient_steps=128,
+        exploration_fraction=0.16,
+        exploration_final_eps=0.04,
+        net_arch=[256, 256],
+    ),
     # epsilon still falling while training, soft target updates, a target interval that is not a multiple of
     # train_freq, gradient_steps -1 (as many as the steps collected), a gradient norm that clips
-    "mixed": dict(n_timesteps=1200, learning_rate=1e-3, batch_size=32, buffer_size=100000, learning_starts=200,
-                  gamma=0.98, target_update_interval=50, tau=0.7, train_freq=16, gradient_steps=-1,
-                  exploration_fraction=0.8, exploration_initial_eps=0.9, exploration_final_eps=0.1,
-                  max_grad_norm=0.5, net_arch=[64, 64]),
+    "mixed": dict(
+        n_timesteps=1200,
+        learning_rate=1e-3,
+        batch_size=32,
+        buffer_size=100000,
+        learning_starts=200,
+        gamma=0.98,
+        target_update_interval=50,
+        tau=0.7,
+        train_freq=16,
+        gradient_steps=-1,
+        exploration_fraction=0.8,
+        exploration_initial_eps=0.9,
+        exploration_final_eps=0.1,
+        max_grad_norm=0.5,
+        net_arch=[64, 64],
+    ),
 }
 
 
@@ -136,11 +160,14 @@ def lockstep(hp, monkeypatch, tmp_path, max_steps=MAX_STEPS, check_weights=True)
         def _on_rollout_start(self):  # after the previous rollout's train()
             sb3_nets[self.model.num_timesteps] = (
                 {k: v.clone() for k, v in self.model.q_net.state_dict().items()},
-                {k: v.clone() for k, v in self.model.q_net_target.state_dict().items()})
+                {k: v.clone() for k, v in self.model.q_net_target.state_dict().items()},
+            )
 
     model.learn(total, callback=Record())
-    sb3_nets[model.num_timesteps] = ({k: v.clone() for k, v in model.q_net.state_dict().items()},
-                                     {k: v.clone() for k, v in model.q_net_target.state_dict().items()})
+    sb3_nets[model.num_timesteps] = (
+        {k: v.clone() for k, v in model.q_net.state_dict().items()},
+        {k: v.clone() for k, v in model.q_net_target.state_dict().items()},
+    )
     monkeypatch.undo()
     assert script.batches and (model.num_timesteps == total or not check_weights)
 
@@ -188,14 +215,21 @@ def lockstep(hp, monkeypatch, tmp_path, max_steps=MAX_STEPS, check_weights=True)
     monkeypatch.setattr(dqn, "ReplayBuffer", Buffer)
     monkeypatch.setattr(np.random, "default_rng", default_rng)
     monkeypatch.setattr(deeprl.loop, "Progress", lambda total, unit, **kw: Progress())
-    run = deeprl.train.train("dqn", "CartPole-v1", env_kwargs={"max_episode_steps": max_steps},
-                             overrides={**hp, "checkpoint_freq": 10 ** 9}, seed=0, log_folder=tmp_path,
-                             device="cpu", show_progress=False)
+    run = deeprl.train.train(
+        "dqn",
+        "CartPole-v1",
+        env_kwargs={"max_episode_steps": max_steps},
+        overrides={**hp, "checkpoint_freq": 10**9},
+        seed=0,
+        log_folder=tmp_path,
+        device="cpu",
+        show_progress=False,
+    )
     monkeypatch.undo()
 
     if not check_weights:  # a long run: report where the two first acted differently (float rounding drifts)
         (ours,) = buffers
-        differ = np.flatnonzero(ours.actions[:rb.pos, 0] != rb.actions[:rb.pos, 0, 0])
+        differ = np.flatnonzero(ours.actions[: rb.pos, 0] != rb.actions[: rb.pos, 0, 0])
         return model, run, int(differ[0]) if differ.size else None
     # epsilon at every step (SB3's rate is still its initial 0 at step 0, where actions are uniform anyway)
     steps = sorted(ours_eps)
@@ -222,6 +256,11 @@ def lockstep(hp, monkeypatch, tmp_path, max_steps=MAX_STEPS, check_weights=True)
     for t in sorted(ours_nets):
         for which, ours_sd, sb3_sd in zip(("q", "target"), ours_nets[t], sb3_nets[t]):
             for k, v in ours_sd.items():
-                np.testing.assert_allclose(v.numpy(), sb3_sd[_sb3_name(k)].numpy(), rtol=1e-4, atol=1e-5,
-                                           err_msg=f"after step {t}: {which} {k}")
+                np.testing.assert_allclose(
+                    v.numpy(),
+                    sb3_sd[_sb3_name(k)].numpy(),
+                    rtol=1e-4,
+                    atol=1e-5,
+                    err_msg=f"after step {t}: {which} {k}",
+                )
     return model, run

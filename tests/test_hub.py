@@ -24,10 +24,8 @@ def runs(tmp_path_factory):
     from deeprl.train import train
 
     logs = tmp_path_factory.mktemp("logs")
-    taxi = train("qlearning", "Taxi-v3", overrides={"n_training_episodes": 3000}, log_folder=logs,
-                 show_progress=False)
-    lake = train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False}, log_folder=logs,
-                 show_progress=False)
+    taxi = train("qlearning", "Taxi-v3", overrides={"n_training_episodes": 3000}, log_folder=logs, show_progress=False)
+    lake = train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False}, log_folder=logs, show_progress=False)
     return {"taxi": taxi.run_dir, "lake": lake.run_dir}
 
 
@@ -43,8 +41,28 @@ def run_main(capsys, *args):
 
 # -- repo ids ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", ["../x", "a/../b", "a/b/c", "/abs/x", "a", "a/b..c", "-a/b", "a/b-", "a/b.git",
-                                 "a//b", "", "a/b c", "~/x", "a\\b/c", "a/" + "x" * 97, "a--b/c"])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../x",
+        "a/../b",
+        "a/b/c",
+        "/abs/x",
+        "a",
+        "a/b..c",
+        "-a/b",
+        "a/b-",
+        "a/b.git",
+        "a//b",
+        "",
+        "a/b c",
+        "~/x",
+        "a\\b/c",
+        "a/" + "x" * 97,
+        "a--b/c",
+    ],
+)
 def test_bad_repo_ids_are_refused_in_one_sentence(bad):
     with pytest.raises(UserError) as exc:
         validate_repo_id(bad)
@@ -63,6 +81,7 @@ def test_push_refuses_bad_repo_id_on_the_cli(runs, capsys, _isolated_home):
 
 
 # -- round trip -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("which,tag", [("taxi", "Taxi-v3"), ("lake", "FrozenLake-v1-4x4-no_slippery")])
 def test_push_load_evaluate_round_trip(runs, which, tag, tmp_path, capsys, _isolated_home):
@@ -140,8 +159,9 @@ def test_revisions_old_revision_and_listing(runs, tmp_path, capsys, _isolated_ho
     assert git(repo, "status", "--porcelain") == ""
     assert resolve_repo("bob/lake") == repo
 
-    code, stdout, _ = run_main(capsys, "evaluate", "bob/lake", "--revision", first["revision"], "--json",
-                               "--n-eval-episodes", "3")
+    code, stdout, _ = run_main(
+        capsys, "evaluate", "bob/lake", "--revision", first["revision"], "--json", "--n-eval-episodes", "3"
+    )
     assert code == 0 and json.loads(stdout)["n_eval_episodes"] == 3
     code, _, err = run_main(capsys, "load", "bob/lake", "--revision", "nope", "-f", tmp_path / "x")
     assert code == 2 and "no revision 'nope'" in err
@@ -164,6 +184,7 @@ def test_unknown_repo_is_one_sentence(capsys):
 
 
 # -- atomicity and locking ----------------------------------------------------------------------------------------
+
 
 def test_a_push_that_fails_halfway_leaves_the_last_good_commit(runs, monkeypatch, _isolated_home):
     import deeprl.hub.local as local
@@ -221,8 +242,15 @@ print(LocalHub().push(folder, "many/pushers", f"push {i}"))
 
 def test_concurrent_pushers_lose_nothing(tmp_path, _isolated_home):
     n = 6
-    procs = [subprocess.Popen([sys.executable, "-c", PUSHER, str(i), str(tmp_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUSHER, str(i), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
     shas = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -236,12 +264,14 @@ def test_concurrent_pushers_lose_nothing(tmp_path, _isolated_home):
     import hashlib
 
     for sha in shas:  # every commit holds one pusher's files, whole
-        payload = subprocess.run(["git", "-C", str(repo), "show", f"{sha}:payload.bin"], capture_output=True,
-                                 check=True).stdout
+        payload = subprocess.run(
+            ["git", "-C", str(repo), "show", f"{sha}:payload.bin"], capture_output=True, check=True
+        ).stdout
         assert hashlib.sha256(payload).hexdigest() == git(repo, "show", f"{sha}:checksum.txt")
 
 
 # -- a replay that cannot be recorded is a warning --------------------------------------------------------------
+
 
 def test_failed_recording_is_a_warning_not_a_lost_push(runs, monkeypatch, capsys, _isolated_home):
     import deeprl.video
@@ -270,6 +300,7 @@ def test_push_command_end_to_end(runs, cli, _isolated_home):
 
 # -- bad input: one sentence, exit 2, for evaluate, push and load -------------------------------------------------
 
+
 def _corrupt(case: str, d: Path) -> None:
     from safetensors.numpy import save_file
 
@@ -295,8 +326,16 @@ def _corrupt(case: str, d: Path) -> None:
         model.unlink()
 
 
-CASES = ["truncated", "corrupt", "missing-config", "malformed-config", "unknown-algo", "wrong-shape", "nan",
-         "missing-model"]
+CASES = [
+    "truncated",
+    "corrupt",
+    "missing-config",
+    "malformed-config",
+    "unknown-algo",
+    "wrong-shape",
+    "nan",
+    "missing-model",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -329,9 +368,21 @@ def test_push_a_course_pickle(runs, tmp_path, capsys, _isolated_home):
     from deeprl.evaluation import evaluate
 
     q = np.asarray(load_agent(runs["lake"]).qtable)
-    model = {"env_id": "FrozenLake-v1", "max_steps": 99, "n_training_episodes": 10000, "n_eval_episodes": 100,
-             "eval_seed": [], "learning_rate": 0.7, "gamma": 0.95, "max_epsilon": 1.0, "min_epsilon": 0.05,
-             "decay_rate": 0.0005, "map_name": "4x4", "slippery": False, "qtable": q}
+    model = {
+        "env_id": "FrozenLake-v1",
+        "max_steps": 99,
+        "n_training_episodes": 10000,
+        "n_eval_episodes": 100,
+        "eval_seed": [],
+        "learning_rate": 0.7,
+        "gamma": 0.95,
+        "max_epsilon": 1.0,
+        "min_epsilon": 0.05,
+        "decay_rate": 0.0005,
+        "map_name": "4x4",
+        "slippery": False,
+        "qtable": q,
+    }
     pkl = tmp_path / "q-learning.pkl"
     pkl.write_bytes(pickle.dumps(model))
     code, _, err = run_main(capsys, "push", pkl, "--repo-id", "gus/q-FrozenLake-v1-4x4-noSlippery", "--no-video")

@@ -20,8 +20,13 @@ TAG = "FrozenLake-v1-4x4-no_slippery"
 def lake_run(tmp_path_factory):
     from deeprl.train import train
 
-    return train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False},
-                 log_folder=tmp_path_factory.mktemp("logs"), show_progress=False).run_dir
+    return train(
+        "qlearning",
+        "FrozenLake-v1",
+        env_kwargs={"is_slippery": False},
+        log_folder=tmp_path_factory.mktemp("logs"),
+        show_progress=False,
+    ).run_dir
 
 
 def _point_at(monkeypatch, tmp_path, url):
@@ -75,15 +80,15 @@ def test_push_list_download_evaluate_through_the_standin(lake_run, standin, tmp_
     assert ev.dataset_name == TAG and ev.metric_value == "1.00 +/- 0.00"
 
     # the same commands as the local hub, with --hub hf
-    code, stdout, err = run_main(capsys, "evaluate", "alice/q-lake", "--hub", "hf", "--json",
-                                 "--n-eval-episodes", "10")
+    code, stdout, err = run_main(capsys, "evaluate", "alice/q-lake", "--hub", "hf", "--json", "--n-eval-episodes", "10")
     assert code == 0, err
     assert json.loads(stdout)["episode_rewards"] == out["results"]["episode_rewards"]
     code, stdout, err = run_main(capsys, "load", "alice/q-lake", "--hub", "hf", "-f", tmp_path / "loaded")
     assert code == 0, err and out["revision"] in stdout
 
-    second = push_model(lake_run, "alice/q-lake", hub="hf", commit_message="again", record_video=False,
-                        n_eval_episodes=3)
+    second = push_model(
+        lake_run, "alice/q-lake", hub="hf", commit_message="again", record_video=False, n_eval_episodes=3
+    )
     revs = hub.revisions("alice/q-lake")
     assert [r[0] for r in revs] == [second["revision"], out["revision"]] and revs[0][2] == "again"
     old = resolve_repo("alice/q-lake", out["revision"], hub="hf")
@@ -91,8 +96,9 @@ def test_push_list_download_evaluate_through_the_standin(lake_run, standin, tmp_
 
 
 def test_push_cli_to_hf(lake_run, standin, capsys):
-    code, stdout, err = run_main(capsys, "push", lake_run, "--repo-id", "bob/lake", "--hub", "hf", "--no-video",
-                                 "--n-eval-episodes", "2")
+    code, stdout, err = run_main(
+        capsys, "push", lake_run, "--repo-id", "bob/lake", "--hub", "hf", "--no-video", "--n-eval-episodes", "2"
+    )
     assert code == 0, err
     oid = standin.store.repos["bob/lake"]["commits"][-1]["oid"]
     assert oid in stdout and f"{standin.url}/bob/lake" in stdout
@@ -109,8 +115,9 @@ def test_missing_token_says_how_to_log_in(lake_run, standin, monkeypatch, capsys
 
 def test_refused_token_and_unknown_repo(lake_run, standin, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", "hf_wrong")
-    code, _, err = run_main(capsys, "push", lake_run, "--repo-id", "bob/lake", "--hub", "hf", "--no-video",
-                            "--n-eval-episodes", "1")
+    code, _, err = run_main(
+        capsys, "push", lake_run, "--repo-id", "bob/lake", "--hub", "hf", "--no-video", "--n-eval-episodes", "1"
+    )
     assert code == 2 and "refused the token" in err and err.count("\n") == 1
     code, _, err = run_main(capsys, "load", "nobody/nothing", "--hub", "hf")
     assert code == 2 and "No repo 'nobody/nothing'" in err and err.count("\n") == 1

@@ -6,9 +6,7 @@ child process; only the models are doctored (config.json, README.md, model.safet
 
 import json
 import os
-import stat
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +27,16 @@ def lake(tmp_path):
     return "alice/q-FrozenLake"
 
 
-def doctored(good_repo: str, repo_id: str, *, config=None, card: str | None = None, tensors=None,
-             raw_config: bytes | None = None, message: str = "doctored") -> str:
+def doctored(
+    good_repo: str,
+    repo_id: str,
+    *,
+    config=None,
+    card: str | None = None,
+    tensors=None,
+    raw_config: bytes | None = None,
+    message: str = "doctored",
+) -> str:
     """Push a copy of good_repo with config.json updated by `config` (a dict merged in), replaced by `raw_config`,
     a new card, or new tensors."""
     from deeprl.modelio import tensors_to_bytes
@@ -61,18 +67,21 @@ def board(env=FL):
 def test_config_cannot_change_the_task(lake):
     kwargs = {"map_name": "4x4", "is_slippery": False}
     doctored(lake, "mallory/long-limit", config={"env_kwargs": {**kwargs, "max_episode_steps": 2000}})
-    doctored(lake, "mallory/tiny-map", config={"env_kwargs": {"desc": ["SF", "FG"], "is_slippery": False},
-                                                "env_tag": FL})
-    doctored(lake, "mallory/gravity", config={"env_id": "LunarLander-v2", "env_tag": "LunarLander-v2",
-                                               "env_kwargs": {"gravity": -1.0}})
+    doctored(
+        lake, "mallory/tiny-map", config={"env_kwargs": {"desc": ["SF", "FG"], "is_slippery": False}, "env_tag": FL}
+    )
+    doctored(
+        lake,
+        "mallory/gravity",
+        config={"env_id": "LunarLander-v2", "env_tag": "LunarLander-v2", "env_kwargs": {"gravity": -1.0}},
+    )
     doctored(lake, "mallory/odd-value", config={"env_kwargs": {"map_name": "4x4", "is_slippery": "no"}})
     doctored(lake, "mallory/wrong-tag", config={"env_tag": "FrozenLake-v1-8x8"})
     report = index(timeout_s=120)
     ranked, listed = board()
     assert ranked == ["alice/q-FrozenLake"]
     assert len(report.custom) == 5
-    for repo in ("mallory/long-limit", "mallory/tiny-map", "mallory/gravity", "mallory/odd-value",
-                 "mallory/wrong-tag"):
+    for repo in ("mallory/long-limit", "mallory/tiny-map", "mallory/gravity", "mallory/odd-value", "mallory/wrong-tag"):
         assert listed[repo].startswith("custom task"), (repo, listed[repo])
     assert "max_episode_steps" in listed["mallory/long-limit"] and "desc" in listed["mallory/tiny-map"]
     with db.session() as s:
@@ -82,8 +91,11 @@ def test_config_cannot_change_the_task(lake):
 def test_custom_tasks_never_count_for_a_certificate(lake):
     from deeprl.certification import progress
 
-    doctored(lake, "mallory/q-FrozenLake", config={"env_kwargs": {"map_name": "4x4", "is_slippery": False,
-                                                                  "max_episode_steps": 5}})
+    doctored(
+        lake,
+        "mallory/q-FrozenLake",
+        config={"env_kwargs": {"map_name": "4x4", "is_slippery": False, "max_episode_steps": 5}},
+    )
     index(timeout_s=120)
     row = next(r for r in progress("mallory")["assignments"] if r["key"] == "unit2-frozenlake")
     assert not row["passed"]
@@ -92,8 +104,9 @@ def test_custom_tasks_never_count_for_a_certificate(lake):
 def test_reinforce_cartpole_with_a_longer_time_limit_is_not_ranked(tmp_path):
     from deeprl.train import train
 
-    run = train("reinforce", "CartPole-v1", log_folder=tmp_path, show_progress=False,
-                overrides={"n_training_episodes": 2})
+    run = train(
+        "reinforce", "CartPole-v1", log_folder=tmp_path, show_progress=False, overrides={"n_training_episodes": 2}
+    )
     push(run.run_dir, "alice/Reinforce-CartPole-v1")
     folder = staged_copy("alice/Reinforce-CartPole-v1")
     conf = json.loads((folder / "config.json").read_text())
@@ -119,8 +132,12 @@ def test_evaluation_uses_the_specs_time_limit():
 
 # -- 2. cards cannot hang or exhaust anything ------------------------------------------------------------------
 
-BOMB = "---\n" + "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "tags: [reinforcement-learning]\n---\n# hi\n"
+BOMB = (
+    "---\n"
+    + "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
+    + "tags: [reinforcement-learning]\n---\n# hi\n"
+)
 
 
 def test_yaml_alias_bomb_is_refused_without_expanding(lake):
@@ -191,9 +208,10 @@ def test_child_gets_a_scrubbed_environment_and_a_read_only_copy(lake, tmp_path, 
         "seen = {'env': dict(os.environ), 'cwd': os.getcwd(), 'model': model, 'files': sorted(os.listdir(model)),\n"
         "        'model_mode': os.stat(model).st_mode, 'writable_for_non_root': not os.stat(os.path.join(model,\n"
         "        'config.json')).st_mode & 0o222}\n"
-        "print(json.dumps({'verdict': {'status': 'error', 'error': json.dumps(seen)}}))\n")
+        "print(json.dumps({'verdict': {'status': 'error', 'error': json.dumps(seen)}}))\n"
+    )
     shim = tmp_path / "python"
-    shim.write_text(f"#!/bin/sh\nexec {sys.executable} {spy} \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} {spy} "$@"\n')
     shim.chmod(0o755)
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     monkeypatch.setenv("DEEPRL_DATABASE_URL", "postgresql://secret@db/deeprl")
@@ -268,8 +286,9 @@ def test_declared_network_is_checked_against_the_header_before_building(tmp_path
     from deeprl.modelio import check_weights, read_header, tensors_to_bytes
 
     path = tmp_path / "model.safetensors"
-    path.write_bytes(tensors_to_bytes({"policy.0.weight": np.zeros((64, 4), np.float32),
-                                       "policy.0.bias": np.zeros(64, np.float32)}))
+    path.write_bytes(
+        tensors_to_bytes({"policy.0.weight": np.zeros((64, 4), np.float32), "policy.0.bias": np.zeros(64, np.float32)})
+    )
     header = read_header(path)
     check_weights({"policy": {"net_arch": {"pi": [64], "vf": [64]}}}, header)
     with pytest.raises(UserError, match="6000 units"):

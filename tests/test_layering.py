@@ -59,7 +59,7 @@ def imports_of(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
             # `from deeprl.hub import local` imports the submodule; `from deeprl.hub import get_hub` the package
@@ -151,8 +151,13 @@ def test_low_layers_import_nothing_from_the_layers_above():
     def under(module: str, prefixes) -> bool:
         return any(module == p or module.startswith(p + ".") for p in prefixes)
 
-    bad = [f"{m} imports {t}" for m in MODULES if under(m, LOW_LAYERS)
-           for t in sorted(imports_of(m)) if under(t, HIGH_LAYERS)]
+    bad = [
+        f"{m} imports {t}"
+        for m in MODULES
+        if under(m, LOW_LAYERS)
+        for t in sorted(imports_of(m))
+        if under(t, HIGH_LAYERS)
+    ]
     assert not bad, "; ".join(bad)
 
 
@@ -169,14 +174,21 @@ def test_both_hub_backends_provide_every_method_of_the_protocol():
         missing = sorted(w for w in wanted if not callable(getattr(backend, w, None)))
         assert not missing, f"{backend.__name__} lacks {missing}"
         for name in wanted:  # the same parameters, so a caller can hold either
-            assert list(inspect.signature(getattr(backend, name)).parameters) == \
-                list(inspect.signature(getattr(Hub, name)).parameters), f"{backend.__name__}.{name}"
+            assert list(inspect.signature(getattr(backend, name)).parameters) == list(
+                inspect.signature(getattr(Hub, name)).parameters
+            ), f"{backend.__name__}.{name}"
 
 
 def _import_alone(module: str) -> tuple[str, int, str]:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, env=env,
-                          timeout=120, cwd=PACKAGE.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=PACKAGE.parent,
+    )
     return module, proc.returncode, proc.stderr.strip().splitlines()[-1:]
 
 

@@ -106,11 +106,22 @@ def test_ranking_order_ties_search_sort_and_pages():
         assert by_user[0]["user"] == "frank"
         assert [e["repo_id"] for e in unranked(s, env)] == ["hank/taxi"]
     board = leaderboard(env)
-    assert board["env"] == env and list(board["rows"][0]) == ["rank", "repo_id", "user", "result", "mean_reward",
-                                                                "std_reward", "claimed_result", "flagged",
-                                                                "pushed_at"]
+    assert board["env"] == env and list(board["rows"][0]) == [
+        "rank",
+        "repo_id",
+        "user",
+        "result",
+        "mean_reward",
+        "std_reward",
+        "claimed_result",
+        "flagged",
+        "pushed_at",
+    ]
     everything = leaderboard()
-    assert everything["env"] is None and {r["env"] for r in everything["rows"]} == {env, "FrozenLake-v1-4x4-no_slippery"}
+    assert everything["env"] is None and {r["env"] for r in everything["rows"]} == {
+        env,
+        "FrozenLake-v1-4x4-no_slippery",
+    }
 
 
 def test_leaderboard_command_indexes_then_prints(good_hub, cli):
@@ -118,8 +129,9 @@ def test_leaderboard_command_indexes_then_prints(good_hub, cli):
     assert out.returncode == 0, out.stderr
     board = json.loads(out.stdout)
     assert board["env"] == "FrozenLake-v1-4x4-no_slippery"
-    assert [(r["rank"], r["repo_id"], r["user"], r["result"]) for r in board["rows"]] == \
-        [(1, "alice/q-FrozenLake", "alice", 1.0)]
+    assert [(r["rank"], r["repo_id"], r["user"], r["result"]) for r in board["rows"]] == [
+        (1, "alice/q-FrozenLake", "alice", 1.0)
+    ]
     text = cli("leaderboard", "--no-index")
     assert text.returncode == 0 and "alice/q-FrozenLake" in text.stdout and "1.00 +/- 0.00" in text.stdout
     bad = cli("leaderboard", "--env", "Taxi-v9", "--no-index")
@@ -160,8 +172,7 @@ def test_ranking_and_progress_on_postgresql(monkeypatch, request):
         add_model("lee/taxi", "Taxi-v3", 7.0, pushed=1)
         add_model("max/taxi", "Taxi-v3", 9.0, pushed=9, claimed=(9.5, 0.0))
         board = leaderboard("Taxi-v3")
-        assert [(r["rank"], r["repo_id"]) for r in board["rows"]] == [(1, "max/taxi"), (2, "lee/taxi"),
-                                                                       (3, "kim/taxi")]
+        assert [(r["rank"], r["repo_id"]) for r in board["rows"]] == [(1, "max/taxi"), (2, "lee/taxi"), (3, "kim/taxi")]
         assert board["rows"][0]["pushed_at"].endswith("+00:00")
         with db.session() as s:
             assert ranking(s, "Taxi-v3", user="KI")[0][0]["rank"] == 3

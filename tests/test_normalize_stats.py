@@ -6,16 +6,22 @@ from gymnasium import spaces
 
 from deeprl.normalize import Normalizer
 
-DICT_SPACE = spaces.Dict({"observation": spaces.Box(-10, 10, (6,), np.float32),
-                          "achieved_goal": spaces.Box(-10, 10, (3,), np.float32),
-                          "desired_goal": spaces.Box(-10, 10, (3,), np.float32)})
+DICT_SPACE = spaces.Dict(
+    {
+        "observation": spaces.Box(-10, 10, (6,), np.float32),
+        "achieved_goal": spaces.Box(-10, 10, (3,), np.float32),
+        "desired_goal": spaces.Box(-10, 10, (3,), np.float32),
+    }
+)
 
 
 def batches(rng, n_batches=50, n_envs=4):
     for _ in range(n_batches):
-        yield {"observation": rng.normal(3.0, 2.0, (n_envs, 6)).astype(np.float32),
-               "achieved_goal": rng.uniform(-1, 5, (n_envs, 3)).astype(np.float32),
-               "desired_goal": rng.normal(-4.0, 0.5, (n_envs, 3)).astype(np.float32)}
+        yield {
+            "observation": rng.normal(3.0, 2.0, (n_envs, 6)).astype(np.float32),
+            "achieved_goal": rng.uniform(-1, 5, (n_envs, 3)).astype(np.float32),
+            "desired_goal": rng.normal(-4.0, 0.5, (n_envs, 3)).astype(np.float32),
+        }
 
 
 def test_dict_obs_statistics_match_direct_mean_and_var():
@@ -56,7 +62,7 @@ def test_rewards_scaled_by_running_std_of_discounted_return():
     norm = Normalizer(spaces.Box(-1, 1, (1,), np.float32), n_envs=n_envs, gamma=gamma, norm_obs=False)
     ret = np.zeros(n_envs)
     all_returns = []
-    for t in range(200):
+    for _ in range(200):
         r = rng.normal(1.0, 3.0, n_envs).astype(np.float32)
         done = rng.random(n_envs) < 0.05
         scaled = norm.reward(r, done)

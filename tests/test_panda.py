@@ -55,8 +55,7 @@ def test_rgb_array_renders_without_a_display(monkeypatch):
 
 def test_pybullet_prints_nothing_on_stdout():
     """PyBullet writes from C to fd 1; deeprl's --json output must stay one JSON object."""
-    code = ("from deeprl.envs import make_env\n"
-            "e = make_env('PandaReachDense-v3'); e.reset(seed=0); e.close()\n")
+    code = "from deeprl.envs import make_env\ne = make_env('PandaReachDense-v3'); e.reset(seed=0); e.close()\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""

@@ -120,7 +120,7 @@ def test_time_penalty_and_truncation():
     core = P.PyramidsCore(2, max_decisions=1000, seed=0)
     core.switch[:] = core.obj_xy[:, P.SWITCH_SLOT] = (44.0, 44.0)  # out of reach of a still agent
     total = np.zeros(2)
-    for t in range(1000):
+    for _ in range(1000):
         r, term, trunc = core.step(np.zeros(2, dtype=int))
         total += r
         assert not term.any()

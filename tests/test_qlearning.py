@@ -10,8 +10,13 @@ from deeprl.train import train
 
 
 def test_solves_frozenlake_no_slippery(tmp_path):
-    run = train("qlearning", "FrozenLake-v1", env_kwargs={"map_name": "4x4", "is_slippery": False},
-                log_folder=tmp_path, show_progress=False)
+    run = train(
+        "qlearning",
+        "FrozenLake-v1",
+        env_kwargs={"map_name": "4x4", "is_slippery": False},
+        log_folder=tmp_path,
+        show_progress=False,
+    )
     assert run.run_dir == tmp_path / "qlearning" / "FrozenLake-v1-4x4-no_slippery_1"
     r = evaluate(load_agent(run.run_dir))
     assert r["mean_reward"] == 1.0 and r["std_reward"] == 0.0
@@ -23,8 +28,14 @@ def test_solves_frozenlake_no_slippery(tmp_path):
 def test_course_defaults_and_overrides(tmp_path):
     cfg = tmp_path / "hp.yml"
     cfg.write_text("Taxi-v3:\n  n_training_episodes: 200\n  gamma: 0.9\n")
-    run = train("qlearning", "Taxi-v3", hyperparams_file=str(cfg), overrides={"learning_rate": 0.5},
-                log_folder=tmp_path, show_progress=False)
+    run = train(
+        "qlearning",
+        "Taxi-v3",
+        hyperparams_file=str(cfg),
+        overrides={"learning_rate": 0.5},
+        log_folder=tmp_path,
+        show_progress=False,
+    )
     hp = run.hyperparams
     assert (hp["n_training_episodes"], hp["gamma"], hp["learning_rate"], hp["decay_rate"]) == (200, 0.9, 0.5, 0.005)
 
@@ -51,8 +62,13 @@ def test_epsilon_schedule_is_the_courses():
 
 
 def test_resume_continues_episode_counter(tmp_path):
-    run = train("qlearning", "Taxi-v3", overrides={"n_training_episodes": 1000, "checkpoint_every": 300},
-                log_folder=tmp_path, show_progress=False)
+    run = train(
+        "qlearning",
+        "Taxi-v3",
+        overrides={"n_training_episodes": 1000, "checkpoint_every": 300},
+        log_folder=tmp_path,
+        show_progress=False,
+    )
     # a finished run has nothing to resume: it says so and leaves the model as it was
     from deeprl.train import RunFinished
 
@@ -60,8 +76,15 @@ def test_resume_continues_episode_counter(tmp_path):
         train("qlearning", "Taxi-v3", log_folder=tmp_path, resume=True, show_progress=False)
     assert finished.value.run.run_dir == run.run_dir
     # a larger budget continues it from its episode counter
-    resumed = train("qlearning", "Taxi-v3", log_folder=tmp_path, resume=True, show_progress=False,
-                    overrides={"n_training_episodes": 1500}, n_timesteps=None)
+    resumed = train(
+        "qlearning",
+        "Taxi-v3",
+        log_folder=tmp_path,
+        resume=True,
+        show_progress=False,
+        overrides={"n_training_episodes": 1500},
+        n_timesteps=None,
+    )
     assert resumed.run_dir == run.run_dir
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["trained"]["episodes"] == 1500 and config["status"] == "finished"

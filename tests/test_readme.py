@@ -83,8 +83,15 @@ def test_the_tour_runs_in_order(tmp_path):
             argv = shlex.split(command)
             assert argv[0] == "deeprl", command
             # stdout and stderr as a terminal shows them: one stream, unbuffered, in the order written
-            out = subprocess.run([sys.executable, "-m", "deeprl", *argv[1:]], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, env=env, cwd=work, timeout=600)
+            out = subprocess.run(
+                [sys.executable, "-m", "deeprl", *argv[1:]],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+                cwd=work,
+                timeout=600,
+            )
             expected = [normalize(s) for s in shown if s.strip() != "..." and not CHATTER.match(s)]
             fails = bool(expected) and expected[0].startswith("deeprl: error:")
             assert out.returncode == (2 if fails else 0), f"$ {command}\n{out.stdout}"
@@ -95,8 +102,9 @@ def test_the_tour_runs_in_order(tmp_path):
             assert matches(expected[0], first), f"$ {command}\nREADME: {expected[0]}\nactual: {first}"
             last = normalize(shown[-1])
             if last != "..." and not CHATTER.match(last):
-                assert any(matches(last, a) for a in actual), \
+                assert any(matches(last, a) for a in actual), (
                     f"$ {command}\nREADME's last line: {last}\nnot in:\n" + "\n".join(actual)
+                )
 
 
 @pytest.mark.parametrize("block", [1, 2])

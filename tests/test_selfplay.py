@@ -6,9 +6,20 @@ import pytest
 from deeprl.algos import selfplay
 from deeprl.errors import UserError
 
-TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 64, "hidden_units": 16, "num_layers": 1, "save_steps": 128,
-        "swap_steps": 64, "team_change": 256, "checkpoint_every": 256, "ball_progress": 1.0, "ball_touch": 0.1,
-        "ball_approach": 0.5}
+TINY = {
+    "n_envs": 4,
+    "n_steps": 16,
+    "batch_size": 64,
+    "hidden_units": 16,
+    "num_layers": 1,
+    "save_steps": 128,
+    "swap_steps": 64,
+    "team_change": 256,
+    "checkpoint_every": 256,
+    "ball_progress": 1.0,
+    "ball_touch": 0.1,
+    "ball_approach": 0.5,
+}
 
 
 def _hp(**kw):
@@ -16,8 +27,10 @@ def _hp(**kw):
 
 
 def test_snapshots_swaps_and_team_changes_follow_the_schedule():
-    sp = selfplay.SelfPlay(_hp(save_steps=100, swap_steps=30, team_change=250, window=3,
-                               play_against_latest_model_ratio=0.5), np.random.default_rng(0))
+    sp = selfplay.SelfPlay(
+        _hp(save_steps=100, swap_steps=30, team_change=250, window=3, play_against_latest_model_ratio=0.5),
+        np.random.default_rng(0),
+    )
     snaps, swaps, sides = [], [], []
     weights = lambda: {"w": np.zeros(1)}  # noqa: E731
     for step in range(10, 1001, 10):
@@ -36,8 +49,9 @@ def test_snapshots_swaps_and_team_changes_follow_the_schedule():
 
 @pytest.mark.parametrize("ratio, latest", [(1.0, True), (0.0, False)])
 def test_play_against_latest_model_ratio(ratio, latest):
-    sp = selfplay.SelfPlay(_hp(save_steps=10, swap_steps=10, window=5, play_against_latest_model_ratio=ratio),
-                           np.random.default_rng(1))
+    sp = selfplay.SelfPlay(
+        _hp(save_steps=10, swap_steps=10, window=5, play_against_latest_model_ratio=ratio), np.random.default_rng(1)
+    )
     current = {"w": np.ones(1)}
     sp.maybe_snapshot(10, lambda: {"w": np.zeros(1)})
     got = sp.maybe_swap(10, lambda: current)
@@ -66,8 +80,9 @@ def test_own_goal_blames_the_player_with_the_last_touch():
     no = np.zeros(3, dtype=bool)
 
     def step(mine, any_, conceded=no, finished=no):
-        return selfplay.own_goal_blame(last, np.array(mine, bool), np.array(any_, bool), np.array(conceded, bool),
-                                       np.array(finished, bool))
+        return selfplay.own_goal_blame(
+            last, np.array(mine, bool), np.array(any_, bool), np.array(conceded, bool), np.array(finished, bool)
+        )
 
     # match 0: our player 1 touches, then nobody; match 1: ours, then an opponent; match 2: nobody ever
     assert not step([[0, 1], [1, 0], [0, 0]], [1, 1, 0]).any()
@@ -94,8 +109,17 @@ def test_train_save_load_resume_and_play(tmp_path, cli):
     from deeprl.evaluation import evaluate
     from deeprl.train import train
 
-    run = train("selfplay", "SoccerTwos", overrides=TINY, n_timesteps=512, seed=3, log_folder=tmp_path,
-                env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
+    run = train(
+        "selfplay",
+        "SoccerTwos",
+        overrides=TINY,
+        n_timesteps=512,
+        seed=3,
+        log_folder=tmp_path,
+        env_kwargs={"max_steps": 40},
+        device="cpu",
+        show_progress=False,
+    )
     config = json.loads((run.run_dir / "config.json").read_text())
     assert config["trained"]["timesteps"] == 512 and config["env_tag"] == "ML-Agents-SoccerTwos"
     tensors, state = load_checkpoint(run.run_dir)
@@ -108,13 +132,23 @@ def test_train_save_load_resume_and_play(tmp_path, cli):
     result = evaluate(agent, n_eval_episodes=2)
     assert result["env_tag"] == "ML-Agents-SoccerTwos" and result["n_eval_episodes"] == 2
 
-    again = train("selfplay", "SoccerTwos", overrides=TINY, n_timesteps=512, seed=3, log_folder=tmp_path / "b",
-                  env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
+    again = train(
+        "selfplay",
+        "SoccerTwos",
+        overrides=TINY,
+        n_timesteps=512,
+        seed=3,
+        log_folder=tmp_path / "b",
+        env_kwargs={"max_steps": 40},
+        device="cpu",
+        show_progress=False,
+    )
     a, b = (load_agent(r.run_dir).actor.state_dict() for r in (run, again))
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)  # same seed, same weights
 
-    resumed = train("selfplay", "SoccerTwos", n_timesteps=768, log_folder=tmp_path, resume=True, device="cpu",
-                    show_progress=False)
+    resumed = train(
+        "selfplay", "SoccerTwos", n_timesteps=768, log_folder=tmp_path, resume=True, device="cpu", show_progress=False
+    )
     assert resumed.run_dir == run.run_dir
     assert json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"] == 768
 
@@ -135,27 +169,51 @@ def test_centralized_critic_and_fixed_opponents(tmp_path):
     from deeprl.train import train
 
     hp = TINY | {"centralized_critic": True, "scripted_opponent_ratio": 1.0, "own_goal": 1.0}
-    run = train("selfplay", "SoccerTwos", overrides=hp, n_timesteps=512, seed=3, log_folder=tmp_path,
-                env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
+    run = train(
+        "selfplay",
+        "SoccerTwos",
+        overrides=hp,
+        n_timesteps=512,
+        seed=3,
+        log_folder=tmp_path,
+        env_kwargs={"max_steps": 40},
+        device="cpu",
+        show_progress=False,
+    )
     tensors, state = load_checkpoint(run.run_dir)
     assert tensors["critic.0.weight"].shape[1] == 2 * 336  # the critic reads both teammates
     assert tensors["actor.0.weight"].shape[1] == 336
     assert state["self_play"]["elo"] == 1200.0  # every match was against the scripted team: no Elo change
     assert load_agent(run.run_dir).act(np.zeros((2, 336), np.float32)).shape == (2, 3)
-    resumed = train("selfplay", "SoccerTwos", n_timesteps=640, log_folder=tmp_path, resume=True, device="cpu",
-                    show_progress=False)
+    resumed = train(
+        "selfplay", "SoccerTwos", n_timesteps=640, log_folder=tmp_path, resume=True, device="cpu", show_progress=False
+    )
     assert json.loads((resumed.run_dir / "config.json").read_text())["trained"]["timesteps"] == 640
     with pytest.raises(UserError):
-        train("selfplay", "SoccerTwos", overrides=TINY | {"scripted_opponent_ratio": 0.7, "random_opponent_ratio": 0.5},
-              n_timesteps=64, log_folder=tmp_path / "bad", device="cpu", show_progress=False)
+        train(
+            "selfplay",
+            "SoccerTwos",
+            overrides=TINY | {"scripted_opponent_ratio": 0.7, "random_opponent_ratio": 0.5},
+            n_timesteps=64,
+            log_folder=tmp_path / "bad",
+            device="cpu",
+            show_progress=False,
+        )
 
 
 def test_selfplay_refuses_single_agent_envs(tmp_path):
     from deeprl.train import train
 
     with pytest.raises(UserError):
-        train("selfplay", "CartPole-v1", overrides=TINY, n_timesteps=64, log_folder=tmp_path, device="cpu",
-              show_progress=False)
+        train(
+            "selfplay",
+            "CartPole-v1",
+            overrides=TINY,
+            n_timesteps=64,
+            log_folder=tmp_path,
+            device="cpu",
+            show_progress=False,
+        )
 
 
 def test_match_refuses_non_soccer_models_and_bad_counts(cli):

@@ -31,9 +31,17 @@ def test_rl_zoo_forms_become_typed_values():
     assert load(Example, {}) == Example()  # a run recorded before a key existed takes its default
 
 
-@pytest.mark.parametrize("key, value, words", [("n", 2.5, "whole number"), ("n", "many", "whole number"),
-                                               ("lr", "lin_x", "lin_<number>"), ("on", "yes", "true or false"),
-                                               ("act", 3, "word"), ("n", None, "needs a value")])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("n", 2.5, "whole number"),
+        ("n", "many", "whole number"),
+        ("lr", "lin_x", "lin_<number>"),
+        ("on", "yes", "true or false"),
+        ("act", 3, "word"),
+        ("n", None, "needs a value"),
+    ],
+)
 def test_bad_values_are_one_sentence(key, value, words):
     with pytest.raises(UserError, match=words):
         load(Example, {key: value})
@@ -48,8 +56,9 @@ def test_lin_is_a_schedule_only_where_one_is_allowed():
 
 
 def test_merge_records_values_as_written_and_refuses_unknown_keys():
-    hp = merge_hyperparams("dqn", dqn, "CartPole-v1", "CartPole-v1", None,
-                           {"learning_rate": "lin_2.5e-4", "buffer_size": 1e4}, None)
+    hp = merge_hyperparams(
+        "dqn", dqn, "CartPole-v1", "CartPole-v1", None, {"learning_rate": "lin_2.5e-4", "buffer_size": 1e4}, None
+    )
     assert hp["learning_rate"] == "lin_2.5e-4" and hp["buffer_size"] == 10_000 and isinstance(hp["buffer_size"], int)
     with pytest.raises(UserError, match="Did you mean learning_rate"):
         merge_hyperparams("qlearning", qlearning, "Taxi-v3", "Taxi-v3", None, {"learning_rat": 0.5}, None)
@@ -85,9 +94,15 @@ class Evaluations(Callback):
 
 def test_should_stop_ends_the_run_with_its_model_saved(tmp_path):
     stop = StopWhenAsked(3)
-    run = train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False},
-                overrides={"n_training_episodes": 100_000}, log_folder=tmp_path, show_progress=False,
-                callbacks=[stop])
+    run = train(
+        "qlearning",
+        "FrozenLake-v1",
+        env_kwargs={"is_slippery": False},
+        overrides={"n_training_episodes": 100_000},
+        log_folder=tmp_path,
+        show_progress=False,
+        callbacks=[stop],
+    )
     config = json.loads((run.run_dir / "config.json").read_text())
     assert run.stopped_by_callback and stop.updates == 3
     assert config["status"] == "stopped" and config["trained"]["episodes"] < 100_000
@@ -96,8 +111,14 @@ def test_should_stop_ends_the_run_with_its_model_saved(tmp_path):
 
 def test_dqn_evaluations_reach_callbacks(tmp_path):
     ev = Evaluations()
-    run = train("dqn", "CartPole-v1", overrides={"learning_starts": 50, "buffer_size": 500, "eval_freq": 200,
-                                                "n_eval_episodes": 2}, n_timesteps=2000, log_folder=tmp_path,
-                show_progress=False, callbacks=[ev])
+    run = train(
+        "dqn",
+        "CartPole-v1",
+        overrides={"learning_starts": 50, "buffer_size": 500, "eval_freq": 200, "n_eval_episodes": 2},
+        n_timesteps=2000,
+        log_folder=tmp_path,
+        show_progress=False,
+        callbacks=[ev],
+    )
     assert [c for c, _ in ev.seen] == [200] and run.stopped_by_callback
     assert json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"] == 200

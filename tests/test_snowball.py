@@ -64,7 +64,7 @@ def test_one_hit_is_plus_one_and_the_cooldown_is_half_a_second():
 def test_missing_scores_nothing_and_episodes_last_1000_decisions():
     core = S.SnowballCore(2, seed=1)
     total = np.zeros(2)
-    for t in range(1000):
+    for _ in range(1000):
         core.target[:] = (0.0, -10.0)  # always behind a still agent that keeps shooting ahead
         core.angle[:] = math.pi / 2
         r, term, trunc = core.step(np.array([[0, 1], [0, 0]]))

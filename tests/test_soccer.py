@@ -166,7 +166,7 @@ def test_goal_is_detected_exactly_once_with_the_time_penalty():
 def test_time_limit_truncates_without_reward():
     core = S.SoccerCore(1, max_steps=20, seed=0)
     still = np.zeros((1, 4, 3), dtype=int)
-    for k in range(20):
+    for _ in range(20):
         r, term, trunc, _ = core.step(still)
         assert not r.any() and not term.any()
     assert trunc[0] and core.done[0]

@@ -41,9 +41,17 @@ def deadline_poll(check, timeout=60.0, what="condition"):
 
 
 def frozen_cfg(storage, **kw) -> T.TuneConfig:
-    base = dict(algo="qlearning", env_id="FrozenLake-v1", env_kwargs={"map_name": "4x4", "is_slippery": False},
-                n_trials=3, n_timesteps=400, n_evaluations=2, n_eval_episodes=5, storage=storage,
-                n_startup_trials=2)
+    base = dict(
+        algo="qlearning",
+        env_id="FrozenLake-v1",
+        env_kwargs={"map_name": "4x4", "is_slippery": False},
+        n_trials=3,
+        n_timesteps=400,
+        n_evaluations=2,
+        n_eval_episodes=5,
+        storage=storage,
+        n_startup_trials=2,
+    )
     base.update(kw)
     return T.TuneConfig(**base)
 
@@ -55,8 +63,21 @@ def study_of(storage, name="qlearning-FrozenLake-v1-4x4-no_slippery"):
 
 
 def worker_cmd(storage, n_trials, *extra):
-    return [sys.executable, "-m", "deeprl", "tune", "--algo", "qlearning", *FROZEN, "--n-trials", str(n_trials),
-            "--storage", storage, *FAST, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "deeprl",
+        "tune",
+        "--algo",
+        "qlearning",
+        *FROZEN,
+        "--n-trials",
+        str(n_trials),
+        "--storage",
+        storage,
+        *FAST,
+        *extra,
+    ]
 
 
 def check_shared_study(storage, n_trials, both_ran=True):
@@ -71,8 +92,13 @@ def check_shared_study(storage, n_trials, both_ran=True):
 
 # --- search spaces --------------------------------------------------------------------------------------------
 
-ENV_FOR = {"qlearning": "Taxi-v3", "reinforce": "CartPole-v1", "ppo": "LunarLander-v2", "a2c": "CartPole-v1",
-           "dqn": "CartPole-v1"}
+ENV_FOR = {
+    "qlearning": "Taxi-v3",
+    "reinforce": "CartPole-v1",
+    "ppo": "LunarLander-v2",
+    "a2c": "CartPole-v1",
+    "dqn": "CartPole-v1",
+}
 
 
 @pytest.mark.parametrize("algo", T.tunable())
@@ -105,18 +131,42 @@ def test_sampled_hyperparams_are_valid_for_each_algorithm(algo):
 
 def test_ppo_space_keeps_minibatches_whole_even_without_ppo():
     # The constraint does not wait for deeprl/algos/ppo.py: a PPO-shaped DEFAULTS with 3 envs.
-    base = {"n_timesteps": 1000, "n_steps": 128, "batch_size": 64, "n_envs": 3, "gamma": 0.99, "gae_lambda": 0.95,
-            "learning_rate": 3e-4, "ent_coef": 0.0, "clip_range": 0.2, "n_epochs": 10, "net_arch": [64, 64],
-            "max_grad_norm": 0.5, "vf_coef": 0.5}
+    base = {
+        "n_timesteps": 1000,
+        "n_steps": 128,
+        "batch_size": 64,
+        "n_envs": 3,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "clip_range": 0.2,
+        "n_epochs": 10,
+        "net_arch": [64, 64],
+        "max_grad_norm": 0.5,
+        "vf_coef": 0.5,
+    }
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(200):
         hp = T.sample_hyperparams(study.ask(), "ppo", base)
         assert (hp["n_steps"] * 3) % hp["batch_size"] == 0 and hp["batch_size"] <= hp["n_steps"] * 3
         assert len(hp["net_arch"]) == 2 and hp["net_arch"][0] in (32, 64, 256)
         assert 1e-5 <= hp["learning_rate"] <= 3e-3 and hp["n_timesteps"] == 1000
-    fixed = optuna.trial.FixedTrial({"n_steps": 32, "batch_size": 512, "gamma": 0.99, "learning_rate": 1e-4,
-                                     "ent_coef": 1e-3, "clip_range": 0.2, "n_epochs": 4, "gae_lambda": 0.95,
-                                     "max_grad_norm": 0.5, "vf_coef": 0.5, "net_arch": "small"})
+    fixed = optuna.trial.FixedTrial(
+        {
+            "n_steps": 32,
+            "batch_size": 512,
+            "gamma": 0.99,
+            "learning_rate": 1e-4,
+            "ent_coef": 1e-3,
+            "clip_range": 0.2,
+            "n_epochs": 4,
+            "gae_lambda": 0.95,
+            "max_grad_norm": 0.5,
+            "vf_coef": 0.5,
+            "net_arch": "small",
+        }
+    )
     assert T.sample_hyperparams(fixed, "ppo", base)["batch_size"] == 96  # the whole rollout, 32 steps x 3 envs
 
 
@@ -131,10 +181,19 @@ def test_qlearning_budget_is_episodes():
 
 # --- one worker: pruning, resuming, YAML, show ----------------------------------------------------------------
 
+
 def test_pruner_stops_a_poor_trial(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    cfg = T.TuneConfig(algo="qlearning", env_id="Taxi-v3", n_trials=3, n_timesteps=2000, n_evaluations=2,
-                       n_eval_episodes=5, storage=storage, n_startup_trials=2)
+    cfg = T.TuneConfig(
+        algo="qlearning",
+        env_id="Taxi-v3",
+        n_trials=3,
+        n_timesteps=2000,
+        n_evaluations=2,
+        n_eval_episodes=5,
+        storage=storage,
+        n_startup_trials=2,
+    )
     study = T.open_study(T.resolve(cfg))
     # Two of the course's settings, then one that cannot learn Taxi in 1000 episodes: tiny steps, and
     # exploration that never decays.
@@ -206,8 +265,9 @@ def test_warm_started_study_begins_with_the_defaults(tmp_path):
     first = study.trials[0]
     assert first.user_attrs.get("warm_start") is True
     base = default_hyperparams("qlearning", get_algo("qlearning"), "FrozenLake-v1", "FrozenLake-v1")
-    assert {k: first.params[k] for k in ("learning_rate", "gamma", "decay_rate")} == \
-        {k: base[k] for k in ("learning_rate", "gamma", "decay_rate")}
+    assert {k: first.params[k] for k in ("learning_rate", "gamma", "decay_rate")} == {
+        k: base[k] for k in ("learning_rate", "gamma", "decay_rate")
+    }
     assert len(study.trials) == 2 and study.trials[1].params != first.params
 
 
@@ -232,14 +292,28 @@ def test_bad_input_is_one_sentence(tmp_path, capsys):
 
 # --- dead workers ---------------------------------------------------------------------------------------------
 
+
 def test_killed_worker_trial_is_failed_and_study_goes_on(tmp_path):
     storage = f"sqlite:///{tmp_path / 'k.db'}"
     # A budget large enough that the first trial is still running when it is killed.
     slow = ["--n-timesteps", "60000", "--n-evaluations", "1", "--n-eval-episodes", "5"]
-    cmd = [sys.executable, "-m", "deeprl", "tune", "--algo", "qlearning", *FROZEN, "--n-trials", "1",
-           "--storage", storage, *slow]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deeprl",
+        "tune",
+        "--algo",
+        "qlearning",
+        *FROZEN,
+        "--n-trials",
+        "1",
+        "--storage",
+        storage,
+        *slow,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+
         def running():
             try:
                 return [t for t in study_of(storage).get_trials() if t.state == TrialState.RUNNING]
@@ -282,11 +356,12 @@ def test_silent_remote_worker_fails_after_grace_period(tmp_path):
 
 # --- many workers ---------------------------------------------------------------------------------------------
 
+
 def _two_workers(storage, n_trials=6):
-    first = subprocess.Popen(worker_cmd(storage, n_trials), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
-    second = subprocess.Popen(worker_cmd(storage, n_trials), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    first = subprocess.Popen(worker_cmd(storage, n_trials), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    second = subprocess.Popen(
+        worker_cmd(storage, n_trials), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     outs = [p.communicate(timeout=240)[0] for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outs
     return outs
@@ -342,12 +417,25 @@ def postgres_url():
 
     r = pg(bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
     assert r.returncode == 0, r.stderr
-    r = pg(bindir / "pg_ctl", "-D", data, "-l", root / "log", "-w", "-t", "60", "-o",
-           f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1", "start")
+    r = pg(
+        bindir / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        root / "log",
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1",
+        "start",
+    )
     assert r.returncode == 0, r.stderr + (root / "log").read_text()
     try:
-        deadline_poll(lambda: pg(bindir / "pg_isready", "-h", "127.0.0.1", "-p", port).returncode == 0,
-                      what="PostgreSQL to accept connections")
+        deadline_poll(
+            lambda: pg(bindir / "pg_isready", "-h", "127.0.0.1", "-p", port).returncode == 0,
+            what="PostgreSQL to accept connections",
+        )
         r = pg(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "tune")
         assert r.returncode == 0, r.stderr
         yield f"postgresql://postgres@127.0.0.1:{port}/tune"

@@ -22,8 +22,9 @@ import pytest
 from conftest import run_cli
 
 FROZEN = ["--env", "FrozenLake-v1", "--env-kwargs", "map_name:4x4", "is_slippery:False"]
-NOT_ROOT = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                              reason="root writes into read-only folders")
+NOT_ROOT = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders"
+)
 
 
 def one_sentence(out, *needles) -> str:
@@ -42,8 +43,18 @@ def one_sentence(out, *needles) -> str:
 def frozen_run(tmp_path_factory):
     """A small trained FrozenLake Q-table (solved in a few hundred episodes)."""
     logs = tmp_path_factory.mktemp("logs")
-    out = run_cli("train", "--algo", "qlearning", *FROZEN, "-f", logs, "--quiet",
-                  "--hyperparams", "n_training_episodes:2000", env={"DEEPRL_HOME": str(logs / "home")})
+    out = run_cli(
+        "train",
+        "--algo",
+        "qlearning",
+        *FROZEN,
+        "-f",
+        logs,
+        "--quiet",
+        "--hyperparams",
+        "n_training_episodes:2000",
+        env={"DEEPRL_HOME": str(logs / "home")},
+    )
     assert out.returncode == 0, out.stderr
     return logs / "qlearning" / "FrozenLake-v1-4x4-no_slippery_1"
 
@@ -57,12 +68,17 @@ def a_file(tmp_path) -> Path:
 
 # -- an unusable DEEPRL_HOME ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ["leaderboard"],
-    ["progress", "alice"],
-    ["tune", "--algo", "qlearning", "--env", "Taxi-v3", "--n-trials", "1"],
-    ["quickstart"],
-], ids=["leaderboard", "progress", "tune", "quickstart"])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["leaderboard"],
+        ["progress", "alice"],
+        ["tune", "--algo", "qlearning", "--env", "Taxi-v3", "--n-trials", "1"],
+        ["quickstart"],
+    ],
+    ids=["leaderboard", "progress", "tune", "quickstart"],
+)
 def test_deeprl_home_under_a_file(args, a_file, tmp_path):
     home = a_file / "home"
     out = run_cli(*args, env={"DEEPRL_HOME": str(home)}, cwd=tmp_path)
@@ -82,14 +98,19 @@ def test_read_only_deeprl_home(frozen_run, tmp_path):
     home.mkdir()
     home.chmod(0o555)
     try:
-        for args in (["push", frozen_run, "--repo-id", "alice/q-frozen", "--no-video"], ["leaderboard"],
-                     ["progress", "alice"], ["quickstart", "-f", tmp_path / "logs"]):
+        for args in (
+            ["push", frozen_run, "--repo-id", "alice/q-frozen", "--no-video"],
+            ["leaderboard"],
+            ["progress", "alice"],
+            ["quickstart", "-f", tmp_path / "logs"],
+        ):
             one_sentence(run_cli(*args, env={"DEEPRL_HOME": str(home)}, cwd=tmp_path), home, "not writable")
     finally:
         home.chmod(0o755)
 
 
 # -- folders given on the command line ----------------------------------------------------------------------------
+
 
 def test_train_into_a_folder_under_a_file(a_file):
     out = run_cli("train", "--algo", "qlearning", *FROZEN, "-f", a_file / "logs", "--quiet")
@@ -126,15 +147,24 @@ def test_read_only_folders(frozen_run, tmp_path):
 
 # -- a full disk -----------------------------------------------------------------------------------------------------
 
+
 def test_full_disk_on_push(frozen_run, tmp_path):
     """git fails as it does on a full disk: the push says so, names the hub folder, and leaves no repository."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "git").write_text("#!/bin/sh\necho \"fatal: cannot copy '/usr/share/git-core/templates/hooks' to "
-                              "'$3/hooks': No space left on device\" >&2\nexit 128\n")
+    (fake / "git").write_text(
+        "#!/bin/sh\necho \"fatal: cannot copy '/usr/share/git-core/templates/hooks' to "
+        "'$3/hooks': No space left on device\" >&2\nexit 128\n"
+    )
     (fake / "git").chmod(0o755)
-    out = run_cli("push", frozen_run, "--repo-id", "alice/q-full", "--no-video",
-                  env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
+    out = run_cli(
+        "push",
+        frozen_run,
+        "--repo-id",
+        "alice/q-full",
+        "--no-video",
+        env={"PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"},
+    )
     home = Path(os.environ["DEEPRL_HOME"])
     one_sentence(out, home / "hub" / "alice" / "q-full", "no space left")
     assert not (home / "hub" / "alice" / "q-full").exists()
@@ -150,13 +180,17 @@ def test_full_disk_on_record(frozen_run, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("exc, needles", [
-    (OSError(errno.ENOSPC, "No space left on device", "/data/replay.mp4"), ["/data/replay.mp4", "no space left"]),
-    (PermissionError(errno.EACCES, "Permission denied", "/data/x"), ["/data/x", "permission denied"]),
-    (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/x"), ["/mnt/ro/x", "read-only"]),
-    (FileExistsError(errno.EEXIST, "File exists", "/etc/hostname"), ["/etc/hostname", "is a file"]),
-    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/etc/hostname/x"), ["/etc/hostname/x", "is a file"]),
-], ids=["ENOSPC", "EACCES", "EROFS", "EEXIST", "ENOTDIR"])
+@pytest.mark.parametrize(
+    "exc, needles",
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/data/replay.mp4"), ["/data/replay.mp4", "no space left"]),
+        (PermissionError(errno.EACCES, "Permission denied", "/data/x"), ["/data/x", "permission denied"]),
+        (OSError(errno.EROFS, "Read-only file system", "/mnt/ro/x"), ["/mnt/ro/x", "read-only"]),
+        (FileExistsError(errno.EEXIST, "File exists", "/etc/hostname"), ["/etc/hostname", "is a file"]),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/etc/hostname/x"), ["/etc/hostname/x", "is a file"]),
+    ],
+    ids=["ENOSPC", "EACCES", "EROFS", "EEXIST", "ENOTDIR"],
+)
 def test_last_resort_translation_of_os_errors(monkeypatch, capsys, exc, needles):
     """An OSError no up-front check caught is still one sentence naming the path, exit 2."""
     import deeprl.commands.envs as envs_command
@@ -187,6 +221,7 @@ def test_other_os_errors_stay_ours(monkeypatch, capsys):
 
 # -- values --------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["-1", str(2**32), "1.5"])
 def test_bad_seed_leaves_no_run_folder(value, tmp_path):
     out = run_cli("train", "--algo", "qlearning", *FROZEN, "-f", tmp_path / "logs", "--seed", value, "--quiet")
@@ -213,10 +248,29 @@ def test_bad_seed_elsewhere(command):
 STOPPABLE = {
     "qlearning": [*FROZEN, "--hyperparams", "n_training_episodes:1000000000", "checkpoint_every:2000"],
     "reinforce": ["--env", "CartPole-v1", "--hyperparams", "n_training_episodes:1000000000", "checkpoint_every:5"],
-    "ppo": ["--env", "CartPole-v1", "-n", "100000000", "--hyperparams", "n_envs:2", "n_steps:64", "batch_size:128",
-            "n_epochs:1", "checkpoint_every:1", "checkpoint_seconds:0"],
-    "dqn": ["--env", "CartPole-v1", "-n", "100000000", "--hyperparams", "buffer_size:2000", "learning_starts:64",
-            "checkpoint_freq:200"],
+    "ppo": [
+        "--env",
+        "CartPole-v1",
+        "-n",
+        "100000000",
+        "--hyperparams",
+        "n_envs:2",
+        "n_steps:64",
+        "batch_size:128",
+        "n_epochs:1",
+        "checkpoint_every:1",
+        "checkpoint_seconds:0",
+    ],
+    "dqn": [
+        "--env",
+        "CartPole-v1",
+        "-n",
+        "100000000",
+        "--hyperparams",
+        "buffer_size:2000",
+        "learning_starts:64",
+        "checkpoint_freq:200",
+    ],
 }
 
 
@@ -225,8 +279,20 @@ STOPPABLE = {
 def test_stopped_run_is_a_model(algo, sig, tmp_path):
     if sig == signal.SIGTERM and algo in ("reinforce", "dqn"):
         pytest.skip("one signal per algorithm is enough beyond Q-Learning and PPO")  # keeps the sweep short
-    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", algo, *STOPPABLE[algo], "-f", str(tmp_path),
-           "--device", "cpu", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deeprl",
+        "train",
+        "--algo",
+        algo,
+        *STOPPABLE[algo],
+        "-f",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     run_dir = tmp_path / algo
     deadline = time.monotonic() + 120
@@ -274,8 +340,24 @@ def test_progress_never_counts_past_its_total(tmp_path):
     """PPO trains whole rollouts: -n 1 with rollouts of 2 x 64 steps is 128 steps, and the count says 128/128."""
     import re
 
-    out = run_cli("train", "--algo", "ppo", "--env", "CartPole-v1", "-f", tmp_path, "-n", "1", "--device", "cpu",
-                  "--hyperparams", "n_envs:2", "n_steps:64", "batch_size:128", "n_epochs:1")
+    out = run_cli(
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "-f",
+        tmp_path,
+        "-n",
+        "1",
+        "--device",
+        "cpu",
+        "--hyperparams",
+        "n_envs:2",
+        "n_steps:64",
+        "batch_size:128",
+        "n_epochs:1",
+    )
     assert out.returncode == 0, out.stderr
     counts = [(int(a), int(b)) for a, b in re.findall(r"\] (\d+)/(\d+) steps", out.stderr)]
     assert counts and counts[-1] == (128, 128), out.stderr
@@ -298,9 +380,11 @@ def test_unwritable_folders_without_root(monkeypatch, capsys, tmp_path, frozen_r
     ro.mkdir()
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != ro and real_access(p, mode, **kw))
-    cases = [(["train", "--algo", "qlearning", *FROZEN, "-f", str(ro), "--quiet"], "-f"),
-             (["record", str(frozen_run), "--out", str(ro / "x.mp4")], "--out"),
-             (["load", "alice/q-frozen", "-f", str(ro)], "-f")]
+    cases = [
+        (["train", "--algo", "qlearning", *FROZEN, "-f", str(ro), "--quiet"], "-f"),
+        (["record", str(frozen_run), "--out", str(ro / "x.mp4")], "--out"),
+        (["load", "alice/q-frozen", "-f", str(ro)], "-f"),
+    ]
     for argv, needle in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

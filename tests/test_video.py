@@ -12,8 +12,13 @@ from deeprl.video import _rgb, probe, record
 def lake_run(tmp_path_factory):
     from deeprl.train import train
 
-    return train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False},
-                 log_folder=tmp_path_factory.mktemp("logs"), show_progress=False).run_dir
+    return train(
+        "qlearning",
+        "FrozenLake-v1",
+        env_kwargs={"is_slippery": False},
+        log_folder=tmp_path_factory.mktemp("logs"),
+        show_progress=False,
+    ).run_dir
 
 
 def test_record_frozenlake_is_h264_at_low_fps(lake_run, tmp_path):
