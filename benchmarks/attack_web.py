@@ -22,11 +22,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 FL = "FrozenLake-v1-4x4-no_slippery"
-BOMB = "---\n" + "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "tags: [reinforcement-learning]\n---\n# b\n"
+BOMB = (
+    "---\n"
+    + "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
+    + "tags: [reinforcement-learning]\n---\n# b\n"
+)
 results: list[tuple[str, bool, str]] = []
 
 
@@ -84,8 +87,13 @@ def push_models() -> dict[str, str]:
     from deeprl.publish import push_model
     from deeprl.train import train
 
-    run = train("qlearning", "FrozenLake-v1", env_kwargs={"is_slippery": False}, log_folder=tempfile.mkdtemp(),
-                show_progress=False)
+    run = train(
+        "qlearning",
+        "FrozenLake-v1",
+        env_kwargs={"is_slippery": False},
+        log_folder=tempfile.mkdtemp(),
+        show_progress=False,
+    )
     push_model(run.run_dir, "alice/q-FrozenLake", record_video=False)
     good, kw = "alice/q-FrozenLake", {"map_name": "4x4", "is_slippery": False}
     link = stage(good)
@@ -93,16 +101,28 @@ def push_models() -> dict[str, str]:
     (link / "README.md").symlink_to("/etc/passwd")
     push(link, "mallory/linked-card")
     attacks = {
-        "mallory/long-limit": ("1 task: max_episode_steps 2000", dict(config={"env_kwargs": {**kw, "max_episode_steps": 2000}})),
-        "mallory/tiny-map": ("1 task: hand-made 2x2 desc", dict(config={"env_kwargs": {"desc": ["SF", "FG"], "is_slippery": False}})),
-        "mallory/gravity": ("1 task: LunarLander gravity -1", dict(config={"env_id": "LunarLander-v2", "env_tag": "LunarLander-v2", "env_kwargs": {"gravity": -1.0}})),
+        "mallory/long-limit": (
+            "1 task: max_episode_steps 2000",
+            dict(config={"env_kwargs": {**kw, "max_episode_steps": 2000}}),
+        ),
+        "mallory/tiny-map": (
+            "1 task: hand-made 2x2 desc",
+            dict(config={"env_kwargs": {"desc": ["SF", "FG"], "is_slippery": False}}),
+        ),
+        "mallory/gravity": (
+            "1 task: LunarLander gravity -1",
+            dict(config={"env_id": "LunarLander-v2", "env_tag": "LunarLander-v2", "env_kwargs": {"gravity": -1.0}}),
+        ),
         "mallory/bomb": ("2 card: YAML alias bomb", dict(card=BOMB)),
         "mallory/brackets": ("2 card: 16k '[' (quadratic Markdown)", dict(card="# b\n" + "[" * 16_000)),
         "mallory/pixel": ("6 card: tracking pixel", dict(card="# p\n![](http://tracker.example/p.gif)\n")),
         "mallory/nested": ("8 config: 200 KB of '['", dict(raw_config=b"[" * 200_000)),
         "mallory/wide": ("9 config: net_arch [6000, 6000]", dict(config={"policy": {"net_arch": [6000, 6000]}})),
         "mallory/int64": ("9 weights: int64 Q-table", dict(tensors={"qtable": np.ones((16, 4), np.int64)})),
-        "aaron/q-FrozenLake": ("5 tie: commit backdated to 2001", dict(env={"GIT_COMMITTER_DATE": "2001-01-01T00:00:00Z", "GIT_AUTHOR_DATE": "2001-01-01T00:00:00Z"})),
+        "aaron/q-FrozenLake": (
+            "5 tie: commit backdated to 2001",
+            dict(env={"GIT_COMMITTER_DATE": "2001-01-01T00:00:00Z", "GIT_AUTHOR_DATE": "2001-01-01T00:00:00Z"}),
+        ),
     }
     for repo_id, (_, kwargs) in attacks.items():
         doctor(good, repo_id, **kwargs)
@@ -171,8 +191,11 @@ def main() -> int:
     rep = index(timeout_s=120)
     took = time.perf_counter() - started
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
-    report("index run survives every hostile repo", rep.listed == 12 and rep.evaluated == 12 and grew < 100,
-           f"{rep.listed} repos, {rep.evaluated} evaluated in {took:.1f} s; indexer peak RSS grew {grew:.0f} MB")
+    report(
+        "index run survives every hostile repo",
+        rep.listed == 12 and rep.evaluated == 12 and grew < 100,
+        f"{rep.listed} repos, {rep.evaluated} evaluated in {took:.1f} s; indexer peak RSS grew {grew:.0f} MB",
+    )
     with db.session() as s:
         ranked = [r["repo_id"] for r in ranking(s, FL)[0]]
         lunar = [r["repo_id"] for r in ranking(s, "LunarLander-v2")[0]]
@@ -187,8 +210,12 @@ def main() -> int:
         elif hole.startswith("2") or hole.startswith("6"):
             leaked = "root:x:0" in html
             ok = not leaked and len(html) < 300_000 and (repo_id != "mallory/pixel" or "tracker" in html)
-            report(hole, ok, f"status {latest.get('status')}, stored card {len(html):,} chars"
-                   + (", /etc/passwd leaked" if leaked else ""))
+            report(
+                hole,
+                ok,
+                f"status {latest.get('status')}, stored card {len(html):,} chars"
+                + (", /etc/passwd leaked" if leaked else ""),
+            )
         else:
             ok = repo_id not in ranked and repo_id not in lunar and repo_id in rows
             report(hole, ok, f"not ranked: {rows.get(repo_id, '(ranked!)')[:90]}")
@@ -198,8 +225,12 @@ def main() -> int:
     print("-- the server")
     port = free_port()
     env = {**os.environ, "DEEPRL_ADMIN_TOKEN": "attack-bench-admin-token-0123456789"}
-    proc = subprocess.Popen([sys.executable, "-m", "deeprl", "serve", "--port", str(port), "--no-index",
-                             "--watch-interval", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deeprl", "serve", "--port", str(port), "--no-index", "--watch-interval", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     server_500s = 0
     try:
         wait_ready(port, proc)
@@ -218,8 +249,12 @@ def main() -> int:
             extra = check(hdrs, data) if check else None
             ok = all(s in expect for s in statuses) and per <= 1.0 and extra is None
             shown = sorted(set(statuses))
-            report(name, ok, f"HTTP {shown if len(shown) > 1 else shown[0]}, {size:,} bytes, "
-                   f"{per * 1000:.0f} ms CPU/request" + (f"; {extra}" if extra else ""))
+            report(
+                name,
+                ok,
+                f"HTTP {shown if len(shown) > 1 else shown[0]}, {size:,} bytes, "
+                f"{per * 1000:.0f} ms CPU/request" + (f"; {extra}" if extra else ""),
+            )
 
         def no_echo(_h, data):
             return "echoed the input" if b"x" * 200 in data else None
@@ -238,22 +273,51 @@ def main() -> int:
         for repo_id in ("mallory/bomb", "mallory/brackets", "mallory/linked-card", "mallory/pixel"):
             hit(f"model page {repo_id}", "GET", f"/models/{repo_id}", check=has_headers)
         hit("board page=2**62", "GET", f"/leaderboard/{FL}?page={2**62}", expect=(200, 404, 422), check=html_page)
-        hit("board per_page=-1 (HTML error page)", "GET", f"/leaderboard/{FL}?per_page=-1", expect=(422, 400),
-            check=html_page)
-        hit("100 KB query string", "GET", f"/leaderboard/{FL}?user=" + "x" * 100_000, expect=(200, 400, 414, 422, 431),
-            check=no_echo)
+        hit(
+            "board per_page=-1 (HTML error page)",
+            "GET",
+            f"/leaderboard/{FL}?per_page=-1",
+            expect=(422, 400),
+            check=html_page,
+        )
+        hit(
+            "100 KB query string",
+            "GET",
+            f"/leaderboard/{FL}?user=" + "x" * 100_000,
+            expect=(200, 400, 414, 422, 431),
+            check=no_echo,
+        )
         hit("API page=2**62", "GET", f"/api/leaderboard/{FL}?page={2**62}", expect=(200, 404, 422))
         hit("static file has security headers", "GET", "/static/style.css", check=has_headers)
-        hit("/docs works offline", "GET", "/docs",
-            check=lambda h, d: "loads from a CDN" if b"cdn.jsdelivr" in d or b"unpkg.com" in d else None)
+        hit(
+            "/docs works offline",
+            "GET",
+            "/docs",
+            check=lambda h, d: "loads from a CDN" if b"cdn.jsdelivr" in d or b"unpkg.com" in d else None,
+        )
         hit("300 anonymous POST /api/refresh", "POST", "/api/refresh", expect=(401, 403, 429), n=300)
-        hit("cross-site form POST /admin/refresh", "POST", "/admin/refresh", body=b"next=/",
-            headers={"Origin": "http://evil.example", "Content-Type": "application/x-www-form-urlencoded",
-                     "Sec-Fetch-Site": "cross-site"}, expect=(403, 400, 303),
-            check=lambda h, _d: None if "refused" in h.get("location", "refused") else f"went to {h['location']}")
+        hit(
+            "cross-site form POST /admin/refresh",
+            "POST",
+            "/admin/refresh",
+            body=b"next=/",
+            headers={
+                "Origin": "http://evil.example",
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Sec-Fetch-Site": "cross-site",
+            },
+            expect=(403, 400, 303),
+            check=lambda h, _d: None if "refused" in h.get("location", "refused") else f"went to {h['location']}",
+        )
         token = {"Authorization": "Bearer attack-bench-admin-token-0123456789"}
-        hit("admin POST /api/refresh, twice (cooldown)", "POST", "/api/refresh", headers=token,
-            expect=(202, 409, 429), n=2)
+        hit(
+            "admin POST /api/refresh, twice (cooldown)",
+            "POST",
+            "/api/refresh",
+            headers=token,
+            expect=(202, 409, 429),
+            n=2,
+        )
         grown = rss_mb(proc.pid) - base_rss
         report("server memory across all attacks", grown < 100, f"RSS grew {grown:.0f} MB (from {base_rss:.0f} MB)")
         report("no 500s", server_500s == 0, f"{server_500s} responses were 5xx")
@@ -264,8 +328,10 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     failed = [name for name, ok, _ in results if not ok]
-    print(f"-- {len(results) - len(failed)} of {len(results)} checks passed"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"-- {len(results) - len(failed)} of {len(results)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     shutil.rmtree(home, ignore_errors=True)
     return 1 if failed else 0
 

@@ -45,8 +45,11 @@ class Tracker:
         self.train_s += time.perf_counter() - self._t
         res = evaluate(agent, n_eval_episodes=self.n_eval, seed=10_000)
         self.curve.append((steps, res["result"]))
-        print(f"  {self.name:5s} seed {self.seed} steps {steps:>7d} train {self.train_s:7.1f}s "
-              f"result {res['result']:7.2f} (mean {res['mean_reward']:.2f} +/- {res['std_reward']:.2f})", flush=True)
+        print(
+            f"  {self.name:5s} seed {self.seed} steps {steps:>7d} train {self.train_s:7.1f}s "
+            f"result {res['result']:7.2f} (mean {res['mean_reward']:.2f} +/- {res['std_reward']:.2f})",
+            flush=True,
+        )
         while self.next_eval <= steps:
             self.next_eval += self.eval_every
         if self.hit is None and res["result"] >= self.target:
@@ -79,8 +82,11 @@ def run_ours(algo: str, seed: int, args) -> Tracker:
         over["vectorization"] = args.vectorization
     hp = merge_hyperparams(algo, module, ENV_ID, ENV_ID, None, over, args.max_steps)
     tracker = Tracker(algo if algo == "ppo" else "ours", seed, args.target, args.eval_every, args.n_eval)
-    policy_config = {**parse_policy_kwargs(hp["policy_kwargs"]), "class": "ActorCritic",
-                     "normalize": {"gamma": hp["gamma"], **parse_normalize(hp["normalize"])}}
+    policy_config = {
+        **parse_policy_kwargs(hp["policy_kwargs"]),
+        "class": "ActorCritic",
+        "normalize": {"gamma": hp["gamma"], **parse_normalize(hp["normalize"])},
+    }
 
     class BenchRun(Run):
         def checkpoint(self, tensors, state, np_rng=None):
@@ -88,14 +94,23 @@ def run_ours(algo: str, seed: int, args) -> Tracker:
             if not tracker.due(steps):
                 return
             config = {"algo": algo, "env_id": ENV_ID, "env_kwargs": {}, "policy": policy_config}
-            agent = load_policy_agent(config, {k: np.asarray(v.detach() if hasattr(v, "detach") else v)
-                                               for k, v in tensors.items()})
+            agent = load_policy_agent(
+                config, {k: np.asarray(v.detach() if hasattr(v, "detach") else v) for k, v in tensors.items()}
+            )
             if tracker.evaluate(steps, agent):
                 raise _Reached
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = BenchRun(algo=algo, env_id=ENV_ID, env_kwargs={}, env_tag=ENV_ID, hyperparams=hp, seed=seed,
-                       run_dir=Path(tmp), show_progress=False)
+        run = BenchRun(
+            algo=algo,
+            env_id=ENV_ID,
+            env_kwargs={},
+            env_tag=ENV_ID,
+            hyperparams=hp,
+            seed=seed,
+            run_dir=Path(tmp),
+            show_progress=False,
+        )
         seed_everything(seed)
         tracker._t = time.perf_counter()
         try:
@@ -144,8 +159,10 @@ def run_sb3(seed: int, args) -> Tracker:
 
 
 def summary(results: dict[str, list[Tracker]], args) -> None:
-    print(f"\n{ENV_ID}: env steps and training wall-clock to reach result >= {args.target} "
-          f"(evaluated every {args.eval_every} steps, {args.n_eval} episodes)")
+    print(
+        f"\n{ENV_ID}: env steps and training wall-clock to reach result >= {args.target} "
+        f"(evaluated every {args.eval_every} steps, {args.n_eval} episodes)"
+    )
     print(f"{'':6s}" + "".join(f"  seed {t.seed:<18d}" for t in next(iter(results.values()))) + "  median time")
     med = {}
     for name, trackers in results.items():
@@ -174,8 +191,12 @@ def main(argv=None) -> int:
     p.add_argument("--n-eval", type=int, default=10)
     p.add_argument("--target", type=float, default=-3.5)
     p.add_argument("--only", nargs="+", choices=["ours", "sb3", "ppo"], default=["ours", "sb3", "ppo"])
-    p.add_argument("--vectorization", choices=["sync", "async"], default=None,
-                   help="deeprl's vector env kind (default: the hyperparameter file's)")
+    p.add_argument(
+        "--vectorization",
+        choices=["sync", "async"],
+        default=None,
+        help="deeprl's vector env kind (default: the hyperparameter file's)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     results: dict[str, list[Tracker]] = {name: [] for name in args.only}

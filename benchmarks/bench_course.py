@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deeprl.loop import Callback, evaluate_snapshot
@@ -50,16 +50,35 @@ class Row:
 ROWS = (
     Row("unit1", "1", "ppo", "LunarLander-v2", {}, 200.0, 50_000, False),
     Row("unit2-taxi", "2", "qlearning", "Taxi-v3", {}, 4.5, 1_000, True),
-    Row("unit2-frozenlake", "2", "qlearning", "FrozenLake-v1", {"map_name": "4x4", "is_slippery": False}, 1.0, 100,
-        True),
+    Row(
+        "unit2-frozenlake", "2", "qlearning", "FrozenLake-v1", {"map_name": "4x4", "is_slippery": False}, 1.0, 100, True
+    ),
     Row("unit3", "3", "dqn", "SpaceInvadersNoFrameskip-v4", {}, 200.0, 50_000, False),
     Row("unit4-cartpole", "4", "reinforce", "CartPole-v1", {}, 350.0, 50, True),
     Row("unit4-pixelcopter", "4", "reinforce", "Pixelcopter-PLE-v0", {}, 5.0, 1_000, False),
     Row("unit6", "6", "a2c", "PandaReachDense-v3", {}, -3.5, 5_000, True),
-    Row("unit7", "7", "selfplay", "SoccerTwos", {}, 0.0, 1_000_000, False,
-        "push only; target: the scripted team beaten on average (result >= 0)"),
-    Row("unit8.1", "8.1", "ppo", "CartPole-v1", {}, 250.0, 10_000, True,
-        "push only; target: half of CartPole's 500 within CleanRL's 50k-step budget"),
+    Row(
+        "unit7",
+        "7",
+        "selfplay",
+        "SoccerTwos",
+        {},
+        0.0,
+        1_000_000,
+        False,
+        "push only; target: the scripted team beaten on average (result >= 0)",
+    ),
+    Row(
+        "unit8.1",
+        "8.1",
+        "ppo",
+        "CartPole-v1",
+        {},
+        250.0,
+        10_000,
+        True,
+        "push only; target: half of CartPole's 500 within CleanRL's 50k-step budget",
+    ),
 )
 
 
@@ -97,20 +116,37 @@ def run_row(row: Row) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-course-{row.key}-") as tmp:
         watch = Watch(row, Path(tmp))
         started = time.perf_counter()
-        run = train(row.algo, row.env, env_kwargs=row.env_kwargs, seed=0, log_folder=tmp, show_progress=False,
-                    callbacks=[watch])
+        run = train(
+            row.algo, row.env, env_kwargs=row.env_kwargs, seed=0, log_folder=tmp, show_progress=False, callbacks=[watch]
+        )
         wall = time.perf_counter() - started
     unit = "episodes" if row.algo in ("qlearning", "reinforce") else "steps"
-    out = {"key": row.key, "unit_no": row.unit, "algo": row.algo, "env": run.env_tag, "target": row.target,
-           "count_unit": unit, "evaluations": watch.history, "eval_seconds": round(watch.eval_s, 2),
-           "process_seconds": round(wall, 2), "note": row.note}
+    out = {
+        "key": row.key,
+        "unit_no": row.unit,
+        "algo": row.algo,
+        "env": run.env_tag,
+        "target": row.target,
+        "count_unit": unit,
+        "evaluations": watch.history,
+        "eval_seconds": round(watch.eval_s, 2),
+        "process_seconds": round(wall, 2),
+        "note": row.note,
+    }
     if watch.passed:
-        out.update(passed=True, count=watch.passed["count"], train_seconds=watch.passed["train_seconds"],
-                   result=watch.passed["result"])
+        out.update(
+            passed=True,
+            count=watch.passed["count"],
+            train_seconds=watch.passed["train_seconds"],
+            result=watch.passed["result"],
+        )
     else:
-        out.update(passed=False, count=watch.history[-1]["count"] if watch.history else None,
-                   train_seconds=round(wall - watch.eval_s, 2),
-                   result=watch.history[-1]["result"] if watch.history else None)
+        out.update(
+            passed=False,
+            count=watch.history[-1]["count"] if watch.history else None,
+            train_seconds=round(wall - watch.eval_s, 2),
+            result=watch.history[-1]["result"] if watch.history else None,
+        )
     return out
 
 
@@ -120,8 +156,10 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         at = f"{r['count']:,} {'ep' if r['count_unit'] == 'episodes' else 'st'}" if r.get("count") is not None else "-"
         mark = "" if r.get("passed") else "  NOT REACHED"
-        lines.append(f"{r['key']:<18} {r['algo']:<9} {r['env']:<30} {r['target']:>7g} {at:>17} "
-                     f"{r['train_seconds']:>9.1f}  {r.get('source', 'this run')}{mark}")
+        lines.append(
+            f"{r['key']:<18} {r['algo']:<9} {r['env']:<30} {r['target']:>7g} {at:>17} "
+            f"{r['train_seconds']:>9.1f}  {r.get('source', 'this run')}{mark}"
+        )
         total += r["train_seconds"]
     lines.append(f"{'sum':<18} {'':<9} {'':<30} {'':>7} {'':>17} {total:>9.1f}")
     return "\n".join(lines)
@@ -129,8 +167,9 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="train only the cheap rows; take the others from the "
-                                                          "last full run's JSON")
+    ap.add_argument(
+        "--quick", action="store_true", help="train only the cheap rows; take the others from the last full run's JSON"
+    )
     ap.add_argument("--only", nargs="+", metavar="KEY", help=f"rows by key: {', '.join(r.key for r in ROWS)}")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"JSON to update (default {RESULTS})")
     args = ap.parse_args(argv)
@@ -144,14 +183,16 @@ def main(argv=None) -> int:
         if row in chosen:
             print(f"{row.key}: {row.algo} on {row.env}, target {row.target:g}", flush=True)
             result = run_row(row)
-            result["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             previous["rows"][row.key] = result
             out_rows.append({**result, "source": "this run"})
         elif row.key in previous["rows"]:
             old = previous["rows"][row.key]
             out_rows.append({**old, "source": f"previous run ({old.get('measured_at', '?')[:10]})"})
-    previous.update(machine=f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
-                    python=platform.python_version())
+    previous.update(
+        machine=f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
+        python=platform.python_version(),
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(previous, indent=2) + "\n")
     print()

@@ -119,9 +119,11 @@ def raw(seconds: float, processes: int) -> dict:
         for n in sorted({1, processes}):
             wall_rate, cpu_rate = measure(level, n, seconds)
             figures[(level, n)] = (wall_rate, cpu_rate)
-            print(f"{level:6s} {n:2d} process{'es' if n > 1 else '  '}: {wall_rate:9,.0f} frames/s wall, "
-                  f"{cpu_rate:9,.0f} per CPU-second a process  (160x120 -> 128x72, frameskip {FRAME_SKIP})",
-                  flush=True)
+            print(
+                f"{level:6s} {n:2d} process{'es' if n > 1 else '  '}: {wall_rate:9,.0f} frames/s wall, "
+                f"{cpu_rate:9,.0f} per CPU-second a process  (160x120 -> 128x72, frameskip {FRAME_SKIP})",
+                flush=True,
+            )
     one = figures[("env", 1)][1]
     print(f"env on one core: {one:,.0f} frames per CPU-second (target about 9,500 on this machine)")
     return figures

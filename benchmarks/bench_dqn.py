@@ -79,8 +79,16 @@ def _deeprl_train(env_id: str, overrides: dict, conf: str | None, seed: int, fol
     from deeprl.train import train
 
     t = time.perf_counter()
-    run = train("dqn", env_id, hyperparams_file=conf, overrides=overrides, seed=seed, log_folder=folder,
-                device="cpu", show_progress=False)
+    run = train(
+        "dqn",
+        env_id,
+        hyperparams_file=conf,
+        overrides=overrides,
+        seed=seed,
+        log_folder=folder,
+        device="cpu",
+        show_progress=False,
+    )
     return run, time.perf_counter() - t
 
 
@@ -114,7 +122,7 @@ def _sb3_model(env_id: str, hp: dict, seed: int, threads: int | None):
 def child_throughput(lib: str, window: int, learning_starts: int, seed: int, threads: int | None, folder: str):
     load = os.getloadavg()[0]  # other work on the cores: deeprl overlaps its gradient thread only on a free core
     if lib == "deeprl":
-        overrides = {"n_timesteps": window, "learning_starts": learning_starts, "checkpoint_freq": 10 ** 9}
+        overrides = {"n_timesteps": window, "learning_starts": learning_starts, "checkpoint_freq": 10**9}
         if threads:
             overrides["torch_threads"] = threads
         c0 = cpu_s()
@@ -136,9 +144,17 @@ def child_throughput(lib: str, window: int, learning_starts: int, seed: int, thr
         seconds = time.perf_counter() - t
         cpu = cpu_s() - c0
         threads_used = torch.get_num_threads()
-    return {"lib": lib, "steps": window, "seconds": seconds, "steps_per_s": window / seconds, "cpu_s": cpu,
-            "steps_per_cpu_s": window / cpu,
-            "torch_threads": threads_used, "peak_rss_mb": peak_rss_mb(), "load": load}
+    return {
+        "lib": lib,
+        "steps": window,
+        "seconds": seconds,
+        "steps_per_s": window / seconds,
+        "cpu_s": cpu,
+        "steps_per_cpu_s": window / cpu,
+        "torch_threads": threads_used,
+        "peak_rss_mb": peak_rss_mb(),
+        "load": load,
+    }
 
 
 class _SB3Agent:
@@ -156,7 +172,7 @@ def child_cartpole(lib: str, seed: int, threads: int | None, folder: str):
     if lib == "deeprl":
         from deeprl.agent import load_agent
 
-        overrides = {"checkpoint_freq": 10 ** 9}
+        overrides = {"checkpoint_freq": 10**9}
         if threads:
             overrides["torch_threads"] = threads
         c0 = cpu_s()
@@ -173,18 +189,31 @@ def child_cartpole(lib: str, seed: int, threads: int | None, folder: str):
         cpu = cpu_s() - c0
         agent = _SB3Agent(model, "CartPole-v1")
     ev = evaluate(agent, seed=seed)
-    return {"lib": lib, "seed": seed, "steps": int(hp["n_timesteps"]), "seconds": seconds, "cpu_s": cpu,
-            "mean_reward": ev["mean_reward"], "std_reward": ev["std_reward"], "result": ev["result"]}
+    return {
+        "lib": lib,
+        "seed": seed,
+        "steps": int(hp["n_timesteps"]),
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "mean_reward": ev["mean_reward"],
+        "std_reward": ev["std_reward"],
+        "result": ev["result"],
+    }
 
 
 def child_memory(buffer: int, seed: int, folder: str):
     import numpy as np  # noqa: F401  (imports count in the figure, as in any run)
 
-    overrides = {"n_timesteps": buffer + 2000, "learning_starts": buffer, "buffer_size": buffer,
-                 "save_replay_buffer": True, "checkpoint_freq": 10 ** 9}
+    overrides = {
+        "n_timesteps": buffer + 2000,
+        "learning_starts": buffer,
+        "buffer_size": buffer,
+        "save_replay_buffer": True,
+        "checkpoint_freq": 10**9,
+    }
     run, seconds = _deeprl_train(GAME, overrides, str(COURSE_YML), seed, folder)
     size = (run.run_dir / "replay_buffer.safetensors").stat().st_size
-    return {"buffer": buffer, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "replay_file_mb": size / 2 ** 20}
+    return {"buffer": buffer, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "replay_file_mb": size / 2**20}
 
 
 def child_main(kind: str, kw: dict) -> None:
@@ -200,19 +229,31 @@ def child_main(kind: str, kw: dict) -> None:
 def bench_throughput(args) -> None:
     rows = []
     for lib in args.order:
-        r = child("throughput", lib=lib, window=args.window, learning_starts=args.learning_starts, seed=args.seed,
-                  threads=args.threads, folder=str(Path(args.folder) / "throughput"))
+        r = child(
+            "throughput",
+            lib=lib,
+            window=args.window,
+            learning_starts=args.learning_starts,
+            seed=args.seed,
+            threads=args.threads,
+            folder=str(Path(args.folder) / "throughput"),
+        )
         rows.append(r)
-        print(f"{lib:7s} {r['steps']} steps in {r['seconds']:.1f} s = {r['steps_per_s']:.1f} env steps/s; "
-              f"{r['cpu_s']:.1f} CPU s = {r['steps_per_cpu_s']:.1f} steps per CPU s "
-              f"(torch threads {r['torch_threads']}, peak RSS {r['peak_rss_mb']:.0f} MB, load average at start "
-              f"{r['load']:.1f} on {os.cpu_count()} cores)", flush=True)
+        print(
+            f"{lib:7s} {r['steps']} steps in {r['seconds']:.1f} s = {r['steps_per_s']:.1f} env steps/s; "
+            f"{r['cpu_s']:.1f} CPU s = {r['steps_per_cpu_s']:.1f} steps per CPU s "
+            f"(torch threads {r['torch_threads']}, peak RSS {r['peak_rss_mb']:.0f} MB, load average at start "
+            f"{r['load']:.1f} on {os.cpu_count()} cores)",
+            flush=True,
+        )
     by = {r["lib"]: r for r in rows}
     if len(by) == 2:
-        print(f"throughput ratio deeprl/SB3: {by['deeprl']['steps_per_s'] / by['sb3']['steps_per_s']:.2f}x wall-clock, "
-              f"{by['deeprl']['steps_per_cpu_s'] / by['sb3']['steps_per_cpu_s']:.2f}x per CPU second "
-              f"(course dqn.yml, steps 0..{args.window}, learning_starts {args.learning_starts}, "
-              f"{max(args.window - args.learning_starts, 0) // 4} gradient steps of batch 32)")
+        print(
+            f"throughput ratio deeprl/SB3: {by['deeprl']['steps_per_s'] / by['sb3']['steps_per_s']:.2f}x wall-clock, "
+            f"{by['deeprl']['steps_per_cpu_s'] / by['sb3']['steps_per_cpu_s']:.2f}x per CPU second "
+            f"(course dqn.yml, steps 0..{args.window}, learning_starts {args.learning_starts}, "
+            f"{max(args.window - args.learning_starts, 0) // 4} gradient steps of batch 32)"
+        )
 
 
 def bench_cartpole(args) -> None:
@@ -221,17 +262,22 @@ def bench_cartpole(args) -> None:
         for lib in args.order:
             r = child("cartpole", lib=lib, seed=seed, threads=args.threads, folder=str(Path(args.folder) / "cartpole"))
             rows.append(r)
-            print(f"{lib:7s} seed {seed}: {r['steps']} steps in {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s), "
-                  f"result {r['result']:.1f} "
-                  f"(mean {r['mean_reward']:.1f} +/- {r['std_reward']:.1f})", flush=True)
+            print(
+                f"{lib:7s} seed {seed}: {r['steps']} steps in {r['seconds']:.1f} s ({r['cpu_s']:.1f} CPU s), "
+                f"result {r['result']:.1f} "
+                f"(mean {r['mean_reward']:.1f} +/- {r['std_reward']:.1f})",
+                flush=True,
+            )
     t = {lib: sum(r["seconds"] for r in rows if r["lib"] == lib) for lib in args.order}
     c = {lib: sum(r["cpu_s"] for r in rows if r["lib"] == lib) for lib in args.order}
     hit = {lib: sum(r["result"] >= 500 for r in rows if r["lib"] == lib) for lib in args.order}
     if len(t) == 2:
-        print(f"CartPole-v1 RL-Zoo DQN, {len(args.seeds)} seeds: deeprl {t['deeprl']:.1f} s "
-              f"({hit['deeprl']} reached 500), SB3 {t['sb3']:.1f} s ({hit['sb3']} reached 500); "
-              f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x wall-clock, "
-              f"{c['sb3'] / c['deeprl']:.2f}x CPU seconds")
+        print(
+            f"CartPole-v1 RL-Zoo DQN, {len(args.seeds)} seeds: deeprl {t['deeprl']:.1f} s "
+            f"({hit['deeprl']} reached 500), SB3 {t['sb3']:.1f} s ({hit['sb3']} reached 500); "
+            f"time ratio SB3/deeprl: {t['sb3'] / t['deeprl']:.2f}x wall-clock, "
+            f"{c['sb3'] / c['deeprl']:.2f}x CPU seconds"
+        )
 
 
 def bench_lockstep(args) -> None:
@@ -244,6 +290,7 @@ def bench_lockstep(args) -> None:
     from deeprl.evaluation import evaluate
 
     for k in args.script_seeds:
+
         def script(self, n, k=k):
             self.U = np.random.default_rng(1000 + k).random(n)
             self.A = np.random.default_rng(2000 + k).integers(0, 2, n)
@@ -257,26 +304,30 @@ def bench_lockstep(args) -> None:
         model, run, first = parity.lockstep(hp, mp, folder, max_steps=500, check_weights=False)
         sb3 = evaluate(_SB3Agent(model, "CartPole-v1"), seed=0)["result"]
         ours = evaluate(load_agent(run.run_dir), env_kwargs={}, seed=0)["result"]
-        print(f"script {k}: SB3 result {sb3:.1f}, deeprl result {ours:.1f}; first differing action at step {first}",
-              flush=True)
+        print(
+            f"script {k}: SB3 result {sb3:.1f}, deeprl result {ours:.1f}; first differing action at step {first}",
+            flush=True,
+        )
 
 
 def bench_memory(args) -> None:
     r = child("memory", buffer=args.buffer, seed=args.seed, folder=str(Path(args.folder) / "memory"))
-    sb3 = args.buffer * 2 * 4 * 84 * 84 / 2 ** 20
-    print(f"deeprl peak RSS with a {args.buffer} buffer (filled, trained, saved with the checkpoint): "
-          f"{r['peak_rss_mb']:.0f} MB (replay file {r['replay_file_mb']:.0f} MB; {r['seconds']:.0f} s); "
-          f"SB3's buffer alone, optimize_memory_usage False as in the course file: {sb3:.0f} MB")
+    sb3 = args.buffer * 2 * 4 * 84 * 84 / 2**20
+    print(
+        f"deeprl peak RSS with a {args.buffer} buffer (filled, trained, saved with the checkpoint): "
+        f"{r['peak_rss_mb']:.0f} MB (replay file {r['replay_file_mb']:.0f} MB; {r['seconds']:.0f} s); "
+        f"SB3's buffer alone, optimize_memory_usage False as in the course file: {sb3:.0f} MB"
+    )
 
 
 def plot(run_dir: Path, out: Path | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
+    import csv
+
     import matplotlib.pyplot as plt
     import numpy as np
-
-    import csv
 
     with open(run_dir / "episodes.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -288,14 +339,19 @@ def plot(run_dir: Path, out: Path | None = None) -> Path:
     if scores.size >= 10:
         k = min(100, scores.size)
         avg = np.convolve(scores, np.ones(k) / k, mode="valid")
-        ax.plot(steps[k - 1:], avg, lw=2, label=f"mean of last {k} games")
+        ax.plot(steps[k - 1 :], avg, lw=2, label=f"mean of last {k} games")
     evals = run_dir / "evaluations.csv"
     if evals.exists():
         with open(evals) as fh:
             ev = list(csv.DictReader(fh))
         if ev:
-            ax.plot([float(r["timesteps"]) for r in ev], [float(r["result"]) for r in ev], "s-", color="black",
-                    label="course evaluation (result = mean - std)")
+            ax.plot(
+                [float(r["timesteps"]) for r in ev],
+                [float(r["result"]) for r in ev],
+                "s-",
+                color="black",
+                label="course evaluation (result = mean - std)",
+            )
     ax.axhline(200, color="grey", ls="--", lw=1, label="course minimum (result 200)")
     ax.set_xlabel("env steps")
     ax.set_ylabel("score")
@@ -307,16 +363,36 @@ def plot(run_dir: Path, out: Path | None = None) -> Path:
 
 
 def bench_long(args) -> None:
-    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "dqn", "--env", GAME, "-f", args.folder,
-           "-c", str(COURSE_YML), "-n", str(args.steps), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deeprl",
+        "train",
+        "--algo",
+        "dqn",
+        "--env",
+        GAME,
+        "-f",
+        args.folder,
+        "-c",
+        str(COURSE_YML),
+        "-n",
+        str(args.steps),
+        "--seed",
+        str(args.seed),
+    ]
     if args.resume:
         cmd.append("--resume")
     if args.save_replay_buffer:
         cmd.append("--save-replay-buffer")
     # checkpoints (with the buffer) by wall-clock, so that a kill loses little; evaluations by the course protocol
     # along the way (evaluations.csv beside episodes.csv); on --resume these replace the run's earlier settings
-    cmd += ["--hyperparams", f"checkpoint_seconds:{args.checkpoint_seconds}", f"eval_freq:{args.eval_freq}",
-            f"torch_threads:{args.threads or 'auto'}"]
+    cmd += [
+        "--hyperparams",
+        f"checkpoint_seconds:{args.checkpoint_seconds}",
+        f"eval_freq:{args.eval_freq}",
+        f"torch_threads:{args.threads or 'auto'}",
+    ]
     t = time.perf_counter()
     rc = subprocess.call(cmd, cwd=ROOT)
     wall = time.perf_counter() - t
@@ -336,9 +412,11 @@ def bench_long(args) -> None:
 
     config = json.loads((run_dir / "config.json").read_text())
     ev = evaluate(load_agent(run_dir))
-    print(f"{GAME}: {config['trained']['timesteps']} steps in {config['trained']['seconds']:.0f} s; course "
-          f"evaluation mean {ev['mean_reward']:.1f} +/- {ev['std_reward']:.1f}, result {ev['result']:.1f} "
-          f"(target 200)")
+    print(
+        f"{GAME}: {config['trained']['timesteps']} steps in {config['trained']['seconds']:.0f} s; course "
+        f"evaluation mean {ev['mean_reward']:.1f} +/- {ev['std_reward']:.1f}, result {ev['result']:.1f} "
+        f"(target 200)"
+    )
 
 
 def main() -> None:
@@ -350,8 +428,9 @@ def main() -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("-f", "--folder", default=str(ROOT / "logs" / "bench"))
-    common.add_argument("--threads", type=int, default=None,
-                        help="torch threads for both (default: each library's own default)")
+    common.add_argument(
+        "--threads", type=int, default=None, help="torch threads for both (default: each library's own default)"
+    )
     common.add_argument("--order", nargs="+", default=["deeprl", "sb3"], choices=["deeprl", "sb3"])
     a = sub.add_parser("throughput", parents=[common])
     a.add_argument("--window", type=int, default=50_000)
@@ -374,8 +453,13 @@ def main() -> None:
     if args.what == "plot":
         print(plot(args.run_dir))
         return
-    {"throughput": bench_throughput, "cartpole": bench_cartpole, "memory": bench_memory, "long": bench_long,
-     "lockstep": bench_lockstep}[args.what](args)
+    {
+        "throughput": bench_throughput,
+        "cartpole": bench_cartpole,
+        "memory": bench_memory,
+        "long": bench_long,
+        "lockstep": bench_lockstep,
+    }[args.what](args)
 
 
 if __name__ == "__main__":

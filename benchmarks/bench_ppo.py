@@ -29,18 +29,52 @@ import tempfile
 import time
 
 # RL-Zoo's hyperparams/ppo.yml for CartPole-v1 (the settings behind SB3's 25.7 s for 100k steps here)
-CARTPOLE_ZOO = {"n_envs": 8, "n_timesteps": 100_000, "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8,
-                "gamma": 0.98, "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001",
-                "clip_range": "lin_0.2"}
+CARTPOLE_ZOO = {
+    "n_envs": 8,
+    "n_timesteps": 100_000,
+    "n_steps": 32,
+    "batch_size": 256,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "n_epochs": 20,
+    "ent_coef": 0.0,
+    "learning_rate": "lin_0.001",
+    "clip_range": "lin_0.2",
+}
 # The course's Unit 1 settings (everything else: SB3's defaults, which deeprl's PPO defaults equal)
-LUNAR_UNIT1 = {"n_envs": 16, "n_timesteps": 1_000_000, "n_steps": 1024, "batch_size": 64, "n_epochs": 4,
-               "gamma": 0.999, "gae_lambda": 0.98, "ent_coef": 0.01}
+LUNAR_UNIT1 = {
+    "n_envs": 16,
+    "n_timesteps": 1_000_000,
+    "n_steps": 1024,
+    "batch_size": 64,
+    "n_epochs": 4,
+    "gamma": 0.999,
+    "gae_lambda": 0.98,
+    "ent_coef": 0.01,
+}
 # SB3 on this machine, idle (the issue's figures): CartPole 25.7 s for 100k steps, LunarLander ~790 s for 1M
 # the hyperparameters SB3's PPO has (deeprl's PPO DEFAULTS holds SB3's default for each)
-SB3_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "gamma", "gae_lambda", "clip_range", "clip_range_vf",
-            "ent_coef", "vf_coef", "max_grad_norm", "target_kl", "normalize_advantage", "policy_kwargs", "normalize")
-CASES = {"cartpole": ("CartPole-v1", "CartPole-v1", CARTPOLE_ZOO, 500.0),
-         "lunarlander": ("LunarLander-v2", "LunarLander-v3", LUNAR_UNIT1, 200.0)}
+SB3_KEYS = (
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "clip_range_vf",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+    "normalize_advantage",
+    "policy_kwargs",
+    "normalize",
+)
+CASES = {
+    "cartpole": ("CartPole-v1", "CartPole-v1", CARTPOLE_ZOO, 500.0),
+    "lunarlander": ("LunarLander-v2", "LunarLander-v3", LUNAR_UNIT1, 200.0),
+}
 
 
 def _cpu() -> float:
@@ -75,15 +109,30 @@ def worker_ours(case: str, seed: int, n_timesteps: int, vectorization: str | Non
         hp["vectorization"] = vectorization
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), _cpu()
-        run = train("ppo", env_id, overrides=hp, n_timesteps=n_timesteps, seed=seed, log_folder=tmp,
-                    show_progress=False, device="cpu")
+        run = train(
+            "ppo",
+            env_id,
+            overrides=hp,
+            n_timesteps=n_timesteps,
+            seed=seed,
+            log_folder=tmp,
+            show_progress=False,
+            device="cpu",
+        )
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         trained = json.loads((run.run_dir / "config.json").read_text())["trained"]
         result = evaluate(load_agent(run.run_dir))
-    return {"wall": wall, "cpu": cpu, "steps": trained["timesteps"], "result": result["result"],
-            "mean": result["mean_reward"], "std": result["std_reward"],
-            "collect_rate": trained["timesteps"] / trained["collect_seconds"],
-            "update_seconds": trained["update_seconds"], "collect_seconds": trained["collect_seconds"]}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "steps": trained["timesteps"],
+        "result": result["result"],
+        "mean": result["mean_reward"],
+        "std": result["std_reward"],
+        "collect_rate": trained["timesteps"] / trained["collect_seconds"],
+        "update_seconds": trained["update_seconds"],
+        "collect_seconds": trained["collect_seconds"],
+    }
 
 
 class _SB3Agent:
@@ -114,17 +163,22 @@ def worker_sb3(case: str, seed: int, n_timesteps: int, threads: int | None) -> d
     model.learn(total_timesteps=n_timesteps)
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     result = evaluate(_SB3Agent(model, env_id))
-    return {"wall": wall, "cpu": cpu, "steps": int(model.num_timesteps), "result": result["result"],
-            "mean": result["mean_reward"], "std": result["std_reward"]}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "steps": int(model.num_timesteps),
+        "result": result["result"],
+        "mean": result["mean_reward"],
+        "std": result["std_reward"],
+    }
 
 
 def worker_raw(case: str, vectorization: str | None, seconds: float = 3.0) -> dict:
     """Raw vector-env rate: random actions, no policy, no storage."""
     import numpy as np
 
-    from deeprl.envs.vector import make_vec_env
-
     from deeprl.algos import ppo
+    from deeprl.envs.vector import make_vec_env
     from deeprl.train import default_hyperparams
 
     env_id, _, hp, _ = CASES[case]
@@ -156,8 +210,12 @@ def main() -> None:
     p.add_argument("--n-timesteps", type=int, default=None, help="smaller budget than the settings' own")
     p.add_argument("--vectorization", default=None, help="ours: auto (default), sync or async")
     p.add_argument("--skip-sb3", action="store_true")
-    p.add_argument("--sb3-threads", type=int, default=None,
-                   help="torch threads for SB3 (default: torch's own choice, as SB3 users run it)")
+    p.add_argument(
+        "--sb3-threads",
+        type=int,
+        default=None,
+        help="torch threads for SB3 (default: torch's own choice, as SB3 users run it)",
+    )
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -177,27 +235,38 @@ def main() -> None:
 
     import torch
 
-    print(f"# PPO benchmark on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}", flush=True)
+    print(
+        f"# PPO benchmark on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}",
+        flush=True,
+    )
     cases = ["cartpole", "lunarlander"] if args.env == "both" else [args.env]
     for case in cases:
         env_id, _, hp, target = CASES[case]
         n = args.n_timesteps or hp["n_timesteps"]
         print(f"\n## {env_id}: {n:,} steps, settings {json.dumps(hp)}; target result >= {target:g}", flush=True)
         raw = spawn(["raw", case, args.vectorization or "-"])
-        print(f"{'seed':>4} {'lib':>8} {'wall s':>8} {'cpu s':>8} {'steps':>9} {'steps/s':>8} {'result':>8} "
-              f"{'mean+-std':>16}", flush=True)
+        print(
+            f"{'seed':>4} {'lib':>8} {'wall s':>8} {'cpu s':>8} {'steps':>9} {'steps/s':>8} {'result':>8} "
+            f"{'mean+-std':>16}",
+            flush=True,
+        )
         rows = {"deeprl": [], "sb3": []}
         for seed in args.seeds:
             libs = [("deeprl", ["ours", case, str(seed), str(n), args.vectorization or "-"])]
             if not args.skip_sb3:
-                libs.append(("sb3", ["sb3", case, str(seed), str(n)] + ([str(args.sb3_threads)] if args.sb3_threads else [])))
+                libs.append(
+                    ("sb3", ["sb3", case, str(seed), str(n)] + ([str(args.sb3_threads)] if args.sb3_threads else []))
+                )
             for lib, wargs in libs:
                 r = spawn(wargs)
                 rows[lib].append(r)
-                print(f"{seed:>4} {lib:>8} {r['wall']:>8.1f} {r['cpu']:>8.1f} {r['steps']:>9,} "
-                      f"{r['steps'] / r['wall']:>8,.0f} {r['result']:>8.1f} "
-                      f"{r['mean']:>8.1f}+-{r['std']:<6.1f}", flush=True)
+                print(
+                    f"{seed:>4} {lib:>8} {r['wall']:>8.1f} {r['cpu']:>8.1f} {r['steps']:>9,} "
+                    f"{r['steps'] / r['wall']:>8,.0f} {r['result']:>8.1f} "
+                    f"{r['mean']:>8.1f}+-{r['std']:<6.1f}",
+                    flush=True,
+                )
         ours = rows["deeprl"]
         mean_wall = sum(r["wall"] for r in ours) / len(ours)
         passed = sum(r["result"] >= target for r in ours)
@@ -209,13 +278,19 @@ def main() -> None:
             print(f"sb3:    mean wall {sb3_wall:.1f} s, result >= {target:g} on {sb3_passed}/{len(sb3)} seeds")
             sb3_cpu = sum(r["cpu"] for r in sb3) / len(sb3)
             ours_cpu = sum(r["cpu"] for r in ours) / len(ours)
-            print(f"speed-up (SB3 wall / deeprl wall): {sb3_wall / mean_wall:.2f}x; "
-                  f"CPU seconds: {sb3_cpu / ours_cpu:.2f}x")
+            print(
+                f"speed-up (SB3 wall / deeprl wall): {sb3_wall / mean_wall:.2f}x; "
+                f"CPU seconds: {sb3_cpu / ours_cpu:.2f}x"
+            )
         collect = sum(r["collect_rate"] for r in ours) / len(ours)
-        print(f"collection: {collect:,.0f} env steps/s in our training loop (policy + env + storage) vs raw "
-              f"{raw['raw_rate']:,.0f} steps/s of the {raw['vectorization']} with random actions "
-              f"({collect / raw['raw_rate']:.0%}); update phase {sum(r['update_seconds'] for r in ours) / len(ours):.1f} s, "
-              f"collection {sum(r['collect_seconds'] for r in ours) / len(ours):.1f} s per run", flush=True)
+        print(
+            f"collection: {collect:,.0f} env steps/s in our training loop (policy + env + storage) vs raw "
+            f"{raw['raw_rate']:,.0f} steps/s of the {raw['vectorization']} with random actions "
+            f"({collect / raw['raw_rate']:.0%}); "
+            f"update phase {sum(r['update_seconds'] for r in ours) / len(ours):.1f} s, "
+            f"collection {sum(r['collect_seconds'] for r in ours) / len(ours):.1f} s per run",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

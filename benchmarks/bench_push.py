@@ -38,8 +38,10 @@ def part1(run_dir: Path, repeats: int) -> None:
     for k in keys:
         print(f"  {k[:-2]:<9} {med[k]:7.3f} s")
     overhead = med["total_s"] - med["evaluate_s"] - med["video_s"]
-    print(f"  push overhead beyond evaluate + video: {overhead:.3f} s "
-          f"({overhead / med['total_s']:.0%} of the push; card includes importing huggingface_hub once)")
+    print(
+        f"  push overhead beyond evaluate + video: {overhead:.3f} s "
+        f"({overhead / med['total_s']:.0%} of the push; card includes importing huggingface_hub once)"
+    )
 
 
 def check_commit(repo: Path, sha: str, model_bytes: bytes) -> None:
@@ -61,9 +63,27 @@ def part2(run_dir: Path, n: int, home: Path) -> None:
     env = {**os.environ, "DEEPRL_HOME": str(home)}
     print(f"\n== {n} processes pushing to one repo at once ==")
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "deeprl", "push", str(run_dir), "--repo-id", "bench/taxi-many",
-                               "--commit-message", f"pusher {i}", "--json"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(n)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deeprl",
+                "push",
+                str(run_dir),
+                "--repo-id",
+                "bench/taxi-many",
+                "--commit-message",
+                f"pusher {i}",
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
     outs = []
     for p in procs:
         out, err = p.communicate()
@@ -72,8 +92,9 @@ def part2(run_dir: Path, n: int, home: Path) -> None:
         outs.append(json.loads(out))
     wall = time.perf_counter() - t0
     repo = home / "hub" / "bench" / "taxi-many"
-    log = subprocess.run(["git", "-C", str(repo), "log", "--format=%H %s"], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    log = subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%H %s"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     shas = {o["revision"] for o in outs}
     fsck = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--full"], capture_output=True, text=True)
     model_bytes = (run_dir / "model.safetensors").read_bytes()
@@ -84,7 +105,8 @@ def part2(run_dir: Path, n: int, home: Path) -> None:
     print(f"  wall time for all {n} pushes: {wall:.1f} s ({wall / n:.2f} s per push, 2 pushes' CPU shared)")
     print(f"  commits in the repo: {len(log)} (expected {n}); distinct revisions reported: {len(shas)}")
     print(f"  every pusher's message present: {messages == sorted(f'pusher {i}' for i in range(n))}")
-    print(f"  git fsck --strict --full: {'clean' if fsck.returncode == 0 and not fsck.stdout.strip() else fsck.stdout + fsck.stderr}")
+    fsck_clean = fsck.returncode == 0 and not fsck.stdout.strip()
+    print(f"  git fsck --strict --full: {'clean' if fsck_clean else fsck.stdout + fsck.stderr}")
     print(f"  every commit whole (weights, card, results, replay): yes ({time.perf_counter() - t:.1f} s to check)")
     ok = len(log) == n and len(shas) == n and fsck.returncode == 0
     print(f"  RESULT: {'OK' if ok else 'FAILED'}")

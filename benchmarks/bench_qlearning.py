@@ -23,8 +23,16 @@ from deeprl.evaluation import evaluate
 from deeprl.train import train
 
 
-def course_loop(seed: int, n_training_episodes=25000, learning_rate=0.7, gamma=0.95, max_steps=99,
-                max_epsilon=1.0, min_epsilon=0.05, decay_rate=0.005):
+def course_loop(
+    seed: int,
+    n_training_episodes=25000,
+    learning_rate=0.7,
+    gamma=0.95,
+    max_steps=99,
+    max_epsilon=1.0,
+    min_epsilon=0.05,
+    decay_rate=0.005,
+):
     """The Unit 2 notebook's solution, as written there (one env, one episode at a time, Python loops)."""
     env = make_env("Taxi-v3")
     random.seed(seed)
@@ -44,11 +52,12 @@ def course_loop(seed: int, n_training_episodes=25000, learning_rate=0.7, gamma=0
     for episode in range(n_training_episodes):
         epsilon = min_epsilon + (max_epsilon - min_epsilon) * np.exp(-decay_rate * episode)
         state, info = env.reset()
-        for step in range(max_steps):
+        for step in range(max_steps):  # noqa: B007  (the course's code as it is written)
             action = epsilon_greedy_policy(qtable, state, epsilon)
             new_state, reward, terminated, truncated, info = env.step(action)
             qtable[state][action] = qtable[state][action] + learning_rate * (
-                reward + gamma * np.max(qtable[new_state]) - qtable[state][action])
+                reward + gamma * np.max(qtable[new_state]) - qtable[state][action]
+            )
             if terminated or truncated:
                 break
             state = new_state
@@ -78,15 +87,17 @@ def main():
     import torch  # noqa: F401  (imported once here so neither side pays for it)
 
     folder = tempfile.mkdtemp()
-    ours(  "FrozenLake-v1", 0, {"is_slippery": False}, folder)  # warm-up
+    ours("FrozenLake-v1", 0, {"is_slippery": False}, folder)  # warm-up
     print("== Taxi-v3 (course protocol: 100 fixed seeds, max 99 steps) ==")
     our_times, our_results = [], []
     for seed in range(args.seeds):
         s, r = ours("Taxi-v3", seed, folder=folder)
         our_times.append(s)
         our_results.append(r["result"])
-        print(f"deeprl  seed {seed}: train {s:6.3f} s  result {r['result']:.2f} "
-              f"(mean {r['mean_reward']:.2f} +/- {r['std_reward']:.2f})")
+        print(
+            f"deeprl  seed {seed}: train {s:6.3f} s  result {r['result']:.2f} "
+            f"(mean {r['mean_reward']:.2f} +/- {r['std_reward']:.2f})"
+        )
     peer_times, peer_results = [], []
     for seed in range(args.peer_seeds):
         s, res = course_loop(seed)
@@ -94,18 +105,28 @@ def main():
         peer_results.append(res)
         print(f"course  seed {seed}: train {s:6.3f} s  result {res:.2f}")
     t_ours, t_peer = statistics.median(our_times), statistics.median(peer_times)
-    print(f"deeprl: result min {min(our_results):.2f} median {statistics.median(our_results):.2f} "
-          f"(>= 4.5 on {sum(r >= 4.5 for r in our_results)}/{len(our_results)} seeds); median train {t_ours:.3f} s")
-    print(f"course: result min {min(peer_results):.2f} median {statistics.median(peer_results):.2f}; "
-          f"median train {t_peer:.3f} s")
+    print(
+        f"deeprl: result min {min(our_results):.2f} median {statistics.median(our_results):.2f} "
+        f"(>= 4.5 on {sum(r >= 4.5 for r in our_results)}/{len(our_results)} seeds); median train {t_ours:.3f} s"
+    )
+    print(
+        f"course: result min {min(peer_results):.2f} median {statistics.median(peer_results):.2f}; "
+        f"median train {t_peer:.3f} s"
+    )
     print(f"time ratio deeprl/course = {t_ours / t_peer:.3f}  (speed-up {t_peer / t_ours:.1f}x)")
 
     print("== FrozenLake-v1 ==")
-    for kwargs in ({"map_name": "4x4", "is_slippery": False}, {"map_name": "4x4", "is_slippery": True},
-                   {"map_name": "8x8", "is_slippery": True}, {"map_name": "8x8", "is_slippery": False}):
+    for kwargs in (
+        {"map_name": "4x4", "is_slippery": False},
+        {"map_name": "4x4", "is_slippery": True},
+        {"map_name": "8x8", "is_slippery": True},
+        {"map_name": "8x8", "is_slippery": False},
+    ):
         s, r = ours("FrozenLake-v1", 0, kwargs, folder)
-        print(f"{r['env_tag']:<32} train {s:6.3f} s  mean {r['mean_reward']:.2f} +/- {r['std_reward']:.2f} "
-              f"result {r['result']:.2f}")
+        print(
+            f"{r['env_tag']:<32} train {s:6.3f} s  mean {r['mean_reward']:.2f} +/- {r['std_reward']:.2f} "
+            f"result {r['result']:.2f}"
+        )
 
 
 if __name__ == "__main__":

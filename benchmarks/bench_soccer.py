@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,8 +28,15 @@ OUT = Path(__file__).resolve().parent / "out"
 # steps; 2.0 did better still from there, 93.5 % against 89.5 % after 6M more),
 # the critic over both teammates, and a share of matches against the fixed teams (a curriculum beside the
 # snapshot pool, whose schedule stays ML-Agents').
-BENCH_HYPERPARAMS = {"hidden_units": 128, "ball_progress": 1.0, "ball_approach": 0.5, "own_goal": 2.0,
-                     "centralized_critic": True, "scripted_opponent_ratio": 0.3, "random_opponent_ratio": 0.2}
+BENCH_HYPERPARAMS = {
+    "hidden_units": 128,
+    "ball_progress": 1.0,
+    "ball_approach": 0.5,
+    "own_goal": 2.0,
+    "centralized_critic": True,
+    "scripted_opponent_ratio": 0.3,
+    "random_opponent_ratio": 0.2,
+}
 
 
 def speed(n_matches=(16, 64, 256, 1024), seconds: float = 3.0) -> dict:
@@ -55,8 +61,10 @@ def speed(n_matches=(16, 64, 256, 1024), seconds: float = 3.0) -> dict:
         print(f"SoccerCore n_matches={n:5d}: {rate:12,.0f} agent-steps/s wall, {cpu_rate:12,.0f} per CPU-second")
     best, best_cpu = max(r for r, _ in figures.values()), max(c for _, c in figures.values())
     # one process on one core: per CPU-second is the figure the goal means when neighbours share the cores
-    print(f"best: {best:,.0f} agent-steps/s wall, {best_cpu:,.0f} per CPU-second (goal >= 50,000 on one core): "
-          f"{'PASS' if best_cpu >= 50_000 else 'FAIL'}")
+    print(
+        f"best: {best:,.0f} agent-steps/s wall, {best_cpu:,.0f} per CPU-second (goal >= 50,000 on one core): "
+        f"{'PASS' if best_cpu >= 50_000 else 'FAIL'}"
+    )
     return figures
 
 
@@ -74,11 +82,14 @@ def evaluate_run(run_dir: Path, n_matches: int = 200, seed: int = 12345, determi
         r = play_matches(team, opp, n_matches, seed=seed)
         rate = r["wins"] / n_matches
         goal = 0.95 if name == "random" else 0.60
-        out[name] = {k: r[k] for k in ("wins", "draws", "losses", "own_goals", "opponent_own_goals",
-                                       "mean_length")} | {"win_rate": rate}
-        print(f"trained vs {name:8s}: {r['wins']} wins, {r['draws']} draws, {r['losses']} losses of {n_matches} "
-              f"-> win rate {rate:.1%} (goal >= {goal:.0%}): {'PASS' if rate >= goal else 'FAIL'}; "
-              f"losses after our own last touch: {r['own_goals']}")
+        out[name] = {k: r[k] for k in ("wins", "draws", "losses", "own_goals", "opponent_own_goals", "mean_length")} | {
+            "win_rate": rate
+        }
+        print(
+            f"trained vs {name:8s}: {r['wins']} wins, {r['draws']} draws, {r['losses']} losses of {n_matches} "
+            f"-> win rate {rate:.1%} (goal >= {goal:.0%}): {'PASS' if rate >= goal else 'FAIL'}; "
+            f"losses after our own last touch: {r['own_goals']}"
+        )
     return out
 
 
@@ -99,8 +110,11 @@ def elo_curve(run_dir: Path, png: Path) -> list:
 
     # below the Elo (relative to the run's own snapshots, so it drifts): the rolling win rates against the fixed
     # teams, which are on one scale over the whole run
-    rates = {name: acc.Scalars(f"self_play/win_rate_vs_{name}") for name in ("random", "scripted")
-             if f"self_play/win_rate_vs_{name}" in acc.Tags()["scalars"]}
+    rates = {
+        name: acc.Scalars(f"self_play/win_rate_vs_{name}")
+        for name in ("random", "scripted")
+        if f"self_play/win_rate_vs_{name}" in acc.Tags()["scalars"]
+    }
     fig, axes = plt.subplots(2 if rates else 1, 1, figsize=(7, 6.5 if rates else 4), sharex=True, squeeze=False)
     ax = axes[0, 0]
     ax.plot([p[0] for p in points], [p[1] for p in points], color="tab:blue")
@@ -123,19 +137,28 @@ def elo_curve(run_dir: Path, png: Path) -> list:
 
 
 def train(minutes: float, seed: int, n_timesteps: int, extra: list[str]) -> Path:
-    from deeprl.train import parse_overrides, train as run_training
-
     import torch
+
+    from deeprl.train import parse_overrides, train as run_training
 
     torch.set_num_threads(1)
     overrides = BENCH_HYPERPARAMS | parse_overrides(extra) | {"max_minutes": minutes}
     print("hyperparams over selfplay.yml:", " ".join(f"{k}:{v}" for k, v in overrides.items()))
     t0, c0 = time.perf_counter(), time.process_time()
-    run = run_training("selfplay", "SoccerTwos", seed=seed, log_folder=OUT / "logs", n_timesteps=n_timesteps,
-                       overrides=overrides, device="cpu")
+    run = run_training(
+        "selfplay",
+        "SoccerTwos",
+        seed=seed,
+        log_folder=OUT / "logs",
+        n_timesteps=n_timesteps,
+        overrides=overrides,
+        device="cpu",
+    )
     cfg = json.loads((run.run_dir / "config.json").read_text())
-    print(f"trained {cfg['trained'].get('timesteps')} learning-team agent steps in {time.perf_counter() - t0:,.0f} s "
-          f"wall, {time.process_time() - c0:,.0f} CPU-seconds -> {run.run_dir}")
+    print(
+        f"trained {cfg['trained'].get('timesteps')} learning-team agent steps in {time.perf_counter() - t0:,.0f} s "
+        f"wall, {time.process_time() - c0:,.0f} CPU-seconds -> {run.run_dir}"
+    )
     return run.run_dir
 
 
@@ -158,8 +181,11 @@ def main(argv=None) -> int:
     if args.what == "speed":
         speed()
         return 0
-    run_dir = train(args.minutes, args.seed, args.n_timesteps, args.hyperparams) if args.what == "train" \
+    run_dir = (
+        train(args.minutes, args.seed, args.n_timesteps, args.hyperparams)
+        if args.what == "train"
         else Path(args.run_dir)
+    )
     figures = evaluate_run(run_dir, seed=args.match_seed, deterministic=args.deterministic)
     elo_curve(run_dir, OUT / "soccer_elo.png")
     (OUT / "soccer_results.json").write_text(json.dumps({"run_dir": str(run_dir), **figures}, indent=2) + "\n")

@@ -58,8 +58,10 @@ def speed(sizes=(64, 256, 1024), seconds: float = 3.0) -> dict:
         core.step(np.zeros(64, dtype=np.int64))
     rate = _rate(core, 5, 64, seconds, _pyramid_beside_agent)
     figures["Pyramids, bricks in every arena"] = rate
-    print(f"Pyramids with every arena's pyramid beside its agent (PyBullet always on), n_arenas=64: {rate:,.0f} "
-          "agent steps per CPU second")
+    print(
+        f"Pyramids with every arena's pyramid beside its agent (PyBullet always on), n_arenas=64: {rate:,.0f} "
+        "agent steps per CPU second"
+    )
     return figures
 
 

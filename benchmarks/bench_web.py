@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import http.client
+import itertools
+import json
 import os
 import shutil
 import socket
@@ -33,13 +34,16 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-CARD_HTML = ("<h1>Q-Learning agent</h1><p>A trained <strong>Q-Learning</strong> agent.</p>"
-             + "<table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>"
-             + "".join(f"<tr><td>param{i}</td><td>{i / 7:.4f}</td></tr>" for i in range(20)) + "</tbody></table>"
-             + "<pre><code>from deeprl import load\nmodel = load(...)</code></pre>")
+CARD_HTML = (
+    "<h1>Q-Learning agent</h1><p>A trained <strong>Q-Learning</strong> agent.</p>"
+    + "<table><thead><tr><th>key</th><th>value</th></tr></thead><tbody>"
+    + "".join(f"<tr><td>param{i}</td><td>{i / 7:.4f}</td></tr>" for i in range(20))
+    + "</tbody></table>"
+    + "<pre><code>from deeprl import load\nmodel = load(...)</code></pre>"
+)
 ENVS = [("Taxi-v3", 0.94), ("FrozenLake-v1-4x4-no_slippery", 0.03), ("CartPole-v1", 0.02), ("LunarLander-v2", 0.01)]
 
 
@@ -50,7 +54,7 @@ def fill(n_models: int, seed: int = 0) -> None:
     from deeprl.db import Evaluation, Repo
 
     rng = np.random.default_rng(seed)
-    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
     engine = db.get_engine()
     envs = rng.choice([e for e, _ in ENVS], size=n_models, p=[p for _, p in ENVS])
     repos, evals = [], []
@@ -58,16 +62,44 @@ def fill(n_models: int, seed: int = 0) -> None:
         sha = hashlib.sha1(f"bench {i}".encode()).hexdigest()
         when = t0 + timedelta(minutes=int(rng.integers(0, 500_000)))
         mean, std = float(rng.normal(7.0, 1.5)), float(abs(rng.normal(2.5, 0.5)))
-        repos.append({"id": i + 1, "hub": "local", "repo_id": f"user{i:04d}/q-{envs[i]}", "user": f"user{i:04d}",
-                      "latest_revision": sha, "pushed_at": when, "active": True, "indexed_at": when})
-        evals.append({"repo_pk": i + 1, "revision": sha, "message": "push", "pushed_at": when, "env": str(envs[i]),
-                      "algo": "qlearning", "claimed_env": str(envs[i]), "claimed_mean": round(mean, 2),
-                      "claimed_std": round(std, 2), "mean_reward": mean, "std_reward": std, "result": mean - std,
-                      "n_eval_episodes": 100, "status": "ok", "flagged": bool(rng.random() < 0.05),
-                      "evaluated_at": when, "seconds": 1.0, "received_at": when, "card_html": CARD_HTML,
-                      "card_meta": '{"tags": ["reinforcement-learning", "%s", "qlearning"]}' % envs[i],
-                      "files": '[["README.md", 2048], ["config.json", 900], ["model.safetensors", 24000], '
-                               '["replay.mp4", 180000], ["results.json", 300]]'})
+        repos.append(
+            {
+                "id": i + 1,
+                "hub": "local",
+                "repo_id": f"user{i:04d}/q-{envs[i]}",
+                "user": f"user{i:04d}",
+                "latest_revision": sha,
+                "pushed_at": when,
+                "active": True,
+                "indexed_at": when,
+            }
+        )
+        evals.append(
+            {
+                "repo_pk": i + 1,
+                "revision": sha,
+                "message": "push",
+                "pushed_at": when,
+                "env": str(envs[i]),
+                "algo": "qlearning",
+                "claimed_env": str(envs[i]),
+                "claimed_mean": round(mean, 2),
+                "claimed_std": round(std, 2),
+                "mean_reward": mean,
+                "std_reward": std,
+                "result": mean - std,
+                "n_eval_episodes": 100,
+                "status": "ok",
+                "flagged": bool(rng.random() < 0.05),
+                "evaluated_at": when,
+                "seconds": 1.0,
+                "received_at": when,
+                "card_html": CARD_HTML,
+                "card_meta": json.dumps({"tags": ["reinforcement-learning", envs[i], "qlearning"]}),
+                "files": '[["README.md", 2048], ["config.json", 900], ["model.safetensors", 24000], '
+                '["replay.mp4", 180000], ["results.json", 300]]',
+            }
+        )
     with engine.begin() as conn:
         conn.execute(Repo.__table__.insert(), repos)
         conn.execute(Evaluation.__table__.insert(), evals)
@@ -159,8 +191,16 @@ def load(port: int, path: str, *, concurrency: int, max_requests: int, max_secon
     def pct(q):
         return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
 
-    return {"path": path, "requests": len(lat), "errors": errors[0], "seconds": wall, "rps": len(lat) / wall,
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1] * 1000 if lat else float("nan")}
+    return {
+        "path": path,
+        "requests": len(lat),
+        "errors": errors[0],
+        "seconds": wall,
+        "rps": len(lat) / wall,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": lat[-1] * 1000 if lat else float("nan"),
+    }
 
 
 def schemathesis(port: int, examples: int) -> int:
@@ -168,8 +208,19 @@ def schemathesis(port: int, examples: int) -> int:
     if not Path(exe).exists():
         print("schemathesis: not installed (pip install schemathesis); skipped")
         return 0
-    cmd = [exe, "run", f"http://127.0.0.1:{port}/openapi.json", "--checks", "all", "--max-examples", str(examples),
-           "--seed", "1", "--workers", "1"]
+    cmd = [
+        exe,
+        "run",
+        f"http://127.0.0.1:{port}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(examples),
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+    ]
     print("$ " + " ".join(cmd[1:]), flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
     tail = [ln for ln in proc.stdout.splitlines() if ln.strip()][-12:]
@@ -197,20 +248,34 @@ def main() -> int:
         fill(args.models)
         print(f"database: {args.models} models in {home / 'deeprl.db'} ({time.perf_counter() - t:.1f} s)")
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "deeprl", "serve", "--port", str(port), "--no-index"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deeprl", "serve", "--port", str(port), "--no-index"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ),
+        )
         wait_ready(port, proc)
-        print(f"server: deeprl serve on 127.0.0.1:{port}, 1 process; load: {args.concurrency} keep-alive clients, "
-              f"<= {args.requests} requests or {args.seconds:g} s per endpoint, on {os.cpu_count()} CPUs")
+        print(
+            f"server: deeprl serve on 127.0.0.1:{port}, 1 process; load: {args.concurrency} keep-alive clients, "
+            f"<= {args.requests} requests or {args.seconds:g} s per endpoint, on {os.cpu_count()} CPUs"
+        )
         print(f"{'endpoint':<48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>6} {'errors':>6}")
         model = f"user0000/q-{first_env()}"
-        for path in ("/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3?per_page=500",
-                     f"/models/{model}", f"/api/models/{model}", "/leaderboard/Taxi-v3?nocache={n}",
-                     f"/models/{model}?nocache={{n}}"):
-            r = load(port, path, concurrency=args.concurrency, max_requests=args.requests,
-                     max_seconds=args.seconds)
-            print(f"{path:<48} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
-                  f"{r['requests']:>6} {r['errors']:>6}", flush=True)
+        for path in (
+            "/leaderboard/Taxi-v3",
+            "/api/leaderboard/Taxi-v3",
+            "/api/leaderboard/Taxi-v3?per_page=500",
+            f"/models/{model}",
+            f"/api/models/{model}",
+            "/leaderboard/Taxi-v3?nocache={n}",
+            f"/models/{model}?nocache={{n}}",
+        ):
+            r = load(port, path, concurrency=args.concurrency, max_requests=args.requests, max_seconds=args.seconds)
+            print(
+                f"{path:<48} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
+                f"{r['requests']:>6} {r['errors']:>6}",
+                flush=True,
+            )
         status = 0
         if not args.no_schemathesis:
             status = schemathesis(port, args.schemathesis_examples)
