@@ -1,4 +1,8 @@
-def add_parser(sub):
+import argparse
+from datetime import UTC
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from deeprl.commands.index import add_index_options
 
     p = sub.add_parser("certificate", help="write the course certificate (PDF and PNG) once 80 %% is passed")
@@ -11,8 +15,8 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
-    from datetime import datetime, timezone
+def run(args: argparse.Namespace) -> int:
+    from datetime import datetime
 
     from deeprl.certification import check_name, check_user, issue_certificate, progress, write_certificate
     from deeprl.commands.index import index_before_showing
@@ -25,10 +29,12 @@ def run(args):
     if not args.no_index:
         index_before_showing(args)
     p = progress(args.user, hub=hub)
-    when = datetime.now(timezone.utc).date()  # one date for the files and the id, even across midnight
+    when = datetime.now(UTC).date()  # one date for the files and the id, even across midnight
     paths = write_certificate(p, args.first_name, args.last_name, args.out, when)  # UserError (exit 2) below 80 %
     cert_id = issue_certificate(p, args.first_name, args.last_name, when)  # the id just recorded (idempotent)
-    print(f"Certificate of {p['level']} for {args.first_name} {args.last_name} ({p['passed']} of {p['total']} "
-          f"assignments): {paths[0]} and {paths[1]}")
+    print(
+        f"Certificate of {p['level']} for {args.first_name} {args.last_name} ({p['passed']} of {p['total']} "
+        f"assignments): {paths[0]} and {paths[1]}"
+    )
     print(f"Verification id: {cert_id}; anyone can check it with 'deeprl serve', then /certificates/{cert_id}")
     return 0

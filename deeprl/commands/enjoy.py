@@ -1,14 +1,25 @@
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
 from deeprl.commands import seed
 
+if TYPE_CHECKING:
+    import gymnasium as gym
 
-def add_parser(sub):
+    from deeprl.agent import Agent
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enjoy", help="watch a trained agent act (text render for grid worlds)")
     p.add_argument("model", nargs="?", help="run folder, model folder, .pkl or repo id (or use --algo/--env/-f)")
     p.add_argument("--algo", default=None)
     p.add_argument("--env", default=None)
     p.add_argument("-f", "--log-folder", default="logs")
-    p.add_argument("--n-episodes", type=int, default=None, help="episodes to play (default 1, or as many as "
-                   "--n-timesteps allows)")
+    p.add_argument(
+        "--n-episodes", type=int, default=None, help="episodes to play (default 1, or as many as --n-timesteps allows)"
+    )
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="play this many steps (RL-Zoo's enjoy -n)")
     p.add_argument("--no-render", action="store_true", help="only print each episode's return")
     p.add_argument("--seed", type=seed, default=0)
@@ -18,7 +29,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def find_model(args):
+def find_model(args: argparse.Namespace) -> Agent:
     """RL-Zoo style: --algo A --env E -f logs/ -> the newest run of A on E under logs/."""
     from deeprl.agent import load_agent
     from deeprl.errors import UserError
@@ -40,7 +51,7 @@ def find_model(args):
     return load_agent(run_dir)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import sys
     import time
 
@@ -57,14 +68,14 @@ def run(args):
     left = [args.n_timesteps or float("inf")]
     fresh = [True]  # play_episode calls on_step after the reset too; that is not a step
 
-    def on_step(e):
+    def on_step(e: gym.Env) -> None:
         if fresh[0]:
             fresh[0] = False
         else:
             left[0] -= 1
         if render == "ansi":
             sys.stdout.write("\x1b[2J\x1b[H" if sys.stdout.isatty() else "")
-            sys.stdout.write(e.render() + "\n")
+            sys.stdout.write(f"{e.render()}\n")
             sys.stdout.flush()
             time.sleep(1.0 / args.fps)
         if left[0] <= 0:
@@ -76,8 +87,14 @@ def run(args):
     for i in itertools.count() if n_episodes is None else range(n_episodes):
         fresh[0] = True
         try:
-            ret, length, truncated = play_episode(agent, env, seed=args.seed + i, max_steps=spec.eval_max_steps,
-                                                  deterministic=spec.deterministic, on_step=on_step)
+            ret, length, truncated = play_episode(
+                agent,
+                env,
+                seed=args.seed + i,
+                max_steps=spec.eval_max_steps,
+                deterministic=spec.deterministic,
+                on_step=on_step,
+            )
         except StopIteration:
             print(f"stopped after {args.n_timesteps} steps")
             break

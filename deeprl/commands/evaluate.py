@@ -1,4 +1,7 @@
-def add_parser(sub):
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a model by the course protocol")
     p.add_argument("model", help="run folder, model folder, course .pkl file, or NAMESPACE/NAME repo id")
     p.add_argument("--n-eval-episodes", type=int, default=None, help="default: the env's protocol (10 or 100)")
@@ -9,7 +12,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from deeprl.agent import load_agent
     from deeprl.commands import format_result, print_json
     from deeprl.errors import UserError

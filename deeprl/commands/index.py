@@ -1,4 +1,13 @@
-def add_parser(sub):
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deeprl.leaderboard import IndexReport
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="re-evaluate new model revisions in a hub for the leaderboard")
     add_index_options(p)
     p.add_argument("--force", action="store_true", help="evaluate again revisions already in the database")
@@ -6,26 +15,40 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def add_index_options(p):
+def add_index_options(p: argparse.ArgumentParser) -> None:
     # defaults are filled in from deeprl.leaderboard, which is not imported here: every command's parser is
     # built on each `deeprl` start, and the leaderboard module pulls in SQLAlchemy
     p.add_argument("--hub", default=None, help="local (default) or hf (models tagged reinforcement-learning)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help="seconds one model's evaluation may take (default 600)")
-    p.add_argument("--memory-mb", type=int, default=None, metavar="MB",
-                   help="address-space limit of one evaluation, in MiB (default 4096)")
-    p.add_argument("--max-revisions", type=int, default=None, metavar="N",
-                   help="newest revisions per repo to evaluate (default 10)")
+    p.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="seconds one model's evaluation may take (default 600)"
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=None,
+        metavar="MB",
+        help="address-space limit of one evaluation, in MiB (default 4096)",
+    )
+    p.add_argument(
+        "--max-revisions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="newest revisions per repo to evaluate (default 10)",
+    )
 
 
-def _checked(args) -> str:
+def _checked(args: argparse.Namespace) -> str:
     """Fill in the defaults, check the options; the hub's name."""
     from deeprl.errors import UserError
     from deeprl.hub import check_hub
     from deeprl.leaderboard import DEFAULT_MAX_REVISIONS, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 
-    for key, default in (("timeout", DEFAULT_TIMEOUT_S), ("memory_mb", DEFAULT_MEMORY_MB),
-                         ("max_revisions", DEFAULT_MAX_REVISIONS)):
+    for key, default in (
+        ("timeout", DEFAULT_TIMEOUT_S),
+        ("memory_mb", DEFAULT_MEMORY_MB),
+        ("max_revisions", DEFAULT_MAX_REVISIONS),
+    ):
         if getattr(args, key) is None:
             setattr(args, key, default)
     if args.timeout <= 0 or args.memory_mb < 256 or args.max_revisions < 1:
@@ -33,24 +56,30 @@ def _checked(args) -> str:
     return check_hub(args.hub)
 
 
-def _index(args, hub: str, quiet: bool):
+def _index(args: argparse.Namespace, hub: str, quiet: bool) -> IndexReport:
     import sys
 
     from deeprl.leaderboard import index
 
-    def log(msg):
+    def log(msg: str) -> None:
         if not quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    return index(hub, timeout_s=args.timeout, memory_mb=args.memory_mb, max_revisions=args.max_revisions,
-                 force=getattr(args, "force", False), log=log)
+    return index(
+        hub,
+        timeout_s=args.timeout,
+        memory_mb=args.memory_mb,
+        max_revisions=args.max_revisions,
+        force=getattr(args, "force", False),
+        log=log,
+    )
 
 
-def do_index(args, quiet: bool = False):
+def do_index(args: argparse.Namespace, quiet: bool = False) -> IndexReport:
     return _index(args, _checked(args), quiet)
 
 
-def index_before_showing(args, quiet: bool = False):
+def index_before_showing(args: argparse.Namespace, quiet: bool = False) -> IndexReport | None:
     """Index first so a push shows at once; an unreachable hub leaves the last indexed figures, with a warning."""
     from deeprl.errors import UserError
     from deeprl.log import warn
@@ -63,7 +92,7 @@ def index_before_showing(args, quiet: bool = False):
         return None
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from deeprl.commands import print_json
 
     report = do_index(args, quiet=args.json)

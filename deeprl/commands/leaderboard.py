@@ -5,8 +5,10 @@
 table per env.
 """
 
+import argparse
 
-def add_parser(sub):
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from deeprl.commands.index import add_index_options
 
     p = sub.add_parser("leaderboard", help="rank the hub's models by verified result (mean - std)")
@@ -17,7 +19,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import sys
 
     from deeprl import db
@@ -45,9 +47,14 @@ def run(args):
             from deeprl.envs.registry import list_specs
 
             hints = closest(args.env, envs + [sp.card_tag() for sp in list_specs()])
-            raise UserError(f"No leaderboard for '{args.env}'."
-                            + (f" Did you mean {' or '.join(hints)}?" if hints else
-                               f" Boards with models: {', '.join(envs) or 'none yet'}.")) from None
+            raise UserError(
+                f"No leaderboard for '{args.env}'."
+                + (
+                    f" Did you mean {' or '.join(hints)}?"
+                    if hints
+                    else f" Boards with models: {', '.join(envs) or 'none yet'}."
+                )
+            ) from None
     if args.json:
         print_json(leaderboard(args.env, hub=hub))
         return 0

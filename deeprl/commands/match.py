@@ -1,18 +1,33 @@
 """`deeprl match A B`: AI vs AI SoccerTwos matches between two models (or the built-in scripted/random teams)."""
 
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from deeprl.commands import seed
 
+if TYPE_CHECKING:
+    import numpy as np
 
-def add_parser(sub):
+    from deeprl.envs.soccer import Team
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("match", help="play SoccerTwos matches between two models and rate them by Elo")
-    p.add_argument("model_a", metavar="MODEL_A", help="run folder, model folder, NAMESPACE/NAME repo id, "
-                                                      "or a built-in team: scripted, random, still")
+    p.add_argument(
+        "model_a",
+        metavar="MODEL_A",
+        help="run folder, model folder, NAMESPACE/NAME repo id, or a built-in team: scripted, random, still",
+    )
     p.add_argument("model_b", metavar="MODEL_B", help="the opponent, in the same forms")
     p.add_argument("--n-matches", type=int, default=20, help="matches to play (A is blue in every other one)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="decisions before a match is a draw (default 500)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="argmax actions (default: sampled, as ML-Agents plays its models)")
+    p.add_argument(
+        "--deterministic", action="store_true", help="argmax actions (default: sampled, as ML-Agents plays its models)"
+    )
     p.add_argument("--record", metavar="OUT.mp4", default=None, help="write a replay of the first match (H.264)")
     p.add_argument("--elo-a", type=float, default=None, help="A's rating before the matches (default 1200)")
     p.add_argument("--elo-b", type=float, default=None, help="B's rating before the matches (default 1200)")
@@ -22,7 +37,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def load_team(target: str, *, seed: int, deterministic: bool, revision=None):
+def load_team(target: str, *, seed: int, deterministic: bool, revision: str | None = None) -> Team:
     """A built-in team by name, or a learned SoccerTwos agent wrapped to play both players of its team."""
     from deeprl.envs import soccer
     from deeprl.errors import UserError
@@ -37,13 +52,13 @@ def load_team(target: str, *, seed: int, deterministic: bool, revision=None):
     return soccer.PolicyTeam(agent, name=str(target), deterministic=deterministic)
 
 
-def write_replay(frames, out, fps: float) -> None:
+def write_replay(frames: list[np.ndarray], out: str | Path, fps: float) -> None:
     from deeprl.video import write_video
 
     write_video(frames, out, fps)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from deeprl import elo
@@ -62,17 +77,33 @@ def run(args):
         raise UserError("--k must be positive.")
     team_a = load_team(args.model_a, seed=args.seed, deterministic=args.deterministic, revision=args.revision)
     team_b = load_team(args.model_b, seed=args.seed + 1, deterministic=args.deterministic, revision=args.revision)
-    frames = [] if args.record else None
-    result = soccer.play_matches(team_a, team_b, args.n_matches, seed=args.seed,
-                                 max_steps=args.max_steps or soccer.MAX_STEPS,
-                                 on_frame=frames.append if frames is not None else None)
+    frames: list[np.ndarray] | None = [] if args.record else None
+    result = soccer.play_matches(
+        team_a,
+        team_b,
+        args.n_matches,
+        seed=args.seed,
+        max_steps=args.max_steps or soccer.MAX_STEPS,
+        on_frame=frames.append if frames is not None else None,
+    )
     ra0 = elo.INITIAL_ELO if args.elo_a is None else args.elo_a
     rb0 = elo.INITIAL_ELO if args.elo_b is None else args.elo_b
     ra, rb = elo.update_many(ra0, rb0, result["results"], k=k)
-    out = {"model_a": args.model_a, "model_b": args.model_b, **result,
-           "elo": {"k": k, "a_before": ra0, "b_before": rb0, "a_after": ra, "b_after": rb, "a_change": ra - ra0,
-                   "b_change": rb - rb0}}
-    if args.record:
+    out = {
+        "model_a": args.model_a,
+        "model_b": args.model_b,
+        **result,
+        "elo": {
+            "k": k,
+            "a_before": ra0,
+            "b_before": rb0,
+            "a_after": ra,
+            "b_after": rb,
+            "a_change": ra - ra0,
+            "b_change": rb - rb0,
+        },
+    }
+    if frames is not None:  # (--record)
         Path(args.record).parent.mkdir(parents=True, exist_ok=True)
         write_replay(frames, args.record, fps=1 / soccer.DT)
         out["replay"] = str(args.record)
@@ -80,10 +111,14 @@ def run(args):
         print_json(out)
         return 0
     n = result["n_matches"]
-    print(f"{args.model_a} vs {args.model_b}: {result['wins']} wins, {result['draws']} draws, {result['losses']} losses "
-          f"for {args.model_a} in {n} match{'es' if n != 1 else ''} (mean length {result['mean_length']:.0f} steps)")
-    print(f"Elo (K={k:g}): {args.model_a} {ra0:.0f} -> {ra:.1f} ({ra - ra0:+.1f}), "
-          f"{args.model_b} {rb0:.0f} -> {rb:.1f} ({rb - rb0:+.1f})")
+    print(
+        f"{args.model_a} vs {args.model_b}: {result['wins']} wins, {result['draws']} draws, {result['losses']} losses "
+        f"for {args.model_a} in {n} match{'es' if n != 1 else ''} (mean length {result['mean_length']:.0f} steps)"
+    )
+    print(
+        f"Elo (K={k:g}): {args.model_a} {ra0:.0f} -> {ra:.1f} ({ra - ra0:+.1f}), "
+        f"{args.model_b} {rb0:.0f} -> {rb:.1f} ({rb - rb0:+.1f})"
+    )
     if args.record:
         print(f"replay of the first match: {args.record}")
     return 0

@@ -1,4 +1,7 @@
-def add_parser(sub):
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from deeprl.commands.index import add_index_options
 
     p = sub.add_parser("progress", help="which course assignments a hub user has passed")
@@ -9,7 +12,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from deeprl.certification import check_user, format_progress, progress
     from deeprl.commands import print_json
     from deeprl.commands.index import index_before_showing

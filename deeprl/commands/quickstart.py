@@ -1,9 +1,11 @@
 """The README's main job on the embedded defaults: train, evaluate, push to the local hub, show the leaderboard."""
 
+import argparse
+
 from deeprl.commands import seed
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="train Q-Learning on Taxi-v3, evaluate, push locally, show the leaderboard")
     p.add_argument("--algo", default="qlearning")
     p.add_argument("--env", default="Taxi-v3")
@@ -13,15 +15,14 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import time
 
     from deeprl.agent import load_agent
     from deeprl.commands import format_result
     from deeprl.evaluation import evaluate
-    from deeprl.train import train
-
     from deeprl.paths import home, writable_folder
+    from deeprl.train import train
 
     # everything it will write, checked before minutes of training: the data folder (hub, database), the runs
     writable_folder(home() / "hub", "The local hub folder", "set DEEPRL_HOME to a folder you can write to")

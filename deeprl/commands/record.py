@@ -1,7 +1,9 @@
+import argparse
+
 from deeprl.commands import seed
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("record", help="record a replay video (H.264 MP4, no display needed)")
     p.add_argument("model", help="run folder, model folder, course .pkl file, or NAMESPACE/NAME repo id")
     p.add_argument("--out", default="replay.mp4", help="output .mp4 file (default: replay.mp4)")
@@ -13,7 +15,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from deeprl.agent import load_agent
     from deeprl.errors import UserError
     from deeprl.video import record
@@ -29,6 +31,6 @@ def run(args):
         raise UserError(f"--out {out} is a folder; give a file name, for example {out / 'replay.mp4'}.")
     check_can_create(out, "The video file (--out)", "pick another path with --out")
     agent = load_agent(args.model, revision=args.revision, hub=args.hub)
-    out = record(agent, args.out, n_episodes=args.n_episodes, seed=args.seed, fps=args.fps)
-    print(f"Wrote {out['frames']} frames at {out['fps']:g} fps to {out['path']}.")
+    written = record(agent, args.out, n_episodes=args.n_episodes, seed=args.seed, fps=args.fps)
+    print(f"Wrote {written['frames']} frames at {written['fps']:g} fps to {written['path']}.")
     return 0

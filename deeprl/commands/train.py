@@ -1,7 +1,9 @@
+import argparse
+
 from deeprl.commands import seed
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an agent (RL-Zoo style)")
     p.add_argument("--algo", required=True, help="qlearning, reinforce, ppo, a2c, dqn, ...")
     p.add_argument("--env", required=True, help="course env id, e.g. Taxi-v3 (see 'deeprl envs')")
@@ -18,7 +20,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import sys
 
     from deeprl.envs import parse_env_kwargs
@@ -30,9 +32,19 @@ def run(args):
     if args.save_replay_buffer:
         overrides["save_replay_buffer"] = True
     try:
-        run = train(args.algo, args.env, env_kwargs=parse_env_kwargs(args.env_kwargs), hyperparams_file=args.conf,
-                    overrides=overrides, seed=args.seed, log_folder=args.log_folder, n_timesteps=args.n_timesteps,
-                    resume=args.resume, device=args.device, show_progress=not args.quiet)
+        run = train(
+            args.algo,
+            args.env,
+            env_kwargs=parse_env_kwargs(args.env_kwargs),
+            hyperparams_file=args.conf,
+            overrides=overrides,
+            seed=args.seed,
+            log_folder=args.log_folder,
+            n_timesteps=args.n_timesteps,
+            resume=args.resume,
+            device=args.device,
+            show_progress=not args.quiet,
+        )
     except KeyboardInterrupt:
         print(f"deeprl: {interrupted_message(args.log_folder)}", file=sys.stderr)
         return 130
