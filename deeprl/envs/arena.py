@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 
 @functools.lru_cache(maxsize=8)
-def pixel_grid(width_m: float, height_m: float, scale: int):
+def pixel_grid(width_m: float, height_m: float, scale: int) -> tuple[np.ndarray, ...]:
     """(H, W) world x and y of each pixel centre for a picture centred on 0; sides are multiples of 16 (H.264)."""
     w = int(math.ceil(width_m * scale / 16) * 16)
     h = int(math.ceil(height_m * scale / 16) * 16)
@@ -20,7 +21,9 @@ def pixel_grid(width_m: float, height_m: float, scale: int):
     return np.meshgrid(xs, ys)
 
 
-def draw_disc(img: np.ndarray, gx: np.ndarray, gy: np.ndarray, cx: float, cy: float, r: float, color) -> None:
+def draw_disc(
+    img: np.ndarray, gx: np.ndarray, gy: np.ndarray, cx: float, cy: float, r: float, color: tuple[int, int, int]
+) -> None:
     """Fill a disc of radius r (metres) at (cx, cy) on `img` drawn over the grid (gx, gy), testing its box only."""
     h, w = gx.shape
     scale = 1.0 / (gx[0, 1] - gx[0, 0])
@@ -39,20 +42,20 @@ class ArenaEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, core, render_mode: str | None):
+    def __init__(self, core: Any, render_mode: str | None):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
         self.render_mode = render_mode
         self.core = core
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         if seed is not None:
             self.core.seed(seed)
         self.core.reset()
         return self.core.observe()[0], {}
 
-    def _step_core(self, actions: np.ndarray):
+    def _step_core(self, actions: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
         """(observation, reward, terminated, truncated) of the one arena after `actions` (shaped for the core)."""
         rewards, term, trunc = self.core.step(actions)
         return self.core.observe()[0], float(rewards[0]), bool(term[0]), bool(trunc[0])

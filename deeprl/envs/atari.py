@@ -17,7 +17,8 @@ score (all lives, unclipped) when a game ends, which is what training logs show.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -41,16 +42,16 @@ class EpisodicLife(gym.Wrapper):
         self.lives = 0
         self.game_over = True
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.game_over = terminated or truncated
-        lives = self.env.unwrapped.ale.lives()
+        lives = _lives(self.env)
         if 0 < lives < self.lives:
             terminated = True
         self.lives = lives
         return obs, reward, terminated, truncated, info
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         if self.game_over:
             obs, info = self.env.reset(**kwargs)
         else:
@@ -58,8 +59,13 @@ class EpisodicLife(gym.Wrapper):
             if terminated or truncated:
                 obs, info = self.env.reset(**kwargs)
         self.game_over = False
-        self.lives = self.env.unwrapped.ale.lives()
+        self.lives = _lives(self.env)
         return obs, info
+
+
+def _lives(env: gym.Env) -> int:
+    ale: Any = env.unwrapped  # ALE's AtariEnv, which Gymnasium types as a plain Env
+    return ale.ale.lives()
 
 
 class FireReset(gym.Wrapper):
@@ -78,24 +84,24 @@ class FireReset(gym.Wrapper):
                 obs, info = self.env.reset(**kwargs)
         return obs, info
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self.env.reset(**kwargs)
         obs, info = self._fire(**kwargs)
-        self.lives = self.env.unwrapped.ale.lives()
+        self.lives = _lives(self.env)
         return obs, info
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self.after_life_loss and not (terminated or truncated):
-            lives = self.env.unwrapped.ale.lives()
+            lives = _lives(self.env)
             if 0 < lives < self.lives:
                 # the score of these presses belongs to the game: add it to this step's reward
                 for a in (1, 2):
                     obs, r, terminated, truncated, info = self.env.step(a)
-                    reward += r
+                    reward = float(reward) + float(r)
                     if terminated or truncated:
                         break
-            self.lives = self.env.unwrapped.ale.lives()
+            self.lives = _lives(self.env)
         return obs, reward, terminated, truncated, info
 
 
@@ -135,10 +141,10 @@ def make_game(game_id: str, kwargs: dict, render_mode: str | None, training: boo
     return gym.wrappers.FrameStackObservation(env, frame_stack)
 
 
-def make_for(game: str):
+def make_for(game: str) -> Callable[[dict, str | None, bool], gym.Env]:
     """A registry `make(kwargs, render_mode, training)` for one game."""
 
-    def make(kwargs, render_mode, training):
+    def make(kwargs: dict, render_mode: str | None, training: bool) -> gym.Env:
         return make_game(gym_id(game), kwargs, render_mode, training)
 
     return make

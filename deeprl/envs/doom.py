@@ -34,8 +34,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -136,7 +138,7 @@ class DoomEnv(gym.Env):
             self._info = dict(zip(self.variables, (float(v) for v in values)))
         return cv2.resize(self._screen, (OBS_W, OBS_H), interpolation=cv2.INTER_NEAREST)
 
-    def reset(self, *, seed: int | None = None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         if not self._started:
             self._start()
@@ -148,7 +150,7 @@ class DoomEnv(gym.Env):
         obs = self._observe()
         return obs, dict(self._info)
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         reward = self.game.make_action(self._actions[int(action)], self.frame_skip)
         obs = self._observe()
         terminated = truncated = False
@@ -166,7 +168,7 @@ class DoomEnv(gym.Env):
             time.sleep(wait)
         self._last_step_time = time.perf_counter()
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array":
             return self._screen.copy()
         return None  # "human": the engine's own window shows the game
@@ -188,11 +190,11 @@ class GatheringRewardShaping(gym.Wrapper):
         super().__init__(env)
         self._prev_health = None
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self._prev_health = None
         return self.env.reset(**kwargs)
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if not (terminated or truncated):
             health = info.get("HEALTH", 0.0)
@@ -209,13 +211,13 @@ class TrueObjective(gym.Wrapper):
         super().__init__(env)
         self._return = 0.0
 
-    def reset(self, **kwargs):
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self._return = 0.0
         return self.env.reset(**kwargs)
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._return += reward
+        self._return += float(reward)
         if terminated or truncated:
             info["true_objective"] = self._return
         return obs, reward, terminated, truncated, info
@@ -252,10 +254,10 @@ def make_scenario(name: str, kwargs: dict, render_mode: str | None, training: bo
     return env
 
 
-def make_for(name: str):
+def make_for(name: str) -> Callable[[dict, str | None, bool], gym.Env]:
     """A registry `make(kwargs, render_mode, training)` for one scenario."""
 
-    def make(kwargs, render_mode, training):
+    def make(kwargs: dict, render_mode: str | None, training: bool) -> gym.Env:
         return make_scenario(name, kwargs, render_mode, training)
 
     return make

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import gymnasium as gym
 
@@ -21,7 +23,7 @@ RENDER_DEFAULTS = {"render_width": 480, "render_height": 320}
 
 
 @contextlib.contextmanager
-def stdout_to_stderr():
+def stdout_to_stderr() -> Iterator[None]:
     """Send C-level writes to fd 1 to stderr for the duration (PyBullet prints from C, past sys.stdout)."""
     try:
         sys.stdout.flush()
@@ -70,7 +72,7 @@ class SeededResets(gym.Wrapper):
 
     _seeded = False
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         if seed is not None:
             self._seeded = True
         elif self._seeded:
@@ -78,9 +80,9 @@ class SeededResets(gym.Wrapper):
         return self.env.reset(seed=seed, options=options)
 
 
-def make_reach_dense(kwargs: dict, render_mode: str | None, training: bool):
+def make_reach_dense(kwargs: dict, render_mode: str | None, training: bool) -> gym.Env:
     return _make("PandaReachDense-v3", kwargs, render_mode)
 
 
-def make_pick_and_place(kwargs: dict, render_mode: str | None, training: bool):
+def make_pick_and_place(kwargs: dict, render_mode: str | None, training: bool) -> gym.Env:
     return _make("PandaPickAndPlace-v3", kwargs, render_mode)

@@ -27,6 +27,7 @@ Rendering (`rgb_array`) draws the same rectangles and colours PLE blits, with nu
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -106,7 +107,7 @@ class PixelcopterEnv(gym.Env):
         self._started = False
 
     # ------------------------------------------------------------------ game state (Pixelcopter.init)
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._rng = self.np_random
         self.lives = 1.0
@@ -145,7 +146,7 @@ class PixelcopterEnv(gym.Env):
         self._ordered = all(a < b for a, b in zip(self.tx, self.tx[1:]))
 
     # ------------------------------------------------------------------ one frame (Pixelcopter.step)
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self._started:
             raise gym.error.ResetNeeded("Call reset() before step().")
         if self.lives <= 0:
@@ -251,7 +252,7 @@ class PixelcopterEnv(gym.Env):
         )
 
     # ------------------------------------------------------------------ drawing (the sprites PLE blits)
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
         h, w = self.height, self.width

@@ -45,6 +45,7 @@ and the agent is a disc of radius 0.5 against the switch and stones.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -374,7 +375,7 @@ class PyramidsCore:
         return self.built & (d < reach)
 
     # -- dynamics ---------------------------------------------------------------------------------------
-    def step(self, actions: np.ndarray):
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One decision for every arena. Returns (rewards (n,) float32, terminated (n,), truncated (n,))."""
         a = np.asarray(actions).reshape(-1)
         if a.shape != (self.n,):
@@ -560,16 +561,16 @@ class PyramidsEnv(ArenaEnv):
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_SIZE,), dtype=np.float32)
         self.action_space = spaces.Discrete(5)
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         return *self._step_core(np.array([int(action)])), {"switch_on": bool(self.core.switch_on[0])}
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         return frame(self.core, 0) if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
         self.core.close()
 
 
-def make(kwargs: dict, render_mode: str | None = None, training: bool = False):
+def make(kwargs: dict, render_mode: str | None = None, training: bool = False) -> PyramidsEnv:
     """Registry builder (env kwargs: max_decisions)."""
     return PyramidsEnv(render_mode=render_mode, **kwargs)

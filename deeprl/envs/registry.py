@@ -80,7 +80,7 @@ def env_tag(env_id: str, env_kwargs: dict | None = None) -> str:
     return spec.card_tag(kwargs)
 
 
-def ranked_task(env_id, env_kwargs=None, env_tag=None) -> tuple[str | None, str | None]:
+def ranked_task(env_id: Any, env_kwargs: Any = None, env_tag: str | None = None) -> tuple[str | None, str | None]:
     """(tag, None) when a model's env id and kwargs are exactly a ranked course task, else (tag or None, reason).
 
     Verification evaluates a model on the task its tag names, built from the tag alone; this says whether the
@@ -116,7 +116,9 @@ def ranked_task(env_id, env_kwargs=None, env_tag=None) -> tuple[str | None, str 
     return tag, None
 
 
-def make_env(env_id: str, env_kwargs: dict | None = None, *, render_mode: str | None = None, training: bool = False):
+def make_env(
+    env_id: str, env_kwargs: dict | None = None, *, render_mode: str | None = None, training: bool = False
+) -> Any:  # a gymnasium.Env (gymnasium is imported only when an env is built)
     """Build the Gymnasium env for a course id. `training` selects training-only wrappers (Atari clipping...)."""
     spec, kwargs = resolve_env(env_id, env_kwargs)
     if "render_mode" in kwargs:
@@ -168,7 +170,7 @@ def parse_env_kwargs(items: list[str] | None) -> dict:
 
 
 def _gym(gym_id: str, **fixed) -> MakeFn:
-    def make(kwargs, render_mode, training):
+    def make(kwargs: dict, render_mode: str | None, training: bool) -> Any:
         import gymnasium as gym
 
         return gym.make(gym_id, render_mode=render_mode, **{**fixed, **kwargs})
@@ -179,7 +181,7 @@ def _gym(gym_id: str, **fixed) -> MakeFn:
 def _lazy(module: str, func: str = "make") -> MakeFn:
     """A builder that lives in another module, imported only when used."""
 
-    def make(kwargs, render_mode, training):
+    def make(kwargs: dict, render_mode: str | None, training: bool) -> Any:
         return getattr(importlib.import_module(module), func)(kwargs, render_mode, training)
 
     return make

@@ -30,6 +30,7 @@ is one arena as a Gymnasium env, with top-down `rgb_array` frames for replays.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -108,7 +109,7 @@ class SnowballCore:
         self.target[idx] = np.stack([dist * np.cos(bearing), dist * np.sin(bearing)], axis=-1)
         self.target_alive[idx] = True
 
-    def step(self, actions: np.ndarray):
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One decision: actions (n, 2) [turn, shoot]. Returns (rewards (n,) float32, terminated, truncated)."""
         a = np.asarray(actions).reshape(self.n, 2)
         if not ((a[:, 0] >= 0) & (a[:, 0] < 3) & (a[:, 1] >= 0) & (a[:, 1] < 2)).all():
@@ -218,13 +219,13 @@ class SnowballTargetEnv(ArenaEnv):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32)
         self.action_space = spaces.MultiDiscrete([3, 2])
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         return *self._step_core(np.asarray(action, dtype=np.int64).reshape(1, 2)), {"hits": int(self.core.hits[0])}
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         return frame(self.core, 0) if self.render_mode == "rgb_array" else None
 
 
-def make(kwargs: dict, render_mode: str | None = None, training: bool = False):
+def make(kwargs: dict, render_mode: str | None = None, training: bool = False) -> SnowballTargetEnv:
     """Registry builder (env kwargs: max_decisions)."""
     return SnowballTargetEnv(render_mode=render_mode, **kwargs)

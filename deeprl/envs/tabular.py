@@ -7,13 +7,15 @@ batch of independent episodes. Learners stay model-free: they see only sampled t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from deeprl.errors import UserError
 
 
 class TabularBatch:
-    def __init__(self, env):
+    def __init__(self, env: Any):
         u = env.unwrapped
         if not hasattr(u, "P") or not hasattr(u, "initial_state_distrib"):
             raise UserError(f"{env.spec.id if env.spec else env} is not a tabular env this learner can batch.")
@@ -41,7 +43,7 @@ class TabularBatch:
     def reset(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.searchsorted(self.init_cum, rng.random(n), side="right").clip(max=self.n_states - 1)
 
-    def step(self, s: np.ndarray, a: np.ndarray, rng: np.random.Generator):
+    def step(self, s: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.stochastic:
             i = (rng.random(len(s))[:, None] >= self.cum_p[s, a]).sum(1).clip(max=self.cum_p.shape[2] - 1)
         else:

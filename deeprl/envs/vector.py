@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from deeprl.envs.registry import make_env, resolve_env
 
 
@@ -14,7 +16,7 @@ def make_vec_env(
     training: bool = True,
     vectorization: str = "sync",
     render_mode: str | None = None,
-):
+) -> Any:  # a gymnasium VectorEnv (gymnasium is imported inside)
     """`n_envs` copies of the course env in one Gymnasium VectorEnv, reset with seeds seed..seed+n-1.
 
     vectorization: "sync" (one process; best for cheap envs on 2 cores), "async" (one process per env),
@@ -103,7 +105,7 @@ def _same_step_cartpole(n_envs: int):
     space = core.action_space
 
     class _Checked(type(space)):  # type: ignore[misc]  # whichever space class this Gymnasium's core uses
-        def contains(self, x) -> bool:
+        def contains(self, x: Any) -> bool:
             return True
 
     core.action_space = copy.copy(space)
@@ -180,17 +182,17 @@ class WorkerVectorEnv:
         self.closed = False
 
     @property
-    def unwrapped(self):
+    def unwrapped(self) -> WorkerVectorEnv:
         return self
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         import numpy as np
 
         for sl, conn in zip(self.slices, self.conns):
             conn.send(("reset", None if seed is None else seed + sl.start))
         return np.concatenate([conn.recv() for conn in self.conns]), {}
 
-    def step(self, actions):
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
         import numpy as np
 
         for sl, conn in zip(self.slices, self.conns):
@@ -200,7 +202,7 @@ class WorkerVectorEnv:
         reward = np.concatenate([p[1] for p in parts])
         terminated = np.concatenate([p[2] for p in parts])
         truncated = np.concatenate([p[3] for p in parts])
-        info = {}
+        info: dict = {}
         if any(p[4] for p in parts):
             final = np.empty(self.num_envs, dtype=object)
             mask = np.zeros(self.num_envs, dtype=bool)

@@ -173,7 +173,7 @@ class SoccerCore:
         self._put_newest(self._rays(idx), idx)
 
     # -- dynamics ---------------------------------------------------------------------------------------
-    def step(self, actions: np.ndarray):
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every match one decision with `actions` (n, 4, 3) ints.
 
         Returns (rewards (n, 4) float32, terminated (n,), truncated (n,), scorer (n,) int: 0 blue, 1 purple,

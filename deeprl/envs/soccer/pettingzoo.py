@@ -6,6 +6,8 @@ Both wrap a `SoccerCore` of one match (core.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
@@ -40,13 +42,13 @@ class SoccerTwosParallelEnv(ParallelEnv):
         self.action_spaces = {a: act_space for a in self.possible_agents}
         self.core = SoccerCore(1, max_steps=max_steps)
 
-    def observation_space(self, agent):
+    def observation_space(self, agent: str) -> spaces.Space:
         return self.observation_spaces[agent]
 
-    def action_space(self, agent):
+    def action_space(self, agent: str) -> spaces.Space:
         return self.action_spaces[agent]
 
-    def reset(self, seed=None, options=None):
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         if seed is not None:
             self.core.seed(seed)
             for i, a in enumerate(self.possible_agents):
@@ -56,7 +58,7 @@ class SoccerTwosParallelEnv(ParallelEnv):
         obs = self.core.observe()[0]
         return {a: obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
 
-    def step(self, actions):
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         if not self.agents:
             raise RuntimeError("the match is over; call reset() first")
         arr = np.zeros((1, N_AGENTS, 3), dtype=np.int64)
@@ -78,12 +80,12 @@ class SoccerTwosParallelEnv(ParallelEnv):
             self.agents = []
         return out
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         if self.render_mode == "rgb_array":
             return frame(self.core, 0)
         return None
 
-    def state(self):
+    def state(self) -> np.ndarray:
         c = self.core
         return np.concatenate(
             [c.pos[0].ravel(), c.vel[0].ravel(), np.cos(c.angle[0]), np.sin(c.angle[0]), c.ball[0], c.ball_vel[0]]
@@ -93,11 +95,11 @@ class SoccerTwosParallelEnv(ParallelEnv):
         pass
 
 
-def parallel_env(**kwargs):
+def parallel_env(**kwargs: Any) -> SoccerTwosParallelEnv:
     """The PettingZoo ParallelEnv of one SoccerTwos match (kwargs: max_steps, render_mode)."""
     return SoccerTwosParallelEnv(**kwargs)
 
 
-def env(**kwargs):
+def env(**kwargs: Any) -> Any:  # PettingZoo's AEC wrapper of the parallel env
     """The AEC form, as PettingZoo envs offer both."""
     return parallel_to_aec(parallel_env(**kwargs))

@@ -52,7 +52,7 @@ def _canvas(scale: int):
     return img, gx, gy
 
 
-def _draw(pos, angle, ball, scale):
+def _draw(pos: np.ndarray, angle: np.ndarray, ball: np.ndarray, scale: int) -> np.ndarray:
     base, gx, gy = _canvas(scale)
     img = base.copy()
     colors = [(40, 110, 230), (40, 110, 230), (150, 70, 200), (150, 70, 200)]

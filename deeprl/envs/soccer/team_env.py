@@ -6,6 +6,8 @@ team like any other agent.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -36,7 +38,7 @@ class SoccerTeamEnv(gym.Env):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(2, OBS_SIZE), dtype=np.float32)
         self.action_space = spaces.MultiDiscrete(np.full((2, 3), 3))
 
-    def reset(self, *, seed=None, options=None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         if seed is not None:
             self.core.seed(seed)
@@ -44,7 +46,7 @@ class SoccerTeamEnv(gym.Env):
         self.core.reset()
         return self.core.observe()[0, :2].copy(), {}
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs = self.core.observe()
         arr = np.zeros((1, N_AGENTS, 3), dtype=np.int64)
         arr[0, :2] = np.asarray(action, dtype=np.int64).reshape(2, 3)
@@ -55,10 +57,10 @@ class SoccerTeamEnv(gym.Env):
             info["result"] = "draw" if trunc[0] else ("win" if scorer[0] == 0 else "loss")
         return self.core.observe()[0, :2].copy(), float(rewards[0, 0]), bool(term[0]), bool(trunc[0]), info
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         return frame(self.core, 0) if self.render_mode == "rgb_array" else None
 
 
-def make(kwargs: dict, render_mode: str | None = None, training: bool = False):
+def make(kwargs: dict, render_mode: str | None = None, training: bool = False) -> SoccerTeamEnv:
     """Registry builder: the team env against the scripted team (env kwargs: opponent, max_steps)."""
     return SoccerTeamEnv(render_mode=render_mode, **kwargs)

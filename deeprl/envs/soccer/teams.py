@@ -7,6 +7,9 @@ A team is anything with `act(obs, core, side) -> (n, 2, 3)` actions for its two 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
+
 import numpy as np
 
 from deeprl.envs.soccer.core import AGENT_RADIUS, BALL_RADIUS, FIELD_LENGTH, MAX_STEPS, N_AGENTS, OBS_SIZE, SoccerCore
@@ -49,10 +52,18 @@ def scripted_actions(core: SoccerCore, side: np.ndarray) -> np.ndarray:
     return out
 
 
+class Team(Protocol):
+    """What plays a side (see the module's doc)."""
+
+    name: str
+
+    def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray: ...
+
+
 class ScriptedTeam:
     name = "scripted"
 
-    def act(self, obs, core, side):
+    def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray:
         return scripted_actions(core, side)
 
 
@@ -62,24 +73,24 @@ class RandomTeam:
     def __init__(self, seed: int | None = None):
         self.rng = np.random.default_rng(seed)
 
-    def act(self, obs, core, side):
+    def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray:
         return self.rng.integers(0, 3, size=(obs.shape[0], 2, 3))
 
 
 class StillTeam:
     name = "still"
 
-    def act(self, obs, core, side):
+    def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray:
         return np.zeros((obs.shape[0], 2, 3), dtype=np.int64)
 
 
 class PolicyTeam:
     """A learned agent playing both members of its team with one shared policy (its act takes any batch)."""
 
-    def __init__(self, agent, name: str = "model", deterministic: bool = False):
+    def __init__(self, agent: Any, name: str = "model", deterministic: bool = False):
         self.agent, self.name, self.deterministic = agent, name, deterministic
 
-    def act(self, obs, core, side):
+    def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray:
         n = obs.shape[0]
         return np.asarray(self.agent.act(obs.reshape(n * 2, OBS_SIZE), deterministic=self.deterministic)).reshape(
             n, 2, 3
@@ -89,16 +100,23 @@ class PolicyTeam:
 BUILTIN_TEAMS = {"scripted": ScriptedTeam, "random": RandomTeam, "still": StillTeam}
 
 
-def builtin_team(name: str, seed: int | None = None):
-    cls = BUILTIN_TEAMS[name]
-    return cls(seed) if cls is RandomTeam else cls()
+def builtin_team(name: str, seed: int | None = None) -> Team:
+    return RandomTeam(seed) if name == "random" else BUILTIN_TEAMS[name]()
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Matches
 
 
-def play_matches(team_a, team_b, n_matches: int, *, seed: int = 0, max_steps: int = MAX_STEPS, on_frame=None) -> dict:
+def play_matches(
+    team_a: Team,
+    team_b: Team,
+    n_matches: int,
+    *,
+    seed: int = 0,
+    max_steps: int = MAX_STEPS,
+    on_frame: Callable[[np.ndarray], Any] | None = None,
+) -> dict:
     """Play `n_matches` matches of A against B side by side (A is blue in even matches, purple in odd ones).
 
     A match ends on the first goal (a win for the scorer) or at `max_steps` (a draw). `on_frame(rgb)` sees
