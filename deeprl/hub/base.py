@@ -57,7 +57,7 @@ class Hub(Protocol):
         word); {} when it recorded nothing."""
 
 
-def validate_repo_id(repo_id) -> str:
+def validate_repo_id(repo_id: object) -> str:
     """NAMESPACE/NAME with the Hub's characters; anything that could escape the hub folder is refused."""
     if not isinstance(repo_id, str) or not repo_id:
         raise UserError("A repo id is needed, of the form NAMESPACE/NAME (for example alice/q-Taxi-v3).")

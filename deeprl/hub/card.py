@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -32,12 +33,12 @@ class _BoundedLoader(yaml.SafeLoader):
     alias is refused outright; the node and depth budgets bound everything else.
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream: str):
         super().__init__(stream)
         self._nodes = 0
         self._depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("the card's front matter uses a YAML alias, which cards may not")
         self._nodes += 1
@@ -52,7 +53,7 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def safe_yaml(text: str):
+def safe_yaml(text: str) -> Any:
     """The YAML document in `text` by the bounded loader; raises yaml.YAMLError (or ValueError) when refused."""
     if len(text) > MAX_FRONT_BYTES:
         raise ValueError(f"the card's front matter is longer than {MAX_FRONT_BYTES // 1024} KB")
@@ -84,7 +85,7 @@ def split_card(text: str) -> tuple[dict | None, str]:
     return (data if isinstance(data, dict) else None), text[m.end() :]
 
 
-def front_matter(readme) -> dict | None:
+def front_matter(readme: str | Path) -> dict | None:
     """The YAML front matter of a card (path or text) as a dict; None when absent, malformed or over budget."""
     text = _text(readme)
     if not text:
@@ -92,7 +93,7 @@ def front_matter(readme) -> dict | None:
     return split_card(text)[0]
 
 
-def card_tags(readme) -> list[str]:
+def card_tags(readme: str | Path) -> list[str]:
     meta = front_matter(readme) or {}
     tags = meta.get("tags") or []
     if isinstance(tags, str):
@@ -128,7 +129,7 @@ def claim_from_meta(meta: dict | None) -> dict | None:
     return None
 
 
-def read_claim(readme) -> dict | None:
+def read_claim(readme: str | Path) -> dict | None:
     """What a card claims: {mean, std, env_tag, value}, from the first mean_reward metric; None if it claims nothing.
 
     `readme` is a path to README.md or the card's text. A malformed card is None, never an exception.

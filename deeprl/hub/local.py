@@ -15,8 +15,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from deeprl.errors import UserError
 from deeprl.hub.base import ModelInfo, validate_repo_id
@@ -82,7 +84,7 @@ _GIT_USER_FAILURES = (
 )
 
 
-def git_failed(repo: Path, args, stderr: bytes):
+def git_failed(repo: Path, args: Sequence[str], stderr: bytes) -> NoReturn:
     """Raise for a failed git command: a UserError naming the hub folder when the disk is full or read-only
     (a push then changed nothing: the branch moves last), else a RuntimeError with git's message."""
     text = stderr.decode(errors="replace").strip()

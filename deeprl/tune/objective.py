@@ -8,9 +8,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deeprl.errors import UserError
-from deeprl.loop import Callback, evaluate_snapshot
+from deeprl.loop import Callback, Snapshot, evaluate_snapshot
 from deeprl.tune.report import _trial_line
 from deeprl.tune.spaces import BUDGET_CHOICES, SPACES, budget_key, default_params, sample_hyperparams, tunable
 from deeprl.tune.storage import (
@@ -22,6 +23,11 @@ from deeprl.tune.storage import (
     open_storage,
     worker_identity,
 )
+
+if TYPE_CHECKING:
+    import optuna
+
+    from deeprl.train import Run
 
 N_STARTUP_TRIALS = 5  # random trials before TPE models the space, and before the median pruner prunes (RL-Zoo)
 
@@ -104,7 +110,9 @@ def resolve(cfg: TuneConfig) -> Context:
     )
 
 
-def make_sampler(kind: str, seed: int, trial_number: int, n_startup_trials: int = N_STARTUP_TRIALS):
+def make_sampler(
+    kind: str, seed: int, trial_number: int, n_startup_trials: int = N_STARTUP_TRIALS
+) -> optuna.samplers.BaseSampler:
     import optuna
 
     # One seed per trial number: a single worker repeats itself exactly, and workers that share a study
@@ -119,7 +127,7 @@ def make_sampler(kind: str, seed: int, trial_number: int, n_startup_trials: int 
     raise UserError(f"Unknown sampler '{kind}'; use tpe or random.")
 
 
-def make_pruner(kind: str, n_evaluations: int, n_startup_trials: int = N_STARTUP_TRIALS):
+def make_pruner(kind: str, n_evaluations: int, n_startup_trials: int = N_STARTUP_TRIALS) -> optuna.pruners.BasePruner:
     import optuna
 
     if kind == "median":
@@ -129,7 +137,7 @@ def make_pruner(kind: str, n_evaluations: int, n_startup_trials: int = N_STARTUP
     raise UserError(f"Unknown pruner '{kind}'; use median or none.")
 
 
-def open_study(ctx: Context, storage=None):
+def open_study(ctx: Context, storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
     """Create the study, or load it when it exists (same command, same storage: the study continues)."""
     import optuna
 
@@ -180,14 +188,14 @@ class PruneCallback(Callback):
 
     Evaluations go through deeprl.loop.evaluate_snapshot, so watching a trial never changes how it trains."""
 
-    def __init__(self, trial, points: list[int], n_eval_episodes: int | None, seed: int, folder: Path):
+    def __init__(self, trial: optuna.Trial, points: list[int], n_eval_episodes: int | None, seed: int, folder: Path):
         self.trial, self.points, self.n_eval_episodes, self.seed = trial, points, n_eval_episodes, seed
         self.folder = folder
         self.reported = 0
         self.last: tuple[dict, int] | None = None  # (figures, count) of the latest evaluation
         self.pruned = False
 
-    def on_update(self, run, count: int, snapshot) -> bool:
+    def on_update(self, run: Run, count: int, snapshot: Snapshot) -> bool:
         if self.reported >= len(self.points) or count < self.points[self.reported]:
             return False
         self.reported += 1
@@ -204,7 +212,7 @@ class PruneCallback(Callback):
         return self.pruned
 
 
-def objective(trial, ctx: Context) -> float:
+def objective(trial: optuna.Trial, ctx: Context) -> float:
     """One trial: one training run of the sampled settings, evaluated `n_evaluations` times (the last on the
     finished model); the objective is the last evaluation's result (mean - std)."""
     import optuna
@@ -255,7 +263,7 @@ def _record(trial, run, result: dict, trained: int) -> None:
         trial.set_user_attr(key, value)
 
 
-def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print):
+def run_worker(cfg: TuneConfig, echo: Callable[[str], None] = print) -> optuna.Study:
     """One worker: claim trial slots until the study has `n_trials` finished trials (or `timeout` passes)."""
     import optuna
     from optuna.trial import TrialState

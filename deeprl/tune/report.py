@@ -13,6 +13,7 @@ from deeprl.errors import UserError
 from deeprl.tune.storage import _quiet_optuna, _safe, default_storage, open_storage
 
 if TYPE_CHECKING:
+    import optuna
     from optuna.trial import FrozenTrial  # optuna is imported where it is used: it takes a second to import
 
 
@@ -42,7 +43,7 @@ def _trial_line(study, number: int, state, value, error, seconds: float) -> str:
 # Results
 
 
-def load_study(storage_url: str | None = None, study_name: str | None = None):
+def load_study(storage_url: str | None = None, study_name: str | None = None) -> optuna.Study:
     import optuna
 
     url = storage_url or default_storage()
@@ -73,13 +74,13 @@ def _show_url(url: str) -> str:
         return url
 
 
-def completed(study) -> list:
+def completed(study: optuna.Study) -> list[FrozenTrial]:
     from optuna.trial import TrialState
 
-    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
+    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: -t.value)  # type: ignore[operator]  # a COMPLETE trial has a value
 
 
-def best_hyperparams(study) -> tuple[FrozenTrial, dict]:
+def best_hyperparams(study: optuna.Study) -> tuple[FrozenTrial, dict]:
     done = completed(study)
     if not done:
         raise UserError(f"Study {study.study_name} has no completed trial yet.")
@@ -87,7 +88,7 @@ def best_hyperparams(study) -> tuple[FrozenTrial, dict]:
     return best, dict(best.user_attrs.get("hyperparams") or best.params)
 
 
-def best_yaml(study) -> str:
+def best_yaml(study: optuna.Study) -> str:
     """The best trial as a hyperparameter file that `deeprl train -c FILE` takes unchanged (keyed by env)."""
     best, hp = best_hyperparams(study)
     attrs = study.user_attrs
@@ -103,7 +104,7 @@ def best_yaml(study) -> str:
     return header + yaml.safe_dump({env_key: hp}, sort_keys=True, default_flow_style=False)
 
 
-def write_best(study, path: str | Path) -> Path:
+def write_best(study: optuna.Study, path: str | Path) -> Path:
     from deeprl.modelio import atomic_write_bytes
 
     text = best_yaml(study)
@@ -113,7 +114,7 @@ def write_best(study, path: str | Path) -> Path:
     return path
 
 
-def study_report(study, top: int = 5) -> str:
+def study_report(study: optuna.Study, top: int = 5) -> str:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -145,7 +146,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def save_plots(study, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+def save_plots(study: optuna.Study, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     """Optimization history, parameter importances and intermediate values as PNG; returns (paths, notes)."""
     import matplotlib
 
@@ -176,7 +177,7 @@ def save_plots(study, out_dir: str | Path) -> tuple[list[Path], list[str]]:
     return saved, notes
 
 
-def study_dir(study) -> Path:
+def study_dir(study: optuna.Study) -> Path:
     from deeprl.paths import home
 
     return home() / "tune" / _safe(study.study_name)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from deeprl.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
 
 # Network sizes by name, as RL-Zoo samples them (Optuna's categorical choices must be plain values).
 NET_SIZES = {"tiny": 32, "small": 64, "medium": 256}
@@ -53,8 +57,8 @@ def _largest_divisor_at_most(total: int, limit: int) -> int:
     return next(d for d in range(limit, 0, -1) if total % d == 0)
 
 
-def space_ppo(trial, base: dict) -> dict:
-    hp = {
+def space_ppo(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
+    hp: dict[str, Any] = {
         # RL-Zoo also offers 8 and 16 steps and batches of 8 and 16: on a CPU those make a trial
         # several times slower per env step (many tiny gradient steps), so they are left out.
         "n_steps": trial.suggest_categorical("n_steps", [32, 64, 128, 256, 512, 1024, 2048]),
@@ -84,7 +88,7 @@ def space_ppo(trial, base: dict) -> dict:
     return {**hp, **_net(trial, base), **_activation(trial, base)}
 
 
-def space_a2c(trial, base: dict) -> dict:
+def space_a2c(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
     hp = {
         "n_steps": trial.suggest_categorical("n_steps", [5, 8, 16, 32, 64, 128, 256, 512]),
         "gamma": trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9999]),
@@ -101,7 +105,7 @@ def space_a2c(trial, base: dict) -> dict:
     return {**hp, **_net(trial, base), **_activation(trial, base)}
 
 
-def space_dqn(trial, base: dict) -> dict:
+def space_dqn(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
     train_freq = trial.suggest_categorical("train_freq", [1, 4, 8, 16, 128, 256])
     subsample = trial.suggest_categorical("subsample_steps", [1, 2, 4, 8])
     hp = {
@@ -120,7 +124,7 @@ def space_dqn(trial, base: dict) -> dict:
     return {**hp, **_net(trial, base)}
 
 
-def space_reinforce(trial, base: dict) -> dict:
+def space_reinforce(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
     hp = {
         _lr_key(base): trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
         "gamma": trial.suggest_categorical("gamma", [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0]),
@@ -128,7 +132,7 @@ def space_reinforce(trial, base: dict) -> dict:
     return {**hp, **_net(trial, base)}
 
 
-def space_qlearning(trial, base: dict) -> dict:
+def space_qlearning(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.05, 1.0),
         "gamma": trial.suggest_categorical("gamma", [0.8, 0.9, 0.95, 0.98, 0.99, 0.995]),
@@ -161,7 +165,7 @@ def tunable() -> list[str]:
     return [name for name in available() if name in SPACES]
 
 
-def sample_hyperparams(trial, algo: str, base: dict, budget: int | None = None) -> dict:
+def sample_hyperparams(trial: optuna.Trial | _DefaultsProbe, algo: str, base: dict, budget: int | None = None) -> dict:
     """Hyperparameters for one trial: valid for `algo` (keys from its DEFAULTS, constraints met).
 
     `base` is what the algorithm would train with for this env (DEFAULTS < hyperparams/<algo>.yml). `budget`
@@ -208,21 +212,21 @@ class _DefaultsProbe:
             return self.base.get("activation") or kwargs.get("activation_fn") or "tanh"
         return self.base.get(name)
 
-    def suggest_categorical(self, name, choices):
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         value = self._default(name)
         if value in choices:
             self.params[name] = value
             return value
         return choices[0]
 
-    def suggest_float(self, name, low, high, log=False):
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
         value = self._default(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high:
             self.params[name] = float(value)
             return float(value)
         return low
 
-    def suggest_int(self, name, low, high, log=False):
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
         value = self._default(name)
         if isinstance(value, int) and low <= value <= high:
             self.params[name] = value

@@ -9,11 +9,15 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprl.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
 
 STORAGE_ENV = "DEEPRL_TUNE_STORAGE"
 
@@ -47,7 +51,9 @@ def driver_url(url: str) -> str:
     return url
 
 
-def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: int | None = None):
+def open_storage(
+    url: str, heartbeat_interval: int | None = 30, grace_period: int | None = None
+) -> optuna.storages.RDBStorage:
     import sqlalchemy
     from optuna.storages import RDBStorage
 
@@ -94,6 +100,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 30, grace_period: in
                     f"Cannot open the study storage {parsed.render_as_string(hide_password=True)} ({reason})."
                 ) from None
             time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("not reached: the last attempt returns or raises")
 
 
 def _lock_path(db: Path) -> Path:
@@ -136,7 +143,7 @@ class ClaimLock:
             self._key = int.from_bytes(digest, "big", signed=True)
 
     @contextmanager
-    def hold(self):
+    def hold(self) -> Iterator[None]:
         with self._thread_lock:
             if self._path is not None:
                 with _flock(self._path):
@@ -154,7 +161,7 @@ class ClaimLock:
             else:
                 yield
 
-    def close(self):
+    def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
 
@@ -201,7 +208,7 @@ def _is_dead_local_worker(worker: dict, me: dict) -> bool:
     return _process_start(int(worker.get("pid", -1))) != worker.get("start")
 
 
-def fail_abandoned_trials(study, me: dict | None = None) -> list[int]:
+def fail_abandoned_trials(study: optuna.Study, me: dict | None = None) -> list[int]:
     """Mark FAILED the RUNNING trials whose worker is gone; returns their numbers."""
     import optuna
     from optuna.trial import TrialState
