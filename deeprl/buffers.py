@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from deeprl.errors import UserError
 from deeprl.modelio import atomic_writer
@@ -44,7 +46,7 @@ _NP = {v: k for k, v in _DTYPES.items()}
 class ReplayBuffer:
     """Circular memory of (obs, action, reward, next_obs, terminated) for `n_envs` envs stepped together."""
 
-    def __init__(self, buffer_size: int, n_envs: int, obs_shape: tuple, obs_dtype=np.float32):
+    def __init__(self, buffer_size: int, n_envs: int, obs_shape: tuple, obs_dtype: npt.DTypeLike = np.float32):
         self.n_envs = int(n_envs)
         self.rows = max(int(buffer_size) // self.n_envs, 1)
         self.obs_shape = tuple(obs_shape)
@@ -62,7 +64,15 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return (self.rows if self.full else self.pos) * self.n_envs
 
-    def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
         """One vector step. `next_obs` is the true next observation (the final one for envs that just ended)."""
         p = self.pos
         self.obs[p] = obs
@@ -83,7 +93,9 @@ class ReplayBuffer:
         hi = self.rows if self.full or self.pos + ahead >= self.rows else self.pos + ahead
         return rng.integers(0, hi, batch_size), rng.integers(0, self.n_envs, batch_size)
 
-    def sample(self, batch_size: int, rng: np.random.Generator, drawn=None) -> dict:
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, drawn: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> dict:
         rows, envs = self.draw(batch_size, rng) if drawn is None else drawn
         return self._batch(rows, envs)
 
@@ -160,7 +172,15 @@ class FrameReplayBuffer(ReplayBuffer):
         self._env_age = np.zeros(self.n_envs, dtype=np.int64)
         self._alloc_common()
 
-    def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> None:
         p, prev = self.pos, (self.pos - 1) % self.rows
         done = np.logical_or(terminated, truncated)
         self.frames[p] = obs[:, -1]
@@ -185,7 +205,9 @@ class FrameReplayBuffer(ReplayBuffer):
             ok &= behind >= self.age[rows, envs]
         return ok
 
-    def sample(self, batch_size: int, rng: np.random.Generator, drawn=None) -> dict:
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, drawn: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> dict:
         hi = self.rows if self.full else self.pos
         rows, envs = self.draw(batch_size, rng) if drawn is None else (drawn[0].copy(), drawn[1].copy())
         for _ in range(100):  # few slots are not whole (the newest, a few behind the write position)
@@ -276,7 +298,9 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, 
                 fh.write(np.ascontiguousarray(a).data.cast("B"))
 
 
-def read_arrays_into(path: Path, arrays: dict[str, np.ndarray], check=None) -> tuple[dict, dict]:
+def read_arrays_into(
+    path: Path, arrays: dict[str, np.ndarray], check: Callable[[dict], None] | None = None
+) -> tuple[dict, dict]:
     """Read a file from `write_arrays` into `arrays` in place (same shapes); arrays of other sizes come back new.
 
     `check(meta)` runs on the metadata before any data is read. Returns (the buffer's JSON metadata,

@@ -32,15 +32,20 @@ import shutil
 import subprocess
 import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from deeprl import db
 from deeprl.db import Evaluation, Repo
 from deeprl.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 COMPLETION_PERCENT = 80
 EXCELLENCE_PERCENT = 100
@@ -150,7 +155,7 @@ def check_user(user: str) -> str:
     return user
 
 
-def user_models(s, user: str, hub: str = "local") -> list[dict]:
+def user_models(s: Session, user: str, hub: str = "local") -> list[dict]:
     q = (
         select(
             Repo.repo_id,
@@ -215,7 +220,9 @@ def _match(reqs: list[list[dict]]) -> list[dict] | None:
     return [chosen[i] for i in range(len(reqs))]
 
 
-def allocate(assignments, models: list[dict], runnable: dict[str, bool] | None = None) -> dict[str, list[dict]]:
+def allocate(
+    assignments: Iterable[Assignment], models: list[dict], runnable: dict[str, bool] | None = None
+) -> dict[str, list[dict]]:
     """The passed assignments, key -> one model per requirement: the most assignments that can pass together."""
     runnable = runnable or {}
     reqs = {a.key: [_candidates(a, alts, models) for alts in a.requirements()] for a in assignments}

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from deeprl.modelio import read_tensors
+
+if TYPE_CHECKING:
+    pass
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -62,12 +66,20 @@ def set_rng_state(tensors: dict, state: dict, np_rng: np.random.Generator | None
         torch.set_rng_state(torch.from_numpy(np.asarray(tensors["rng.torch"], dtype=np.uint8)))
 
 
+class StatefulOptimizer(Protocol):
+    """What a checkpoint reads and writes of an optimizer: torch.optim's state-dict pair (deeprl.nets.Adam's too)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
 def _py_state_to_json(st):
     v, internal, gauss = st
     return [v, list(internal), gauss]
 
 
-def optimizer_to_tensors(opt, prefix: str = "optim") -> tuple[dict, dict]:
+def optimizer_to_tensors(opt: StatefulOptimizer, prefix: str = "optim") -> tuple[dict, dict]:
     """(tensors, json) holding a torch optimizer's whole state: moments and step counts as tensors named
     `{prefix}.{param index}.{key}`, hyperparameter groups (learning rate, betas...) as JSON."""
     import torch
@@ -85,7 +97,7 @@ def optimizer_to_tensors(opt, prefix: str = "optim") -> tuple[dict, dict]:
     return tensors, {"param_groups": sd["param_groups"], "state": per_param}
 
 
-def optimizer_from_tensors(opt, tensors: dict, state: dict, prefix: str = "optim") -> None:
+def optimizer_from_tensors(opt: StatefulOptimizer, tensors: dict, state: dict, prefix: str = "optim") -> None:
     """Load what optimizer_to_tensors saved back into `opt` (built over the same parameters)."""
     import torch
 

@@ -1,11 +1,13 @@
 """One exception type for user mistakes: the command line prints its message as one sentence and exits 2."""
 
+from collections.abc import Iterable
+
 
 class UserError(Exception):
     """Bad input from the user (wrong id, missing file, corrupt model...). The message is shown as is."""
 
 
-def closest(word: str, choices, n: int = 3) -> list[str]:
+def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The choices that look most like `word`, for 'did you mean' sentences."""
     import difflib
 

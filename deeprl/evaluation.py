@@ -10,18 +10,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deeprl.envs import make_env, resolve_env
 
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from deeprl.agent import Agent
+    from deeprl.envs import EnvSpec
+
 
 def play_episode(
-    agent,
-    env,
+    agent: Agent,
+    env: gym.Env,
     *,
     seed: int | None,
     max_steps: int | None,
@@ -47,21 +53,21 @@ def play_episode(
             return total, steps, True
 
 
-def episode_seeds(spec, n_eval_episodes: int, seed: int) -> list[int | None]:
+def episode_seeds(spec: EnvSpec, n_eval_episodes: int, seed: int) -> list[int | None]:
     if spec.eval_seeds is not None and n_eval_episodes <= len(spec.eval_seeds):
         return list(spec.eval_seeds[:n_eval_episodes])
     return [seed + i for i in range(n_eval_episodes)]
 
 
-def summarize(returns, *, env_id: str, deterministic: bool, **extra) -> dict:
-    returns = np.asarray(returns, dtype=np.float64)
-    mean, std = float(returns.mean()), float(returns.std())
+def summarize(returns: Sequence[float] | np.ndarray, *, env_id: str, deterministic: bool, **extra: Any) -> dict:
+    figures = np.asarray(returns, dtype=np.float64)
+    mean, std = float(figures.mean()), float(figures.std())
     return {
         "env_id": env_id,
         "mean_reward": mean,
         "std_reward": std,
         "result": mean - std,
-        "n_eval_episodes": int(returns.size),
+        "n_eval_episodes": int(figures.size),
         "is_deterministic": bool(deterministic),
         "eval_datetime": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
@@ -69,14 +75,14 @@ def summarize(returns, *, env_id: str, deterministic: bool, **extra) -> dict:
 
 
 def evaluate(
-    agent,
+    agent: Agent,
     *,
     env_id: str | None = None,
     env_kwargs: dict | None = None,
     n_eval_episodes: int | None = None,
     seed: int = 0,
     deterministic: bool | None = None,
-    env=None,
+    env: gym.Env | None = None,
 ) -> dict:
     """Evaluate `agent` by the course protocol and return the figures (see module doc)."""
     env_id = env_id or agent.env_id

@@ -19,9 +19,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from deeprl.log import Progress
 
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+
+_Run = Any  # a deeprl.train.Run (train imports this module, so it is not imported back here)
 Snapshot = Callable[[], "tuple[dict, dict]"]  # () -> (model tensors, policy config) of the policy as it is now
 
 
@@ -39,13 +46,13 @@ class Callback:
     A run stopped by a callback ends as a Ctrl-C does, with its checkpoint and model saved, and `train()` returns
     it normally (`run.stopped_by_callback`)."""
 
-    def on_update(self, run, count: int, snapshot: Snapshot) -> bool:
+    def on_update(self, run: _Run, count: int, snapshot: Snapshot) -> bool:
         return False
 
-    def on_evaluation(self, run, count: int, result: dict) -> bool:
+    def on_evaluation(self, run: _Run, count: int, result: dict) -> bool:
         return False
 
-    def should_stop(self, run) -> bool:
+    def should_stop(self, run: _Run) -> bool:
         return False
 
 
@@ -57,7 +64,7 @@ class Loop:
 
     def __init__(
         self,
-        run,
+        run: _Run,
         total: int,
         unit: str,
         *,
@@ -119,7 +126,9 @@ class Loop:
     def __enter__(self) -> Loop:
         return self
 
-    def __exit__(self, kind, exc, tb) -> None:  # None: an exception goes on
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:  # None: an exception goes on
         self.progress.close()
         if self.close is not None:
             self.close()
@@ -132,7 +141,7 @@ class Loop:
             self.save(stopped)
 
 
-def evaluate_snapshot(run, snapshot: Snapshot, folder, **evaluate_kwargs) -> dict:
+def evaluate_snapshot(run: _Run, snapshot: Snapshot, folder: Path, **evaluate_kwargs: Any) -> dict:
     """The course protocol's figures for a callback's snapshot, saved under `folder` and loaded as `deeprl evaluate`
     would load it. The global random states are put back afterwards, so a callback that evaluates never changes
     how the run trains. `evaluate_kwargs` go to deeprl.evaluation.evaluate (n_eval_episodes, seed)."""

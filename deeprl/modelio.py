@@ -9,8 +9,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -22,7 +24,7 @@ CONFIG_FILE = "config.json"
 
 
 @contextmanager
-def atomic_writer(path: Path):
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     """A binary file handle whose content replaces `path` only when the block ends without error (write to a
     temporary file in the same folder, fsync, rename): readers see the old or the new file whole, never a part."""
     path = Path(path)
@@ -49,7 +51,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def atomic_write_json(path: Path, obj) -> None:
+def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
 
 
@@ -225,7 +227,7 @@ def check_weights(config: dict, header: dict[str, tuple[str, tuple[int, ...]]]) 
             )
 
 
-def check_shape(name: str, array, expected: tuple, what: str) -> None:
+def check_shape(name: str, array: np.ndarray, expected: tuple, what: str) -> None:
     if tuple(array.shape) != tuple(expected):
         raise UserError(
             f"The weights '{name}' have shape {tuple(array.shape)} but {what} needs {tuple(expected)}; "

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from deeprl.fast.flat import Adam, FlatParams, clip_grad_norm
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 __all__ = [
     "ACTIVATIONS",
@@ -85,10 +89,12 @@ class NatureCNN(nn.Module):
         return self.fc(self.conv(x.to(torch.float32, copy=True).div_(255.0)))
 
 
-def flat_dim(space) -> int:
+def flat_dim(space: gym.spaces.Space) -> int:
     """Size of a flattened Box observation (Discrete spaces count as one-hot)."""
     if hasattr(space, "n"):
         return int(space.n)
+    if space.shape is None:
+        raise TypeError(f"{space} has neither n nor a shape")
     return int(np.prod(space.shape))
 
 

@@ -13,10 +13,15 @@ they go into checkpoints and model.safetensors with the weights; the settings go
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from deeprl.errors import UserError
 from deeprl.kwargs import parse_call_kwargs
+
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 EPS = 1e-8
 
@@ -57,7 +62,7 @@ class RunningMeanStd:
         self.count = float(np.asarray(tensors[f"{prefix}count"]))
 
 
-def parse_normalize(value) -> dict:
+def parse_normalize(value: Any) -> dict:
     """RL-Zoo's `normalize` key: true/false, a mapping, or the string "dict(norm_obs=True, norm_reward=False)"."""
     if value in (None, False, "false", "False"):
         return {"norm_obs": False, "norm_reward": False}
@@ -82,7 +87,7 @@ class Normalizer:
 
     def __init__(
         self,
-        obs_space,
+        obs_space: Any,  # a Box, a Dict of Boxes (read by duck typing), or a space that passes through
         *,
         norm_obs: bool = True,
         norm_reward: bool = True,
@@ -134,7 +139,7 @@ class Normalizer:
         out = (x - rms.mean) / np.sqrt(rms.var + self.epsilon)
         return np.clip(out, -self.clip_obs, self.clip_obs).astype(np.float32)
 
-    def obs(self, obs, update: bool | None = None):
+    def obs(self, obs: Any, update: bool | None = None) -> Any:  # an array, or a dict of arrays (Dict spaces)
         """Normalized copy of a batch of observations; updates the statistics first while training."""
         if not self.obs_rms:
             return obs
@@ -151,7 +156,7 @@ class Normalizer:
             out[k] = self._norm(obs[k], rms)
         return out
 
-    def obs_one(self, obs):
+    def obs_one(self, obs: Any) -> Any:
         """Normalize a single (unbatched) observation with frozen statistics."""
         if not self.obs_rms:
             return obs
@@ -193,7 +198,9 @@ class Normalizer:
         return {**self.state_dict(prefix), f"{prefix}returns": self.returns.copy()}
 
     @classmethod
-    def from_config(cls, obs_space, config: dict | None, tensors: dict | None = None, prefix: str = "normalize."):
+    def from_config(
+        cls, obs_space: gym.spaces.Space, config: dict | None, tensors: dict | None = None, prefix: str = "normalize."
+    ) -> Normalizer | None:
         """A frozen normalizer for evaluation (None when the model was trained without one)."""
         if not config or not (config.get("norm_obs") or config.get("norm_reward")):
             return None

@@ -23,7 +23,7 @@ def home() -> Path:
     return writable_folder(root, "DEEPRL_HOME" if raw else "deeprl's data folder", fix)
 
 
-def writable_folder(path, what: str = "The folder", fix: str = "pick another folder") -> Path:
+def writable_folder(path: str | Path, what: str = "The folder", fix: str = "pick another folder") -> Path:
     """Create `path` (and its parents) if needed and make sure it is a folder this process can write to.
 
     `what` names the folder in the sentence ("DEEPRL_HOME", "The log folder (-f)"), `fix` says what to do."""
@@ -37,7 +37,7 @@ def writable_folder(path, what: str = "The folder", fix: str = "pick another fol
     return path
 
 
-def check_can_create(path, what: str = "The path", fix: str = "pick another path") -> Path:
+def check_can_create(path: str | Path, what: str = "The path", fix: str = "pick another path") -> Path:
     """Make sure `path` (a file or folder that does not need to exist yet) could be created: its nearest existing
     ancestor is a folder this process can write to. Creates nothing."""
     path = Path(path)
@@ -54,7 +54,7 @@ def check_can_create(path, what: str = "The path", fix: str = "pick another path
     return path
 
 
-def why(exc: OSError, path=None) -> str:
+def why(exc: OSError, path: str | Path | None = None) -> str:
     """A short reason for an OSError on `path`: which part of the path is a file, read-only, full..."""
     code = getattr(exc, "errno", None)
     if code in (errno.ENOTDIR, errno.EEXIST) and path is not None:

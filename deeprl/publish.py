@@ -99,7 +99,7 @@ def stage(
 
 
 def push_model(
-    model_dir,
+    model_dir: str | Path,
     repo_id: str,
     hub: str | None = "local",
     commit_message: str | None = None,

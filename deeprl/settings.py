@@ -15,11 +15,15 @@ import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import yaml
 
 from deeprl.errors import UserError, closest
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # Keys RL-Zoo files carry that describe things deeprl decides itself (accepted and ignored, said once).
 ZOO_KEYS = {
@@ -60,7 +64,10 @@ def rate_at(rate: Rate, progress_remaining: float) -> float:
 # Typed settings
 
 
-def defaults(cls) -> dict:
+T = TypeVar("T", bound="DataclassInstance")
+
+
+def defaults(cls: type) -> dict:
     """The dataclass's defaults as a plain dict (an algorithm module's DEFAULTS)."""
     out = {}
     for f in dataclasses.fields(cls):
@@ -73,7 +80,7 @@ def defaults(cls) -> dict:
     return out
 
 
-def load(cls, hp: dict):
+def load(cls: type[T], hp: dict) -> T:
     """`cls` built from a run's hyperparameters: missing keys take their defaults (a run resumed from an older
     version lacks keys added since), every value is converted to its field's type, and a value that cannot be is
     one sentence (exit 2). Keys `cls` does not have (RL-Zoo's, see ZOO_KEYS) are left out."""
@@ -82,7 +89,7 @@ def load(cls, hp: dict):
     return cls(**{k: convert(k, v, hints[k]) for k, v in hp.items() if k in names})
 
 
-def convert(name: str, value: Any, tp) -> Any:
+def convert(name: str, value: Any, tp: Any) -> Any:
     """`value` as type `tp` (int, float, bool, str, Rate, a `X | None`; anything else passes as it is)."""
     if tp is Any:
         return value
@@ -139,7 +146,7 @@ def _linear(name: str, value: str) -> Linear | float:
 # Where hyperparameters come from: the algorithm's defaults < hyperparams/<algo>.yml < -c file < --hyperparams
 
 
-def default_hyperparams(algo_name: str, algo_module, env_id: str, tag: str) -> dict:
+def default_hyperparams(algo_name: str, algo_module: ModuleType, env_id: str, tag: str) -> dict:
     hp = dict(algo_module.DEFAULTS)
     try:
         text = resources.files("deeprl.hyperparams").joinpath(f"{algo_name}.yml").read_text()
@@ -183,7 +190,7 @@ def parse_overrides(items: list[str] | None) -> dict:
     return out
 
 
-def coerce(hp: dict, algo_module) -> dict:
+def coerce(hp: dict, algo_module: ModuleType) -> dict:
     """The dict as a run records it: numbers of typed fields converted (`lin_X` kept as written), values checked.
 
     An algorithm without a Settings dataclass (one not converted yet) gets the older, looser rule: numbers
@@ -216,7 +223,13 @@ def _recorded(given, value):
 
 
 def merge_hyperparams(
-    algo_name: str, algo_module, env_id: str, tag: str, file: str | None, overrides: dict, n_timesteps: int | None
+    algo_name: str,
+    algo_module: ModuleType,
+    env_id: str,
+    tag: str,
+    file: str | None,
+    overrides: dict,
+    n_timesteps: int | None,
 ) -> dict:
     hp = default_hyperparams(algo_name, algo_module, env_id, tag)
     given = {}

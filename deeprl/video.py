@@ -7,11 +7,18 @@ recorded at 1 frame per second, as the course does, so each move can be followed
 from __future__ import annotations
 
 import os
+from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deeprl.errors import UserError
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from deeprl.agent import Agent
 
 MAX_FRAMES = 5000  # a replay is for watching; an endless episode should not fill the disk
 SLOW_ENVS = {"Taxi-v3", "FrozenLake-v1"}
@@ -37,14 +44,14 @@ def _rgb(frame) -> np.ndarray:
     return np.ascontiguousarray(_even(frame))
 
 
-def default_fps(agent, env) -> float:
+def default_fps(agent: Agent, env: gym.Env) -> float:
     if agent.env_id in SLOW_ENVS:
         return 1.0
     fps = (getattr(env, "metadata", None) or {}).get("render_fps") or 30
     return float(min(max(fps, 1), 60))
 
 
-def h264_writer(path, size: tuple[int, int], fps: float):
+def h264_writer(path: str | Path, size: tuple[int, int], fps: float) -> Generator[None, np.ndarray | None, None]:
     """A started imageio-ffmpeg writer for H.264/yuv420p MP4 (no display needed): `.send(rgb_frame)`, `.close()`.
     Frames must match `size` (width, height) and have even sides (see _rgb)."""
     import imageio_ffmpeg
@@ -63,19 +70,24 @@ def h264_writer(path, size: tuple[int, int], fps: float):
     return writer
 
 
-def write_video(frames, out_path, fps: float) -> None:
+def write_video(frames: Sequence[np.ndarray], out_path: str | Path, fps: float) -> None:
     """Frames already in memory (matches) -> one H.264 MP4."""
-    frames = [_rgb(f) for f in frames]
-    writer = h264_writer(out_path, (frames[0].shape[1], frames[0].shape[0]), fps)
+    rgb = [_rgb(f) for f in frames]
+    writer = h264_writer(out_path, (rgb[0].shape[1], rgb[0].shape[0]), fps)
     try:
-        for f in frames:
+        for f in rgb:
             writer.send(f)
     finally:
         writer.close()
 
 
 def record(
-    agent, out_path, n_episodes: int = 1, seed: int = 0, fps: float | None = None, max_frames: int = MAX_FRAMES
+    agent: Agent,
+    out_path: str | Path,
+    n_episodes: int = 1,
+    seed: int = 0,
+    fps: float | None = None,
+    max_frames: int = MAX_FRAMES,
 ) -> dict:
     """Play `n_episodes` with the evaluation protocol's actions and write them to `out_path` (.mp4)."""
     from deeprl.envs import get_spec, make_env
@@ -189,7 +201,7 @@ def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def probe(path) -> dict:
+def probe(path: str | Path) -> dict:
     """Codec, size and frame count of a video file (for tests and `deeprl record`'s report)."""
     import imageio_ffmpeg
 
