@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from deeprl.envs import make_env
 from deeprl.errors import UserError
 from deeprl.settings import Linear, Rate, defaults, load, rate_at
 from deeprl.train import whole_batches
+
+if TYPE_CHECKING:
+    from deeprl.train import Run
 
 
 @dataclass
@@ -185,7 +188,7 @@ def check_hyperparams(hp: dict, is_atari: bool) -> Settings:
     return s
 
 
-def load_int(name: str, value) -> int:
+def load_int(name: str, value: Any) -> int:
     from deeprl.settings import convert
 
     return convert(name, value, int)
@@ -231,7 +234,7 @@ class QNetwork(nn.Module):
         if self.dueling:
             self.v = nn.Linear(width, 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kind == "mlp":
             x = x.reshape(x.shape[0], -1).float()
         h = self.body(x)
@@ -258,7 +261,7 @@ def build_qnet(policy: dict) -> QNetwork:
 # Training
 
 
-def train(run) -> None:
+def train(run: Run) -> None:
     import torch.nn.functional as F
 
     from deeprl.envs.vector import make_vec_env
@@ -320,7 +323,8 @@ def train(run) -> None:
         if hp.save_replay_buffer and replay_path.exists():
             buffer.load(replay_path)
         # the checkpoint's arrays (weights, target, Adam moments: 5 copies of the network) are copied in by now
-        run.resumed = tensors = state = None
+        run.resumed = None
+        del tensors, state
 
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed + steps, env_kwargs=run.env_kwargs, training=True)
     obs, _ = venv.reset(seed=run.seed + steps)
@@ -581,17 +585,17 @@ def _finished_games(info: dict) -> list[tuple[int, float, int]]:
 class DQNAgent:
     """Greedy on Q; `deterministic=False` is epsilon-greedy with the run's final epsilon (SB3's DQN.predict)."""
 
-    def __init__(self, qnet, config: dict):
+    def __init__(self, qnet: QNetwork, config: dict):
         self.q, self.config = qnet, config
         self.env_id, self.env_kwargs = config["env_id"], config.get("env_kwargs") or {}
         self.policy = config["policy"]
         self.eps = float(self.policy.get("eval_eps", 0.0))
         self._rng = np.random.default_rng(0)
 
-    def reset(self):
+    def reset(self) -> None:
         pass
 
-    def act(self, obs, deterministic: bool = True):
+    def act(self, obs: Any, deterministic: bool = True) -> int:
         import torch
 
         if not deterministic and self._rng.random() < self.eps:

@@ -12,6 +12,7 @@ Q-learning.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ DEFAULTS = defaults(Settings)
 TAGS = ["q-learning", "custom-implementation"]
 
 
-def epsilon(hp: Settings, episode):
+def epsilon(hp: Settings, episode: int | np.ndarray) -> Any:  # a float, or an array for an array of episodes
     return hp.min_epsilon + (hp.max_epsilon - hp.min_epsilon) * np.exp(-hp.decay_rate * episode)
 
 
@@ -158,7 +159,7 @@ class QTableAgent:
         self.qtable, self.env_id, self.env_kwargs, self.config = qtable, env_id, env_kwargs, config
         self._rng = np.random.default_rng(0)
 
-    def act(self, obs, deterministic: bool = True):
+    def act(self, obs: Any, deterministic: bool = True) -> int:
         if deterministic:
             return int(np.argmax(self.qtable[int(obs)]))
         return int(self._rng.integers(self.qtable.shape[1]))

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +33,9 @@ from deeprl import elo as elo_lib
 from deeprl.envs import soccer
 from deeprl.errors import UserError
 from deeprl.settings import defaults
+
+if TYPE_CHECKING:
+    from deeprl.train import Run
 
 
 @dataclass
@@ -148,7 +153,7 @@ class SelfPlay:
     def opponent_elo(self) -> float:
         return self.latest_elo if self.opponent < 0 else self.pool[self.opponent]["elo"]
 
-    def maybe_snapshot(self, step: int, weights_fn) -> bool:
+    def maybe_snapshot(self, step: int, weights_fn: Callable[[], dict]) -> bool:
         if step - self.last_save < self.save_steps:
             return False
         self.last_save = step
@@ -160,7 +165,7 @@ class SelfPlay:
                 self.opponent -= 1  # the ghost playing now keeps its weights even if it left the pool
         return True
 
-    def maybe_swap(self, step: int, weights_fn) -> dict | None:
+    def maybe_swap(self, step: int, weights_fn: Callable[[], dict]) -> dict | None:
         """New ghost weights when a swap is due (None otherwise)."""
         if step - self.last_swap < self.swap_steps:
             return None
@@ -250,14 +255,14 @@ def own_goal_blame(
 # Networks
 
 
-def build_actor(obs_dim: int, hidden: int, layers: int, activation: str):
+def build_actor(obs_dim: int, hidden: int, layers: int, activation: str) -> nn.Sequential:
     from deeprl.nets import mlp
 
     # small last-layer gain: near-uniform first actions (CleanRL, PPO implementation details)
     return mlp(obs_dim, [hidden] * layers, 9, activation, out_std=0.01)
 
 
-def build_critic(obs_dim: int, hidden: int, layers: int, activation: str):
+def build_critic(obs_dim: int, hidden: int, layers: int, activation: str) -> nn.Sequential:
     from deeprl.nets import mlp
 
     return mlp(obs_dim, [hidden] * layers, 1, activation, out_std=1.0)
@@ -275,13 +280,15 @@ class TeamPolicy(nn.Module):
     centralized critic the observations it gets are the player's own followed by its teammate's; the actor reads
     only the first half."""
 
-    def __init__(self, dims, centralized: bool = False):
+    def __init__(self, dims: tuple[int, int, int, str], centralized: bool = False):
         super().__init__()
         self.obs_dim = dims[0]
         self.actor = build_actor(*dims)
         self.critic = build_critic(dims[0] * (2 if centralized else 1), *dims[1:])
 
-    def evaluate_actions(self, obs, actions):
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logp_all = torch.log_softmax(self.actor(obs[:, : self.obs_dim]).view(-1, 3, 3), -1)
         logp = logp_all.gather(2, actions.long().unsqueeze(-1)).squeeze(-1).sum(-1)
         entropy = -(logp_all.exp() * logp_all).sum(-1).sum(-1)
@@ -304,7 +311,7 @@ def _load_weights(module, weights: dict) -> None:
 GHOST, SCRIPTED, RANDOM = 0, 1, 2  # who plays the other team in a training match
 
 
-def train(run) -> None:
+def train(run: Run) -> None:
     from deeprl.algos.ppo import make_optimizer, ppo_update
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
     from deeprl.rollout import compute_gae
@@ -576,18 +583,18 @@ class SoccerAgent:
     same policy plays both players, as it was trained.
     """
 
-    def __init__(self, actor, config: dict):
+    def __init__(self, actor: nn.Module, config: dict):
         self.actor, self.config = actor, config
         self.env_id, self.env_kwargs = config["env_id"], config.get("env_kwargs") or {}
-        self._gen = None
+        self._gen: torch.Generator | None = None
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         import torch
 
         self._gen = torch.Generator().manual_seed(int(self.config.get("seed", 0)))
 
-    def act(self, obs, deterministic: bool = True):
+    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         import torch
 
         x = np.asarray(obs, dtype=np.float32)
