@@ -25,8 +25,9 @@ class Progress:
     `update(n, **metrics)` advances by n units and shows the latest metrics (episode return, epsilon, ...).
     """
 
-    def __init__(self, total: int, unit: str, desc: str = "train", every_s: float = 5.0, enabled: bool = True,
-                 initial: int = 0):
+    def __init__(
+        self, total: int, unit: str, desc: str = "train", every_s: float = 5.0, enabled: bool = True, initial: int = 0
+    ):
         self.total, self.unit, self.desc = int(total), unit, desc
         self.done = self.start = int(initial)  # a resumed run's earlier units count in done, not in the rate
         self.metrics: dict = {}
@@ -38,8 +39,7 @@ class Progress:
         if self.tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, unit=unit, desc=desc, dynamic_ncols=True, leave=True,
-                             initial=self.start)
+            self._bar = tqdm(total=self.total, unit=unit, desc=desc, dynamic_ncols=True, leave=True, initial=self.start)
 
     def update(self, n: int = 1, **metrics) -> None:
         self.done += n
@@ -69,8 +69,11 @@ class Progress:
         elapsed = time.perf_counter() - self.t0
         rate = (self.done - self.start) / elapsed if elapsed > 0 else 0.0
         extras = " ".join(f"{k}={v}" for k, v in self._fmt().items())
-        print(f"[{self.desc}] {self.done}/{self.total} {self.unit} ({rate:,.0f} {self.unit}/s) {extras}".rstrip(),
-              file=sys.stderr, flush=True)
+        print(
+            f"[{self.desc}] {self.done}/{self.total} {self.unit} ({rate:,.0f} {self.unit}/s) {extras}".rstrip(),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -101,8 +104,7 @@ class TensorBoard:
     def add_scalars(self, items: list[tuple[str, float]], step: int) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary
 
-        self._file.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in items]),
-                               step)
+        self._file.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in items]), step)
 
     def flush(self) -> None:
         self._file.flush()

@@ -20,11 +20,19 @@ from deeprl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_r
 from deeprl.envs import resolve_env
 from deeprl.errors import UserError
 from deeprl.loop import Callback, Loop  # noqa: F401  (Callback: train()'s callbacks, importable from here)
-# the settings' functions, under the names callers have used since they lived here
-from deeprl.settings import (ZOO_KEYS, coerce, default_hyperparams, merge_hyperparams,  # noqa: F401
-                             parse_overrides, read_hyperparam_file)
 from deeprl.modelio import CONFIG_FILE, MODEL_FILE, atomic_write_json, save_model
 from deeprl.paths import check_can_create, writable_folder
+
+# the settings' functions, under the names callers have used since they lived here
+from deeprl.settings import (  # noqa: F401
+    ZOO_KEYS,
+    coerce,
+    default_hyperparams,
+    merge_hyperparams,
+    parse_overrides,
+    read_hyperparam_file,
+)
+
 
 def seed_everything(seed: int) -> None:
     import random
@@ -57,8 +65,11 @@ def new_run_dir(root: Path, algo: str, tag: str) -> Path:
 def latest_run_dir(root: Path, algo: str, tag: str) -> Path | None:
     base = Path(root) / algo
     pattern = re.compile(re.escape(tag) + r"_(\d+)$")
-    runs = sorted(((int(m.group(1)), p) for p in base.glob("*") if (m := pattern.match(p.name))),
-                  key=lambda x: x[0]) if base.is_dir() else []
+    runs = (
+        sorted(((int(m.group(1)), p) for p in base.glob("*") if (m := pattern.match(p.name))), key=lambda x: x[0])
+        if base.is_dir()
+        else []
+    )
     return runs[-1][1] if runs else None
 
 
@@ -95,8 +106,15 @@ class Run:
         return Loop(self, total, unit, **frame)
 
     def base_config(self) -> dict:
-        return {"algo": self.algo, "env_id": self.env_id, "env_kwargs": self.env_kwargs, "env_tag": self.env_tag,
-                "seed": self.seed, "hyperparams": self.hyperparams, **self.extra_config}
+        return {
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "env_tag": self.env_tag,
+            "seed": self.seed,
+            "hyperparams": self.hyperparams,
+            **self.extra_config,
+        }
 
     def checkpoint(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
         rng_tensors, rng_json = rng_state(np_rng)
@@ -109,8 +127,16 @@ class Run:
         """Write model.safetensors and config.json: at the end of training, and (`stopped=True`) when a run is
         stopped by Ctrl-C or SIGTERM, so that a stopped run can be evaluated and pushed as it is."""
         trained["seconds"] = round(time.perf_counter() - self.started_at, 3)
-        save_model(self.run_dir, tensors, {**self.base_config(), "policy": policy_config, "trained": trained,
-                                           "status": "stopped" if stopped else "finished"})
+        save_model(
+            self.run_dir,
+            tensors,
+            {
+                **self.base_config(),
+                "policy": policy_config,
+                "trained": trained,
+                "status": "stopped" if stopped else "finished",
+            },
+        )
 
     def writer(self):
         """TensorBoard scalars under run_dir/tb (deeprl.log.TensorBoard, created on first use)."""
@@ -140,10 +166,21 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams_file: str | None = None,
-          overrides: dict | None = None, seed: int = 0, log_folder: str | Path = "logs",
-          n_timesteps: int | None = None, resume: bool = False, device: str = "auto",
-          show_progress: bool = True, callbacks: list[Callback] | None = None) -> Run:
+def train(
+    algo: str,
+    env_id: str,
+    *,
+    env_kwargs: dict | None = None,
+    hyperparams_file: str | None = None,
+    overrides: dict | None = None,
+    seed: int = 0,
+    log_folder: str | Path = "logs",
+    n_timesteps: int | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    show_progress: bool = True,
+    callbacks: list[Callback] | None = None,
+) -> Run:
     from deeprl.algos import get_algo
 
     check_seed(seed)
@@ -156,9 +193,9 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
     resumed = None
     if resume:
         run_dir = latest_run_dir(Path(log_folder), algo_name, tag)
-        if run_dir is None or load_checkpoint(run_dir) is None:
+        resumed = load_checkpoint(run_dir) if run_dir is not None else None
+        if run_dir is None or resumed is None:
             raise UserError(f"Nothing to resume: no {algo_name} run of {tag} with a checkpoint under {log_folder}.")
-        resumed = load_checkpoint(run_dir)
         import json
 
         previous = json.loads((run_dir / CONFIG_FILE).read_text())
@@ -173,19 +210,39 @@ def train(algo: str, env_id: str, *, env_kwargs: dict | None = None, hyperparams
         if done is not None and (run_dir / MODEL_FILE).is_file():
             trained, budget, unit = done
             more = "--resume --hyperparams n_training_episodes:N" if unit == "episodes" else "--resume -n N"
-            run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp,
-                      seed=seed, run_dir=run_dir, show_progress=show_progress)
-            raise RunFinished(f"{run_dir} has finished already ({trained:,} {unit} trained, budget {budget:,}), so "
-                              f"there is nothing to resume; to train it further, give a larger budget with {more}.",
-                              run)
+            run = Run(
+                algo=algo_name,
+                env_id=spec.course_id,
+                env_kwargs=kwargs,
+                env_tag=tag,
+                hyperparams=hp,
+                seed=seed,
+                run_dir=run_dir,
+                show_progress=show_progress,
+            )
+            raise RunFinished(
+                f"{run_dir} has finished already ({trained:,} {unit} trained, budget {budget:,}), so "
+                f"there is nothing to resume; to train it further, give a larger budget with {more}.",
+                run,
+            )
     else:
         hp = merge_hyperparams(algo_name, module, spec.course_id, tag, hyperparams_file, overrides or {}, n_timesteps)
         writable_folder(log_folder, "The log folder", "pick another one with -f")
         run_dir = new_run_dir(Path(log_folder), algo_name, tag)
     try:
-        run = Run(algo=algo_name, env_id=spec.course_id, env_kwargs=kwargs, env_tag=tag, hyperparams=hp, seed=seed,
-                  run_dir=run_dir, device=resolve_device(device), resumed=resumed, show_progress=show_progress,
-                  callbacks=list(callbacks or []))
+        run = Run(
+            algo=algo_name,
+            env_id=spec.course_id,
+            env_kwargs=kwargs,
+            env_tag=tag,
+            hyperparams=hp,
+            seed=seed,
+            run_dir=run_dir,
+            device=resolve_device(device),
+            resumed=resumed,
+            show_progress=show_progress,
+            callbacks=list(callbacks or []),
+        )
     except BaseException:
         if not resume:
             _remove_untrained(run_dir)
@@ -231,7 +288,7 @@ def check_seed(seed) -> int:
 class RunFinished(UserError):
     """`--resume` of a run that already reached its budget: nothing to train. `.run` is that run."""
 
-    def __init__(self, message: str, run: "Run"):
+    def __init__(self, message: str, run: Run):
         super().__init__(message)
         self.run = run
 
@@ -261,8 +318,10 @@ def whole_batches(total: int, batch: int) -> int:
 
 
 def interrupted_message(log_folder: str | Path) -> str:
-    return (f"Training interrupted; the last checkpoint is kept, with the model as it stood (evaluate or push it as "
-            f"it is). Continue it with the same command plus --resume (runs are under {os.fspath(log_folder)}).")
+    return (
+        f"Training interrupted; the last checkpoint is kept, with the model as it stood (evaluate or push it as "
+        f"it is). Continue it with the same command plus --resume (runs are under {os.fspath(log_folder)})."
+    )
 
 
 def _stop_on_signals(run: Run) -> dict:
@@ -284,8 +343,7 @@ def _stop_on_signals(run: Run) -> dict:
             raise KeyboardInterrupt
         run.stop_requested = True
         if signum == signal.SIGINT:  # a raw write: print() here could re-enter a print the signal interrupted
-            os.write(2, b"\ndeeprl: stopping after this step and saving a checkpoint "
-                        b"(Ctrl-C again to stop at once).\n")
+            os.write(2, b"\ndeeprl: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once).\n")
 
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
