@@ -65,6 +65,8 @@ class RolloutBuffer:
         self.obs = _alloc_obs(obs_space, lead)
         if type(action_space).__name__ == "Discrete":
             self.actions = np.zeros(lead, np.int64)
+        elif type(action_space).__name__ == "MultiDiscrete":  # one choice per branch
+            self.actions = np.zeros(lead + tuple(action_space.shape), np.int64)
         else:
             self.actions = np.zeros(lead + tuple(action_space.shape), np.float32)
         self.rewards = np.zeros(lead, np.float32)
@@ -166,7 +168,8 @@ class Collector:
         self.n_envs = venv.num_envs
         self.stats = EpisodeStats(self.n_envs)
         space = venv.single_action_space
-        self.discrete = type(space).__name__ == "Discrete"
+        # Discrete and MultiDiscrete actions go to the env as sampled; a Gaussian's are clipped to the Box
+        self.discrete = type(space).__name__ in ("Discrete", "MultiDiscrete")
         if not self.discrete:
             self.low, self.high = space.low, space.high
         obs, _ = venv.reset(seed=seed) if seed is not None else venv.reset()

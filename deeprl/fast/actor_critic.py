@@ -122,8 +122,10 @@ class FastMLP:
 
     @staticmethod
     def supports(policy) -> bool:
-        """An ActorCritic whose shape this class writes out: flat observations, tanh or relu trunks."""
-        return policy.flat_obs and policy.kwargs["activation"] in ("tanh", "relu")
+        """An ActorCritic whose shape this class writes out: flat observations, tanh or relu trunks, a Discrete or
+        Box head (MultiDiscrete's branches go through the general modules and autograd)."""
+        return (policy.flat_obs and policy.kwargs["activation"] in ("tanh", "relu")
+                and getattr(policy, "nvec", None) is None)
 
     @classmethod
     def attach(cls, policy) -> "FastMLP | None":

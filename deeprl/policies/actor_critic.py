@@ -2,7 +2,9 @@
 
 An `ActorCritic` is: a features extractor chosen from the observation space (deeprl.policies.features), then
 separate MLP trunks for the policy and the value (SB3's default `net_arch=[64, 64]` means two trunks of 64-64),
-then a head: categorical logits for Discrete actions, a diagonal Gaussian with a state-independent log std for Box.
+then a head: categorical logits for Discrete actions, one categorical per branch for MultiDiscrete (ML-Agents'
+branches, SnowballTarget's turn and shoot: independent, so the log-probability and the entropy are the branches'
+sums), a diagonal Gaussian with a state-independent log std for Box.
 Initialization follows CleanRL / SB3: orthogonal, gain sqrt(2) in trunks, 0.01 on the action head, 1 on the value.
 
 The distributions are written out (log-softmax, Gaussian log-density) rather than through torch.distributions:
@@ -83,13 +85,20 @@ class ActorCritic(nn.Module):
         self.flat_obs = type(self.features) is Flatten
         self.fast: FastMLP | None = None  # the written-out twin, where build_policy(fast=True) made one
         kind = type(action_space).__name__
+        # nvec: the branch sizes of MultiDiscrete actions (None otherwise); the head's logits are the branches' in order
+        self.nvec: tuple[int, ...] | None = None
         if kind == "Discrete":
             self.discrete, self.action_dim = True, int(action_space.n)
+        elif kind == "MultiDiscrete":
+            self.discrete, self.nvec = False, tuple(int(n) for n in np.asarray(action_space.nvec).ravel())
+            self.action_dim, self.action_shape = sum(self.nvec), tuple(action_space.shape)
         elif kind == "Box":
             self.discrete, self.action_dim = False, int(np.prod(action_space.shape))
             self.action_shape = tuple(action_space.shape)
         else:
-            raise UserError(f"Actions of type {kind} are not supported yet; PPO and A2C handle Discrete and Box.")
+            raise UserError(
+                f"Actions of type {kind} are not supported yet; PPO and A2C handle Discrete, MultiDiscrete and Box.")
+        self.continuous = kind == "Box"
         pi, vf, act = kw["net_arch"]["pi"], kw["net_arch"]["vf"], kw["activation"]
         init = kw["ortho_init"]
         self.pi_trunk = mlp(self.features.dim, pi, None, act, init=init)
@@ -99,7 +108,7 @@ class ActorCritic(nn.Module):
         if init:
             layer_init(self.action_head, 0.01)
             layer_init(self.value_head, 1.0)
-        if not self.discrete:
+        if self.continuous:
             self.log_std = nn.Parameter(torch.full((self.action_dim,), kw["log_std_init"]))
 
     # distributions -----------------------------------------------------------------------------------
@@ -114,10 +123,21 @@ class ActorCritic(nn.Module):
             logp = logp_all.gather(1, actions.long().reshape(-1, 1)).squeeze(1)
             entropy = -(logp_all.exp() * logp_all).sum(-1)
             return logp, entropy
+        if self.nvec is not None:
+            return self._branches_log_prob_entropy(dist, actions)
         log_std = self.log_std.expand_as(dist)
         z = (actions.reshape(dist.shape) - dist) * torch.exp(-log_std)
         logp = (-0.5 * z.pow(2) - log_std).sum(-1) - 0.5 * LOG_2PI * self.action_dim
         entropy = (0.5 + 0.5 * LOG_2PI + self.log_std).sum().expand(dist.shape[0])
+        return logp, entropy
+
+    def _branches_log_prob_entropy(self, dist, actions):
+        actions = actions.long().reshape(dist.shape[0], len(self.nvec))
+        logp = entropy = 0
+        for i, logits in enumerate(dist.split(self.nvec, -1)):
+            logp_all = torch.log_softmax(logits, -1)
+            logp = logp + logp_all.gather(1, actions[:, i:i + 1]).squeeze(1)
+            entropy = entropy - (logp_all.exp() * logp_all).sum(-1)
         return logp, entropy
 
     def sample(self, dist, deterministic: bool = False):
@@ -125,6 +145,11 @@ class ActorCritic(nn.Module):
             if deterministic:
                 return dist.argmax(-1)
             return torch.multinomial(torch.softmax(dist, -1), 1).squeeze(1)
+        if self.nvec is not None:
+            branches = dist.split(self.nvec, -1)
+            if deterministic:
+                return torch.stack([b.argmax(-1) for b in branches], 1)
+            return torch.stack([torch.multinomial(torch.softmax(b, -1), 1).squeeze(1) for b in branches], 1)
         if deterministic:
             return dist
         return dist + torch.randn_like(dist) * self.log_std.exp()

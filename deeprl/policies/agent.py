@@ -18,7 +18,7 @@ class PolicyAgent:
         self.env_id, self.env_kwargs = config["env_id"], config.get("env_kwargs") or {}
         self.action_space = action_space
         self.discrete = policy.discrete
-        if not self.discrete:
+        if policy.continuous:
             self.low, self.high = action_space.low, action_space.high
 
     def act(self, obs, deterministic: bool = True):
@@ -29,6 +29,8 @@ class PolicyAgent:
             a = self.policy.action(obs_to_tensor(batch), deterministic)[0].numpy()
         if self.discrete:
             return int(a)
+        if self.policy.nvec is not None:  # one choice per branch, in the space's shape
+            return a.reshape(self.policy.action_shape).astype(np.int64)
         # the Gaussian is unbounded; the env gets the action clipped to its box, as SB3 does
         return np.clip(a.reshape(self.policy.action_shape), self.low, self.high)
 

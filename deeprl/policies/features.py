@@ -27,6 +27,8 @@ def describe_space(space) -> dict:
         return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
     if name == "Dict":
         return {"type": "Dict", "spaces": {k: describe_space(s) for k, s in space.spaces.items()}}
+    if name == "MultiDiscrete":
+        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist()}
     if name == "MultiBinary":
         return {"type": "MultiBinary", "shape": list(np.shape(space.n) or [space.n])}
     return {"type": name}
