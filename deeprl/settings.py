@@ -169,6 +169,10 @@ def read_hyperparam_file(path: str, env_id: str, tag: str) -> dict:
         raise UserError(f"{path} is not valid YAML ({str(exc).splitlines()[0]}).") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a YAML mapping of hyperparameters.")
+    from deeprl.mlagents import is_trainer_file, read_trainer_config
+
+    if is_trainer_file(data):  # an ML-Agents trainer file (behaviors: ...), mapped onto PPO's settings
+        return read_trainer_config(data, env_id, tag, path)
     # RL-Zoo files are keyed by env id; a flat file holds the hyperparameters directly.
     for key in (env_id, tag):
         if isinstance(data.get(key), dict):

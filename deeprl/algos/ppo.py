@@ -65,6 +65,8 @@ class Settings:
     :param log_interval: updates between TensorBoard points
     :param torch_threads: small networks run fastest on one thread; the other core steps envs
     :param autograd: true: every gradient through torch autograd (the reference), not the written-out MLP path
+    :param reward_signals: ML-Agents' reward signals besides the env's (deeprl.rewards): {extrinsic: {strength},
+        rnd: {strength, gamma, learning_rate, net_arch, variant}, curiosity: {...}}; None: the env's reward alone
     """
 
     n_timesteps: int = 1_000_000
@@ -90,6 +92,7 @@ class Settings:
     log_interval: int = 1
     torch_threads: int = 1
     autograd: bool = False
+    reward_signals: Any = None
 
 
 DEFAULTS = defaults(Settings)
@@ -239,6 +242,10 @@ def _check(hp: Settings) -> None:
     for key in ("gamma", "gae_lambda"):
         if not 0 <= getattr(hp, key) <= 1:
             raise UserError(f"{key} must lie between 0 and 1, not {getattr(hp, key)!r}.")
+    if hp.reward_signals is not None:
+        from deeprl.rewards import parse_reward_signals
+
+        parse_reward_signals(hp.reward_signals)
 
 
 def train(run) -> None:
