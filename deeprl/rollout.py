@@ -74,6 +74,8 @@ class RolloutBuffer:
         self.log_probs = np.zeros(lead, np.float32)
         self.dones = np.zeros(lead, bool)
         self.advantages = self.returns = None
+        # with several reward signals (deeprl.rewards): [n_steps, n_envs, signals] values, returns beside them
+        self.signal_values: np.ndarray | None = None
 
     def store_obs(self, t: int, obs) -> None:
         if isinstance(self.obs, dict):
@@ -94,7 +96,8 @@ class RolloutBuffer:
             return torch.from_numpy(np.ascontiguousarray(_flat(x))).to(dev)
 
         obs = {k: t(v) for k, v in self.obs.items()} if isinstance(self.obs, dict) else t(self.obs)
-        return {"obs": obs, "actions": t(self.actions), "values": t(self.values), "log_probs": t(self.log_probs),
+        values = self.values if self.signal_values is None else self.signal_values
+        return {"obs": obs, "actions": t(self.actions), "values": t(values), "log_probs": t(self.log_probs),
                 "advantages": t(self.advantages), "returns": t(self.returns)}
 
 

@@ -35,6 +35,7 @@ from deeprl.normalize import Normalizer, parse_normalize
 from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
                              policy_tensors)
 from deeprl.settings import Rate, defaults, rate_at
+from deeprl.rewards import RewardSignals, parse_reward_signals
 from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
 from deeprl.train import whole_batches
 
@@ -243,8 +244,6 @@ def _check(hp: Settings) -> None:
         if not 0 <= getattr(hp, key) <= 1:
             raise UserError(f"{key} must lie between 0 and 1, not {getattr(hp, key)!r}.")
     if hp.reward_signals is not None:
-        from deeprl.rewards import parse_reward_signals
-
         parse_reward_signals(hp.reward_signals)
 
 
@@ -277,11 +276,24 @@ def train(run) -> None:
         normalizer = Normalizer(obs_space, **{"gamma": hp.gamma, **norm_cfg}, n_envs=n_envs)
     # the written-out MLP (deeprl.fast) where the shape allows it: built before the optimizer, which then steps the
     # parameters as one flat tensor; autograd: true keeps collection on it but differentiates ppo_loss by autograd
-    policy = build_policy(obs_space, action_space, pkw, device=device, fast=True)
-    objective = ppo_objective(policy, autograd=hp.autograd)
-    optimizer = make_optimizer(policy.parameters(), lr_at(1.0))
+    # reward signals besides the env's (deeprl.rewards): one more value head per signal, trained through autograd
+    signals_cfg = parse_reward_signals(hp.reward_signals) if hp.reward_signals is not None else {}
+    intrinsic = any(k != "extrinsic" for k in signals_cfg)
+    ext_strength = signals_cfg.get("extrinsic", {}).get("strength", 1.0)
+    policy = build_policy(obs_space, action_space, pkw, device=device, fast=not intrinsic)
+    signals = None
+    if intrinsic:
+        if hasattr(obs_space, "spaces"):
+            raise UserError("Intrinsic reward signals need flat observations; this env's are a Dict.")
+        signals = RewardSignals(signals_cfg, policy, int(np.prod(obs_space.shape)))
+        signals.wrapped.to(device)
+    trained = signals.wrapped if signals is not None else policy
+    objective = ppo_objective(trained, autograd=hp.autograd)
+    optimizer = make_optimizer(trained.parameters(), lr_at(1.0))
     if run.resumed:
         load_policy_tensors(policy, ckpt_tensors, run.env_id)
+        if signals is not None:
+            signals.load(ckpt_tensors)
         optimizer_from_tensors(optimizer, ckpt_tensors, ckpt_state["optimizer"])
         if normalizer is not None:
             normalizer.load_state_dict(ckpt_tensors, with_returns=True)
@@ -297,6 +309,8 @@ def train(run) -> None:
 
     def all_tensors() -> dict:
         out = policy_tensors(policy)
+        if signals is not None:  # (the model's config records the signals' networks: their weights travel with it)
+            out.update(signals.tensors())
         if normalizer is not None:
             out.update(normalizer.state_dict())
         return out
@@ -304,6 +318,8 @@ def train(run) -> None:
     def checkpoint() -> None:
         opt_tensors, opt_state = optimizer_to_tensors(optimizer)
         tensors = {**policy_tensors(policy), **opt_tensors}
+        if signals is not None:
+            tensors.update(signals.tensors())
         if normalizer is not None:
             tensors.update(normalizer.checkpoint_state())
         run.checkpoint(tensors, {"timesteps": timesteps, "updates": updates, "optimizer": opt_state,
@@ -326,7 +342,13 @@ def train(run) -> None:
         while timesteps < total:
             t0 = time.perf_counter()
             timesteps += collector.collect(policy, buffer)
-            buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma, hp.gae_lambda)
+            if signals is not None:
+                signals.process(buffer, collector.last_values(policy), collector.obs, hp.gamma, hp.gae_lambda,
+                                device)
+            else:
+                if ext_strength != 1.0:
+                    buffer.rewards *= np.float32(ext_strength)
+                buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma, hp.gae_lambda)
             t1 = time.perf_counter()
             # SB3 computes the schedules after collecting: progress_remaining = 1 - steps done / budget
             progress_remaining = max(0.0, 1.0 - timesteps / total)
@@ -334,12 +356,15 @@ def train(run) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             clip = clip_at(progress_remaining)
-            stats = ppo_update(policy, optimizer, buffer.tensors(), n_epochs=hp.n_epochs,
+            stats = ppo_update(trained, optimizer, buffer.tensors(), n_epochs=hp.n_epochs,
                                batch_size=hp.batch_size, clip_range=clip,
                                clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
                                ent_coef=hp.ent_coef, vf_coef=hp.vf_coef, max_grad_norm=hp.max_grad_norm,
                                target_kl=hp.target_kl, normalize_advantage=hp.normalize_advantage, rng=rng,
                                objective=objective)
+            if signals is not None:
+                signals.update(buffer, hp.n_epochs, hp.batch_size, rng)
+                stats.update(signals.last_stats)
             updates += 1
             t2 = time.perf_counter()
             collect_s, update_s = collect_s + t1 - t0, update_s + t2 - t1
@@ -355,8 +380,10 @@ def train(run) -> None:
 def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buffer, elapsed: float) -> None:
     values = {f"train/{k}": stats[k] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
               if k in stats}
+    returns = buffer.returns if buffer.returns.ndim == 2 else buffer.returns[..., 0]  # the env's signal
     values.update({"train/learning_rate": lr, "train/clip_range": clip,
-                   "train/explained_variance": explained_variance(buffer.values.ravel(), buffer.returns.ravel())})
+                   "train/explained_variance": explained_variance(buffer.values.ravel(), returns.ravel())})
+    values.update({k: v for k, v in stats.items() if k.startswith("rnd/")})
     if collector.stats.recent_returns:
         values["rollout/ep_rew_mean"] = collector.stats.mean_return()
     values["time/fps"] = step / max(elapsed, 1e-9)

@@ -1,0 +1,78 @@
+"""Reward signals for PPO (issue 17 item 3): per-signal GAE against a hand computation, RND's predictor learns the
+states it is shown, a PPO run with RND trains, saves and resumes."""
+
+import numpy as np
+import pytest
+import torch
+
+from deeprl.errors import UserError
+from deeprl.rewards import RND, parse_reward_signals, signal_advantages
+
+
+def test_per_signal_gae_by_hand():
+    # one env, 3 steps, an episode end after step 1 (index 0); lambda 0.5
+    dones = np.array([[True], [False], [False]])
+    ext = {"rewards": np.array([[1.0], [0.0], [2.0]], np.float32), "values": np.array([[0.5], [1.0], [0.0]], np.float32),
+           "last_values": np.array([4.0], np.float32), "gamma": 0.9, "episodic": True}
+    intr = {"rewards": np.array([[0.1], [0.2], [0.3]], np.float32), "values": np.array([[1.0], [2.0], [3.0]], np.float32),
+            "last_values": np.array([5.0], np.float32), "gamma": 0.5, "episodic": False}
+    lam = 0.5
+    # extrinsic: stops at the episode end
+    d2 = 2.0 + 0.9 * 4.0 - 0.0          # 5.6
+    d1 = 0.0 + 0.9 * 0.0 - 1.0          # -1.0
+    d0 = 1.0 + 0 - 0.5                  # 0.5 (done: no bootstrap)
+    a_e = [d0, d1 + 0.9 * lam * d2, d2]  # [0.5, 1.52, 5.6]
+    # intrinsic: ignores the episode end (bootstraps through it)
+    e2 = 0.3 + 0.5 * 5.0 - 3.0          # -0.2
+    e1 = 0.2 + 0.5 * 3.0 - 2.0          # -0.3
+    e0 = 0.1 + 0.5 * 2.0 - 1.0          # 0.1
+    a2 = e2
+    a1 = e1 + 0.5 * lam * a2
+    a0 = e0 + 0.5 * lam * a1
+    a_i = [a0, a1, a2]
+    adv, returns = signal_advantages([ext, intr], dones, lam)
+    np.testing.assert_allclose(adv[:, 0], (np.array(a_e) + np.array(a_i)) / 2, rtol=1e-6)  # the mean
+    np.testing.assert_allclose(returns[0][:, 0], np.array(a_e) + ext["values"][:, 0], rtol=1e-6)
+    np.testing.assert_allclose(returns[1][:, 0], np.array(a_i) + intr["values"][:, 0], rtol=1e-6)
+    paper, _ = signal_advantages([ext, intr], dones, lam, [2.0, 1.0])
+    np.testing.assert_allclose(paper[:, 0], 2 * np.array(a_e) + np.array(a_i), rtol=1e-6)
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_rnd_error_falls_on_seen_states(paper):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    rnd = RND(8, [64, 64, 64], 1e-3, paper=paper)
+    seen = rng.normal(size=(256, 8)).astype(np.float32)
+    unseen = rng.normal(3.0, 1.0, size=(256, 8)).astype(np.float32)
+    rnd.rewards(seen[None], 0.99)  # (the paper's variant takes the observation statistics from here)
+    before_seen = rnd.error(seen).mean()
+    for _ in range(30):
+        rnd.update(seen, 1, 64, rng)
+    after_seen, after_unseen = rnd.error(seen).mean(), rnd.error(unseen).mean()
+    assert after_seen < 0.2 * before_seen
+    assert after_unseen > 3 * after_seen  # novelty still pays
+
+
+def test_settings_are_checked():
+    assert parse_reward_signals({"rnd": {}})["rnd"] == {"strength": 0.01, "gamma": 0.99, "learning_rate": 1e-4,
+                                                        "net_arch": [64, 64, 64], "variant": "mlagents"}
+    for bad in ({"gail": {}}, {"rnd": {"hidden": 3}}, {"rnd": {"variant": "x"}}, {"extrinsic": {"gamma": 0.9}}):
+        with pytest.raises(UserError):
+            parse_reward_signals(bad)
+
+
+def test_ppo_with_rnd_trains_saves_and_resumes(tmp_path):
+    from deeprl.agent import load_agent
+    from deeprl.modelio import check_weights, read_config, read_header
+    from deeprl.train import train
+
+    hp = {"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1,
+          "reward_signals": {"rnd": {"strength": 0.01}}, "checkpoint_every": 1}
+    run = train("ppo", "CartPole-v1", log_folder=tmp_path, show_progress=False, n_timesteps=128, overrides=hp)
+    config = read_config(run.run_dir)
+    check_weights(config, read_header(run.run_dir / "model.safetensors"))  # the leaderboard's check passes
+    assert load_agent(run.run_dir).act(np.zeros(4, np.float32)) in (0, 1)
+    again = train("ppo", "CartPole-v1", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp,
+                  resume=True)
+    assert again.run_dir == run.run_dir
