@@ -331,3 +331,13 @@ def test_file_list_is_bounded_and_skips_links(tmp_path):
     files = list_files(tmp_path)
     assert MAX_FILES - 10 <= len(files) <= MAX_FILES and all(p != "link" for p, _ in files)
     assert not any(p.endswith("deep.txt") for p, _ in files)
+
+
+def test_every_ranked_tag_builds_its_own_task():
+    """Verification builds the env from the tag alone, so every env's tag must lead back to its spec."""
+    from deeprl.envs import list_specs, ranked_task, resolve_env
+
+    for spec in list_specs():
+        tag, why = ranked_task(spec.course_id, {})
+        assert why is None, (spec.course_id, why)
+        assert resolve_env(tag)[0] is spec, (spec.course_id, tag)

@@ -212,6 +212,9 @@ def _from_tag(tag: str) -> tuple[str, dict] | None:
     for spec in _REGISTRY.values():
         if spec.tag is None and spec.course_id == tag:
             return spec.course_id, {}
+    for spec in _REGISTRY.values():  # a tag its spec names whatever the kwargs (ML-Agents-SoccerTwos, ...)
+        if spec.tag is not None and spec.course_id != "FrozenLake-v1" and spec.card_tag() == tag:
+            return spec.course_id, {}
     return None
 
 
