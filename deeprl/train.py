@@ -62,6 +62,23 @@ def new_run_dir(root: Path, algo: str, tag: str) -> Path:
             n += 1
 
 
+def check_run_id(run_id: str) -> None:
+    """ML-Agents' --run-id names the run's folder: one plain folder name."""
+    if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or len(run_id) > 100:
+        raise UserError(f"--run-id must be a plain folder name such as PyramidsTraining, not {run_id!r}.")
+
+
+def named_run_dir(root: str | Path, algo: str, run_id: str) -> Path:
+    """root/algo/run_id (ML-Agents' --run-id), which must not hold a run yet."""
+    path = Path(root) / algo / run_id
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise UserError(f"{path} exists already; continue it with --resume, or pick another --run-id.") from None
+    return path
+
+
 def latest_run_dir(root: Path, algo: str, tag: str) -> Path | None:
     base = Path(root) / algo
     pattern = re.compile(re.escape(tag) + r"_(\d+)$")
@@ -180,10 +197,13 @@ def train(
     device: str = "auto",
     show_progress: bool = True,
     callbacks: list[Callback] | None = None,
+    run_id: str | None = None,
 ) -> Run:
     from deeprl.algos import get_algo
 
     check_seed(seed)
+    if run_id is not None:
+        check_run_id(run_id)
     if not resume:  # before anything prints a note: a folder that cannot take the run is the whole answer
         check_can_create(log_folder, "The log folder", "pick another one with -f")  # creates nothing yet
     module = get_algo(algo)
@@ -192,7 +212,11 @@ def train(
     tag = spec.card_tag(kwargs)
     resumed = None
     if resume:
-        run_dir = latest_run_dir(Path(log_folder), algo_name, tag)
+        if run_id is None:
+            run_dir = latest_run_dir(Path(log_folder), algo_name, tag)
+        else:
+            named = Path(log_folder) / algo_name / run_id
+            run_dir = named if named.is_dir() else None
         resumed = load_checkpoint(run_dir) if run_dir is not None else None
         if run_dir is None or resumed is None:
             raise UserError(f"Nothing to resume: no {algo_name} run of {tag} with a checkpoint under {log_folder}.")
@@ -228,7 +252,10 @@ def train(
     else:
         hp = merge_hyperparams(algo_name, module, spec.course_id, tag, hyperparams_file, overrides or {}, n_timesteps)
         writable_folder(log_folder, "The log folder", "pick another one with -f")
-        run_dir = new_run_dir(Path(log_folder), algo_name, tag)
+        if run_id is None:
+            run_dir = new_run_dir(Path(log_folder), algo_name, tag)
+        else:
+            run_dir = named_run_dir(log_folder, algo_name, run_id)
     try:
         run = Run(
             algo=algo_name,

@@ -59,3 +59,13 @@ def test_train_with_the_course_file(tmp_path, cli):
             "-n", "2048", "--quiet")
     assert r.returncode == 0, r.stderr
     assert "keep_checkpoints, threaded, vis_encode_type" in r.stderr
+
+
+def test_run_id_names_the_run_folder(tmp_path, cli):
+    args = ("train", "--algo", "ppo", "--env", "CartPole-v1", "-f", tmp_path, "--run-id", "CartTraining", "--quiet")
+    assert cli(*args, "-n", "512").returncode == 0
+    assert (tmp_path / "ppo" / "CartTraining" / "model.safetensors").is_file()
+    again = cli(*args, "-n", "512")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert cli(*args, "-n", "1024", "--resume").returncode == 0
+    assert cli("train", "--algo", "ppo", "--env", "CartPole-v1", "--run-id", "../up", "-n", "64").returncode == 2
