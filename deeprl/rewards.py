@@ -1,4 +1,5 @@
-"""ML-Agents' reward signals for PPO (issue 17 item 3): the env's reward (extrinsic) plus Random Network Distillation.
+"""ML-Agents' reward signals for PPO (issue 17 item 3): the env's reward (extrinsic), Random Network Distillation and
+curiosity (ICM, the `Curiosity` class).
 
 As ML-Agents' PPO trainer combines them (`trainers/ppo/trainer.py` `_process_trajectory`, read at commit 0c96d7d):
 
@@ -36,6 +37,7 @@ from deeprl.rollout import compute_gae
 
 KINDS = ("extrinsic", "rnd", "curiosity")
 RND_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "variant"}
+CURIOSITY_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "encoding_size"}
 PAPER_WEIGHTS = (2.0, 1.0)  # ext_coeff, int_coeff in the RND repo's run_atari.py
 
 
@@ -47,8 +49,6 @@ def parse_reward_signals(value: Any) -> dict:
     for kind, section in value.items():
         if kind not in KINDS:
             raise UserError(f"Unknown reward signal '{kind}'; PPO takes {', '.join(KINDS)}.")
-        if kind == "curiosity":
-            raise UserError("The curiosity reward signal is not implemented yet; use rnd.")
         section = dict(section or {})
         if kind == "extrinsic":
             bad = sorted(set(section) - {"strength"})
@@ -56,18 +56,25 @@ def parse_reward_signals(value: Any) -> dict:
                 raise UserError(f"reward_signals.extrinsic takes strength (gamma is PPO's gamma), not '{bad[0]}'.")
             out[kind] = {"strength": float(section.get("strength", 1.0))}
             continue
-        bad = sorted(set(section) - RND_KEYS)
+        keys = RND_KEYS if kind == "rnd" else CURIOSITY_KEYS
+        bad = sorted(set(section) - keys)
         if bad:
-            raise UserError(f"reward_signals.rnd does not take '{bad[0]}'; it takes {', '.join(sorted(RND_KEYS))}.")
-        arch = section.get("net_arch", [64, 64, 64])
+            raise UserError(f"reward_signals.{kind} does not take '{bad[0]}'; it takes {', '.join(sorted(keys))}.")
+        # ML-Agents' defaults: RNDSettings (strength 0.01 in PyramidsRND.yaml, lr 1e-4), CuriositySettings (lr 3e-4)
+        rnd = kind == "rnd"
+        arch = section.get("net_arch", [64, 64, 64] if rnd else [128, 128])
+        if "encoding_size" in section:  # curiosity's encoding_size is its encoder's width
+            arch = [int(section["encoding_size"])] * len(arch)
         if not isinstance(arch, list) or not arch or not all(isinstance(h, int) and h > 0 for h in arch):
-            raise UserError(f"reward_signals.rnd.net_arch must be a list of layer sizes, not {arch!r}.")
-        variant = section.get("variant", "mlagents")
-        if variant not in ("mlagents", "paper"):
-            raise UserError(f"reward_signals.rnd.variant must be mlagents or paper, not {variant!r}.")
-        out[kind] = {"strength": float(section.get("strength", 0.01)), "gamma": float(section.get("gamma", 0.99)),
-                     "learning_rate": float(section.get("learning_rate", 1e-4)), "net_arch": arch,
-                     "variant": variant}
+            raise UserError(f"reward_signals.{kind}.net_arch must be a list of layer sizes, not {arch!r}.")
+        out[kind] = {"strength": float(section.get("strength", 0.01 if rnd else 0.02)),
+                     "gamma": float(section.get("gamma", 0.99)),
+                     "learning_rate": float(section.get("learning_rate", 1e-4 if rnd else 3e-4)), "net_arch": arch}
+        if rnd:
+            variant = section.get("variant", "mlagents")
+            if variant not in ("mlagents", "paper"):
+                raise UserError(f"reward_signals.rnd.variant must be mlagents or paper, not {variant!r}.")
+            out[kind]["variant"] = variant
     return out
 
 
@@ -179,55 +186,161 @@ class SignalPolicy(nn.Module):
             return self.all_values(self.policy.features(obs))[:, 1:].cpu().numpy()
 
 
+def _floats(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, np.float32))
+
+
+class Curiosity(nn.Module):
+    """ML-Agents' curiosity (ICM, Pathak et al. 2017; `curiosity_reward_provider.py`): a state encoder phi, an
+    inverse model (phi(s), phi(s')) -> the action taken, a forward model (phi(s), action) -> phi(s'). The reward is
+    the forward model's error 0.5 * sum((phi_hat(s') - phi(s'))^2), at most 1/strength (so strength x reward <= 1),
+    and zero until the first update; the loss is 10 x (0.2 forward + 0.8 inverse). The inverse and forward heads
+    are 256 wide (ML-Agents' sizes); ELU stands for Swish."""
+
+    def __init__(self, obs_dim: int, action_space, net_arch: list[int], learning_rate: float, strength: float):
+        super().__init__()
+        kind = type(action_space).__name__
+        if kind == "Discrete":
+            self.nvec: tuple[int, ...] | None = (int(action_space.n),)
+        elif kind == "MultiDiscrete":
+            self.nvec = tuple(int(n) for n in np.asarray(action_space.nvec).ravel())
+        else:
+            self.nvec = None
+        act_dim = sum(self.nvec) if self.nvec is not None else int(np.prod(action_space.shape))
+        enc = net_arch[-1]
+        self.encoder = mlp(obs_dim, net_arch, None, "elu")
+        self.inverse = mlp(2 * enc, [256], act_dim, "elu")
+        self.forward_model = mlp(enc + act_dim, [256], enc, "elu")
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=learning_rate)
+        self.max_reward = 1.0 / strength if strength > 0 else float("inf")
+        self.updated = False
+
+    def _actions(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.nvec is None:
+            return actions.float().reshape(len(actions), -1)
+        a = actions.long().reshape(len(actions), len(self.nvec))
+        return torch.cat([nn.functional.one_hot(a[:, i], n).float() for i, n in enumerate(self.nvec)], -1)
+
+    def _forward_error(self, obs, next_obs, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        phi, phi_next = self.encoder(obs), self.encoder(next_obs)
+        predicted = self.forward_model(torch.cat([phi, self._actions(actions)], -1))
+        return 0.5 * (predicted - phi_next).pow(2).sum(-1), phi, phi_next
+
+    def rewards(self, obs: np.ndarray, next_obs: np.ndarray, actions: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if not self.updated:
+            return np.zeros(len(obs), np.float32)
+        with torch.no_grad():
+            err, _, _ = self._forward_error(_floats(obs), _floats(next_obs), torch.as_tensor(actions))
+        return np.where(valid, np.minimum(err.numpy(), self.max_reward), 0.0).astype(np.float32)
+
+    def update(self, obs, next_obs, actions, valid, n_epochs: int, batch_size: int, rng: np.random.Generator) -> float:
+        keep = np.flatnonzero(valid)
+        o, o2, a = _floats(obs[keep]), _floats(next_obs[keep]), torch.as_tensor(actions[keep])
+        losses: list[float] = []
+        for _ in range(n_epochs):
+            losses = []
+            perm = torch.from_numpy(rng.permutation(len(keep)))
+            for start in range(0, len(keep), batch_size):
+                idx = perm[start:start + batch_size]
+                err, phi, phi_next = self._forward_error(o[idx], o2[idx], a[idx])
+                out = self.inverse(torch.cat([phi, phi_next], -1))
+                if self.nvec is None:
+                    inverse = (out - self._actions(a[idx])).pow(2).sum(-1).mean()
+                else:
+                    target = a[idx].long().reshape(len(idx), len(self.nvec))
+                    inverse = sum(nn.functional.cross_entropy(logits, target[:, i])
+                                  for i, logits in enumerate(out.split(self.nvec, -1)))
+                loss = 10.0 * (0.2 * err.mean() + 0.8 * inverse)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(float(loss.detach()))
+        self.updated = True
+        return float(np.mean(losses)) if losses else float("nan")
+
+
 class RewardSignals:
     """What a PPO run with intrinsic signals adds to each rollout: the rewards, the per-signal values and GAE, the
-    predictor's training, and their tensors for checkpoints and the saved model."""
+    providers' training, and their tensors for checkpoints and the saved model."""
 
-    def __init__(self, settings: dict, policy: nn.Module, obs_dim: int):
+    def __init__(self, settings: dict, policy: nn.Module, obs_dim: int, action_space=None):
         self.settings = settings
         self.extrinsic_strength = settings.get("extrinsic", {}).get("strength", 1.0)
         self.names = [k for k in settings if k != "extrinsic"]
         self.wrapped = SignalPolicy(policy, self.names)
-        rnd = settings["rnd"]
-        self.rnd = RND(obs_dim, rnd["net_arch"], rnd["learning_rate"], paper=rnd["variant"] == "paper")
-        self.paper = rnd["variant"] == "paper"
+        self.providers: dict[str, nn.Module] = {}
+        rnd = settings.get("rnd")
+        self.paper = rnd is not None and rnd["variant"] == "paper"
+        if rnd is not None:
+            self.providers["rnd"] = RND(obs_dim, rnd["net_arch"], rnd["learning_rate"], paper=self.paper)
+        cur = settings.get("curiosity")
+        if cur is not None:
+            self.providers["curiosity"] = Curiosity(obs_dim, action_space, cur["net_arch"], cur["learning_rate"],
+                                                    cur["strength"])
         self.last_stats: dict[str, float] = {}
+
+    @staticmethod
+    def _transitions(buffer, last_obs: np.ndarray):
+        """Flat (obs, next obs, actions, valid): a step that ended an episode has no next observation here (the
+        buffer holds the next episode's first), so curiosity leaves it out."""
+        T, N = buffer.rewards.shape
+        obs = np.asarray(buffer.obs, np.float32)
+        next_obs = np.concatenate([obs[1:], np.asarray(last_obs, np.float32)[None]])
+        return (obs.reshape(T * N, -1), next_obs.reshape(T * N, -1), buffer.actions.reshape(T * N, -1),
+                ~buffer.dones.reshape(-1))
 
     def process(self, buffer, last_ext_values: np.ndarray, last_obs: np.ndarray, gamma: float,
                 gae_lambda: float, device) -> None:
-        """Fill buffer.advantages (combined), buffer.values/returns as [T, N, 1 + K] (the env's first)."""
+        """Fill buffer.advantages (combined), buffer.signal_values/returns as [T, N, 1 + K] (the env's first)."""
         from deeprl.policies.features import obs_to_tensor
 
         T, N = buffer.rewards.shape
-        obs = buffer.obs
-        rnd = self.settings["rnd"]
-        intrinsic = self.rnd.rewards(obs, rnd["gamma"])
-        if not self.paper:
-            intrinsic = intrinsic * np.float32(rnd["strength"])
-        flat = obs.reshape((T * N,) + obs.shape[2:])
+        obs, next_obs, actions, valid = self._transitions(buffer, last_obs)
+        flat = buffer.obs.reshape((T * N,) + buffer.obs.shape[2:])
         values_i = self.wrapped.intrinsic_values(obs_to_tensor(flat, device)).reshape(T, N, -1)
         last_i = self.wrapped.intrinsic_values(obs_to_tensor(last_obs, device))
-        ext = buffer.rewards * np.float32(self.extrinsic_strength)
-        streams = [{"rewards": ext, "values": buffer.values, "last_values": last_ext_values, "gamma": gamma,
-                    "episodic": True},
-                   {"rewards": intrinsic, "values": values_i[..., 0], "last_values": last_i[:, 0],
-                    "gamma": rnd["gamma"], "episodic": False}]
-        weights = list(PAPER_WEIGHTS) if self.paper else None
+        streams = [{"rewards": buffer.rewards * np.float32(self.extrinsic_strength), "values": buffer.values,
+                    "last_values": last_ext_values, "gamma": gamma, "episodic": True}]
+        self.last_stats = {}
+        for k, name in enumerate(self.names):
+            cfg, provider = self.settings[name], self.providers[name]
+            if name == "rnd":
+                r = provider.rewards(buffer.obs, cfg["gamma"])
+                if not self.paper:
+                    r = r * np.float32(cfg["strength"])
+            else:
+                r = provider.rewards(obs, next_obs, actions, valid).reshape(T, N) * np.float32(cfg["strength"])
+            streams.append({"rewards": r, "values": values_i[..., k], "last_values": last_i[:, k],
+                            "gamma": cfg["gamma"], "episodic": False})
+            self.last_stats[f"{name}/reward_mean"] = float(r.mean())
+            self.last_stats[f"{name}/value_mean"] = float(values_i[..., k].mean())
+        weights = [PAPER_WEIGHTS[0]] + [PAPER_WEIGHTS[1]] * len(self.names) if self.paper else None
         adv, returns = signal_advantages(streams, buffer.dones, gae_lambda, weights)
         buffer.advantages = adv
         buffer.returns = np.stack(returns, -1)
-        buffer.signal_values = np.stack([buffer.values, values_i[..., 0]], -1)
-        self.last_stats = {"rnd/reward_mean": float(intrinsic.mean()), "rnd/value_mean": float(values_i.mean())}
+        buffer.signal_values = np.concatenate([buffer.values[..., None], values_i], -1)
 
-    def update(self, buffer, n_epochs: int, batch_size: int, rng: np.random.Generator) -> None:
-        self.last_stats["rnd/loss"] = self.rnd.update(buffer.obs, n_epochs, batch_size, rng)
+    def update(self, buffer, last_obs: np.ndarray, n_epochs: int, batch_size: int,
+               rng: np.random.Generator) -> None:
+        obs, next_obs, actions, valid = self._transitions(buffer, last_obs)
+        for name, provider in self.providers.items():
+            if name == "rnd":
+                self.last_stats["rnd/loss"] = provider.update(buffer.obs, n_epochs, batch_size, rng)
+            else:
+                self.last_stats[f"{name}/loss"] = provider.update(obs, next_obs, actions, valid, n_epochs,
+                                                                  batch_size, rng)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"signals.head.{k}": v.detach().cpu() for k, v in self.wrapped.heads.state_dict().items()}
-        out.update({f"signals.rnd_net.{k}": v.detach().cpu() for k, v in self.rnd.state_dict().items()})
-        for prefix, rms in (("signals.rnd_obs_", self.rnd.obs_rms), ("signals.rnd_ret_", self.rnd.ret_rms)):
-            if rms is not None:
-                out.update({k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in rms.state(prefix).items()})
+        for name, provider in self.providers.items():
+            out.update({f"signals.{name}_net.{k}": v.detach().cpu() for k, v in provider.state_dict().items()})
+        rnd = self.providers.get("rnd")
+        if rnd is not None:
+            for prefix, rms in (("signals.rnd_obs_", rnd.obs_rms), ("signals.rnd_ret_", rnd.ret_rms)):
+                if rms is not None:
+                    out.update({k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in rms.state(prefix).items()})
+        if "curiosity" in self.providers:  # (its reward is zero until the first update: a resumed run keeps that)
+            out["signals.curiosity_updated"] = torch.tensor(float(self.providers["curiosity"].updated))
         return out
 
     def load(self, tensors: dict) -> None:
@@ -235,7 +348,12 @@ class RewardSignals:
             return {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items() if k.startswith(prefix)}
 
         self.wrapped.heads.load_state_dict(part("signals.head."))
-        self.rnd.load_state_dict(part("signals.rnd_net."))
-        for prefix, rms in (("signals.rnd_obs_", self.rnd.obs_rms), ("signals.rnd_ret_", self.rnd.ret_rms)):
-            if rms is not None and f"{prefix}mean" in tensors:
-                rms.load(tensors, prefix)
+        for name, provider in self.providers.items():
+            provider.load_state_dict(part(f"signals.{name}_net."))
+        rnd = self.providers.get("rnd")
+        if rnd is not None:
+            for prefix, rms in (("signals.rnd_obs_", rnd.obs_rms), ("signals.rnd_ret_", rnd.ret_rms)):
+                if rms is not None and f"{prefix}mean" in tensors:
+                    rms.load(tensors, prefix)
+        if "curiosity" in self.providers and "signals.curiosity_updated" in tensors:
+            self.providers["curiosity"].updated = bool(float(np.asarray(tensors["signals.curiosity_updated"])))

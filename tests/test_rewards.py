@@ -76,3 +76,37 @@ def test_ppo_with_rnd_trains_saves_and_resumes(tmp_path):
     again = train("ppo", "CartPole-v1", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp,
                   resume=True)
     assert again.run_dir == run.run_dir
+
+
+def test_curiosity_reward_is_zero_until_trained_then_falls_on_seen_transitions():
+    from gymnasium import spaces
+
+    from deeprl.rewards import Curiosity
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    icm = Curiosity(6, spaces.MultiDiscrete([3, 2]), [32, 32], 3e-3, strength=0.02)
+    obs = rng.normal(size=(256, 6)).astype(np.float32)
+    actions = rng.integers([3, 2], size=(256, 2))
+    next_obs = obs + 0.1 * actions[:, :1]  # the action moves the state: the inverse model has something to learn
+    valid = np.ones(256, bool)
+    assert not icm.rewards(obs, next_obs, actions, valid).any()  # zero until the first update
+    icm.update(obs, next_obs, actions, valid, 1, 64, rng)
+    first = icm.rewards(obs, next_obs, actions, valid).mean()
+    for _ in range(30):
+        icm.update(obs, next_obs, actions, valid, 1, 64, rng)
+    r = icm.rewards(obs, next_obs, actions, valid)
+    assert r.mean() < first and (r <= 1 / 0.02).all()
+    valid[:10] = False
+    assert not icm.rewards(obs, next_obs, actions, valid)[:10].any()  # episode ends carry no transition
+
+
+def test_ppo_with_curiosity_on_branch_actions(tmp_path):
+    from deeprl.train import train
+
+    hp = {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1,
+          "reward_signals": {"rnd": {}, "curiosity": {"encoding_size": 32}}, "checkpoint_every": 1}
+    run = train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp)
+    train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=512, overrides=hp,
+          resume=True)
+    assert (run.run_dir / "model.safetensors").is_file()

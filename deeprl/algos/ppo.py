@@ -285,7 +285,7 @@ def train(run) -> None:
     if intrinsic:
         if hasattr(obs_space, "spaces"):
             raise UserError("Intrinsic reward signals need flat observations; this env's are a Dict.")
-        signals = RewardSignals(signals_cfg, policy, int(np.prod(obs_space.shape)))
+        signals = RewardSignals(signals_cfg, policy, int(np.prod(obs_space.shape)), action_space)
         signals.wrapped.to(device)
     trained = signals.wrapped if signals is not None else policy
     objective = ppo_objective(trained, autograd=hp.autograd)
@@ -363,7 +363,7 @@ def train(run) -> None:
                                target_kl=hp.target_kl, normalize_advantage=hp.normalize_advantage, rng=rng,
                                objective=objective)
             if signals is not None:
-                signals.update(buffer, hp.n_epochs, hp.batch_size, rng)
+                signals.update(buffer, collector.obs, hp.n_epochs, hp.batch_size, rng)
                 stats.update(signals.last_stats)
             updates += 1
             t2 = time.perf_counter()
@@ -383,7 +383,7 @@ def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buff
     returns = buffer.returns if buffer.returns.ndim == 2 else buffer.returns[..., 0]  # the env's signal
     values.update({"train/learning_rate": lr, "train/clip_range": clip,
                    "train/explained_variance": explained_variance(buffer.values.ravel(), returns.ravel())})
-    values.update({k: v for k, v in stats.items() if k.startswith("rnd/")})
+    values.update({k: v for k, v in stats.items() if k.startswith(("rnd/", "curiosity/"))})
     if collector.stats.recent_returns:
         values["rollout/ep_rew_mean"] = collector.stats.mean_return()
     values["time/fps"] = step / max(elapsed, 1e-9)
