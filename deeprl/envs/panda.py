@@ -49,7 +49,7 @@ def _import():
         import pybullet  # noqa: F401
 
 
-def _make(gym_id: str, kwargs: dict, render_mode: str | None):
+def _make(gym_id: str, kwargs: dict, render_mode: str | None) -> gym.Env:
     _import()
     kw = {**RENDER_DEFAULTS, **kwargs}
     kw.setdefault("renderer", "Tiny")

@@ -27,6 +27,7 @@ Rendering (`rgb_array`) draws the same rectangles and colours PLE blits, with nu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -50,7 +51,7 @@ def _rect(cx: float, cy: float, w: int, h: int) -> tuple[int, int, int, int]:
     return int(cx) - w // 2, int(cy) - h // 2, w, h
 
 
-def _collide(a, b) -> bool:
+def _collide(a: Sequence[float], b: Sequence[float]) -> bool:
     """pygame.Rect.colliderect: strict overlap on both axes (touching edges do not collide)."""
     return a[0] < b[0] + b[2] and a[1] < b[1] + b[3] and a[0] + a[2] > b[0] and a[1] + a[3] > b[1]
 
@@ -207,7 +208,7 @@ class PixelcopterEnv(gym.Env):
         self.frames += 1
         return self._obs(hits), float(reward), bool(terminated), False, {}
 
-    def _terrain_hits(self, player) -> list[float]:
+    def _terrain_hits(self, player: Sequence[float]) -> list[float]:
         """Centre y of every terrain column whose rect collides with the player's, left to right."""
         pl, pt, pw, ph = player
         tw, th = self.terrain_w, self.terrain_h
@@ -258,7 +259,7 @@ class PixelcopterEnv(gym.Env):
         h, w = self.height, self.width
         img = np.zeros((h, w, 3), dtype=np.uint8)
 
-        def fill(x0, y0, rw, rh, colour):
+        def fill(x0: int, y0: int, rw: int, rh: int, colour: tuple[int, int, int]) -> None:
             x1, y1 = max(x0, 0), max(y0, 0)
             x2, y2 = min(x0 + rw, w), min(y0 + rh, h)
             if x2 > x1 and y2 > y1:

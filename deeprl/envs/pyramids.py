@@ -135,7 +135,14 @@ with np.errstate(divide="ignore"):
     ).astype(np.float32)  # (R, 7)
 
 
-def _cast(dx, dy, rel, radius, t_low, t_high):
+def _cast(
+    dx: np.ndarray,
+    dy: np.ndarray,
+    rel: np.ndarray,
+    radius: np.ndarray,
+    t_low: np.ndarray | None,
+    t_high: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest hit along each ray among discs with a height band: (distance (m, R), object index (m, R)).
 
     rel (m, K, 2): disc centres relative to the sensor; radius (K,); a ray hits a disc where it is inside both the
@@ -188,7 +195,15 @@ class BrickWorld:
         for body in self.bricks:
             pb.changeDynamics(body, -1, activationState=pb.ACTIVATION_STATE_ENABLE_SLEEPING, physicsClientId=cid)
 
-    def load(self, brick_pos, brick_quat, agent_pos, agent_angle, agent_vel, settled: bool = True) -> None:
+    def load(
+        self,
+        brick_pos: np.ndarray,
+        brick_quat: np.ndarray,
+        agent_pos: np.ndarray,
+        agent_angle: float,
+        agent_vel: np.ndarray,
+        settled: bool = True,
+    ) -> None:
         """Put an arena's bricks and agent in this world; bricks that were at rest start asleep (a reset body is
         awake, and Bullet would only let it sleep after two simulated seconds of stillness)."""
         pb, cid = self.pb, self.cid
@@ -202,7 +217,7 @@ class BrickWorld:
         )
         pb.resetBaseVelocity(self.agent, [agent_vel[0], agent_vel[1], 0.0], [0, 0, 0], physicsClientId=cid)
 
-    def step(self, xy, angle: float, target_vel) -> tuple[list, list, bool]:
+    def step(self, xy: np.ndarray, angle: float, target_vel: np.ndarray) -> tuple[list, list, bool]:
         """One physics step of the agent at `xy` driven to `target_vel`: (its position, velocity, touched gold).
 
         The position comes from the arrays, so the switch and the stones (which only the arrays know) still

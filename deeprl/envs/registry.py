@@ -169,7 +169,7 @@ def parse_env_kwargs(items: list[str] | None) -> dict:
 # Builders
 
 
-def _gym(gym_id: str, **fixed) -> MakeFn:
+def _gym(gym_id: str, **fixed: Any) -> MakeFn:
     def make(kwargs: dict, render_mode: str | None, training: bool) -> Any:
         import gymnasium as gym
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deeprl.envs.registry import make_env, resolve_env
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from multiprocessing.connection import Connection
+
+    import gymnasium as gym
 
 
 def make_vec_env(
@@ -33,10 +39,10 @@ def make_vec_env(
         raise UserError(f"Unknown vectorization '{vectorization}'; use sync, async, workers, native or auto.")
     if vectorization in ("native", "auto"):
         native = NATIVE.get(spec.course_id)
-        venv = native(n_envs) if native is not None and render_mode is None and not kwargs else None
-        if venv is not None:
-            venv.reset(seed=seed)
-            return venv
+        native_venv = native(n_envs) if native is not None and render_mode is None and not kwargs else None
+        if native_venv is not None:
+            native_venv.reset(seed=seed)
+            return native_venv
         if vectorization == "native":
             from deeprl.errors import UserError
 
@@ -47,6 +53,7 @@ def make_vec_env(
         vectorization = "sync"
     make_env(spec.course_id, kwargs).close()  # validate id and kwargs here, with our error sentences
     fns = [lambda: make_env(spec.course_id, kwargs, training=training, render_mode=render_mode) for _ in range(n_envs)]
+    venv: gym.vector.VectorEnv | WorkerVectorEnv
     if vectorization == "workers":
         import os
 
@@ -59,7 +66,7 @@ def make_vec_env(
     return venv
 
 
-def _same_step_cartpole(n_envs: int):
+def _same_step_cartpole(n_envs: int) -> gym.vector.VectorEnv | None:
     """Gymnasium's array-based CartPole (one numpy step for all envs, ~10x a SyncVectorEnv of CartPoles), made to
     reset finished envs in the same step like our other vector envs: it natively resets them on the NEXT call,
     which would hand the learner a dummy transition after every episode."""
@@ -69,12 +76,12 @@ def _same_step_cartpole(n_envs: int):
     import numpy as np
 
     class SameStepCartPole(gym.vector.VectorWrapper):
-        def __init__(self, env):
+        def __init__(self, env: gym.vector.VectorEnv):
             super().__init__(env)
             self.metadata = {**env.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
-            self.core = env.unwrapped
+            self.core: Any = env.unwrapped  # the CartPoleVectorEnv, whose arrays are read below
 
-        def step(self, actions):
+        def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
             actions = np.asarray(actions)
             if (
                 actions.shape != (self.num_envs,)
@@ -117,7 +124,7 @@ def _same_step_cartpole(n_envs: int):
 NATIVE = {"CartPole-v1": _same_step_cartpole}
 
 
-def _worker_main(conn, env_fns, autoreset_mode) -> None:
+def _worker_main(conn: Connection, env_fns: list[Callable[[], Any]], autoreset_mode: Any) -> None:
     """A worker process: a SyncVectorEnv over its share of the envs, driven by (command, data) messages."""
     import gymnasium as gym
 

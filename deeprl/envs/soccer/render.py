@@ -27,7 +27,7 @@ def frame(core: SoccerCore, i: int = 0, scale: int = 24) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _canvas(scale: int):
+def _canvas(scale: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     margin = GOAL_DEPTH + 0.5
     w = int(math.ceil((FIELD_LENGTH + 2 * margin) * scale / 16) * 16)
     h = int(math.ceil((FIELD_WIDTH + 1.0) * scale / 16) * 16)
