@@ -60,7 +60,7 @@ def safe_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (the loader is a SafeLoader)
 
 
-def _text(readme) -> str | None:
+def _text(readme: str | Path) -> str | None:
     if isinstance(readme, Path) or (
         isinstance(readme, str) and "\n" not in readme and len(readme) < 4096 and not readme.lstrip().startswith("---")
     ):
@@ -205,7 +205,7 @@ def render_card(text: str) -> tuple[str, dict]:
     return clean, _bounded_json(meta or {})
 
 
-def _bounded_json(value, depth: int = 0, budget: list | None = None):
+def _bounded_json(value: Any, depth: int = 0, budget: list | None = None) -> Any:
     """A JSON-safe copy of parsed YAML (dates become strings) with the same depth and node bounds."""
     budget = budget if budget is not None else [MAX_YAML_NODES]
     budget[0] -= 1

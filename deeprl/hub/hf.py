@@ -7,6 +7,7 @@ folder of the user's choice) and are only ever read as safetensors/JSON/text: no
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ def endpoint() -> str:
 
 
 @contextmanager
-def _errors(repo_id: str | None = None, revision: str | None = None):
+def _errors(repo_id: str | None = None, revision: str | None = None) -> Iterator[None]:
     """huggingface_hub's exceptions -> one sentence each."""
     import httpx2
     from huggingface_hub.errors import (
@@ -61,7 +62,7 @@ def _errors(repo_id: str | None = None, revision: str | None = None):
         ) from None
 
 
-def _utc(dt) -> datetime:
+def _utc(dt: datetime | None) -> datetime:
     if dt is None:
         return datetime.fromtimestamp(0, tz=UTC)
     return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)

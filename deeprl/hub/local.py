@@ -18,11 +18,14 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from deeprl.errors import UserError
 from deeprl.hub.base import ModelInfo, validate_repo_id
 from deeprl.paths import home
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 BRANCH = "refs/heads/main"
 ZERO = "0" * 40
@@ -109,7 +112,7 @@ class LocalHub:
     def check_ready(self) -> None:
         """Nothing to check before a push: the folder and git are checked when the push writes."""
 
-    def _lock(self, repo_id: str):
+    def _lock(self, repo_id: str) -> FileLock:
         from filelock import FileLock
 
         ns, name = repo_id.split("/")

@@ -15,12 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from deeprl import db
 from deeprl.db import Evaluation, Repo, as_utc
 from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, evaluate_folder, list_files
+
+if TYPE_CHECKING:
+    from deeprl.hub import Hub
 
 DEFAULT_MAX_REVISIONS = 10  # per repo and run: a repo with a long history gets its newest revisions evaluated
 
@@ -132,7 +136,7 @@ def _filed_env(folder: Path) -> str | None:
     return tag or (config["env_tag"][:100] if isinstance(config.get("env_tag"), str) else None)
 
 
-def _evaluate_revision(hub_obj, hub: str, repo_id: str, sha: str, *, timeout_s: float, memory_mb: int) -> dict:
+def _evaluate_revision(hub_obj: Hub, hub: str, repo_id: str, sha: str, *, timeout_s: float, memory_mb: int) -> dict:
     """Fields of an Evaluation row for one revision (never raises for a bad model)."""
     fields: dict = {"status": "error"}
     started = time.perf_counter()
@@ -207,7 +211,16 @@ def index(
         )
 
 
-def _index(hub: str, *, url, timeout_s, memory_mb, max_revisions, force, log) -> IndexReport:
+def _index(
+    hub: str,
+    *,
+    url: str | None,
+    timeout_s: float,
+    memory_mb: int,
+    max_revisions: int,
+    force: bool,
+    log: Callable[[str], None] | None,
+) -> IndexReport:
     from deeprl.hub import get_hub
 
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -15,6 +16,9 @@ from sqlalchemy.orm import Session
 from deeprl import db
 from deeprl.db import Evaluation, Repo, as_utc
 from deeprl.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Subquery
 
 SORT_KEYS = ("rank", "result", "mean_reward", "std_reward", "pushed_at", "repo_id", "user")
 JSON_KEYS = ("rank", "repo_id", "user", "result", "mean_reward", "std_reward", "claimed_result", "flagged", "pushed_at")
@@ -24,7 +28,7 @@ def _latest_join():
     return and_(Evaluation.repo_pk == Repo.id, Evaluation.revision == Repo.latest_revision)
 
 
-def _ranked_subquery(hub: str, env: str):
+def _ranked_subquery(hub: str, env: str) -> Subquery:
     """Latest revision of every active repo that evaluated fine for `env`, ranked.
 
     The env filter sits inside the window's query: ranking is per env anyway, so ranking only that env's rows gives
@@ -65,7 +69,7 @@ def _ranked_subquery(hub: str, env: str):
     )
 
 
-def _json_or(text: str | None, default):
+def _json_or(text: str | None, default: Any) -> Any:
     """A JSON column written by the indexer (bounded there); the default when empty or unreadable."""
     if not text:
         return default
@@ -80,7 +84,7 @@ def _iso(dt: datetime | None) -> str | None:
     return None if utc is None else utc.isoformat(timespec="seconds")
 
 
-def _row(r) -> dict:
+def _row(r: Any) -> dict:  # a row of the ranking query
     claimed = None if r.claimed_mean is None or r.claimed_std is None else r.claimed_mean - r.claimed_std
     return {
         "rank": r.rank,

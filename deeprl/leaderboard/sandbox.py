@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ COPIED = {"config.json": 1 << 20, "model.safetensors": 512 << 20, "README.md": 2
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
 
 
-def _limits(memory_mb: int, timeout_s: float):
+def _limits(memory_mb: int, timeout_s: float) -> Callable[[], None]:
     def apply():
         # the child may allocate at most memory_mb of address space and burn at most ~timeout of CPU; the parent
         # also kills it at the wall-clock timeout (a sleeping or blocked model uses no CPU)

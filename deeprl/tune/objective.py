@@ -252,7 +252,7 @@ def objective(trial: optuna.Trial, ctx: Context) -> float:
     return float(result["result"])
 
 
-def _record(trial, run, result: dict, trained: int) -> None:
+def _record(trial: optuna.Trial, run: Run, result: dict, trained: int) -> None:
     # Written once at the end: each attribute is a database commit.
     for key, value in (
         ("run_dir", str(run.run_dir)),

@@ -14,10 +14,15 @@ from deeprl.tune.storage import _quiet_optuna, _safe, default_storage, open_stor
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.trial import FrozenTrial  # optuna is imported where it is used: it takes a second to import
+    from optuna.trial import (
+        FrozenTrial,  # optuna is imported where it is used: it takes a second to import
+        TrialState,
+    )
 
 
-def _trial_line(study, number: int, state, value, error, seconds: float) -> str:
+def _trial_line(
+    study: optuna.Study, number: int, state: TrialState, value: float | None, error: str | None, seconds: float
+) -> str:
     from optuna.trial import TrialState
 
     t = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
@@ -140,7 +145,7 @@ def study_report(study: optuna.Study, top: int = 5) -> str:
     return "\n".join(lines)
 
 
-def _fmt(v) -> str:
+def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)

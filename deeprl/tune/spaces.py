@@ -26,7 +26,7 @@ def _lr_key(base: dict) -> str:
     return "learning_rate" if "learning_rate" in base or "lr" not in base else "lr"
 
 
-def _net(trial, base: dict) -> dict:
+def _net(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
     """Hidden-layer sizes under whichever key the algorithm uses, in the shape its default has."""
     for key in NET_KEYS:
         default = base.get(key)
@@ -45,7 +45,7 @@ def _net(trial, base: dict) -> dict:
     return {}
 
 
-def _activation(trial, base: dict) -> dict:
+def _activation(trial: optuna.Trial | _DefaultsProbe, base: dict) -> dict:
     for key in ("activation", "activation_fn"):
         if base.get(key) in ("tanh", "relu"):
             return {key: trial.suggest_categorical("activation", ["tanh", "relu"])}
@@ -195,7 +195,7 @@ class _DefaultsProbe:
         self.base = base
         self.params: dict = {}
 
-    def _default(self, name: str):
+    def _default(self, name: str) -> Any:
         if name == "learning_rate":
             value = self.base.get(_lr_key(self.base))
             return value if isinstance(value, (int, float)) else None

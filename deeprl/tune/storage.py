@@ -108,7 +108,7 @@ def _lock_path(db: Path) -> Path:
 
 
 @contextmanager
-def _flock(path: Path | None):
+def _flock(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
@@ -232,7 +232,7 @@ def fail_abandoned_trials(study: optuna.Study, me: dict | None = None) -> list[i
 class _Heartbeat:
     """Optuna's RDB heartbeat for a trial we run ourselves (ask/tell), on a daemon thread."""
 
-    def __init__(self, storage, trial_id: int):
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int):
         self.storage, self.trial_id = storage, trial_id
         self.stop = threading.Event()
         interval = storage.get_heartbeat_interval()
@@ -240,7 +240,7 @@ class _Heartbeat:
         if interval:
             self.thread = threading.Thread(target=self._beat, args=(interval,), daemon=True)
 
-    def _beat(self, interval):
+    def _beat(self, interval: float) -> None:
         while not self.stop.wait(interval):
             try:
                 self.storage.record_heartbeat(self.trial_id)
