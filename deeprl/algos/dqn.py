@@ -345,7 +345,7 @@ def train(run: Run) -> None:
     _release_free_memory()
     t0 = time.perf_counter() - seconds0
 
-    def update(batch):
+    def update(batch: dict) -> torch.Tensor:
         """One gradient step on `batch`; returns the loss."""
         o = torch.from_numpy(batch["obs"])
         o2 = torch.from_numpy(batch["next_obs"])
@@ -429,7 +429,7 @@ def train(run: Run) -> None:
 
     drawn: tuple[np.ndarray, np.ndarray] | None = None  # the next train's first batch, drawn ahead
 
-    def save(stopped: bool):
+    def save(stopped: bool) -> None:
         nonlocal buffer, drawn
         if not stopped:  # the replay memory is saved: let it go before the model file's serialised copy is made
             buffer = None  # type: ignore[assignment]  # training is over: nothing reads the buffer again

@@ -59,7 +59,7 @@ def epsilon(hp: Settings, episode: int | np.ndarray) -> Any:  # a float, or an a
     return hp.min_epsilon + (hp.max_epsilon - hp.min_epsilon) * np.exp(-hp.decay_rate * episode)
 
 
-def train(run) -> None:
+def train(run: Any) -> None:  # a deeprl.train.Run (imported here it would close agent -> coursefiles -> here)
     hp = run.settings(Settings)
     env = make_env(run.env_id, run.env_kwargs, training=True)
     if not (hasattr(env.observation_space, "n") and hasattr(env.action_space, "n")):
@@ -92,7 +92,7 @@ def train(run) -> None:
     def checkpoint():
         run.checkpoint({"qtable": q}, {"episodes": finished, "timesteps": steps}, rng)
 
-    def save_model(stopped: bool):
+    def save_model(stopped: bool) -> None:
         run.save_model({"qtable": q}, _policy_config(sim), stopped=stopped, episodes=finished, timesteps=steps)
 
     with run.loop(

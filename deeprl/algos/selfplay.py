@@ -268,7 +268,7 @@ def build_critic(obs_dim: int, hidden: int, layers: int, activation: str) -> nn.
     return mlp(obs_dim, [hidden] * layers, 1, activation, out_std=1.0)
 
 
-def _dist(actor, obs):
+def _dist(actor: nn.Module, obs: torch.Tensor) -> torch.distributions.Categorical:
     from torch.distributions import Categorical
 
     return Categorical(logits=actor(obs).view(-1, 3, 3))  # three branches of three choices
@@ -295,11 +295,11 @@ class TeamPolicy(nn.Module):
         return logp, entropy, self.critic(obs).squeeze(-1)
 
 
-def _numpy_weights(module) -> dict:
+def _numpy_weights(module: nn.Module) -> dict:
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
-def _load_weights(module, weights: dict) -> None:
+def _load_weights(module: nn.Module, weights: dict) -> None:
     import torch
 
     module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
@@ -370,14 +370,14 @@ def train(run: Run) -> None:
     }
     recent_fixed: dict[int, list[float]] = {SCRIPTED: [], RANDOM: []}
 
-    def draw_opponents(n):
+    def draw_opponents(n: int) -> np.ndarray:
         if p_scripted == 0 and p_random == 0:
             return np.zeros(n, dtype=np.int64)  # no draw from rng: runs without the option repeat as before
         return rng.choice(3, size=n, p=opp_p)
 
     opp_kind = draw_opponents(E)
 
-    def critic_input(o):
+    def critic_input(o: np.ndarray) -> np.ndarray:
         """(E, 4, 336) observations -> what the critic reads for the learners (E * 2, 336 or 672)."""
         own = o[rows, mine].reshape(E * 2, -1)
         if not central:
@@ -417,7 +417,7 @@ def train(run: Run) -> None:
     def snapshot():
         return {f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config()
 
-    def save(stopped: bool):
+    def save(stopped: bool) -> None:
         run.save_model(snapshot()[0], policy_config(), stopped=stopped, timesteps=steps, updates=updates, elo=sp.elo)
 
     b_obs = np.zeros((T, E * 2, soccer.OBS_SIZE * (2 if central else 1)), dtype=np.float32)
@@ -559,7 +559,7 @@ def train(run: Run) -> None:
             for kind, name in ((SCRIPTED, "scripted"), (RANDOM, "random")):
                 if recent_fixed[kind]:
                     writer.add_scalar(
-                        f"self_play/win_rate_vs_{name}", np.mean(np.equal(recent_fixed[kind], 1.0)), steps
+                        f"self_play/win_rate_vs_{name}", float(np.mean(np.equal(recent_fixed[kind], 1.0))), steps
                     )
             writer.add_scalar("charts/steps_per_second", steps / max(time.perf_counter() - t_start, 1e-9), steps)
             shown = {
