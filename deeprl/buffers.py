@@ -79,7 +79,7 @@ class ReplayBuffer:
         self.next_obs[p] = next_obs
         self._add_common(actions, rewards, terminated)
 
-    def _add_common(self, actions, rewards, terminated):
+    def _add_common(self, actions: np.ndarray, rewards: np.ndarray, terminated: np.ndarray) -> None:
         p = self.pos
         self.actions[p] = actions
         self.rewards[p] = rewards
@@ -99,7 +99,7 @@ class ReplayBuffer:
         rows, envs = self.draw(batch_size, rng) if drawn is None else drawn
         return self._batch(rows, envs)
 
-    def _batch(self, rows, envs) -> dict:
+    def _batch(self, rows: np.ndarray, envs: np.ndarray) -> dict:
         return {
             "obs": self.obs[rows, envs],
             "actions": self.actions[rows, envs],
@@ -137,7 +137,7 @@ class ReplayBuffer:
     def load(self, path: Path) -> None:
         """Fill this (freshly built, same shape) buffer from `path`; a mismatch is a UserError."""
 
-        def check(meta):
+        def check(meta: dict) -> None:
             mine = self.meta()
             if any(meta.get(k) != mine[k] for k in ("kind", "rows", "n_envs", "obs_shape")):
                 raise UserError(
@@ -196,7 +196,7 @@ class FrameReplayBuffer(ReplayBuffer):
         self._env_age = np.where(done, 0, self._env_age + 1)
         self._add_common(actions, rewards, terminated)
 
-    def _whole(self, rows, envs) -> np.ndarray:
+    def _whole(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
         ok = self.ready[rows, envs].copy()
         if self.full:
             # the rows just behind the write position were overwritten by newer steps: a stack reaching back
@@ -221,13 +221,13 @@ class FrameReplayBuffer(ReplayBuffer):
             raise RuntimeError("the replay buffer holds no complete transition yet")
         return self._batch(rows, envs)
 
-    def _stack_rows(self, rows, envs):
+    def _stack_rows(self, rows: np.ndarray, envs: np.ndarray) -> np.ndarray:
         """(batch, stack) row indices of the frames making the stacked observation at (rows, envs)."""
         back = np.arange(self.stack - 1, -1, -1)[None, :]  # stack-1 ... 0 steps back
         back = np.minimum(back, self.age[rows, envs][:, None])
         return (rows[:, None] - back) % self.rows
 
-    def _batch(self, rows, envs) -> dict:
+    def _batch(self, rows: np.ndarray, envs: np.ndarray) -> dict:
         e2 = envs[:, None]
         obs = self.frames[self._stack_rows(rows, envs), e2]
         # within an episode the next observation is the next slot's stack; at an episode's end it is this stack

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -45,6 +45,7 @@ from deeprl.db import Evaluation, Repo
 from deeprl.errors import UserError
 
 if TYPE_CHECKING:
+    from PIL import ImageFont
     from sqlalchemy.orm import Session
 
 COMPLETION_PERCENT = 80
@@ -568,7 +569,7 @@ def _fonts() -> dict[str, Path]:
 
 
 @functools.cache
-def _load(font: Font):
+def _load(font: Font) -> Any:  # reportlab's font, or None
     """The font registered with reportlab (its metrics and cmap), or None when reportlab cannot use it."""
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
@@ -846,7 +847,7 @@ PNG_SCALE = 2.0  # 842x595 pt page at 144 dpi: 1683x1190 px
 
 
 @functools.lru_cache(maxsize=256)
-def _pil_font(font: Font, px: float):
+def _pil_font(font: Font, px: float) -> ImageFont.FreeTypeFont:
     from PIL import ImageFont
 
     return ImageFont.truetype(font.path, px, index=font.index, layout_engine=ImageFont.Layout.BASIC)

@@ -42,7 +42,8 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict] | None:
 
 def rng_state(np_rng: np.random.Generator | None = None) -> tuple[dict, dict]:
     """(tensors, json) capturing python, numpy and torch RNGs."""
-    tensors, state = {}, {"python_random": _py_state_to_json(random.getstate())}
+    tensors: dict = {}
+    state: dict[str, Any] = {"python_random": _py_state_to_json(random.getstate())}
     if np_rng is not None:
         state["numpy_generator"] = np_rng.bit_generator.state
     try:
@@ -74,7 +75,7 @@ class StatefulOptimizer(Protocol):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
 
 
-def _py_state_to_json(st):
+def _py_state_to_json(st: tuple) -> list:
     v, internal, gauss = st
     return [v, list(internal), gauss]
 

@@ -44,13 +44,14 @@ class Refused(pickle.UnpicklingError):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    _allowed = None
+    _allowed: dict | None = None
 
-    def find_class(self, module, name):
-        if RestrictedUnpickler._allowed is None:
-            RestrictedUnpickler._allowed = _numpy_globals()
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = RestrictedUnpickler._allowed
+        if allowed is None:
+            allowed = RestrictedUnpickler._allowed = _numpy_globals()
         try:
-            return self._allowed[(module, name)]
+            return allowed[(module, name)]
         except KeyError:
             raise Refused(f"{module}.{name}") from None
 

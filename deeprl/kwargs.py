@@ -7,6 +7,7 @@ It sits below both policies.py and normalize.py, which each read such a string, 
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 from deeprl.errors import UserError
 
@@ -20,7 +21,9 @@ def parse_call_kwargs(text: str, what: str) -> dict:
     return _literal(node, what, text)
 
 
-def _literal(node, what: str, text: str):
+def _literal(node: ast.expr | None, what: str, text: str) -> Any:
+    if node is None:  # the `**x` of a dict display: not a literal
+        raise _not_literal(what, text)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
         return {kw.arg: _literal(kw.value, what, text) for kw in node.keywords}
     if isinstance(node, ast.Attribute):  # nn.ReLU, th.nn.Tanh -> the activation's name
@@ -32,6 +35,8 @@ def _literal(node, what: str, text: str):
     try:
         return ast.literal_eval(node)
     except ValueError:
-        raise UserError(
-            f"{what} '{text}' may hold only numbers, strings, lists, dict(...) and nn.<Activation>."
-        ) from None
+        raise _not_literal(what, text) from None
+
+
+def _not_literal(what: str, text: str) -> UserError:
+    return UserError(f"{what} '{text}' may hold only numbers, strings, lists, dict(...) and nn.<Activation>.")

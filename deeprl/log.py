@@ -2,6 +2,7 @@
 
 import sys
 import time
+from typing import Any
 
 _said: set[str] = set()
 
@@ -41,7 +42,7 @@ class Progress:
 
             self._bar = tqdm(total=self.total, unit=unit, desc=desc, dynamic_ncols=True, leave=True, initial=self.start)
 
-    def update(self, n: int = 1, **metrics) -> None:
+    def update(self, n: int = 1, **metrics: Any) -> None:
         self.done += n
         if self.done > self.total:  # never "32768/20000": a run that goes past its estimate shows what it did
             self.total = self.done

@@ -91,7 +91,7 @@ class Loop:
     def stopped(self) -> bool:
         return self.run.stop_requested
 
-    def update(self, n: int, count: int, snapshot: Snapshot | None = None, **metrics) -> bool:
+    def update(self, n: int, count: int, snapshot: Snapshot | None = None, **metrics: Any) -> bool:
         """Advance the progress by `n`, give the callbacks the new count; True when the run is to stop now."""
         self.progress.update(n, **metrics)
         run = self.run

@@ -55,7 +55,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
 
 
-def _json_default(o):
+def _json_default(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
@@ -198,7 +198,7 @@ def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     return out
 
 
-def _declared_sizes(value, key: str | None = None, depth: int = 0) -> list[int]:
+def _declared_sizes(value: Any, key: str | None = None, depth: int = 0) -> list[int]:
     """Every layer width config.json declares under a network key (net_arch, hidden_sizes, pi, vf...)."""
     if depth > 8:
         return []

@@ -218,6 +218,6 @@ class Normalizer:
         return norm
 
 
-def _normalizable(space) -> bool:
+def _normalizable(space: Any) -> bool:
     """Only float Boxes are normalized; images (uint8) and discrete parts pass through, as in VecNormalize."""
     return hasattr(space, "shape") and hasattr(space, "low") and np.issubdtype(space.dtype, np.floating)

@@ -70,7 +70,7 @@ def why(exc: OSError, path: str | Path | None = None) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def _first_file(path: Path):
+def _first_file(path: Path) -> Path | None:
     """The first component of `path` that exists and is not a folder (what makes mkdir fail), if any."""
     for part in [*reversed(path.parents), path]:
         if part.exists() and not part.is_dir():

@@ -121,7 +121,7 @@ def convert(name: str, value: Any, tp: Any) -> Any:
     return value
 
 
-def _number(name: str, value, what: str):
+def _number(name: str, value: Any, what: str) -> int | float:
     """RL-Zoo files write numbers as strings ('1e-4') and counts as floats (1e6)."""
     if isinstance(value, bool):
         raise UserError(f"{name} must be {what}, not {value!r}.")
@@ -222,7 +222,7 @@ def coerce(hp: dict, algo_module: ModuleType) -> dict:
     return out
 
 
-def _recorded(given, value):
+def _recorded(given: Any, value: Any) -> Any:
     return given if isinstance(value, Linear) else value  # a schedule is recorded as written: lin_2.5e-4
 
 

@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,15 @@ from deeprl.settings import (  # noqa: F401
     parse_overrides,
     read_hyperparam_file,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from _typeshed import DataclassInstance
+
+    from deeprl.log import TensorBoard
+
+_Settings = TypeVar("_Settings", bound="DataclassInstance")
 
 
 def seed_everything(seed: int) -> None:
@@ -111,13 +120,13 @@ class Run:
     callbacks: list = field(default_factory=list)
     stopped_by_callback: bool = False
 
-    def settings(self, cls):
+    def settings(self, cls: type[_Settings]) -> _Settings:
         """The run's hyperparameters as the algorithm's typed settings (deeprl.settings.load)."""
         from deeprl.settings import load
 
         return load(cls, self.hyperparams)
 
-    def loop(self, total: int, unit: str, **frame) -> Loop:
+    def loop(self, total: int, unit: str, **frame: Any) -> Loop:
         """The training frame (deeprl.loop.Loop): progress, callbacks, checkpoints, stopping, closing, the final
         save; `frame` is Loop's keywords (initial, checkpoint, save, checkpoint_every, checkpoint_seconds, close)."""
         return Loop(self, total, unit, **frame)
@@ -140,7 +149,7 @@ class Run:
     def restore_rng(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
         set_rng_state(tensors, state, np_rng)
 
-    def save_model(self, tensors: dict, policy_config: dict, stopped: bool = False, **trained) -> None:
+    def save_model(self, tensors: dict, policy_config: dict, stopped: bool = False, **trained: Any) -> None:
         """Write model.safetensors and config.json: at the end of training, and (`stopped=True`) when a run is
         stopped by Ctrl-C or SIGTERM, so that a stopped run can be evaluated and pushed as it is."""
         trained["seconds"] = round(time.perf_counter() - self.started_at, 3)
@@ -155,7 +164,7 @@ class Run:
             },
         )
 
-    def writer(self):
+    def writer(self) -> TensorBoard:
         """TensorBoard scalars under run_dir/tb (deeprl.log.TensorBoard, created on first use)."""
         if self._writer is None:
             from deeprl.log import TensorBoard
@@ -306,7 +315,7 @@ def _remove_untrained(run_dir: Path) -> None:
 SEED_LIMIT = 2**32  # numpy's seeds: 0 <= seed < 2**32
 
 
-def check_seed(seed) -> int:
+def check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < SEED_LIMIT:
         raise UserError(f"--seed must be a whole number from 0 to {SEED_LIMIT - 1}, not {seed!r}.")
     return int(seed)
@@ -365,7 +374,7 @@ def _stop_on_signals(run: Run) -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         if run.stop_requested:
             raise KeyboardInterrupt
         run.stop_requested = True

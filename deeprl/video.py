@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _rgb(frame) -> np.ndarray:
+def _rgb(frame: Any) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.ndim == 2:
         frame = np.repeat(frame[:, :, None], 3, axis=2)
@@ -111,7 +111,7 @@ def record(
     class _Full(Exception):
         pass
 
-    def on_step(e):
+    def on_step(e: gym.Env) -> None:
         nonlocal writer, size, frames
         if frames >= max_frames:
             raise _Full
