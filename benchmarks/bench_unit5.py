@@ -117,16 +117,29 @@ def train(env_id: str, n_timesteps: int | None, seed: int, log_folder: str, epis
     from deeprl.evaluation import evaluate
     from deeprl.train import train as train_run
 
-    file = Path(__file__).resolve().parent.parent / "tests" / "data" / (
-        "PyramidsRND.yaml" if env_id == "Pyramids" else "SnowballTarget.yaml")
+    file = (
+        Path(__file__).resolve().parent.parent
+        / "tests"
+        / "data"
+        / ("PyramidsRND.yaml" if env_id == "Pyramids" else "SnowballTarget.yaml")
+    )
     t0 = time.perf_counter()
-    run = train_run("ppo", env_id, hyperparams_file=str(file), seed=seed, log_folder=log_folder,
-                    n_timesteps=n_timesteps, overrides={"vectorization": "workers"})
+    run = train_run(
+        "ppo",
+        env_id,
+        hyperparams_file=str(file),
+        seed=seed,
+        log_folder=log_folder,
+        n_timesteps=n_timesteps,
+        overrides={"vectorization": "workers"},
+    )
     seconds = time.perf_counter() - t0
     agent = load_agent(run.run_dir)
     figures = {"run": str(run.run_dir), "train_seconds": round(seconds, 1), **evaluate(agent)}
-    print(f"{env_id}: mean_reward={figures['mean_reward']:.2f} +/- {figures['std_reward']:.2f} after "
-          f"{run.hyperparams['n_timesteps']:,} steps budget ({seconds:.0f} s)")
+    print(
+        f"{env_id}: mean_reward={figures['mean_reward']:.2f} +/- {figures['std_reward']:.2f} after "
+        f"{run.hyperparams['n_timesteps']:,} steps budget ({seconds:.0f} s)"
+    )
     if env_id == "Pyramids":
         figures.update(switch(str(run.run_dir), episodes))
     return figures
@@ -137,10 +150,16 @@ def switch(run_dir: str, episodes: int) -> dict:
 
     trained = switch_rate(load_agent(run_dir), episodes)
     random = switch_rate(RandomPyramidsAgent(), episodes)
-    print(f"switch pressed in {trained[0]:.0%} of {episodes} episodes (mean return {trained[1]:.2f}); "
-          f"random policy {random[0]:.0%} (mean return {random[1]:.2f})")
-    return {"switch_rate": trained[0], "random_switch_rate": random[0], "sampled_mean_return": trained[1],
-            "random_mean_return": random[1]}
+    print(
+        f"switch pressed in {trained[0]:.0%} of {episodes} episodes (mean return {trained[1]:.2f}); "
+        f"random policy {random[0]:.0%} (mean return {random[1]:.2f})"
+    )
+    return {
+        "switch_rate": trained[0],
+        "random_switch_rate": random[0],
+        "sampled_mean_return": trained[1],
+        "random_mean_return": random[1],
+    }
 
 
 def main() -> None:

@@ -39,14 +39,34 @@ from typing import Any
 from deeprl.errors import UserError, closest
 
 TOP = {"behaviors"}
-BEHAVIOR = {"trainer_type", "hyperparameters", "network_settings", "reward_signals", "max_steps", "time_horizon",
-            "summary_freq", "keep_checkpoints", "checkpoint_interval", "threaded"}
-HYPER = {"batch_size", "buffer_size", "learning_rate", "learning_rate_schedule", "beta", "epsilon", "lambd",
-         "num_epoch"}
+BEHAVIOR = {
+    "trainer_type",
+    "hyperparameters",
+    "network_settings",
+    "reward_signals",
+    "max_steps",
+    "time_horizon",
+    "summary_freq",
+    "keep_checkpoints",
+    "checkpoint_interval",
+    "threaded",
+}
+HYPER = {
+    "batch_size",
+    "buffer_size",
+    "learning_rate",
+    "learning_rate_schedule",
+    "beta",
+    "epsilon",
+    "lambd",
+    "num_epoch",
+}
 NETWORK = {"normalize", "hidden_units", "num_layers", "vis_encode_type"}
-SIGNALS = {"extrinsic": {"gamma", "strength"},
-           "rnd": {"gamma", "strength", "learning_rate", "network_settings"},
-           "curiosity": {"gamma", "strength", "learning_rate", "network_settings", "encoding_size"}}
+SIGNALS = {
+    "extrinsic": {"gamma", "strength"},
+    "rnd": {"gamma", "strength", "learning_rate", "network_settings"},
+    "curiosity": {"gamma", "strength", "learning_rate", "network_settings", "encoding_size"},
+}
 SIGNAL_NETWORK = {"hidden_units", "num_layers"}
 IGNORED = ("keep_checkpoints", "threaded", "vis_encode_type")
 
@@ -66,8 +86,9 @@ def _check_keys(section: dict, allowed: set, where: str) -> None:
         if key not in allowed:
             hints = closest(str(key), allowed)
             hint = f" Did you mean {hints[0]}?" if hints else ""
-            raise UserError(f"'{key}' in {where} is not an ML-Agents setting deeprl knows ({', '.join(sorted(allowed))})."
-                            f"{hint}")
+            raise UserError(
+                f"'{key}' in {where} is not an ML-Agents setting deeprl knows ({', '.join(sorted(allowed))}).{hint}"
+            )
 
 
 def _number(value: Any, where: str, whole: bool = False) -> float:
@@ -113,7 +134,9 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
     _check_keys(b, BEHAVIOR, where)
     trainer = b.get("trainer_type", "ppo")
     if trainer != "ppo":
-        raise UserError(f"{where}.trainer_type is {trainer!r}; deeprl trains ML-Agents files with PPO (trainer_type: ppo).")
+        raise UserError(
+            f"{where}.trainer_type is {trainer!r}; deeprl trains ML-Agents files with PPO (trainer_type: ppo)."
+        )
     hyper = _mapping(b.get("hyperparameters", {}), f"{where}.hyperparameters")
     _check_keys(hyper, HYPER, f"{where}.hyperparameters")
     net = _mapping(b.get("network_settings", {}), f"{where}.network_settings")
@@ -151,8 +174,9 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
         every = _number(b["checkpoint_interval"], f"{where}.checkpoint_interval", whole=True)
         hp["checkpoint_every"] = max(1, round(every / steps_per_update))
     if "summary_freq" in b:
-        hp["log_interval"] = max(1, round(_number(b["summary_freq"], f"{where}.summary_freq", whole=True)
-                                          / steps_per_update))
+        hp["log_interval"] = max(
+            1, round(_number(b["summary_freq"], f"{where}.summary_freq", whole=True) / steps_per_update)
+        )
 
     extra: dict[str, dict] = {}
     for kind, section in signals.items():
@@ -167,12 +191,14 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
             continue
         sig: dict[str, Any] = {"strength": strength, "gamma": gamma}
         default_lr = 1e-4 if kind == "rnd" else 3e-4  # RNDSettings / CuriositySettings
-        sig["learning_rate"] = _number(section.get("learning_rate", default_lr),
-                                       f"{where}.reward_signals.{kind}.learning_rate")
+        sig["learning_rate"] = _number(
+            section.get("learning_rate", default_lr), f"{where}.reward_signals.{kind}.learning_rate"
+        )
         sig["net_arch"] = _signal_network(section, f"{where}.reward_signals.{kind}")
         if "encoding_size" in section:
-            sig["encoding_size"] = int(_number(section["encoding_size"], f"{where}.reward_signals.{kind}.encoding_size",
-                                               whole=True))
+            sig["encoding_size"] = int(
+                _number(section["encoding_size"], f"{where}.reward_signals.{kind}.encoding_size", whole=True)
+            )
         extra[kind] = sig
     if "extrinsic" not in signals:
         extra["extrinsic"] = {"strength": 0.0}  # a file may train on intrinsic rewards alone

@@ -67,9 +67,12 @@ def parse_reward_signals(value: Any) -> dict:
             arch = [int(section["encoding_size"])] * len(arch)
         if not isinstance(arch, list) or not arch or not all(isinstance(h, int) and h > 0 for h in arch):
             raise UserError(f"reward_signals.{kind}.net_arch must be a list of layer sizes, not {arch!r}.")
-        out[kind] = {"strength": float(section.get("strength", 0.01 if rnd else 0.02)),
-                     "gamma": float(section.get("gamma", 0.99)),
-                     "learning_rate": float(section.get("learning_rate", 1e-4 if rnd else 3e-4)), "net_arch": arch}
+        out[kind] = {
+            "strength": float(section.get("strength", 0.01 if rnd else 0.02)),
+            "gamma": float(section.get("gamma", 0.99)),
+            "learning_rate": float(section.get("learning_rate", 1e-4 if rnd else 3e-4)),
+            "net_arch": arch,
+        }
         if rnd:
             variant = section.get("variant", "mlagents")
             if variant not in ("mlagents", "paper"):
@@ -78,8 +81,9 @@ def parse_reward_signals(value: Any) -> dict:
     return out
 
 
-def signal_advantages(streams: list[dict], dones: np.ndarray, gae_lambda: float,
-                      weights: list[float] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+def signal_advantages(
+    streams: list[dict], dones: np.ndarray, gae_lambda: float, weights: list[float] | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Per-signal GAE, then the advantage the policy loss uses: the weighted sum (ML-Agents: the mean).
 
     Each stream: {rewards [T, N], values [T, N], last_values [N], gamma, episodic}; a non-episodic stream ignores
@@ -149,7 +153,7 @@ class RND(nn.Module):
             losses = []
             perm = torch.from_numpy(rng.permutation(len(x)))
             for start in range(0, len(x), batch_size):
-                xb = x[perm[start:start + batch_size]]
+                xb = x[perm[start : start + batch_size]]
                 loss = (self.predictor(xb) - self.target(xb)).pow(2).sum(-1).mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -241,15 +245,17 @@ class Curiosity(nn.Module):
             losses = []
             perm = torch.from_numpy(rng.permutation(len(keep)))
             for start in range(0, len(keep), batch_size):
-                idx = perm[start:start + batch_size]
+                idx = perm[start : start + batch_size]
                 err, phi, phi_next = self._forward_error(o[idx], o2[idx], a[idx])
                 out = self.inverse(torch.cat([phi, phi_next], -1))
                 if self.nvec is None:
                     inverse = (out - self._actions(a[idx])).pow(2).sum(-1).mean()
                 else:
                     target = a[idx].long().reshape(len(idx), len(self.nvec))
-                    inverse = sum(nn.functional.cross_entropy(logits, target[:, i])
-                                  for i, logits in enumerate(out.split(self.nvec, -1)))
+                    inverse = sum(
+                        nn.functional.cross_entropy(logits, target[:, i])
+                        for i, logits in enumerate(out.split(self.nvec, -1))
+                    )
                 loss = 10.0 * (0.2 * err.mean() + 0.8 * inverse)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -275,8 +281,9 @@ class RewardSignals:
             self.providers["rnd"] = RND(obs_dim, rnd["net_arch"], rnd["learning_rate"], paper=self.paper)
         cur = settings.get("curiosity")
         if cur is not None:
-            self.providers["curiosity"] = Curiosity(obs_dim, action_space, cur["net_arch"], cur["learning_rate"],
-                                                    cur["strength"])
+            self.providers["curiosity"] = Curiosity(
+                obs_dim, action_space, cur["net_arch"], cur["learning_rate"], cur["strength"]
+            )
         self.last_stats: dict[str, float] = {}
 
     @staticmethod
@@ -286,11 +293,16 @@ class RewardSignals:
         T, N = buffer.rewards.shape
         obs = np.asarray(buffer.obs, np.float32)
         next_obs = np.concatenate([obs[1:], np.asarray(last_obs, np.float32)[None]])
-        return (obs.reshape(T * N, -1), next_obs.reshape(T * N, -1), buffer.actions.reshape(T * N, -1),
-                ~buffer.dones.reshape(-1))
+        return (
+            obs.reshape(T * N, -1),
+            next_obs.reshape(T * N, -1),
+            buffer.actions.reshape(T * N, -1),
+            ~buffer.dones.reshape(-1),
+        )
 
-    def process(self, buffer, last_ext_values: np.ndarray, last_obs: np.ndarray, gamma: float,
-                gae_lambda: float, device) -> None:
+    def process(
+        self, buffer, last_ext_values: np.ndarray, last_obs: np.ndarray, gamma: float, gae_lambda: float, device
+    ) -> None:
         """Fill buffer.advantages (combined), buffer.signal_values/returns as [T, N, 1 + K] (the env's first)."""
         from deeprl.policies.features import obs_to_tensor
 
@@ -299,8 +311,15 @@ class RewardSignals:
         flat = buffer.obs.reshape((T * N,) + buffer.obs.shape[2:])
         values_i = self.wrapped.intrinsic_values(obs_to_tensor(flat, device)).reshape(T, N, -1)
         last_i = self.wrapped.intrinsic_values(obs_to_tensor(last_obs, device))
-        streams = [{"rewards": buffer.rewards * np.float32(self.extrinsic_strength), "values": buffer.values,
-                    "last_values": last_ext_values, "gamma": gamma, "episodic": True}]
+        streams = [
+            {
+                "rewards": buffer.rewards * np.float32(self.extrinsic_strength),
+                "values": buffer.values,
+                "last_values": last_ext_values,
+                "gamma": gamma,
+                "episodic": True,
+            }
+        ]
         self.last_stats = {}
         for k, name in enumerate(self.names):
             cfg, provider = self.settings[name], self.providers[name]
@@ -310,8 +329,15 @@ class RewardSignals:
                     r = r * np.float32(cfg["strength"])
             else:
                 r = provider.rewards(obs, next_obs, actions, valid).reshape(T, N) * np.float32(cfg["strength"])
-            streams.append({"rewards": r, "values": values_i[..., k], "last_values": last_i[:, k],
-                            "gamma": cfg["gamma"], "episodic": False})
+            streams.append(
+                {
+                    "rewards": r,
+                    "values": values_i[..., k],
+                    "last_values": last_i[:, k],
+                    "gamma": cfg["gamma"],
+                    "episodic": False,
+                }
+            )
             self.last_stats[f"{name}/reward_mean"] = float(r.mean())
             self.last_stats[f"{name}/value_mean"] = float(values_i[..., k].mean())
         weights = [PAPER_WEIGHTS[0]] + [PAPER_WEIGHTS[1]] * len(self.names) if self.paper else None
@@ -320,15 +346,15 @@ class RewardSignals:
         buffer.returns = np.stack(returns, -1)
         buffer.signal_values = np.concatenate([buffer.values[..., None], values_i], -1)
 
-    def update(self, buffer, last_obs: np.ndarray, n_epochs: int, batch_size: int,
-               rng: np.random.Generator) -> None:
+    def update(self, buffer, last_obs: np.ndarray, n_epochs: int, batch_size: int, rng: np.random.Generator) -> None:
         obs, next_obs, actions, valid = self._transitions(buffer, last_obs)
         for name, provider in self.providers.items():
             if name == "rnd":
                 self.last_stats["rnd/loss"] = provider.update(buffer.obs, n_epochs, batch_size, rng)
             else:
-                self.last_stats[f"{name}/loss"] = provider.update(obs, next_obs, actions, valid, n_epochs,
-                                                                  batch_size, rng)
+                self.last_stats[f"{name}/loss"] = provider.update(
+                    obs, next_obs, actions, valid, n_epochs, batch_size, rng
+                )
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {f"signals.head.{k}": v.detach().cpu() for k, v in self.wrapped.heads.state_dict().items()}
@@ -345,7 +371,9 @@ class RewardSignals:
 
     def load(self, tensors: dict) -> None:
         def part(prefix: str) -> dict:
-            return {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items() if k.startswith(prefix)}
+            return {
+                k[len(prefix) :]: torch.as_tensor(np.asarray(v)) for k, v in tensors.items() if k.startswith(prefix)
+            }
 
         self.wrapped.heads.load_state_dict(part("signals.head."))
         for name, provider in self.providers.items():

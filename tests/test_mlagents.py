@@ -12,8 +12,13 @@ from deeprl.settings import load, merge_hyperparams
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize("env,tag,file", [("SnowballTarget", "ML-Agents-SnowballTarget", "SnowballTarget.yaml"),
-                                          ("Pyramids", "ML-Agents-Pyramids", "PyramidsRND.yaml")])
+@pytest.mark.parametrize(
+    "env,tag,file",
+    [
+        ("SnowballTarget", "ML-Agents-SnowballTarget", "SnowballTarget.yaml"),
+        ("Pyramids", "ML-Agents-Pyramids", "PyramidsRND.yaml"),
+    ],
+)
 def test_course_file_maps_to_the_zoo_equivalent(env, tag, file):
     ml = merge_hyperparams("ppo", ppo, env, tag, str(DATA / file), {}, None)
     zoo = merge_hyperparams("ppo", ppo, env, tag, str(DATA / "ppo-unit5-zoo.yml"), {}, None)
@@ -31,8 +36,12 @@ def test_meanings():
     assert hp["n_steps"] == 128  # time_horizon
     assert (hp["ent_coef"], hp["gae_lambda"], hp["clip_range"], hp["n_epochs"]) == (0.01, 0.95, 0.2, 3)
     assert hp["learning_rate"] == "lin_0.0003"
-    assert hp["reward_signals"]["rnd"] == {"strength": 0.01, "gamma": 0.99, "learning_rate": 1e-4,
-                                           "net_arch": [64, 64, 64]}
+    assert hp["reward_signals"]["rnd"] == {
+        "strength": 0.01,
+        "gamma": 0.99,
+        "learning_rate": 1e-4,
+        "net_arch": [64, 64, 64],
+    }
 
 
 def _write(tmp_path, text):
@@ -41,13 +50,16 @@ def _write(tmp_path, text):
     return str(p)
 
 
-@pytest.mark.parametrize("text,word", [
-    ("behaviors:\n  Pyramids:\n    hyperparameters:\n      batch_sise: 64\n", "batch_sise"),
-    ("behaviors:\n  Pyramids:\n    memory: {sequence_length: 64}\n", "memory"),
-    ("behaviors:\n  Pyramids:\n    reward_signals:\n      gail: {strength: 0.1}\n", "gail"),
-    ("behaviors:\n  Pyramids:\n    trainer_type: sac\n", "sac"),
-    ("behaviors:\n  Pyramids: {}\nenv_settings: {num_envs: 2}\n", "env_settings"),
-])
+@pytest.mark.parametrize(
+    "text,word",
+    [
+        ("behaviors:\n  Pyramids:\n    hyperparameters:\n      batch_sise: 64\n", "batch_sise"),
+        ("behaviors:\n  Pyramids:\n    memory: {sequence_length: 64}\n", "memory"),
+        ("behaviors:\n  Pyramids:\n    reward_signals:\n      gail: {strength: 0.1}\n", "gail"),
+        ("behaviors:\n  Pyramids:\n    trainer_type: sac\n", "sac"),
+        ("behaviors:\n  Pyramids: {}\nenv_settings: {num_envs: 2}\n", "env_settings"),
+    ],
+)
 def test_unknown_keys_are_one_sentence(tmp_path, text, word):
     with pytest.raises(UserError) as err:
         merge_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids", _write(tmp_path, text), {}, None)
@@ -55,8 +67,20 @@ def test_unknown_keys_are_one_sentence(tmp_path, text, word):
 
 
 def test_train_with_the_course_file(tmp_path, cli):
-    r = cli("train", "--algo", "ppo", "--env", "SnowballTarget", "-c", DATA / "SnowballTarget.yaml", "-f", tmp_path,
-            "-n", "2048", "--quiet")
+    r = cli(
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "SnowballTarget",
+        "-c",
+        DATA / "SnowballTarget.yaml",
+        "-f",
+        tmp_path,
+        "-n",
+        "2048",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert "keep_checkpoints, threaded, vis_encode_type" in r.stderr
 

@@ -12,20 +12,30 @@ from deeprl.rewards import RND, parse_reward_signals, signal_advantages
 def test_per_signal_gae_by_hand():
     # one env, 3 steps, an episode end after step 1 (index 0); lambda 0.5
     dones = np.array([[True], [False], [False]])
-    ext = {"rewards": np.array([[1.0], [0.0], [2.0]], np.float32), "values": np.array([[0.5], [1.0], [0.0]], np.float32),
-           "last_values": np.array([4.0], np.float32), "gamma": 0.9, "episodic": True}
-    intr = {"rewards": np.array([[0.1], [0.2], [0.3]], np.float32), "values": np.array([[1.0], [2.0], [3.0]], np.float32),
-            "last_values": np.array([5.0], np.float32), "gamma": 0.5, "episodic": False}
+    ext = {
+        "rewards": np.array([[1.0], [0.0], [2.0]], np.float32),
+        "values": np.array([[0.5], [1.0], [0.0]], np.float32),
+        "last_values": np.array([4.0], np.float32),
+        "gamma": 0.9,
+        "episodic": True,
+    }
+    intr = {
+        "rewards": np.array([[0.1], [0.2], [0.3]], np.float32),
+        "values": np.array([[1.0], [2.0], [3.0]], np.float32),
+        "last_values": np.array([5.0], np.float32),
+        "gamma": 0.5,
+        "episodic": False,
+    }
     lam = 0.5
     # extrinsic: stops at the episode end
-    d2 = 2.0 + 0.9 * 4.0 - 0.0          # 5.6
-    d1 = 0.0 + 0.9 * 0.0 - 1.0          # -1.0
-    d0 = 1.0 + 0 - 0.5                  # 0.5 (done: no bootstrap)
+    d2 = 2.0 + 0.9 * 4.0 - 0.0  # 5.6
+    d1 = 0.0 + 0.9 * 0.0 - 1.0  # -1.0
+    d0 = 1.0 + 0 - 0.5  # 0.5 (done: no bootstrap)
     a_e = [d0, d1 + 0.9 * lam * d2, d2]  # [0.5, 1.52, 5.6]
     # intrinsic: ignores the episode end (bootstraps through it)
-    e2 = 0.3 + 0.5 * 5.0 - 3.0          # -0.2
-    e1 = 0.2 + 0.5 * 3.0 - 2.0          # -0.3
-    e0 = 0.1 + 0.5 * 2.0 - 1.0          # 0.1
+    e2 = 0.3 + 0.5 * 5.0 - 3.0  # -0.2
+    e1 = 0.2 + 0.5 * 3.0 - 2.0  # -0.3
+    e0 = 0.1 + 0.5 * 2.0 - 1.0  # 0.1
     a2 = e2
     a1 = e1 + 0.5 * lam * a2
     a0 = e0 + 0.5 * lam * a1
@@ -55,8 +65,13 @@ def test_rnd_error_falls_on_seen_states(paper):
 
 
 def test_settings_are_checked():
-    assert parse_reward_signals({"rnd": {}})["rnd"] == {"strength": 0.01, "gamma": 0.99, "learning_rate": 1e-4,
-                                                        "net_arch": [64, 64, 64], "variant": "mlagents"}
+    assert parse_reward_signals({"rnd": {}})["rnd"] == {
+        "strength": 0.01,
+        "gamma": 0.99,
+        "learning_rate": 1e-4,
+        "net_arch": [64, 64, 64],
+        "variant": "mlagents",
+    }
     for bad in ({"gail": {}}, {"rnd": {"hidden": 3}}, {"rnd": {"variant": "x"}}, {"extrinsic": {"gamma": 0.9}}):
         with pytest.raises(UserError):
             parse_reward_signals(bad)
@@ -67,14 +82,21 @@ def test_ppo_with_rnd_trains_saves_and_resumes(tmp_path):
     from deeprl.modelio import check_weights, read_config, read_header
     from deeprl.train import train
 
-    hp = {"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1,
-          "reward_signals": {"rnd": {"strength": 0.01}}, "checkpoint_every": 1}
+    hp = {
+        "n_envs": 2,
+        "n_steps": 32,
+        "batch_size": 32,
+        "n_epochs": 1,
+        "reward_signals": {"rnd": {"strength": 0.01}},
+        "checkpoint_every": 1,
+    }
     run = train("ppo", "CartPole-v1", log_folder=tmp_path, show_progress=False, n_timesteps=128, overrides=hp)
     config = read_config(run.run_dir)
     check_weights(config, read_header(run.run_dir / "model.safetensors"))  # the leaderboard's check passes
     assert load_agent(run.run_dir).act(np.zeros(4, np.float32)) in (0, 1)
-    again = train("ppo", "CartPole-v1", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp,
-                  resume=True)
+    again = train(
+        "ppo", "CartPole-v1", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp, resume=True
+    )
     assert again.run_dir == run.run_dir
 
 
@@ -104,9 +126,14 @@ def test_curiosity_reward_is_zero_until_trained_then_falls_on_seen_transitions()
 def test_ppo_with_curiosity_on_branch_actions(tmp_path):
     from deeprl.train import train
 
-    hp = {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1,
-          "reward_signals": {"rnd": {}, "curiosity": {"encoding_size": 32}}, "checkpoint_every": 1}
+    hp = {
+        "n_envs": 2,
+        "n_steps": 64,
+        "batch_size": 64,
+        "n_epochs": 1,
+        "reward_signals": {"rnd": {}, "curiosity": {"encoding_size": 32}},
+        "checkpoint_every": 1,
+    }
     run = train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp)
-    train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=512, overrides=hp,
-          resume=True)
+    train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=512, overrides=hp, resume=True)
     assert (run.run_dir / "model.safetensors").is_file()

@@ -2,7 +2,6 @@
 the course's settings as defaults, and the course workflow: push with ML-Agents' tags, index, Unit 5 passes."""
 
 import numpy as np
-import pytest
 import torch
 from gymnasium import spaces
 
@@ -32,16 +31,17 @@ def test_course_settings_are_the_defaults():
 
     snow = default_hyperparams("ppo", ppo, "SnowballTarget", "ML-Agents-SnowballTarget")
     assert snow["n_envs"] * snow["n_steps"] == 2048 and snow["n_steps"] == 64 and snow["n_timesteps"] == 200000
-    assert (snow["batch_size"], snow["n_epochs"], snow["ent_coef"], snow["learning_rate"]) == (128, 3, 0.005, "lin_3e-4")
+    assert (snow["batch_size"], snow["n_epochs"], snow["ent_coef"], snow["learning_rate"]) == (
+        128,
+        3,
+        0.005,
+        "lin_3e-4",
+    )
     pyr = default_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids")
     assert pyr["n_envs"] * pyr["n_steps"] == 2048 and pyr["n_steps"] == 128 and pyr["n_timesteps"] == 1_000_000
     assert pyr["policy_kwargs"]["net_arch"] == [512, 512] and pyr["ent_coef"] == 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="deeprl/envs/registry.py's get_spec does not resolve the tags "
-                   "ML-Agents-SnowballTarget / ML-Agents-Pyramids (its _from_tag matches only specs without a tag "
-                   "function), so verification cannot build the env from the card's tag; reported, envs/ is not "
-                   "this change's to edit")
 def test_train_push_index_and_unit5_passes(tmp_path):
     """A few updates of each (not a trained agent: Unit 5 is push only), pushed with the course's tags, indexed by
     the leaderboard, and the unit5 row of the pusher's progress passes."""
@@ -53,8 +53,14 @@ def test_train_push_index_and_unit5_passes(tmp_path):
 
     repos = {}
     for env, tag in (("SnowballTarget", "ML-Agents-SnowballTarget"), ("Pyramids", "ML-Agents-Pyramids")):
-        run = train("ppo", env, log_folder=tmp_path, show_progress=False, n_timesteps=256,
-                    overrides={"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 1})
+        run = train(
+            "ppo",
+            env,
+            log_folder=tmp_path,
+            show_progress=False,
+            n_timesteps=256,
+            overrides={"n_envs": 2, "n_steps": 128, "batch_size": 64, "n_epochs": 1},
+        )
         repo = f"alice/ppo-{env}"
         push_model(run.run_dir, repo, record_video=False)
         card = (resolve_repo(repo) / "README.md").read_text()
@@ -67,12 +73,18 @@ def test_train_push_index_and_unit5_passes(tmp_path):
 
 
 def test_snowball_agent_plays_branch_actions(tmp_path):
-    from deeprl.evaluation import evaluate
     from deeprl.agent import load_agent
+    from deeprl.evaluation import evaluate
     from deeprl.train import train
 
-    run = train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=128,
-                overrides={"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1})
+    run = train(
+        "ppo",
+        "SnowballTarget",
+        log_folder=tmp_path,
+        show_progress=False,
+        n_timesteps=128,
+        overrides={"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 1},
+    )
     agent = load_agent(run.run_dir)
     a = agent.act(np.zeros(137, np.float32))
     assert a.shape == (2,) and a.dtype == np.int64
