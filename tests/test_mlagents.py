@@ -93,3 +93,19 @@ def test_run_id_names_the_run_folder(tmp_path, cli):
     assert again.returncode == 2 and "--resume" in again.stderr
     assert cli(*args, "-n", "1024", "--resume").returncode == 0
     assert cli("train", "--algo", "ppo", "--env", "CartPole-v1", "--run-id", "../up", "-n", "64").returncode == 2
+
+
+def test_curiosity_file_maps_encoding_size(tmp_path):
+    text = (
+        "behaviors:\n  Pyramids:\n    reward_signals:\n      extrinsic: {gamma: 0.99, strength: 1.0}\n"
+        "      curiosity: {gamma: 0.99, strength: 0.02, encoding_size: 256, learning_rate: 0.0003}\n"
+    )
+    hp = merge_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids", _write(tmp_path, text), {}, None)
+    from deeprl.rewards import parse_reward_signals
+
+    assert parse_reward_signals(hp["reward_signals"])["curiosity"] == {
+        "strength": 0.02,
+        "gamma": 0.99,
+        "learning_rate": 3e-4,
+        "net_arch": [256, 256],
+    }

@@ -12,6 +12,10 @@ update once the approximate KL exceeds 1.5 * target_kl (SB3's rule).
 The update differentiates ppo_loss by autograd, or, for MLP policies on flat observations, through the same
 gradient written out (deeprl.fast.ppo; chosen once where the policy is built, `autograd: true` forces the reference).
 
+With `reward_signals` (ML-Agents' rnd and curiosity, deeprl.rewards) the policy gets one more value head per signal,
+GAE runs per signal and the advantage is their mean; the update then goes through autograd. ML-Agents' trainer files
+(`behaviors:`, deeprl.mlagents) map onto these settings.
+
 Hyperparameters use RL-Zoo's names and meanings; the value loss is SB3's plain mean squared error (CleanRL halves
 it, so CleanRL's vf_coef 0.5 is vf_coef 0.25 here; hyperparams/ppo.yml does that conversion).
 """
