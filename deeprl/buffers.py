@@ -54,7 +54,7 @@ class ReplayBuffer:
         self.next_obs = np.zeros_like(self.obs)
         self._alloc_common()
 
-    def _alloc_common(self):
+    def _alloc_common(self) -> None:
         self.actions = np.zeros((self.rows, self.n_envs), dtype=np.int64)
         self.rewards = np.zeros((self.rows, self.n_envs), dtype=np.float32)
         self.terminated = np.zeros((self.rows, self.n_envs), dtype=bool)

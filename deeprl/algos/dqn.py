@@ -370,7 +370,7 @@ def train(run: Run) -> None:
         optimizer.step()
         return loss.detach()
 
-    def sync_target():
+    def sync_target() -> None:
         with torch.no_grad():
             if tau >= 1.0:
                 for p_t, p in zip(q_target.parameters(), q.parameters()):
@@ -379,7 +379,7 @@ def train(run: Run) -> None:
                 for p_t, p in zip(q_target.parameters(), q.parameters()):
                     p_t.lerp_(p, tau)
 
-    def checkpoint():
+    def checkpoint() -> None:
         # optimizer_to_tensors's names and JSON, from the live moments (its state_dict() clones them)
         live = [i for i in range(len(params)) if optimizer.steps[i] > 0]
         opt_tensors = {
@@ -410,7 +410,7 @@ def train(run: Run) -> None:
             buffer.save(replay_path)  # before the checkpoint: a checkpoint never points past its buffer
         run.checkpoint(tensors, state, rng)
 
-    def evaluate_now():
+    def evaluate_now() -> dict:
         from deeprl.evaluation import evaluate
 
         agent = DQNAgent(q, {"env_id": run.env_id, "env_kwargs": run.env_kwargs, "policy": policy})
@@ -424,7 +424,7 @@ def train(run: Run) -> None:
         writer.add_scalar("eval/result", ev["result"], steps)
         return ev
 
-    def snapshot():
+    def snapshot() -> tuple[dict, dict]:
         return {f"q.{k}": v for k, v in q.state_dict().items()}, policy
 
     drawn: tuple[np.ndarray, np.ndarray] | None = None  # the next train's first batch, drawn ahead
@@ -445,7 +445,7 @@ def train(run: Run) -> None:
             mean_return_last_100=float(np.mean(recent)) if recent else None,
         )
 
-    def close():
+    def close() -> None:
         log.close()
         venv.close()
 

@@ -89,7 +89,7 @@ def train(run: Any) -> None:  # a deeprl.train.Run (imported here it would close
     s, t, ret = sim.reset(b, rng), np.zeros(b, dtype=np.int64), np.zeros(b)
     recent: list[float] = []
 
-    def checkpoint():
+    def checkpoint() -> None:
         run.checkpoint({"qtable": q}, {"episodes": finished, "timesteps": steps}, rng)
 
     def save_model(stopped: bool) -> None:

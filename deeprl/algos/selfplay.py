@@ -384,7 +384,7 @@ def train(run: Run) -> None:
             return own
         return np.concatenate([own, o[rows, mine[:, ::-1]].reshape(E * 2, -1)], axis=1)
 
-    def checkpoint():
+    def checkpoint() -> None:
         opt_t, opt_j = optimizer_to_tensors(optimizer)
         tensors = {
             **{f"actor.{k}": v for k, v in _numpy_weights(actor).items()},
@@ -405,7 +405,7 @@ def train(run: Run) -> None:
             rng,
         )
 
-    def policy_config():
+    def policy_config() -> dict:
         return {
             "obs_dim": dims[0],
             "hidden_units": dims[1],
@@ -414,7 +414,7 @@ def train(run: Run) -> None:
             "nvec": [3, 3, 3],
         }
 
-    def snapshot():
+    def snapshot() -> tuple[dict, dict]:
         return {f"actor.{k}": v for k, v in _numpy_weights(actor).items()}, policy_config()
 
     def save(stopped: bool) -> None:
@@ -433,7 +433,7 @@ def train(run: Run) -> None:
     own_goal = hp.own_goal
     touched_last = np.zeros((E, 2), dtype=bool)  # which learning player(s) touched the ball in its last touch
 
-    def team_ball_distance():
+    def team_ball_distance() -> np.ndarray:
         return np.linalg.norm(core.pos[rows, mine] - core.ball[:, None], axis=-1).min(1)
 
     with run.loop(

@@ -76,8 +76,9 @@ class FireReset(gym.Wrapper):
         self.after_life_loss = after_life_loss
         self.lives = 0
 
-    def _fire(self, **kwargs):
-        obs, info = None, {}
+    def _fire(self, **kwargs: Any) -> tuple[Any, dict]:
+        obs: Any = None
+        info: dict = {}
         for action in (1, 2):
             obs, _, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:

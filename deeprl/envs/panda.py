@@ -43,7 +43,7 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _import():
+def _import() -> None:
     with stdout_to_stderr():
         import panda_gym  # noqa: F401  registers the Panda*-v3 ids with Gymnasium
         import pybullet  # noqa: F401

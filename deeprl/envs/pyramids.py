@@ -164,7 +164,7 @@ def _cast(
 class BrickWorld:
     """One PyBullet world for one arena at a time: floor, walls, the bricks and the agent as a box."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         import pybullet as pb
 
         self.pb = pb

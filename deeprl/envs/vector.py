@@ -234,7 +234,7 @@ class WorkerVectorEnv:
             if proc.is_alive():
                 proc.terminate()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:

@@ -71,7 +71,7 @@ def _utc(dt: datetime | None) -> datetime:
 class HFHub:
     name = "hf"
 
-    def __init__(self):
+    def __init__(self) -> None:
         from huggingface_hub import HfApi
 
         self.endpoint = endpoint()

@@ -18,13 +18,13 @@ from deeprl.db import Evaluation, Repo, as_utc
 from deeprl.errors import UserError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Subquery
+    from sqlalchemy import ColumnElement, Subquery
 
 SORT_KEYS = ("rank", "result", "mean_reward", "std_reward", "pushed_at", "repo_id", "user")
 JSON_KEYS = ("rank", "repo_id", "user", "result", "mean_reward", "std_reward", "claimed_result", "flagged", "pushed_at")
 
 
-def _latest_join():
+def _latest_join() -> ColumnElement[bool]:
     return and_(Evaluation.repo_pk == Repo.id, Evaluation.revision == Repo.latest_revision)
 
 

@@ -30,7 +30,7 @@ PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
 
 
 def _limits(memory_mb: int, timeout_s: float) -> Callable[[], None]:
-    def apply():
+    def apply() -> None:
         # the child may allocate at most memory_mb of address space and burn at most ~timeout of CPU; the parent
         # also kills it at the wall-clock timeout (a sleeping or blocked model uses no CPU)
         limit = int(memory_mb) << 20

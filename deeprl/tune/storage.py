@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 STORAGE_ENV = "DEEPRL_TUNE_STORAGE"
 
 
-def _quiet_optuna():
+def _quiet_optuna() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -247,13 +247,13 @@ class _Heartbeat:
             except Exception:  # a missed beat is retried; a dead database shows up in the trial itself
                 pass
 
-    def __enter__(self):
+    def __enter__(self) -> _Heartbeat:
         if self.thread is not None:
             self.storage.record_heartbeat(self.trial_id)
             self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.stop.set()
         if self.thread is not None:
             self.thread.join()

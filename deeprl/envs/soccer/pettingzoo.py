@@ -17,7 +17,7 @@ from deeprl.envs.soccer.core import AGENT_IDS, DT, MAX_STEPS, N_AGENTS, OBS_SIZE
 from deeprl.envs.soccer.render import frame
 
 
-def _spaces():
+def _spaces() -> tuple[spaces.Box, spaces.MultiDiscrete]:
     return (spaces.Box(0.0, 1.0, shape=(OBS_SIZE,), dtype=np.float32), spaces.MultiDiscrete([3, 3, 3]))
 
 
