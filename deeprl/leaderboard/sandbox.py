@@ -136,7 +136,7 @@ def evaluate_folder(
         if child.started is False:
             return {
                 "card": None,
-                "verdict": {"status": "error", "error": f"could not start the evaluation: {_text(child.err)}"},
+                "verdict": {"status": "error", "error": f"could not start the evaluation: {child.error_text}"},
             }
     found: dict = {"card": None, "verdict": None}
     for item in json_objects(child.out):
@@ -158,6 +158,11 @@ class Child:
     out: bytes = b""
     err: bytes | str = b""
     timed_out: bool = False
+
+    @property
+    def error_text(self) -> str:
+        """`err` as text: the reason it could not start, or what it wrote to stderr."""
+        return _text(self.err)
 
 
 def child_env(work: Path) -> dict:
