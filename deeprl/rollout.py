@@ -22,8 +22,9 @@ import torch
 from deeprl.policies.features import obs_to_tensor
 
 
-def compute_gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
-                gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+def compute_gae(
+    rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray, gamma: float, gae_lambda: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Generalized advantage estimation (Schulman et al. 2016) over [T, N] arrays.
 
     delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t);  A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
@@ -73,7 +74,8 @@ class RolloutBuffer:
         self.values = np.zeros(lead, np.float32)
         self.log_probs = np.zeros(lead, np.float32)
         self.dones = np.zeros(lead, bool)
-        self.advantages = self.returns = None
+        self.advantages: np.ndarray | None = None  # set by compute_returns_and_advantage
+        self.returns: np.ndarray | None = None
         # with several reward signals (deeprl.rewards): [n_steps, n_envs, signals] values, returns beside them
         self.signal_values: np.ndarray | None = None
 
@@ -85,8 +87,9 @@ class RolloutBuffer:
             self.obs[t] = obs
 
     def compute_returns_and_advantage(self, last_values: np.ndarray, gamma: float, gae_lambda: float) -> None:
-        self.advantages, self.returns = compute_gae(self.rewards, self.values, self.dones, last_values, gamma,
-                                                    gae_lambda)
+        self.advantages, self.returns = compute_gae(
+            self.rewards, self.values, self.dones, last_values, gamma, gae_lambda
+        )
 
     def tensors(self) -> dict:
         """The whole rollout flattened to [n_steps * n_envs, ...] tensors on the training device."""
@@ -97,8 +100,14 @@ class RolloutBuffer:
 
         obs = {k: t(v) for k, v in self.obs.items()} if isinstance(self.obs, dict) else t(self.obs)
         values = self.values if self.signal_values is None else self.signal_values
-        return {"obs": obs, "actions": t(self.actions), "values": t(values), "log_probs": t(self.log_probs),
-                "advantages": t(self.advantages), "returns": t(self.returns)}
+        return {
+            "obs": obs,
+            "actions": t(self.actions),
+            "values": t(values),
+            "log_probs": t(self.log_probs),
+            "advantages": t(self.advantages),
+            "returns": t(self.returns),
+        }
 
 
 def index_batch(data: dict, idx: np.ndarray) -> dict:
@@ -162,8 +171,16 @@ class Collector:
     `normalizer` may be None. The policy runs under torch.inference_mode on `device`.
     """
 
-    def __init__(self, venv, normalizer=None, *, gamma: float = 0.99, device: str | torch.device = "cpu",
-                 seed: int | None = None, rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        venv,
+        normalizer=None,
+        *,
+        gamma: float = 0.99,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+    ):
         self.venv, self.normalizer, self.gamma, self.device = venv, normalizer, gamma, torch.device(device)
         # action sampling on the numpy path (flat-observation MLPs on CPU); give the run's generator to have it
         # checkpointed with the run
@@ -204,7 +221,8 @@ class Collector:
                 action, value, logp = action.cpu().numpy(), value.cpu().numpy(), logp.cpu().numpy()
             t0 = clock()
             next_obs, reward, terminated, truncated, info = venv.step(
-                np.clip(action, self.low, self.high) if clip_actions else action)
+                np.clip(action, self.low, self.high) if clip_actions else action
+            )
             env_time += clock() - t0
             done = terminated | truncated
             stats.step(reward, done)
@@ -248,6 +266,7 @@ class Collector:
         """V(real last observation) for the envs a time limit cut, zero elsewhere."""
         idx = np.flatnonzero(trunc)
         final = info["final_obs"]
+        batch: dict[str, np.ndarray] | np.ndarray
         if isinstance(final[idx[0]], dict):
             batch = {k: np.stack([final[i][k] for i in idx]) for k in final[idx[0]]}
         else:
@@ -262,8 +281,11 @@ class Collector:
 
     # checkpoints ---------------------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"episodes": self.stats.episodes, "recent_returns": list(self.stats.recent_returns),
-                "recent_lengths": list(self.stats.recent_lengths)}
+        return {
+            "episodes": self.stats.episodes,
+            "recent_returns": list(self.stats.recent_returns),
+            "recent_lengths": list(self.stats.recent_lengths),
+        }
 
     def load_state(self, state: dict) -> None:
         self.stats.episodes = int(state.get("episodes", 0))

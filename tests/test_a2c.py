@@ -8,30 +8,48 @@ import torch
 from gymnasium import spaces
 
 from deeprl import train as trainmod
+from deeprl.agent import load_agent
 from deeprl.algos import a2c
 from deeprl.checkpoint import load_checkpoint
 from deeprl.errors import UserError
-from deeprl.agent import load_agent
 from deeprl.evaluation import evaluate
 from deeprl.loop import Callback
 from deeprl.modelio import save_model
 
 
 def _train(tmp_path, env_id, n, **overrides):
-    return trainmod.train("a2c", env_id, overrides=overrides, seed=0, log_folder=tmp_path / "logs", n_timesteps=n,
-                          show_progress=False, device="cpu")
+    return trainmod.train(
+        "a2c",
+        env_id,
+        overrides=overrides,
+        seed=0,
+        log_folder=tmp_path / "logs",
+        n_timesteps=n,
+        show_progress=False,
+        device="cpu",
+    )
 
 
 def test_defaults_are_sb3s():
     d = a2c.DEFAULTS
-    assert (d["n_steps"], d["learning_rate"], d["gamma"], d["gae_lambda"], d["ent_coef"], d["vf_coef"],
-            d["max_grad_norm"], d["optimizer"], d["rms_prop_alpha"], d["rms_prop_eps"]) == \
-        (5, 7e-4, 0.99, 1.0, 0.0, 0.5, 0.5, "rmsprop", 0.99, 1e-5)
+    assert (
+        d["n_steps"],
+        d["learning_rate"],
+        d["gamma"],
+        d["gae_lambda"],
+        d["ent_coef"],
+        d["vf_coef"],
+        d["max_grad_norm"],
+        d["optimizer"],
+        d["rms_prop_alpha"],
+        d["rms_prop_eps"],
+    ) == (5, 7e-4, 0.99, 1.0, 0.0, 0.5, 0.5, "rmsprop", 0.99, 1e-5)
     opt = a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], a2c.Settings(), 7e-4)
     assert isinstance(opt, torch.optim.RMSprop)
     assert opt.defaults["alpha"] == 0.99 and opt.defaults["eps"] == 1e-5
-    assert isinstance(a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], a2c.Settings(optimizer="adam"), 1e-3),
-                      torch.optim.Adam)
+    assert isinstance(
+        a2c.make_optimizer([torch.nn.Parameter(torch.zeros(2))], a2c.Settings(optimizer="adam"), 1e-3), torch.optim.Adam
+    )
 
 
 def test_panda_course_settings():
@@ -46,8 +64,11 @@ def test_n_step_returns_when_lambda_is_one():
 
     rng = np.random.default_rng(0)
     T, N, gamma = 5, 3, 0.9
-    r, v, last = rng.normal(size=(T, N)).astype(np.float32), rng.normal(size=(T, N)).astype(np.float32), \
-        rng.normal(size=N).astype(np.float32)
+    r, v, last = (
+        rng.normal(size=(T, N)).astype(np.float32),
+        rng.normal(size=(T, N)).astype(np.float32),
+        rng.normal(size=N).astype(np.float32),
+    )
     dones = np.zeros((T, N), bool)
     dones[2, 1] = True
     adv, ret = compute_gae(r, v, dones, last, gamma, 1.0)
@@ -94,8 +115,13 @@ def _has(env_id):
 def test_multi_input_network_takes_other_dict_shapes():
     from deeprl.policies import ActorCritic, obs_to_tensor
 
-    space = spaces.Dict({"a": spaces.Box(-1, 1, (2, 3), np.float32), "b": spaces.Box(-1, 1, (7,), np.float32),
-                         "c": spaces.Box(0, 255, (4, 36, 36), np.uint8)})
+    space = spaces.Dict(
+        {
+            "a": spaces.Box(-1, 1, (2, 3), np.float32),
+            "b": spaces.Box(-1, 1, (7,), np.float32),
+            "c": spaces.Box(0, 255, (4, 36, 36), np.uint8),
+        }
+    )
     policy = ActorCritic(space, spaces.Discrete(5))
     batch = {k: np.stack([space[k].sample() for _ in range(3)]) for k in space.spaces}
     action, value, logp = policy.act(obs_to_tensor(batch))
@@ -156,8 +182,17 @@ def test_resume_restores_the_statistics(tmp_path):
     run = _train(tmp_path, "CartPole-v1", 1000, n_envs=4, normalize=True, checkpoint_every=10**9)
     first, _ = load_checkpoint(run.run_dir)
     first_update = FirstUpdate(tmp_path / "first-update")
-    resumed = trainmod.train("a2c", "CartPole-v1", seed=0, log_folder=tmp_path / "logs", n_timesteps=2000,
-                             resume=True, show_progress=False, device="cpu", callbacks=[first_update])
+    resumed = trainmod.train(
+        "a2c",
+        "CartPole-v1",
+        seed=0,
+        log_folder=tmp_path / "logs",
+        n_timesteps=2000,
+        resume=True,
+        show_progress=False,
+        device="cpu",
+        callbacks=[first_update],
+    )
     assert resumed.run_dir == run.run_dir
     norm = first_update.normalizer
     # one update after resuming (4 reset observations, then 5 steps of 4 envs): the counts go on from the checkpoint's

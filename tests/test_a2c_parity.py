@@ -27,8 +27,11 @@ class PointReach(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
 
     def _obs(self):
-        return {"observation": np.concatenate([self.pos, self.vel]).astype(np.float32),
-                "achieved_goal": self.pos.astype(np.float32), "desired_goal": self.goal.astype(np.float32)}
+        return {
+            "observation": np.concatenate([self.pos, self.vel]).astype(np.float32),
+            "achieved_goal": self.pos.astype(np.float32),
+            "desired_goal": self.goal.astype(np.float32),
+        }
 
     def reset(self, seed=None, options=None):
         super().reset(seed=seed)
@@ -48,9 +51,14 @@ def _make():
     return gym.wrappers.TimeLimit(PointReach(), 50)
 
 
-SB3_NAMES = {"pi_trunk.0": "mlp_extractor.policy_net.0", "pi_trunk.2": "mlp_extractor.policy_net.2",
-             "vf_trunk.0": "mlp_extractor.value_net.0", "vf_trunk.2": "mlp_extractor.value_net.2",
-             "action_head": "action_net", "value_head": "value_net"}
+SB3_NAMES = {
+    "pi_trunk.0": "mlp_extractor.policy_net.0",
+    "pi_trunk.2": "mlp_extractor.policy_net.2",
+    "vf_trunk.0": "mlp_extractor.value_net.0",
+    "vf_trunk.2": "mlp_extractor.value_net.2",
+    "action_head": "action_net",
+    "value_head": "value_net",
+}
 
 
 def _sb3_name(ours: str) -> str:
@@ -90,8 +98,10 @@ def test_a2c_matches_sb3_in_lockstep(monkeypatch):
     hp = a2c.Settings(n_envs=N_ENVS)
     venv = gym.vector.SyncVectorEnv([_make] * N_ENVS, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     policy = build_policy(venv.single_observation_space, venv.single_action_space, parse_policy_kwargs(None))
-    policy.sample = lambda dist, deterministic=False: dist + torch.as_tensor(
-        noise_ours.standard_normal(tuple(dist.shape)), dtype=torch.float32) * policy.log_std.exp()
+    policy.sample = lambda dist, deterministic=False: (
+        dist
+        + torch.as_tensor(noise_ours.standard_normal(tuple(dist.shape)), dtype=torch.float32) * policy.log_std.exp()
+    )
     sb3_state = model.policy.state_dict()
     assert {_sb3_name(k) for k in policy.state_dict()} == set(sb3_state)  # the same architecture, layer by layer
     policy.load_state_dict({k: sb3_state[_sb3_name(k)].clone() for k in policy.state_dict()})
@@ -113,17 +123,29 @@ def test_a2c_matches_sb3_in_lockstep(monkeypatch):
 
         rb = model.rollout_buffer
         for key in buffer.obs:  # the normalized observations the policy saw
-            np.testing.assert_allclose(rb.observations[key], _flat(buffer.obs[key], rb.observations[key].shape),
-                                       atol=1e-5, err_msg=f"update {update}: obs[{key}]")
+            np.testing.assert_allclose(
+                rb.observations[key],
+                _flat(buffer.obs[key], rb.observations[key].shape),
+                atol=1e-5,
+                err_msg=f"update {update}: obs[{key}]",
+            )
         np.testing.assert_allclose(rb.actions, _flat(buffer.actions, rb.actions.shape), atol=1e-5)
         # normalized rewards, plus gamma * V(final obs) where the time limit cut an episode
         np.testing.assert_allclose(rb.rewards, buffer.rewards, atol=1e-5, err_msg=f"update {update}: rewards")
         for name in ("values", "log_probs", "advantages", "returns"):
-            np.testing.assert_allclose(getattr(rb, name), _flat(getattr(buffer, name), getattr(rb, name).shape),
-                                       atol=1e-4, err_msg=f"update {update}: {name}")
+            np.testing.assert_allclose(
+                getattr(rb, name),
+                _flat(getattr(buffer, name), getattr(rb, name).shape),
+                atol=1e-4,
+                err_msg=f"update {update}: {name}",
+            )
         for k, v in policy.state_dict().items():
-            np.testing.assert_allclose(model.policy.state_dict()[_sb3_name(k)].numpy(), v.numpy(), atol=1e-5,
-                                       err_msg=f"update {update}: parameter {k}")
+            np.testing.assert_allclose(
+                model.policy.state_dict()[_sb3_name(k)].numpy(),
+                v.numpy(),
+                atol=1e-5,
+                err_msg=f"update {update}: parameter {k}",
+            )
         for key, rms in norm.obs_rms.items():
             np.testing.assert_allclose(venv_sb3.obs_rms[key].mean, rms.mean, atol=1e-7)
             np.testing.assert_allclose(venv_sb3.obs_rms[key].var, rms.var, rtol=1e-5)

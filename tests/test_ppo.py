@@ -20,9 +20,19 @@ from deeprl.evaluation import evaluate
 from deeprl.train import train
 
 # RL-Zoo's CartPole-v1 settings, shrunk to a test budget
-FAST = {"n_envs": 8, "n_steps": 32, "batch_size": 256, "n_epochs": 20, "gae_lambda": 0.8, "gamma": 0.98,
-        "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2", "clip_range_vf": None,
-        "vf_coef": 0.5}
+FAST = {
+    "n_envs": 8,
+    "n_steps": 32,
+    "batch_size": 256,
+    "n_epochs": 20,
+    "gae_lambda": 0.8,
+    "gamma": 0.98,
+    "ent_coef": 0.0,
+    "learning_rate": "lin_0.001",
+    "clip_range": "lin_0.2",
+    "clip_range_vf": None,
+    "vf_coef": 0.5,
+}
 
 
 class _Fixed:
@@ -38,8 +48,14 @@ class _Fixed:
 def test_ppo_loss_matches_hand_computation():
     # ratios 1.5 and 0.5; advantages +1 and -1; both ratios fall outside 1 +- 0.2
     policy = _Fixed([math.log(1.5), math.log(0.5)], [0.5, 0.7], [1.0, 2.0])
-    mb = {"obs": None, "actions": None, "log_probs": torch.zeros(2), "advantages": torch.tensor([1.0, -1.0]),
-          "values": torch.tensor([0.9, 1.0]), "returns": torch.tensor([1.5, 2.5])}
+    mb = {
+        "obs": None,
+        "actions": None,
+        "log_probs": torch.zeros(2),
+        "advantages": torch.tensor([1.0, -1.0]),
+        "values": torch.tensor([0.9, 1.0]),
+        "returns": torch.tensor([1.5, 2.5]),
+    }
     loss, info = ppo.ppo_loss(policy, mb, 0.2, None, 0.01, 0.5, normalize_advantage=False)
     # policy: max(-1*1.5, -1*1.2) = -1.2 ; max(1*0.5, 1*0.8) = 0.8  -> mean -0.2
     # value: ((1 - 1.5)^2 + (2 - 2.5)^2) / 2 = 0.25 ; entropy mean 0.6
@@ -67,8 +83,14 @@ def test_ppo_loss_gradient_on_a_tiny_batch():
         def evaluate_actions(self, obs, actions):
             return lp, torch.zeros(2), v
 
-    mb = {"obs": None, "actions": None, "log_probs": torch.zeros(2), "advantages": torch.tensor([2.0, 3.0]),
-          "values": torch.zeros(2), "returns": torch.tensor([1.0, 1.0])}
+    mb = {
+        "obs": None,
+        "actions": None,
+        "log_probs": torch.zeros(2),
+        "advantages": torch.tensor([2.0, 3.0]),
+        "values": torch.zeros(2),
+        "returns": torch.tensor([1.0, 1.0]),
+    }
     loss, _ = ppo.ppo_loss(P(), mb, 0.2, None, 0.0, 0.5, normalize_advantage=False)
     loss.backward()
     # sample 0: ratio 1.1 unclipped -> -2 * 1.1 / 2 ; sample 1: ratio 2.0 clipped at 1.2 with A > 0 -> no gradient
@@ -101,8 +123,12 @@ def test_distributions_match_torch_distributions():
 
 # towers of unequal depth, of equal depth (every level shared in one buffer), one with no hidden layer, and equal
 # towers (the deeper levels as batched products of the pair)
-ARCHS = [{"pi": [8, 6], "vf": [5]}, {"pi": [7, 5], "vf": [6, 4]}, {"pi": [], "vf": [5, 3]},
-         {"pi": [6, 5, 4], "vf": [6, 5, 4]}]
+ARCHS = [
+    {"pi": [8, 6], "vf": [5]},
+    {"pi": [7, 5], "vf": [6, 4]},
+    {"pi": [], "vf": [5, 3]},
+    {"pi": [6, 5, 4], "vf": [6, 5, 4]},
+]
 
 
 @pytest.mark.parametrize("discrete", [True, False])
@@ -115,15 +141,22 @@ def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf, arc
 
     torch.manual_seed(1)
     act_space = gym.spaces.Discrete(3) if discrete else gym.spaces.Box(-1, 1, (2,))
-    policy = ActorCritic(gym.spaces.Box(-1, 1, (4,)), act_space, net_arch=ARCHS[arch],
-                         activation=activation, log_std_init=-0.3)
+    policy = ActorCritic(
+        gym.spaces.Box(-1, 1, (4,)), act_space, net_arch=ARCHS[arch], activation=activation, log_std_init=-0.3
+    )
     n = 16
     obs = torch.randn(n, 4)
     with torch.no_grad():
         actions = policy.act(obs)[0]
         old_logp = policy.evaluate_actions(obs, actions)[0] + 0.3 * torch.randn(n)  # ratios inside and outside
-    mb = {"obs": obs, "actions": actions, "log_probs": old_logp, "advantages": torch.randn(n),
-          "values": torch.randn(n), "returns": torch.randn(n)}
+    mb = {
+        "obs": obs,
+        "actions": actions,
+        "log_probs": old_logp,
+        "advantages": torch.randn(n),
+        "values": torch.randn(n),
+        "returns": torch.randn(n),
+    }
     args = (0.2, clip_vf, 0.01, 0.5, True)
     loss, ref_info = ppo.ppo_loss(policy, mb, *args)
     policy.zero_grad()
@@ -150,8 +183,12 @@ def test_written_out_gradient_equals_autograd(discrete, activation, clip_vf, arc
         np.testing.assert_array_equal(action, dist.argmax(1).numpy())
     else:
         np.testing.assert_allclose(action, dist.numpy(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(torch.from_numpy(np.asarray(np_logp, np.float32)),
-                               policy.evaluate_actions(obs, torch.as_tensor(action))[0].detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        torch.from_numpy(np.asarray(np_logp, np.float32)),
+        policy.evaluate_actions(obs, torch.as_tensor(action))[0].detach(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("flat", [False, True])
@@ -189,8 +226,16 @@ def test_adam_matches_torch(flat):
 
 def test_short_run_on_cartpole_improves_and_loads(tmp_path):
     before = evaluate(_untrained_agent(), env_id="CartPole-v1", n_eval_episodes=5)["mean_reward"]
-    run = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=16384, seed=0, log_folder=tmp_path,
-                show_progress=False, device="cpu")
+    run = train(
+        "ppo",
+        "CartPole-v1",
+        overrides=FAST,
+        n_timesteps=16384,
+        seed=0,
+        log_folder=tmp_path,
+        show_progress=False,
+        device="cpu",
+    )
     agent = load_agent(run.run_dir)
     after = evaluate(agent, n_eval_episodes=5)["mean_reward"]
     assert after > before + 50, (before, after)
@@ -205,12 +250,29 @@ def test_short_run_on_cartpole_improves_and_loads(tmp_path):
     assert [e.step for e in acc.Scalars("train/policy_loss")] == [256 * (i + 1) for i in range(updates)]
     assert len(acc.Scalars("rollout/episode_return")) == config["trained"]["episodes"] > updates
     assert [e.value for e in acc.Scalars("train/clip_range")] == pytest.approx(
-        [0.2 * (1 - 256 * (i + 1) / 16384) for i in range(updates)], abs=1e-7)
+        [0.2 * (1 - 256 * (i + 1) / 16384) for i in range(updates)], abs=1e-7
+    )
     # the same seed gives the same numbers
-    again = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=2048, seed=3, log_folder=tmp_path / "a",
-                  show_progress=False, device="cpu")
-    twice = train("ppo", "CartPole-v1", overrides=FAST, n_timesteps=2048, seed=3, log_folder=tmp_path / "b",
-                  show_progress=False, device="cpu")
+    again = train(
+        "ppo",
+        "CartPole-v1",
+        overrides=FAST,
+        n_timesteps=2048,
+        seed=3,
+        log_folder=tmp_path / "a",
+        show_progress=False,
+        device="cpu",
+    )
+    twice = train(
+        "ppo",
+        "CartPole-v1",
+        overrides=FAST,
+        n_timesteps=2048,
+        seed=3,
+        log_folder=tmp_path / "b",
+        show_progress=False,
+        device="cpu",
+    )
     from deeprl.modelio import load_model
 
     a, b = load_model(again.run_dir)[1], load_model(twice.run_dir)[1]
@@ -229,10 +291,24 @@ def _untrained_agent():
 
 
 def test_continuous_actions_with_normalization(tmp_path):
-    hp = {"n_envs": 2, "n_steps": 64, "batch_size": 64, "n_epochs": 2, "normalize": True,
-          "policy_kwargs": "dict(net_arch=dict(pi=[32], vf=[32]), activation_fn=nn.ReLU, log_std_init=-1)"}
-    run = train("ppo", "LunarLander-v2", env_kwargs={"continuous": True}, overrides=hp, n_timesteps=256,
-                log_folder=tmp_path, show_progress=False, device="cpu")
+    hp = {
+        "n_envs": 2,
+        "n_steps": 64,
+        "batch_size": 64,
+        "n_epochs": 2,
+        "normalize": True,
+        "policy_kwargs": "dict(net_arch=dict(pi=[32], vf=[32]), activation_fn=nn.ReLU, log_std_init=-1)",
+    }
+    run = train(
+        "ppo",
+        "LunarLander-v2",
+        env_kwargs={"continuous": True},
+        overrides=hp,
+        n_timesteps=256,
+        log_folder=tmp_path,
+        show_progress=False,
+        device="cpu",
+    )
     agent = load_agent(run.run_dir)
     assert agent.normalizer is not None and not agent.normalizer.training
     action = agent.act(np.zeros(8, np.float32))
@@ -242,8 +318,15 @@ def test_continuous_actions_with_normalization(tmp_path):
 
 
 def test_wrong_env_model_fails_with_one_sentence(tmp_path):
-    run = train("ppo", "CartPole-v1", overrides={**FAST, "n_epochs": 1}, n_timesteps=256, log_folder=tmp_path,
-                show_progress=False, device="cpu")
+    run = train(
+        "ppo",
+        "CartPole-v1",
+        overrides={**FAST, "n_epochs": 1},
+        n_timesteps=256,
+        log_folder=tmp_path,
+        show_progress=False,
+        device="cpu",
+    )
     config = json.loads((run.run_dir / "config.json").read_text())
     config["env_id"] = "Acrobot-v1"
     (run.run_dir / "config.json").write_text(json.dumps(config))
@@ -255,16 +338,38 @@ def test_bad_hyperparameters_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="lin_"):
         train("ppo", "CartPole-v1", overrides={"learning_rate": "lin_x"}, log_folder=tmp_path, show_progress=False)
     with pytest.raises(UserError, match="policy_kwargs"):
-        train("ppo", "CartPole-v1", overrides={"policy_kwargs": {"net_arc": [64]}}, log_folder=tmp_path,
-              show_progress=False)
+        train(
+            "ppo",
+            "CartPole-v1",
+            overrides={"policy_kwargs": {"net_arc": [64]}},
+            log_folder=tmp_path,
+            show_progress=False,
+        )
 
 
 def test_killed_run_resumes_with_its_counters(tmp_path):
     """SIGKILL once the first checkpoint exists; --resume continues from its step counter and finishes."""
     hp = ["n_envs:4", "n_steps:64", "batch_size:256", "n_epochs:1", "checkpoint_every:1"]
     total = 40 * 256
-    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path),
-           "-n", str(total), "--device", "cpu", "--quiet", "--hyperparams", *hp]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deeprl",
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "-f",
+        str(tmp_path),
+        "-n",
+        str(total),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--hyperparams",
+        *hp,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = tmp_path / "ppo" / "CartPole-v1_1" / "checkpoint.safetensors"
     deadline = time.monotonic() + 120
@@ -297,8 +402,25 @@ def test_resume_without_checkpoint_is_a_user_error(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_then_exits(tmp_path):
     hp = ["n_envs:4", "n_steps:64", "batch_size:256", "n_epochs:1", "checkpoint_every:1000"]
-    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "ppo", "--env", "CartPole-v1", "-f", str(tmp_path),
-           "-n", "10000000", "--device", "cpu", "--quiet", "--hyperparams", *hp]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deeprl",
+        "train",
+        "--algo",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "-f",
+        str(tmp_path),
+        "-n",
+        "10000000",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--hyperparams",
+        *hp,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     tb = tmp_path / "ppo" / "CartPole-v1_1" / "tb"
     deadline = time.monotonic() + 120
@@ -327,10 +449,16 @@ def test_written_out_gradient_trains_like_autograd(tmp_path):
     from deeprl.modelio import load_model
     from deeprl.train import train
 
-    fast = train("ppo", "CartPole-v1", overrides={"n_timesteps": 2048}, log_folder=tmp_path / "fast",
-                 show_progress=False)
-    ref = train("ppo", "CartPole-v1", overrides={"n_timesteps": 2048, "autograd": True}, log_folder=tmp_path / "ref",
-                show_progress=False)
+    fast = train(
+        "ppo", "CartPole-v1", overrides={"n_timesteps": 2048}, log_folder=tmp_path / "fast", show_progress=False
+    )
+    ref = train(
+        "ppo",
+        "CartPole-v1",
+        overrides={"n_timesteps": 2048, "autograd": True},
+        log_folder=tmp_path / "ref",
+        show_progress=False,
+    )
     a, b = load_model(fast.run_dir)[1], load_model(ref.run_dir)[1]
     assert a.keys() == b.keys()
     for k in a:

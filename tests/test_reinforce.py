@@ -57,8 +57,14 @@ def test_numpy_actor_matches_the_torch_policy():
 
 
 def _train(tmp_path, episodes, seed=0, **over):
-    return train("reinforce", "CartPole-v1", seed=seed, log_folder=tmp_path, show_progress=False,
-                 overrides={"n_training_episodes": episodes, **over})
+    return train(
+        "reinforce",
+        "CartPole-v1",
+        seed=seed,
+        log_folder=tmp_path,
+        show_progress=False,
+        overrides={"n_training_episodes": episodes, **over},
+    )
 
 
 def test_short_cartpole_run_improves_its_return(tmp_path):
@@ -139,8 +145,14 @@ def test_bad_hyperparameters_and_models_are_user_errors(tmp_path):
 
 
 def test_pixelcopter_defaults_are_the_course_notebooks(tmp_path):
-    run = train("reinforce", "Pixelcopter-PLE-v0", seed=0, log_folder=tmp_path, show_progress=False,
-                overrides={"n_training_episodes": 3})
+    run = train(
+        "reinforce",
+        "Pixelcopter-PLE-v0",
+        seed=0,
+        log_folder=tmp_path,
+        show_progress=False,
+        overrides={"n_training_episodes": 3},
+    )
     hp = run.hyperparams
     assert (hp["hidden_sizes"], hp["max_t"], hp["gamma"], hp["learning_rate"]) == ([64, 128], 10000, 0.99, 1e-4)
     config, tensors = load_model(run.run_dir)

@@ -52,8 +52,9 @@ def test_truncation_bootstraps_from_final_obs():
     # policy? Use a 3-step limit so no pole can fall before it.
     import gymnasium as gym
 
-    venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1", max_episode_steps=3)] * 2,
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    venv = gym.vector.SyncVectorEnv(
+        [lambda: gym.make("CartPole-v1", max_episode_steps=3)] * 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
     col = Collector(venv, None, gamma=0.5, seed=0)
     buf = RolloutBuffer(4, 2, venv.single_observation_space, venv.single_action_space)
     col.collect(_ConstPolicy(), buf)

@@ -27,6 +27,7 @@ import numpy as np
 from deeprl.errors import UserError
 from deeprl.settings import Rate, defaults
 
+
 @dataclass
 class Settings:
     """SB3's A2C defaults (the course's Unit 6 uses them as they are); hyperparams/a2c.yml holds per-env settings.
@@ -115,9 +116,9 @@ def train(run) -> None:
     """Train A2C inside `run` (callbacks see every update through the loop, as for every algorithm)."""
     import torch
 
+    from deeprl.algos.ppo import explained_variance, schedule
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
     from deeprl.envs.vector import make_vec_env
-    from deeprl.algos.ppo import explained_variance, schedule
     from deeprl.nets import set_threads
     from deeprl.normalize import Normalizer, parse_normalize
     from deeprl.policies import build_policy, describe_space, load_policy_tensors, parse_policy_kwargs, policy_tensors
@@ -135,8 +136,7 @@ def train(run) -> None:
     if run.resumed:
         tensors, state = run.resumed
         steps, updates = int(state["timesteps"]), int(state["updates"])
-    venv = make_vec_env(run.env_id, n_envs, seed=run.seed, env_kwargs=run.env_kwargs,
-                        vectorization=hp.vectorization)
+    venv = make_vec_env(run.env_id, n_envs, seed=run.seed, env_kwargs=run.env_kwargs, vectorization=hp.vectorization)
     obs_space, act_space = venv.single_observation_space, venv.single_action_space
     # with its written-out twin (deeprl.fast) where the shape allows it: collection then runs it in numpy; the update
     # below differentiates a2c_loss by autograd
@@ -150,38 +150,55 @@ def train(run) -> None:
         norm.load_state_dict(tensors, with_returns=True)
         run.restore_rng(tensors, state, rng)
     # a resumed run starts new episodes, seeded from the step count so that it is reproducible too
-    collector = Collector(venv, norm if norm.active else None, gamma=hp.gamma, device=run.device,
-                          seed=run.seed + steps)
+    collector = Collector(venv, norm if norm.active else None, gamma=hp.gamma, device=run.device, seed=run.seed + steps)
     if run.resumed:
         collector.load_state(state.get("collector", {}))
     buffer = RolloutBuffer(n_steps, n_envs, obs_space, act_space, device=run.device)
-    policy_config = {**policy.config(), "normalize": norm.config() if norm.active else None,
-                     "observation_space": describe_space(obs_space), "action_space": describe_space(act_space)}
+    policy_config = {
+        **policy.config(),
+        "normalize": norm.config() if norm.active else None,
+        "observation_space": describe_space(obs_space),
+        "action_space": describe_space(act_space),
+    }
 
     def save_checkpoint():
         opt_tensors, opt_state = optimizer_to_tensors(opt)
-        run.checkpoint({**policy_tensors(policy), **opt_tensors, **norm.checkpoint_state()},
-                       {"timesteps": steps, "updates": updates, "optimizer": opt_state,
-                        "collector": collector.state()}, rng)
+        run.checkpoint(
+            {**policy_tensors(policy), **opt_tensors, **norm.checkpoint_state()},
+            {"timesteps": steps, "updates": updates, "optimizer": opt_state, "collector": collector.state()},
+            rng,
+        )
 
     def save_model(stopped: bool):
-        run.save_model({**policy_tensors(policy), **norm.state_dict()}, policy_config, stopped=stopped, timesteps=steps,
-                       updates=updates, episodes=collector.stats.episodes,
-                       normalization=normalization_summary(norm))
+        run.save_model(
+            {**policy_tensors(policy), **norm.state_dict()},
+            policy_config,
+            stopped=stopped,
+            timesteps=steps,
+            updates=updates,
+            episodes=collector.stats.episodes,
+            normalization=normalization_summary(norm),
+        )
 
     writer = run.writer()
     next_log = steps + hp.log_every
     t0, steps0 = time.perf_counter(), steps
     # a run ends with the first whole rollout that reaches n_timesteps: that is the total it shows
-    with run.loop(whole_batches(total, n_envs * n_steps), "steps", initial=steps, checkpoint=save_checkpoint,
-                  save=save_model, close=venv.close, checkpoint_every=hp.checkpoint_every) as loop:
+    with run.loop(
+        whole_batches(total, n_envs * n_steps),
+        "steps",
+        initial=steps,
+        checkpoint=save_checkpoint,
+        save=save_model,
+        close=venv.close,
+        checkpoint_every=hp.checkpoint_every,
+    ) as loop:
         while steps < total:
             steps += collector.collect(policy, buffer)
             lr = lr_at(max(0.0, 1.0 - steps / total))  # SB3: progress_remaining after collecting
             for g in opt.param_groups:
                 g["lr"] = lr
-            buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma,
-                                                 hp.gae_lambda)
+            buffer.compute_returns_and_advantage(collector.last_values(policy), hp.gamma, hp.gae_lambda)
             loss, stats = a2c_loss(policy, buffer.tensors(), hp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -189,18 +206,23 @@ def train(run) -> None:
             opt.step()
             updates += 1
             mean_ret = collector.stats.mean_return()
-            if loop.update(n_envs * n_steps, steps, lambda: ({**policy_tensors(policy), **norm.state_dict()},
-                                                              policy_config),
-                           **({"mean_return": mean_ret} if mean_ret is not None else {})):
+            if loop.update(
+                n_envs * n_steps,
+                steps,
+                lambda: ({**policy_tensors(policy), **norm.state_dict()}, policy_config),
+                **({"mean_return": mean_ret} if mean_ret is not None else {}),
+            ):
                 break
             if steps >= next_log:
                 next_log += hp.log_every
                 for k, v in stats.items():
                     writer.add_scalar(f"train/{k}", v, steps)
                 writer.add_scalar("train/learning_rate", lr, steps)
-                writer.add_scalar("train/explained_variance",
-                                  explained_variance(buffer.values.ravel(), buffer.returns.ravel()), steps)
-                for r, n in collector.stats.drain():
+                assert buffer.returns is not None  # computed with the advantages, before the update
+                writer.add_scalar(
+                    "train/explained_variance", explained_variance(buffer.values.ravel(), buffer.returns.ravel()), steps
+                )
+                for r, _ in collector.stats.drain():
                     writer.add_scalar("rollout/ep_rew", r, steps)
                 if mean_ret is not None:
                     writer.add_scalar("rollout/ep_rew_mean", mean_ret, steps)
@@ -212,10 +234,12 @@ def normalization_summary(norm) -> dict | None:
     """Human-readable copy of the observation statistics for config.json (the tensors are what loading uses)."""
     if not norm.active:
         return None
-    return {**norm.config(),
-            "obs_mean": {k or "obs": rms.mean.tolist() for k, rms in norm.obs_rms.items()},
-            "obs_var": {k or "obs": rms.var.tolist() for k, rms in norm.obs_rms.items()},
-            "obs_count": {k or "obs": rms.count for k, rms in norm.obs_rms.items()}}
+    return {
+        **norm.config(),
+        "obs_mean": {k or "obs": rms.mean.tolist() for k, rms in norm.obs_rms.items()},
+        "obs_var": {k or "obs": rms.var.tolist() for k, rms in norm.obs_rms.items()},
+        "obs_count": {k or "obs": rms.count for k, rms in norm.obs_rms.items()},
+    }
 
 
 def load_agent(config: dict, tensors: dict):

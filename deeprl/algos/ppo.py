@@ -23,6 +23,7 @@ it, so CleanRL's vf_coef 0.5 is vf_coef 0.25 here; hyperparams/ppo.yml does that
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +37,19 @@ from deeprl.fast.flat import Adam, clip_grad_norm
 from deeprl.fast.ppo import WrittenOutPPO
 from deeprl.nets import set_threads
 from deeprl.normalize import Normalizer, parse_normalize
-from deeprl.policies import (build_policy, describe_space, load_policy_agent, load_policy_tensors, parse_policy_kwargs,
-                             policy_tensors)
-from deeprl.settings import Rate, defaults, rate_at
+from deeprl.policies import (
+    build_policy,
+    describe_space,
+    load_policy_agent,
+    load_policy_tensors,
+    parse_policy_kwargs,
+    policy_tensors,
+)
 from deeprl.rewards import RewardSignals, parse_reward_signals
 from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
+from deeprl.settings import Rate, defaults, rate_at
 from deeprl.train import whole_batches
+
 
 @dataclass
 class Settings:
@@ -109,8 +117,15 @@ def schedule(value: Rate, name: str = ""):
     return lambda progress: rate_at(value, progress)
 
 
-def ppo_loss(policy, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
-             normalize_advantage: bool = True):
+def ppo_loss(
+    policy,
+    mb: dict,
+    clip_range: float,
+    clip_range_vf: float | None,
+    ent_coef: float,
+    vf_coef: float,
+    normalize_advantage: bool = True,
+):
     """The PPO objective on one minibatch: (loss, dict of detached diagnostics tensors)."""
     log_prob, entropy, values = policy.evaluate_actions(mb["obs"], mb["actions"])
     adv = mb["advantages"]
@@ -129,8 +144,13 @@ def ppo_loss(policy, mb: dict, clip_range: float, clip_range_vf: float | None, e
     with torch.no_grad():
         approx_kl = ((ratio - 1) - log_ratio).mean()  # the unbiased low-variance estimator (Schulman's blog)
         clip_fraction = ((ratio - 1).abs() > clip_range).float().mean()
-    return loss, {"policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": entropy_mean.detach(),
-                  "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+    return loss, {
+        "policy_loss": pg_loss.detach(),
+        "value_loss": v_loss.detach(),
+        "entropy": entropy_mean.detach(),
+        "approx_kl": approx_kl,
+        "clip_fraction": clip_fraction,
+    }
 
 
 def make_optimizer(params, lr: float):
@@ -166,10 +186,18 @@ class AutogradPPO:
             data = {**data, "advantages": (adv - adv.mean()) / (adv.std() + 1e-8)}
         return data
 
-    def loss(self, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
-             normalize_advantage: bool = True) -> AutogradStep:
-        return AutogradStep(*ppo_loss(self.policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef,
-                                      normalize_advantage))
+    def loss(
+        self,
+        mb: dict,
+        clip_range: float,
+        clip_range_vf: float | None,
+        ent_coef: float,
+        vf_coef: float,
+        normalize_advantage: bool = True,
+    ) -> AutogradStep:
+        return AutogradStep(
+            *ppo_loss(self.policy, mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage)
+        )
 
     def summary(self, steps: list[AutogradStep], clip_range: float) -> dict[str, float]:
         sums: dict[str, torch.Tensor] = {}
@@ -187,10 +215,23 @@ def ppo_objective(policy, autograd: bool = False):
     return WrittenOutPPO(fast) if fast is not None and not autograd else AutogradPPO(policy)
 
 
-def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int, clip_range: float,
-               clip_range_vf: float | None, ent_coef: float, vf_coef: float, max_grad_norm: float,
-               target_kl: float | None, normalize_advantage: bool, rng: np.random.Generator,
-               objective=None) -> dict:
+def ppo_update(
+    policy,
+    optimizer,
+    data: dict,
+    *,
+    n_epochs: int,
+    batch_size: int,
+    clip_range: float,
+    clip_range_vf: float | None,
+    ent_coef: float,
+    vf_coef: float,
+    max_grad_norm: float,
+    target_kl: float | None,
+    normalize_advantage: bool,
+    rng: np.random.Generator,
+    objective=None,
+) -> dict:
     """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats).
 
     With batch_size >= the rollout (RL-Zoo's CartPole: 256 of 256) every epoch's one minibatch is the whole
@@ -204,16 +245,18 @@ def ppo_update(policy, optimizer, data: dict, *, n_epochs: int, batch_size: int,
     whole = batch_size >= n
     batch = objective.prepare(data, normalize_advantage=whole and normalize_advantage and n > 1)
     steps, stopped = [], False
-    for epoch in range(n_epochs):
+    for epoch in range(n_epochs):  # noqa: B007  (read after the loop: the epochs run)
         perm = rng.permutation(n)
+        minibatches: Iterable[dict]
         if whole:
             minibatches = (batch,)
         else:  # one shuffle of the whole rollout per epoch, then contiguous slices: a view per minibatch
             shuffled = index_batch(batch, perm)
             minibatches = (slice_batch(shuffled, start, start + batch_size) for start in range(0, n, batch_size))
         for mb in minibatches:
-            step = objective.loss(mb, clip_range, clip_range_vf, ent_coef, vf_coef,
-                                  normalize_advantage=normalize_advantage and not whole)
+            step = objective.loss(
+                mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage=normalize_advantage and not whole
+            )
             # SB3's rule: stop before the step that would take the policy too far from the one that collected
             if target_kl is not None and float(step.approx_kl) > 1.5 * target_kl:
                 stopped = True
@@ -272,8 +315,9 @@ def train(run) -> None:
         resumed_from = timesteps
         # env states cannot be saved: a resumed run starts fresh episodes, seeded from where it stopped
         env_seed = run.seed + 1_000_003 * updates
-    venv = make_vec_env(run.env_id, n_envs, seed=env_seed, env_kwargs=run.env_kwargs, training=True,
-                        vectorization=hp.vectorization)
+    venv = make_vec_env(
+        run.env_id, n_envs, seed=env_seed, env_kwargs=run.env_kwargs, training=True, vectorization=hp.vectorization
+    )
     obs_space, action_space = venv.single_observation_space, venv.single_action_space
     normalizer = None
     if norm_cfg["norm_obs"] or norm_cfg["norm_reward"]:
@@ -306,13 +350,17 @@ def train(run) -> None:
     if run.resumed:
         collector.load_state(ckpt_state.get("collector", {}))
     buffer = RolloutBuffer(n_steps, n_envs, obs_space, action_space, device)
-    policy_config = {**policy.config(), "normalize": normalizer.config() if normalizer is not None else None,
-                     "observation_space": describe_space(obs_space), "action_space": describe_space(action_space)}
+    policy_config = {
+        **policy.config(),
+        "normalize": normalizer.config() if normalizer is not None else None,
+        "observation_space": describe_space(obs_space),
+        "action_space": describe_space(action_space),
+    }
     writer = run.writer()
     started, collect_s, update_s = time.perf_counter(), 0.0, 0.0
 
     def all_tensors() -> dict:
-        out = policy_tensors(policy)
+        out: dict = policy_tensors(policy)
         if signals is not None:  # (the model's config records the signals' networks: their weights travel with it)
             out.update(signals.tensors())
         if normalizer is not None:
@@ -326,29 +374,47 @@ def train(run) -> None:
             tensors.update(signals.tensors())
         if normalizer is not None:
             tensors.update(normalizer.checkpoint_state())
-        run.checkpoint(tensors, {"timesteps": timesteps, "updates": updates, "optimizer": opt_state,
-                                 "collector": collector.state()}, rng)
+        run.checkpoint(
+            tensors,
+            {"timesteps": timesteps, "updates": updates, "optimizer": opt_state, "collector": collector.state()},
+            rng,
+        )
 
     def save_model(stopped: bool) -> None:
         elapsed = time.perf_counter() - started
-        run.save_model(all_tensors(), policy_config, stopped=stopped, timesteps=timesteps, updates=updates,
-                       episodes=collector.stats.episodes, collect_seconds=round(collect_s, 3),
-                       update_seconds=round(update_s, 3), env_step_seconds=round(collector.env_time, 3),
-                       steps_per_second=round((timesteps - (resumed_from or 0)) / elapsed, 1) if elapsed > 0 else None,
-                       resumed_from=resumed_from)
+        run.save_model(
+            all_tensors(),
+            policy_config,
+            stopped=stopped,
+            timesteps=timesteps,
+            updates=updates,
+            episodes=collector.stats.episodes,
+            collect_seconds=round(collect_s, 3),
+            update_seconds=round(update_s, 3),
+            env_step_seconds=round(collector.env_time, 3),
+            steps_per_second=round((timesteps - (resumed_from or 0)) / elapsed, 1) if elapsed > 0 else None,
+            resumed_from=resumed_from,
+        )
 
     # a run ends with the first whole rollout that reaches n_timesteps (as SB3's): that is the total it shows.
     # The first checkpoint comes at checkpoint_every updates; later ones also wait checkpoint_seconds, so a short run
     # (CartPole: 20 updates in half a second) does not spend a tenth of its time writing them.
-    with run.loop(whole_batches(total, n_steps * n_envs), "steps", initial=timesteps, checkpoint=checkpoint,
-                  save=save_model, close=venv.close, checkpoint_every=hp.checkpoint_every,
-                  checkpoint_from=updates, checkpoint_gap=hp.checkpoint_seconds or 0.0) as loop:
+    with run.loop(
+        whole_batches(total, n_steps * n_envs),
+        "steps",
+        initial=timesteps,
+        checkpoint=checkpoint,
+        save=save_model,
+        close=venv.close,
+        checkpoint_every=hp.checkpoint_every,
+        checkpoint_from=updates,
+        checkpoint_gap=hp.checkpoint_seconds or 0.0,
+    ) as loop:
         while timesteps < total:
             t0 = time.perf_counter()
             timesteps += collector.collect(policy, buffer)
             if signals is not None:
-                signals.process(buffer, collector.last_values(policy), collector.obs, hp.gamma, hp.gae_lambda,
-                                device)
+                signals.process(buffer, collector.last_values(policy), collector.obs, hp.gamma, hp.gae_lambda, device)
             else:
                 if ext_strength != 1.0:
                     buffer.rewards *= np.float32(ext_strength)
@@ -360,12 +426,22 @@ def train(run) -> None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             clip = clip_at(progress_remaining)
-            stats = ppo_update(trained, optimizer, buffer.tensors(), n_epochs=hp.n_epochs,
-                               batch_size=hp.batch_size, clip_range=clip,
-                               clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
-                               ent_coef=hp.ent_coef, vf_coef=hp.vf_coef, max_grad_norm=hp.max_grad_norm,
-                               target_kl=hp.target_kl, normalize_advantage=hp.normalize_advantage, rng=rng,
-                               objective=objective)
+            stats = ppo_update(
+                trained,
+                optimizer,
+                buffer.tensors(),
+                n_epochs=hp.n_epochs,
+                batch_size=hp.batch_size,
+                clip_range=clip,
+                clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
+                ent_coef=hp.ent_coef,
+                vf_coef=hp.vf_coef,
+                max_grad_norm=hp.max_grad_norm,
+                target_kl=hp.target_kl,
+                normalize_advantage=hp.normalize_advantage,
+                rng=rng,
+                objective=objective,
+            )
             if signals is not None:
                 signals.update(buffer, collector.obs, hp.n_epochs, hp.batch_size, rng)
                 stats.update(signals.last_stats)
@@ -373,8 +449,13 @@ def train(run) -> None:
             t2 = time.perf_counter()
             collect_s, update_s = collect_s + t1 - t0, update_s + t2 - t1
             mean_ret = collector.stats.mean_return()
-            if loop.update(n_steps * n_envs, timesteps, lambda: (all_tensors(), policy_config),
-                           episode_return=mean_ret, episodes=collector.stats.episodes):
+            if loop.update(
+                n_steps * n_envs,
+                timesteps,
+                lambda: (all_tensors(), policy_config),
+                episode_return=mean_ret,
+                episodes=collector.stats.episodes,
+            ):
                 break
             if updates % hp.log_interval == 0:
                 _log(writer, timesteps, stats, lr, clip, collector, buffer, time.perf_counter() - started)
@@ -382,11 +463,19 @@ def train(run) -> None:
 
 
 def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buffer, elapsed: float) -> None:
-    values = {f"train/{k}": stats[k] for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
-              if k in stats}
+    values = {
+        f"train/{k}": stats[k]
+        for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
+        if k in stats
+    }
     returns = buffer.returns if buffer.returns.ndim == 2 else buffer.returns[..., 0]  # the env's signal
-    values.update({"train/learning_rate": lr, "train/clip_range": clip,
-                   "train/explained_variance": explained_variance(buffer.values.ravel(), returns.ravel())})
+    values.update(
+        {
+            "train/learning_rate": lr,
+            "train/clip_range": clip,
+            "train/explained_variance": explained_variance(buffer.values.ravel(), returns.ravel()),
+        }
+    )
     values.update({k: v for k, v in stats.items() if k.startswith(("rnd/", "curiosity/"))})
     if collector.stats.recent_returns:
         values["rollout/ep_rew_mean"] = collector.stats.mean_return()

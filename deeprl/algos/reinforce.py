@@ -7,8 +7,9 @@ For every episode played with the current policy pi_theta:
     loss = -sum_t log pi_theta(a_t | s_t) * G_t          (one Adam step per episode)
 
 With `episodes_per_update: N` (default 1, the course) N episodes are played with the same policy and their losses
-summed into one Adam step: lower-variance steps, N times fewer of them. With `baseline: true` a value network V(s) learns the raw returns by mean squared error and the policy uses
-G_t - V(s_t) (then standardized) instead; off by default, as the course has none.
+summed into one Adam step: lower-variance steps, N times fewer of them. With `baseline: true` a value network V(s)
+learns the raw returns by mean squared error and the policy uses G_t - V(s_t) (then standardized) instead; off by
+default, as the course has none.
 
 What makes it fast without changing the algorithm: the episode is played with the policy's weights read as numpy
 arrays (views of the same torch tensors, so every Adam step shows up at once; deeprl.fast.numpy_mlp, the numpy
@@ -32,6 +33,7 @@ from deeprl.errors import UserError
 from deeprl.fast.numpy_mlp import NumpyMLP
 from deeprl.modelio import check_shape
 from deeprl.settings import defaults
+
 
 @dataclass
 class Settings:
@@ -141,8 +143,11 @@ def train(run) -> None:
     if str(run.device).startswith("cuda"):
         from deeprl.log import note
 
-        note("REINFORCE trains on the CPU: its networks are a few thousand weights, played one step at a time, "
-             "and a GPU would only add transfer time.", once_key="reinforce-cpu")
+        note(
+            "REINFORCE trains on the CPU: its networks are a few thousand weights, played one step at a time, "
+            "and a GPU would only add transfer time.",
+            once_key="reinforce-cpu",
+        )
     hp = run.settings(Settings)
     env = make_env(run.env_id, run.env_kwargs, training=True)
     obs_dim, n_actions = _check_spaces(env, run.env_id)
@@ -163,7 +168,7 @@ def train(run) -> None:
         tensors, state = run.resumed
         _load_net(policy, tensors, "policy")
         optimizer_from_tensors(optimizer, tensors, state["optimizer"], "optim.policy")
-        if value is not None:
+        if value is not None and value_opt is not None:  # (set together: baseline on)
             _load_net(value, tensors, "value")
             optimizer_from_tensors(value_opt, tensors, state["value_optimizer"], "optim.value")
         episode, steps = int(state["episodes"]), int(state["timesteps"])
@@ -182,7 +187,7 @@ def train(run) -> None:
         opt_t, opt_j = optimizer_to_tensors(optimizer, "optim.policy")
         tensors.update(opt_t)
         state = {"episodes": episode, "timesteps": steps, "optimizer": opt_j, "recent_returns": list(recent)}
-        if value is not None:
+        if value is not None and value_opt is not None:
             tensors.update({f"value.{k}": v for k, v in value.state_dict().items()})
             v_t, v_j = optimizer_to_tensors(value_opt, "optim.value")
             tensors.update(v_t)
@@ -190,13 +195,20 @@ def train(run) -> None:
         run.checkpoint(tensors, state, rng)
 
     def snapshot():
-        return ({f"policy.{k}": v for k, v in policy.state_dict().items()},
-                {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden, "activation": hp.activation})
+        return (
+            {f"policy.{k}": v for k, v in policy.state_dict().items()},
+            {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden, "activation": hp.activation},
+        )
 
     def save_model(stopped: bool) -> None:
         # a stopped run saves the weights of its last optimizer step, which its checkpoint holds too
-        run.save_model(*snapshot(), stopped=stopped, episodes=episode, timesteps=steps,
-                       mean_return_last_100=float(np.mean(recent)) if recent else None)
+        run.save_model(
+            *snapshot(),
+            stopped=stopped,
+            episodes=episode,
+            timesteps=steps,
+            mean_return_last_100=float(np.mean(recent)) if recent else None,
+        )
 
     def rewind() -> None:
         """A stopped run goes back to its last optimizer step: the weights are those of that step, so the counters
@@ -211,8 +223,16 @@ def train(run) -> None:
     per_update = max(1, hp.episodes_per_update)
     pending = 0  # episodes whose gradients wait for the next optimizer step
     at_update = (episode, steps, list(recent), rng.bit_generator.state)  # where an interrupted run restarts
-    with run.loop(n_episodes, "episodes", initial=episode, checkpoint=checkpoint, save=save_model, close=env.close,
-                  rewind=rewind, checkpoint_every=ckpt_every) as loop:
+    with run.loop(
+        n_episodes,
+        "episodes",
+        initial=episode,
+        checkpoint=checkpoint,
+        save=save_model,
+        close=env.close,
+        rewind=rewind,
+        checkpoint_every=ckpt_every,
+    ) as loop:
         while episode < n_episodes and (step_cap is None or steps < step_cap):
             obs, _ = env.reset(seed=episode_seed(run.seed, episode))
             uniforms = rng.random(max_t)
@@ -270,8 +290,9 @@ def train(run) -> None:
 def _check_spaces(env, env_id: str) -> tuple[int, int]:
     obs_space, act_space = env.observation_space, env.action_space
     if not hasattr(act_space, "n"):
-        raise UserError(f"REINFORCE here uses a categorical policy; {env_id} has continuous actions "
-                        f"({act_space}). Try --algo ppo.")
+        raise UserError(
+            f"REINFORCE here uses a categorical policy; {env_id} has continuous actions ({act_space}). Try --algo ppo."
+        )
     if getattr(obs_space, "shape", None) is None or len(obs_space.shape) != 1:
         raise UserError(f"REINFORCE here takes flat vector observations; {env_id} has {obs_space}.")
     return int(obs_space.shape[0]), int(act_space.n)

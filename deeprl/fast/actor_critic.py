@@ -62,26 +62,29 @@ class FastMLP:
         grad = {id(p): g for p, g in zip(self.flat.params, self.flat.grads)}
         offset = {id(p): o for p, o in zip(self.flat.params, self.flat.offsets)}
         # per tower and layer: (weight, bias as a column, weight's gradient, bias's gradient), views that stay valid
-        self._layers = [[(w.detach(), b.detach()[:, None], grad[id(w)], grad[id(b)], w.detach().t()) for w, b in tower]
-                        for tower in (self.pi, self.vf)]
+        self._layers = [
+            [(w.detach(), b.detach()[:, None], grad[id(w)], grad[id(b)], w.detach().t()) for w, b in tower]
+            for tower in (self.pi, self.vf)
+        ]
         self._log_std_grad = None if self.discrete else grad[id(policy.log_std)]
         self._rows = [(self.pi[lv][0].shape[0], self.vf[lv][0].shape[0]) for lv in range(self.merged)]
         # a merged level's two biases are adjacent: one gradient view; level 0's weights too (same input)
         self._mbias_grad = []
         for lv, (rp, rv) in enumerate(self._rows):
             o = offset[id(self.pi[lv][1])]
-            self._mbias_grad.append(self.flat.grad[o:o + rp + rv])
+            self._mbias_grad.append(self.flat.grad[o : o + rp + rv])
         if self.merged:
             rows, n_in = sum(self._rows[0]), self.pi[0][0].shape[1]
             o, ob = offset[id(self.pi[0][0])], offset[id(self.pi[0][1])]
-            self._w0 = self.flat.data[o:o + rows * n_in].view(rows, n_in)
-            self._w0_grad = self.flat.grad[o:o + rows * n_in].view(rows, n_in)
-            self._b0 = self.flat.data[ob:ob + rows][:, None]
+            self._w0 = self.flat.data[o : o + rows * n_in].view(rows, n_in)
+            self._w0_grad = self.flat.grad[o : o + rows * n_in].view(rows, n_in)
+            self._b0 = self.flat.data[ob : ob + rows][:, None]
         act = torch.ops.aten.threshold_backward.grad_input if self.relu else torch.ops.aten.tanh_backward.grad_input
         self._act_ = torch.relu_ if self.relu else torch.tanh_
         # the activation's derivative from its output (tanh' = 1 - tanh^2, relu' = [out > 0]), in place
-        self._act_backward_ = ((lambda g, h: act(g, h, 0, grad_input=g)) if self.relu
-                               else (lambda g, h: act(g, h, grad_input=g)))
+        self._act_backward_ = (
+            (lambda g, h: act(g, h, 0, grad_input=g)) if self.relu else (lambda g, h: act(g, h, grad_input=g))
+        )
         self._np = None
         self._ws: dict[int, list] = {}
         self._log_std = None if self.discrete else policy.log_std.detach()
@@ -111,9 +114,13 @@ class FastMLP:
                 continue
             ow, ob, cols = offset[id(self.pi[lv][0])], offset[id(self.pi[lv][1])], below[0]
             assert offset[id(self.vf[lv][0])] == ow + rp * cols and offset[id(self.vf[lv][1])] == ob + rp
-            w3 = self.flat.data[ow:ow + 2 * rp * cols].view(2, rp, cols)
-            self._paired[lv - 1] = (w3, self.flat.data[ob:ob + 2 * rp].view(2, rp, 1),
-                                    self.flat.grad[ow:ow + 2 * rp * cols].view(2, rp, cols), w3.transpose(1, 2))
+            w3 = self.flat.data[ow : ow + 2 * rp * cols].view(2, rp, cols)
+            self._paired[lv - 1] = (
+                w3,
+                self.flat.data[ob : ob + 2 * rp].view(2, rp, 1),
+                self.flat.grad[ow : ow + 2 * rp * cols].view(2, rp, cols),
+                w3.transpose(1, 2),
+            )
 
     def __deepcopy__(self, memo):
         # a deep-copied policy has parameters of its own, which this layout does not describe: the copy runs the
@@ -124,11 +131,14 @@ class FastMLP:
     def supports(policy) -> bool:
         """An ActorCritic whose shape this class writes out: flat observations, tanh or relu trunks, a Discrete or
         Box head (MultiDiscrete's branches go through the general modules and autograd)."""
-        return (policy.flat_obs and policy.kwargs["activation"] in ("tanh", "relu")
-                and getattr(policy, "nvec", None) is None)
+        return (
+            policy.flat_obs
+            and policy.kwargs["activation"] in ("tanh", "relu")
+            and getattr(policy, "nvec", None) is None
+        )
 
     @classmethod
-    def attach(cls, policy) -> "FastMLP | None":
+    def attach(cls, policy) -> FastMLP | None:
         """The written-out twin of `policy` (laying its parameters out flat), or None where its shape needs the
         general modules. Call it where the policy is built, before any optimizer sees the parameters."""
         return cls(policy) if cls.supports(policy) else None
@@ -147,6 +157,7 @@ class FastMLP:
     def _numpy_nets(self, refresh: bool = False):
         version = (self.flat.data._version, self.flat.steps)
         if refresh or self._np is None or self._np[0] != version:
+
             def arr(t):
                 return t.detach().cpu().numpy()
 
@@ -160,13 +171,15 @@ class FastMLP:
                         w = np.ascontiguousarray(np.concatenate([wp, wv]).T)
                     else:
                         w = np.zeros((wp.shape[1] + wv.shape[1], wp.shape[0] + wv.shape[0]), np.float32)
-                        w[:wp.shape[1], :wp.shape[0]] = wp.T
-                        w[wp.shape[1]:, wp.shape[0]:] = wv.T
+                        w[: wp.shape[1], : wp.shape[0]] = wp.T
+                        w[wp.shape[1] :, wp.shape[0] :] = wv.T
                     layers.append((w, np.concatenate([arr(bp), arr(bv)])))
-                packed = (NumpyMLP(layers, activation), None)
+                packed: tuple[NumpyMLP | None, ...] = (NumpyMLP(layers, activation), None)
             else:
-                packed = tuple(NumpyMLP([(np.ascontiguousarray(arr(w).T), arr(b).copy()) for w, b in t], activation)
-                               for t in (self.pi, self.vf))
+                packed = tuple(
+                    NumpyMLP([(np.ascontiguousarray(arr(w).T), arr(b).copy()) for w, b in t], activation)
+                    for t in (self.pi, self.vf)
+                )
             self._np = (version, packed, log_std)
         return self._np[1], self._np[2]
 
@@ -179,8 +192,11 @@ class FastMLP:
 
     def numpy_act(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False):
         """(action, value, log_prob) as numpy arrays for a batch of flat observations, sampling with `rng`."""
-        x = obs if isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs.ndim == 2 \
+        x = (
+            obs
+            if isinstance(obs, np.ndarray) and obs.dtype == np.float32 and obs.ndim == 2
             else np.asarray(obs, np.float32).reshape(len(obs), -1)
+        )
         dist, value, log_std = self._np_forward(x)
         n = len(x)
         if self.discrete:
@@ -261,8 +277,21 @@ class FastMLP:
                 g = torch.empty_like(h)
                 # [2, rows, B] views of both towers' halves (equal halves only) for the batched products
                 h3, g3 = (h.view(2, rp, B), g.view(2, rp, B)) if rp == rv else (None, None)
-                ws.append((h, h[:rp], h[rp:], g, g[:rp], g[rp:], h[:rp].t(), h[rp:].t(), h3, g3,
-                           None if h3 is None else h3.transpose(1, 2)))
+                ws.append(
+                    (
+                        h,
+                        h[:rp],
+                        h[rp:],
+                        g,
+                        g[:rp],
+                        g[rp:],
+                        h[:rp].t(),
+                        h[rp:].t(),
+                        h3,
+                        g3,
+                        None if h3 is None else h3.transpose(1, 2),
+                    )
+                )
             self._ws[B] = ws
         return ws
 
@@ -345,7 +374,8 @@ class FastMLP:
         P, V = self._layers
         back_ = self._act_backward_
         ws = self._workspace(x.shape[0])
-        pending = [None, None]  # d loss / d (output of the top hidden layer) of a tower, unmerged levels
+        # d loss / d (output of the top hidden layer) of a tower, unmerged levels
+        pending: list[torch.Tensor | None] = [None, None]
         for t, (tower, hs, d) in enumerate(((P, hp, d_dist), (V, hv, d_value))):
             _, _, gw, gb, wT = tower[-1]
             torch.mm(d, hs[-1].t(), out=gw)

@@ -10,6 +10,7 @@ that are not laid out flat, with the same numbers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ import torch
 _FLAT_ATTR = "_deeprl_flat"  # set on each parameter by FlatParams, read only through flat_params_of() below
 
 
-def flat_params_of(params: list) -> "FlatParams | None":
+def flat_params_of(params: list) -> FlatParams | None:
     """The FlatParams that lays out exactly `params`, or None."""
     flat = getattr(params[0], _FLAT_ATTR, None) if params else None
     return flat if flat is not None and flat.owns(params) else None
@@ -46,9 +47,9 @@ class FlatParams:
         with torch.no_grad():
             for p in self.params:
                 n = p.numel()
-                self.data[off:off + n].copy_(p.detach().reshape(-1))
-                p.data = self.data[off:off + n].view_as(p)
-                g = self.grad[off:off + n].view_as(p)
+                self.data[off : off + n].copy_(p.detach().reshape(-1))
+                p.data = self.data[off : off + n].view_as(p)
+                g = self.grad[off : off + n].view_as(p)
                 p.grad = g
                 setattr(p, _FLAT_ATTR, self)
                 self.offsets.append(off)
@@ -64,8 +65,11 @@ class FlatParams:
         .to(device) gives parameters of their own)."""
         params = list(params)
         base = self.data.untyped_storage().data_ptr()
-        return (len(params) == len(self.params) and {id(p) for p in params} == {id(p) for p in self.params}
-                and all(p.untyped_storage().data_ptr() == base for p in params))
+        return (
+            len(params) == len(self.params)
+            and {id(p) for p in params} == {id(p) for p in self.params}
+            and all(p.untyped_storage().data_ptr() == base for p in params)
+        )
 
     def consts(self, *values: float) -> list[torch.Tensor]:
         """0-d tensors of `values` in the parameters' dtype and device, made once."""
@@ -86,7 +90,7 @@ class FlatParams:
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter views (shaped like each parameter) of a tensor laid out like `data`."""
-        return [flat[o:o + p.numel()].view_as(p) for o, p in zip(self.offsets, self.params)]
+        return [flat[o : o + p.numel()].view_as(p) for o, p in zip(self.offsets, self.params)]
 
     def sync_grads(self) -> None:
         """Point every .grad back at its flat view (copying what autograd or a caller put there instead)."""
@@ -99,7 +103,7 @@ class FlatParams:
                 p.grad = g
 
 
-def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
+def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor | float:
     """nn.utils.clip_grad_norm_ without its per-call checks: same arithmetic (scale by max_norm / (norm + 1e-6)
     when above), no host sync; on flat parameters (FlatParams) one norm and one multiply over the flat gradient."""
     flat = getattr(params[0], _FLAT_ATTR, None) if params else None  # (not flat_params_of: once a step)
@@ -140,8 +144,17 @@ class Adam:
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.params = [p for p in params]
-        self.param_groups = [{"lr": float(lr), "betas": tuple(betas), "eps": float(eps), "weight_decay": 0.0,
-                              "amsgrad": False, "maximize": False, "params": list(range(len(self.params)))}]
+        self.param_groups: list[dict[str, Any]] = [
+            {
+                "lr": float(lr),
+                "betas": tuple(betas),
+                "eps": float(eps),
+                "weight_decay": 0.0,
+                "amsgrad": False,
+                "maximize": False,
+                "params": list(range(len(self.params))),
+            }
+        ]
         self.flat = flat = flat_params_of(self.params)
         if flat is not None:
             self._m, self._v = torch.zeros_like(flat.data), torch.zeros_like(flat.data)
@@ -188,8 +201,21 @@ class Adam:
             steps = [self.steps[i] for i in live]
             torch._foreach_add_(steps, 1)
         if self._fused:
-            torch._fused_adam_(params, grads, m, v, [], steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
-                               eps=eps, amsgrad=False, maximize=False)
+            torch._fused_adam_(
+                params,
+                grads,
+                m,
+                v,
+                [],
+                steps,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=0.0,
+                eps=eps,
+                amsgrad=False,
+                maximize=False,
+            )
             return
         torch._foreach_lerp_(m, grads, 1 - beta1)
         torch._foreach_mul_(v, beta2)
@@ -200,8 +226,15 @@ class Adam:
             p.addcdiv_(mi, denom, value=-lr / (1 - beta1**t))
 
     def state_dict(self) -> dict:
-        state = {i: {"step": self.steps[i].clone(), "exp_avg": self.exp_avg[i].clone(),
-                     "exp_avg_sq": self.exp_avg_sq[i].clone()} for i in range(len(self.params)) if self.steps[i] > 0}
+        state = {
+            i: {
+                "step": self.steps[i].clone(),
+                "exp_avg": self.exp_avg[i].clone(),
+                "exp_avg_sq": self.exp_avg_sq[i].clone(),
+            }
+            for i in range(len(self.params))
+            if self.steps[i] > 0
+        }
         return {"state": state, "param_groups": [dict(g) for g in self.param_groups]}
 
     def load_state_dict(self, sd: dict) -> None:

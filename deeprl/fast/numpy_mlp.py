@@ -34,7 +34,7 @@ class NumpyMLP:
         self.act = ACTIVATIONS[activation]
 
     @classmethod
-    def of_linears(cls, linears, activation: str) -> "NumpyMLP":
+    def of_linears(cls, linears, activation: str) -> NumpyMLP:
         """Views (no copies) of the weights of torch nn.Linear layers on the CPU, in order."""
         return cls([(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears], activation)
 

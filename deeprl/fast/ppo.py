@@ -88,14 +88,23 @@ class WrittenOutPPO:
         """The rollout as the steps read it (FastMLP.prepare's inputs, numpy views of the per-sample tensors on
         the CPU), with its advantages normalized once when asked (a whole-rollout minibatch)."""
         fast = self.fast
-        batch = {**fast.prepare(data["obs"], data["actions"]),
-                 **{k: fast.to_xp(data[k]) for k in ("log_probs", "advantages", "returns", "values")}}
+        batch = {
+            **fast.prepare(data["obs"], data["actions"]),
+            **{k: fast.to_xp(data[k]) for k in ("log_probs", "advantages", "returns", "values")},
+        }
         if normalize_advantage:
             batch["advantages"] = standardized(batch["advantages"])
         return batch
 
-    def loss(self, mb: dict, clip_range: float, clip_range_vf: float | None, ent_coef: float, vf_coef: float,
-             normalize_advantage: bool = True) -> WrittenOutStep:
+    def loss(
+        self,
+        mb: dict,
+        clip_range: float,
+        clip_range_vf: float | None,
+        ent_coef: float,
+        vf_coef: float,
+        normalize_advantage: bool = True,
+    ) -> WrittenOutStep:
         fast = self.fast
         xp = fast.xp
         log_prob, values, ctx = fast.evaluate(mb)
@@ -118,10 +127,24 @@ class WrittenOutPPO:
             err_clipped = mb["values"] + xp.clip(delta, -clip_range_vf, clip_range_vf) - mb["returns"]
             sq_unclipped, sq_clipped = err * err, err_clipped * err_clipped
             value_sq, squared = xp.maximum(sq_unclipped, sq_clipped), True
-            g_value = xp.where(sq_unclipped >= sq_clipped, err, err_clipped * (abs(delta) <= clip_range_vf)) \
-                * _const(2 * vf_coef / n, err)
-        return WrittenOutStep(fast, ctx, g_logp, g_value, -ent_coef / n, ratio, log_ratio, surr, surr_clipped,
-                              value_sq, squared, fast.dist_state(ctx), n)
+            g_value = xp.where(sq_unclipped >= sq_clipped, err, err_clipped * (abs(delta) <= clip_range_vf)) * _const(
+                2 * vf_coef / n, err
+            )
+        return WrittenOutStep(
+            fast,
+            ctx,
+            g_logp,
+            g_value,
+            -ent_coef / n,
+            ratio,
+            log_ratio,
+            surr,
+            surr_clipped,
+            value_sq,
+            squared,
+            fast.dist_state(ctx),
+            n,
+        )
 
     def summary(self, steps: list[WrittenOutStep], clip_range: float) -> dict[str, float]:
         """ppo_loss's diagnostics over every sample of the steps taken."""
@@ -134,10 +157,14 @@ class WrittenOutPPO:
             sq = sq * sq
         sizes = [s.n for s in steps]
         # the surrogate terms were divided by their batch's size: multiply it back
-        scale = float(sizes[0]) if len(set(sizes)) == 1 else \
-            cat([xp.full((k,), float(k), dtype=surr.dtype) for k in sizes])
-        out = {"policy_loss": (xp.maximum(surr, surr_clipped) * scale).mean(), "value_loss": sq.mean(),
-               "entropy": self.fast.entropy([s.dist_state for s in steps]).mean(),
-               "approx_kl": ((ratio - 1) - log_ratio).mean(),
-               "clip_fraction": (abs(ratio - 1) > clip_range).sum() / len(ratio)}
+        scale = (
+            float(sizes[0]) if len(set(sizes)) == 1 else cat([xp.full((k,), float(k), dtype=surr.dtype) for k in sizes])
+        )
+        out = {
+            "policy_loss": (xp.maximum(surr, surr_clipped) * scale).mean(),
+            "value_loss": sq.mean(),
+            "entropy": self.fast.entropy([s.dist_state for s in steps]).mean(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clip_fraction": (abs(ratio - 1) > clip_range).sum() / len(ratio),
+        }
         return {k: float(v) for k, v in out.items()}

@@ -8,11 +8,29 @@ The names below are the ones other modules import from deeprl.policies.
 """
 
 from deeprl.kwargs import parse_call_kwargs  # algos/dqn.py imports it from here
-from deeprl.policies.actor_critic import (POLICY_KWARGS, ActorCritic, build_policy, load_policy_tensors,
-                                          parse_policy_kwargs, policy_tensors)
+from deeprl.policies.actor_critic import (
+    POLICY_KWARGS,
+    ActorCritic,
+    build_policy,
+    load_policy_tensors,
+    parse_policy_kwargs,
+    policy_tensors,
+)
 from deeprl.policies.agent import PolicyAgent, load_policy_agent
 from deeprl.policies.features import describe_space, is_image, make_features, obs_to_tensor
 
-__all__ = ["POLICY_KWARGS", "ActorCritic", "PolicyAgent", "build_policy", "describe_space", "is_image",
-           "load_policy_agent", "load_policy_tensors", "make_features", "obs_to_tensor", "parse_call_kwargs",
-           "parse_policy_kwargs", "policy_tensors"]
+__all__ = [
+    "POLICY_KWARGS",
+    "ActorCritic",
+    "PolicyAgent",
+    "build_policy",
+    "describe_space",
+    "is_image",
+    "load_policy_agent",
+    "load_policy_tensors",
+    "make_features",
+    "obs_to_tensor",
+    "parse_call_kwargs",
+    "parse_policy_kwargs",
+    "policy_tensors",
+]

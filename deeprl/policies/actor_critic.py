@@ -63,8 +63,12 @@ def parse_policy_kwargs(value) -> dict:
         raise UserError(f"net_arch must be a list of layer sizes or dict(pi=[...], vf=[...]), not {arch!r}.")
     if not all(isinstance(h, int) and h > 0 for h in pi + vf):
         raise UserError(f"net_arch layer sizes must be positive integers, not {arch!r}.")
-    return {"net_arch": {"pi": pi, "vf": vf}, "activation": act, "ortho_init": bool(value.get("ortho_init", True)),
-            "log_std_init": float(value.get("log_std_init", 0.0))}
+    return {
+        "net_arch": {"pi": pi, "vf": vf},
+        "activation": act,
+        "ortho_init": bool(value.get("ortho_init", True)),
+        "log_std_init": float(value.get("log_std_init", 0.0)),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -74,12 +78,24 @@ def parse_policy_kwargs(value) -> dict:
 class ActorCritic(nn.Module):
     """features -> (policy trunk -> action head, value trunk -> value head)."""
 
-    def __init__(self, obs_space, action_space, net_arch: dict | list | None = None, activation: str = "tanh",
-                 ortho_init: bool = True, log_std_init: float = 0.0):
+    def __init__(
+        self,
+        obs_space,
+        action_space,
+        net_arch: dict | list | None = None,
+        activation: str = "tanh",
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+    ):
         super().__init__()
-        kw = parse_policy_kwargs({"net_arch": net_arch if net_arch is not None else [64, 64],
-                                  "activation_fn": activation, "ortho_init": ortho_init,
-                                  "log_std_init": log_std_init})
+        kw = parse_policy_kwargs(
+            {
+                "net_arch": net_arch if net_arch is not None else [64, 64],
+                "activation_fn": activation,
+                "ortho_init": ortho_init,
+                "log_std_init": log_std_init,
+            }
+        )
         self.kwargs = kw
         self.features = make_features(obs_space)
         self.flat_obs = type(self.features) is Flatten
@@ -97,7 +113,8 @@ class ActorCritic(nn.Module):
             self.action_shape = tuple(action_space.shape)
         else:
             raise UserError(
-                f"Actions of type {kind} are not supported yet; PPO and A2C handle Discrete, MultiDiscrete and Box.")
+                f"Actions of type {kind} are not supported yet; PPO and A2C handle Discrete, MultiDiscrete and Box."
+            )
         self.continuous = kind == "Box"
         pi, vf, act = kw["net_arch"]["pi"], kw["net_arch"]["vf"], kw["activation"]
         init = kw["ortho_init"]
@@ -136,7 +153,7 @@ class ActorCritic(nn.Module):
         logp = entropy = 0
         for i, logits in enumerate(dist.split(self.nvec, -1)):
             logp_all = torch.log_softmax(logits, -1)
-            logp = logp + logp_all.gather(1, actions[:, i:i + 1]).squeeze(1)
+            logp = logp + logp_all.gather(1, actions[:, i : i + 1]).squeeze(1)
             entropy = entropy - (logp_all.exp() * logp_all).sum(-1)
         return logp, entropy
 
@@ -184,14 +201,19 @@ class ActorCritic(nn.Module):
         return {"class": "ActorCritic", **self.kwargs}
 
 
-def build_policy(obs_space, action_space, policy_config: dict, device: torch.device | str = "cpu",
-                 fast: bool = False) -> ActorCritic:
+def build_policy(
+    obs_space, action_space, policy_config: dict, device: torch.device | str = "cpu", fast: bool = False
+) -> ActorCritic:
     """The ActorCritic of `policy_config` on `device`; with fast=True also its written-out twin (deeprl.fast) as
     `policy.fast` where the shape allows it, which lays the parameters out flat: build it before the optimizer."""
-    policy = ActorCritic(obs_space, action_space, net_arch=policy_config.get("net_arch"),
-                         activation=policy_config.get("activation", "tanh"),
-                         ortho_init=policy_config.get("ortho_init", True),
-                         log_std_init=policy_config.get("log_std_init", 0.0)).to(device)
+    policy = ActorCritic(
+        obs_space,
+        action_space,
+        net_arch=policy_config.get("net_arch"),
+        activation=policy_config.get("activation", "tanh"),
+        ortho_init=policy_config.get("ortho_init", True),
+        log_std_init=policy_config.get("log_std_init", 0.0),
+    ).to(device)
     if fast:
         policy.fast = FastMLP.attach(policy)
     return policy

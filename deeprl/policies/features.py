@@ -13,7 +13,6 @@ from torch import nn
 from deeprl.errors import UserError
 from deeprl.nets import NatureCNN
 
-
 # ----------------------------------------------------------------------------------------------------------
 # Spaces
 
@@ -80,7 +79,10 @@ class DictFeatures(nn.Module):
         return torch.cat([self.parts[k](obs[k]) for k in self.keys], dim=1)
 
 
-def make_features(space) -> nn.Module:
+Features = Flatten | OneHot | CNNFeatures | DictFeatures  # each with `dim` features out
+
+
+def make_features(space) -> Features:
     name = type(space).__name__
     if name == "Dict":
         return DictFeatures(space)
