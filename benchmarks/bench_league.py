@@ -52,8 +52,17 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     steps = []
     for i in range(1, args.snapshots + 1):
-        run = train("selfplay", "SoccerTwos", seed=args.seed, log_folder=OUT / "logs", n_timesteps=i * args.every,
-                    overrides=BENCH_HYPERPARAMS, device="cpu", resume=i > 1, show_progress=False)
+        run = train(
+            "selfplay",
+            "SoccerTwos",
+            seed=args.seed,
+            log_folder=OUT / "logs",
+            n_timesteps=i * args.every,
+            overrides=BENCH_HYPERPARAMS,
+            device="cpu",
+            resume=i > 1,
+            show_progress=False,
+        )
         trained = json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"]
         snap = OUT / "snapshots" / f"step-{trained:07d}"
         snap.mkdir(parents=True)
@@ -67,7 +76,7 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     t1 = time.perf_counter()
     matches = 0
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         report = run_round(settings=Settings(games=args.games, replays=False), rng=rng)
         matches += len(report.played)
     league_s = time.perf_counter() - t1
@@ -76,15 +85,25 @@ def main(argv=None) -> int:
     pairs = [(int(m.split("-")[-1]), by_model[m]["elo"]) for m in by_model]
     rho = spearman([s for s, _ in pairs], [e for _, e in pairs])
     for r in rows:
-        print(f"{r['rank']:>2}  {r['model']:<22} elo {r['elo']:7.1f}  games {r['games_played']:>3}  "
-              f"{r['wins']}-{r['draws']}-{r['losses']}")
-    out = {"snapshots": steps, "rounds": args.rounds, "matches": matches, "games_per_match": args.games,
-           "spearman_rank_vs_step": rho, "train_seconds": round(train_s, 1), "league_seconds": round(league_s, 1),
-           "table": [{k: r[k] for k in ("rank", "model", "elo", "games_played", "wins", "draws", "losses")}
-                     for r in rows]}
+        print(
+            f"{r['rank']:>2}  {r['model']:<22} elo {r['elo']:7.1f}  games {r['games_played']:>3}  "
+            f"{r['wins']}-{r['draws']}-{r['losses']}"
+        )
+    out = {
+        "snapshots": steps,
+        "rounds": args.rounds,
+        "matches": matches,
+        "games_per_match": args.games,
+        "spearman_rank_vs_step": rho,
+        "train_seconds": round(train_s, 1),
+        "league_seconds": round(league_s, 1),
+        "table": [{k: r[k] for k in ("rank", "model", "elo", "games_played", "wins", "draws", "losses")} for r in rows],
+    }
     (OUT / "bench_league.json").write_text(json.dumps(out, indent=1))
-    print(f"Spearman rho (league rating vs training step) = {rho:.3f} over {len(pairs)} snapshots, "
-          f"{matches} matches in {league_s:.0f} s (target >= 0.8)")
+    print(
+        f"Spearman rho (league rating vs training step) = {rho:.3f} over {len(pairs)} snapshots, "
+        f"{matches} matches in {league_s:.0f} s (target >= 0.8)"
+    )
     return 0
 
 

@@ -17,8 +17,24 @@ import sys
 from deeprl import __version__
 from deeprl.errors import UserError
 
-ORDER = ["envs", "train", "enjoy", "evaluate", "record", "push", "load", "leaderboard", "index", "progress",
-         "certificate", "serve", "tune", "match", "league", "quickstart"]
+ORDER = [
+    "envs",
+    "train",
+    "enjoy",
+    "evaluate",
+    "record",
+    "push",
+    "load",
+    "leaderboard",
+    "index",
+    "progress",
+    "certificate",
+    "serve",
+    "tune",
+    "match",
+    "league",
+    "quickstart",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -82,14 +98,24 @@ def needs_home(args) -> bool:
 def _internal(exc: BaseException) -> int:
     if os.environ.get("DEEPRL_DEBUG"):
         raise exc
-    print(f"deeprl: internal error: {exc.__class__.__name__}: {exc} (set DEEPRL_DEBUG=1 for the traceback).",
-          file=sys.stderr)
+    print(
+        f"deeprl: internal error: {exc.__class__.__name__}: {exc} (set DEEPRL_DEBUG=1 for the traceback).",
+        file=sys.stderr,
+    )
     return 1
 
 
 # What the user can fix about a path: the last-resort translation of an OSError that no up-front check caught.
-USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
-               errno.EISDIR}
+USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.EISDIR,
+}
 
 
 def os_error_sentence(exc: OSError) -> str | None:

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine,
-                        event, select)
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -27,15 +39,15 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value, dialect):
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(dt) -> datetime | None:
@@ -44,7 +56,7 @@ def as_utc(dt) -> datetime | None:
         return None
     if isinstance(dt, str):
         dt = datetime.fromisoformat(dt.replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -67,8 +79,9 @@ class Repo(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    evaluations: Mapped[list[Evaluation]] = relationship(back_populates="repo", cascade="all, delete-orphan",
-                                                         order_by="Evaluation.pushed_at.desc()")
+    evaluations: Mapped[list[Evaluation]] = relationship(
+        back_populates="repo", cascade="all, delete-orphan", order_by="Evaluation.pushed_at.desc()"
+    )
 
 
 class Evaluation(Base):
@@ -150,7 +163,7 @@ def get_engine(url: str | None = None) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if url.startswith("sqlite"):
                 kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             else:
@@ -176,7 +189,7 @@ def _add_missing_columns(engine: Engine) -> None:
             for col in table.columns:
                 if col.name not in have:
                     kind = col.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {col.name} {kind}'))
+                    conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {col.name} {kind}"))
 
 
 def _driver(url: str) -> str:

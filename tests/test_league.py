@@ -5,7 +5,6 @@ in the browser."""
 import csv
 import json
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,17 @@ import pytest
 
 from deeprl.league.matchmaking import pair_up, pick_opponent
 
-TINY = {"n_envs": 4, "n_steps": 16, "batch_size": 64, "hidden_units": 16, "num_layers": 1, "save_steps": 128,
-        "swap_steps": 64, "team_change": 256, "checkpoint_every": 256}
+TINY = {
+    "n_envs": 4,
+    "n_steps": 16,
+    "batch_size": 64,
+    "hidden_units": 16,
+    "num_layers": 1,
+    "save_steps": 128,
+    "swap_steps": 64,
+    "team_change": 256,
+    "checkpoint_every": 256,
+}
 CARD = "---\nlibrary_name: deeprl\ntags:\n- ML-Agents-SoccerTwos\n- reinforcement-learning\n---\n# {name}\n"
 FAST = ["--games", "2", "--max-steps", "30"]
 
@@ -58,8 +66,17 @@ def trained(tmp_path_factory):
     from deeprl.train import train
 
     tmp = tmp_path_factory.mktemp("league-train")
-    run = train("selfplay", "SoccerTwos", overrides=TINY, n_timesteps=256, seed=3, log_folder=tmp,
-                env_kwargs={"max_steps": 40}, device="cpu", show_progress=False)
+    run = train(
+        "selfplay",
+        "SoccerTwos",
+        overrides=TINY,
+        n_timesteps=256,
+        seed=3,
+        log_folder=tmp,
+        env_kwargs={"max_steps": 40},
+        device="cpu",
+        show_progress=False,
+    )
     return run.run_dir
 
 
@@ -88,9 +105,17 @@ def push_entrants(trained, tmp, spec):
 def test_league_round_stores_matches_rates_them_and_exports(trained, tmp_path, cli):
     import pyarrow.parquet as pq
 
-    push_entrants(trained, tmp_path, {"alice/soccer": {}, "bob/soccer": {"scale": 0.5},
-                                      "carol/soccer": {"scale": 2.0}, "dave/soccer": {"scale": 0.0},
-                                      "mallory/broken": {"corrupt": True}})
+    push_entrants(
+        trained,
+        tmp_path,
+        {
+            "alice/soccer": {},
+            "bob/soccer": {"scale": 0.5},
+            "carol/soccer": {"scale": 2.0},
+            "dave/soccer": {"scale": 0.0},
+            "mallory/broken": {"corrupt": True},
+        },
+    )
     p = cli("league", "run", "--rounds", "2", "--every", "0.01s", "--queue-seed", "1", *FAST, "--json")
     assert p.returncode == 0, p.stderr
     rounds = [json.loads(line) for line in p.stdout.splitlines()]
@@ -224,8 +249,9 @@ def test_play_an_agent_with_the_keyboard(trained, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(watch_interval_s=None), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(watch_interval_s=None), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -234,8 +260,9 @@ def test_play_an_agent_with_the_keyboard(trained, tmp_path):
         time.sleep(0.05)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+            )
             try:
                 page = browser.new_page()
                 errors = []

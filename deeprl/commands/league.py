@@ -20,16 +20,27 @@ def duration(text: str) -> float:
 
 
 def add_parser(sub):
-    p = sub.add_parser("league", help="the AI vs AI league: every pushed SoccerTwos model plays the others, rated by Elo")
+    p = sub.add_parser(
+        "league", help="the AI vs AI league: every pushed SoccerTwos model plays the others, rated by Elo"
+    )
     lsub = p.add_subparsers(dest="league_command", metavar="ACTION")
 
     r = lsub.add_parser("run", help="play league rounds (every model queued, paired by rating, played, rated)")
     r.add_argument("--once", action="store_true", help="play one round and stop (same as --rounds 1)")
     r.add_argument("--rounds", type=int, default=None, help="play this many rounds and stop (default: forever)")
-    r.add_argument("--every", type=duration, default=4 * 3600.0, metavar="DURATION",
-                   help="time between the starts of rounds when repeating (default 4h, the course's league)")
-    r.add_argument("--n-closest", type=int, default=None,
-                   help="pick each opponent at random among this many closest ratings (default 3)")
+    r.add_argument(
+        "--every",
+        type=duration,
+        default=4 * 3600.0,
+        metavar="DURATION",
+        help="time between the starts of rounds when repeating (default 4h, the course's league)",
+    )
+    r.add_argument(
+        "--n-closest",
+        type=int,
+        default=None,
+        help="pick each opponent at random among this many closest ratings (default 3)",
+    )
     r.add_argument("--max-gap", type=float, default=None, help="never pair ratings further apart (default 500)")
     r.add_argument("--k", type=float, default=None, help="Elo K-factor (default 20, as the course's league ran)")
     r.add_argument("--games", type=int, default=None, help="games in a match's set, half on each side (default 6)")
@@ -42,10 +53,11 @@ def add_parser(sub):
     r.add_argument("--json", action="store_true", help="print one JSON object per round")
     r.set_defaults(func=run)
 
-    for name, func, text in (("table", show_table, "the league table: rank, author, model, Elo, games"),
-                             ("history", show_history, "one model's matches and its rating after each"),
-                             ("recompute", recompute,
-                              "drop the cached ratings and rebuild them from the stored matches")):
+    for name, func, text in (
+        ("table", show_table, "the league table: rank, author, model, Elo, games"),
+        ("history", show_history, "one model's matches and its rating after each"),
+        ("recompute", recompute, "drop the cached ratings and rebuild them from the stored matches"),
+    ):
         q = lsub.add_parser(name, help=text)
         if name == "history":
             q.add_argument("model", metavar="MODEL", help="NAMESPACE/NAME")
@@ -117,9 +129,12 @@ def run(args):
         if args.json:
             print_json(report.as_dict())
         else:
-            print(f"Round {done}: {report.models} models, {len(report.played)} matches, "
-                  f"{len(report.idle)} without an opponent within {settings.max_gap:g} points, "
-                  f"{len(report.benched)} benched after a forfeit ({report.seconds:.1f} s).", flush=True)
+            print(
+                f"Round {done}: {report.models} models, {len(report.played)} matches, "
+                f"{len(report.idle)} without an opponent within {settings.max_gap:g} points, "
+                f"{len(report.benched)} benched after a forfeit ({report.seconds:.1f} s).",
+                flush=True,
+            )
             for model, why in report.benched.items():
                 print(f"  benched {model}: {why}")
         if rounds is not None and done >= rounds:
@@ -169,8 +184,11 @@ def show_history(args):
         raise UserError(f"{args.model} has played no league match; see 'deeprl league table'.")
     print(f"{h['model']}: Elo {h['elo']:.1f} after {len(h['matches'])} matches (newest first)")
     for m in h["matches"]:
-        what = (f"{m['won']}-{m['drawn']}-{m['lost']} -> {m['result']:g}  Elo {m['elo_before']:.1f} -> "
-                f"{m['elo_after']:.1f}" if m["rated"] else f"not rated: {m['error']}")
+        what = (
+            f"{m['won']}-{m['drawn']}-{m['lost']} -> {m['result']:g}  Elo {m['elo_before']:.1f} -> {m['elo_after']:.1f}"
+            if m["rated"]
+            else f"not rated: {m['error']}"
+        )
         print(f"  #{m['match']:<5} {m['played_at'][:19]}  vs {m['opponent']}: {what}")
     return 0
 
@@ -184,9 +202,14 @@ def recompute(args):
     if args.json:
         print_json(out)
     else:
-        print(f"Dropped the cached ratings and replayed {out['matches']} rated matches for {out['models']} models: "
-              + ("the same numbers." if out["same"] else
-                 f"the cache was off by up to {out['max_difference']:.6g} points; it is rebuilt now."))
+        print(
+            f"Dropped the cached ratings and replayed {out['matches']} rated matches for {out['models']} models: "
+            + (
+                "the same numbers."
+                if out["same"]
+                else f"the cache was off by up to {out['max_difference']:.6g} points; it is rebuilt now."
+            )
+        )
     return 0 if out["same"] else 1
 
 

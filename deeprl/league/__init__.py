@@ -17,5 +17,17 @@ from deeprl.league.matchmaking import DEFAULT_MAX_GAP, DEFAULT_N_CLOSEST, pair_u
 from deeprl.league.ratings import DEFAULT_K, history, recompute, replay, table
 from deeprl.league.runner import ENV_TAG, LeagueReport, run_round
 
-__all__ = ["DEFAULT_K", "DEFAULT_MAX_GAP", "DEFAULT_N_CLOSEST", "ENV_TAG", "LeagueReport", "history", "pair_up",
-           "pick_opponent", "recompute", "replay", "run_round", "table"]
+__all__ = [
+    "DEFAULT_K",
+    "DEFAULT_MAX_GAP",
+    "DEFAULT_N_CLOSEST",
+    "ENV_TAG",
+    "LeagueReport",
+    "history",
+    "pair_up",
+    "pick_opponent",
+    "recompute",
+    "replay",
+    "run_round",
+    "table",
+]

@@ -16,6 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Blamed(Exception):
@@ -78,19 +82,32 @@ def play(folder1: str, folder2: str, *, games: int, seed: int, max_steps: int, r
             failed[exc.side] = str(exc)
     if failed:
         return {"forfeit": sorted(failed), "error": "; ".join(f"model{k}: {v}" for k, v in sorted(failed.items()))}
-    frames = [] if replay else None
+    frames: list[np.ndarray] | None = [] if replay else None
     try:
-        r = soccer.play_matches(teams[0], teams[1], games, seed=seed, max_steps=max_steps,
-                                on_frame=frames.append if frames is not None else None)
+        r = soccer.play_matches(
+            teams[0],
+            teams[1],
+            games,
+            seed=seed,
+            max_steps=max_steps,
+            on_frame=frames.append if frames is not None else None,
+        )
     except Blamed as exc:
         return {"forfeit": [exc.side], "error": f"model{exc.side}: {exc}"}
     if replay and frames:
         from deeprl.video import write_video
 
         write_video(frames, replay, 1 / soccer.DT)
-    return {"match": {"won": r["wins"], "drawn": r["draws"], "lost": r["losses"],
-                      "result": set_result(r["wins"], r["losses"]), "mean_length": r["mean_length"],
-                      "replay": replay if replay and frames else None}}
+    return {
+        "match": {
+            "won": r["wins"],
+            "drawn": r["draws"],
+            "lost": r["losses"],
+            "result": set_result(r["wins"], r["losses"]),
+            "mean_length": r["mean_length"],
+            "replay": replay if replay and frames else None,
+        }
+    }
 
 
 def main(argv=None) -> int:
@@ -105,8 +122,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    out = play(args.model1, args.model2, games=args.games, seed=args.seed, max_steps=args.max_steps,
-               replay=args.replay)
+    out = play(args.model1, args.model2, games=args.games, seed=args.seed, max_steps=args.max_steps, replay=args.replay)
     sys.stdout.write(json.dumps(out) + "\n")
     return 0
 

@@ -9,14 +9,21 @@ opponent inside the gap sits the round out. The round ends when at most one mode
 from __future__ import annotations
 
 import random
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 DEFAULT_N_CLOSEST = 3  # the blog's "n closest ratings"; n is not published, 3 keeps pairs close yet varied
 DEFAULT_MAX_GAP = 500.0  # background_task.py: self.max_diff = 500
 
 
-def pick_opponent(model: str, queue: Sequence[str], ratings: Mapping[str, float], rng: random.Random, *,
-                  n_closest: int = DEFAULT_N_CLOSEST, max_gap: float = DEFAULT_MAX_GAP) -> str | None:
+def pick_opponent(
+    model: str,
+    queue: Sequence[str],
+    ratings: Mapping[str, float],
+    rng: random.Random,
+    *,
+    n_closest: int = DEFAULT_N_CLOSEST,
+    max_gap: float = DEFAULT_MAX_GAP,
+) -> str | None:
     """A random one of the `n_closest` queued models by rating distance to `model`, within `max_gap`; None if
     no queued model is close enough. Ties in distance keep queue order, so the choice is reproducible."""
     mine = ratings[model]
@@ -25,9 +32,15 @@ def pick_opponent(model: str, queue: Sequence[str], ratings: Mapping[str, float]
     return rng.choice(candidates) if candidates else None
 
 
-def pair_up(models: Sequence[str], ratings: Mapping[str, float], rng: random.Random, *,
-            n_closest: int = DEFAULT_N_CLOSEST, max_gap: float = DEFAULT_MAX_GAP,
-            on_pair=None) -> tuple[list[tuple[str, str]], list[str]]:
+def pair_up(
+    models: Sequence[str],
+    ratings: Mapping[str, float],
+    rng: random.Random,
+    *,
+    n_closest: int = DEFAULT_N_CLOSEST,
+    max_gap: float = DEFAULT_MAX_GAP,
+    on_pair=None,
+) -> tuple[list[tuple[str, str]], list[str]]:
     """One round's pairs and the models that sat out. `on_pair(a, b)` is called as each pair is made and may
     change `ratings` (the league plays and rates each match before the next opponent is picked)."""
     if n_closest < 1:

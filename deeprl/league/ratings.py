@@ -30,8 +30,9 @@ def walk(matches):
 
 def replay(matches) -> dict[str, dict]:
     """{model: {'elo', 'games', 'wins', 'draws', 'losses', 'last_match'}} from matches in play order."""
-    out: dict[str, dict] = defaultdict(lambda: {"elo": elo.INITIAL_ELO, "games": 0, "wins": 0, "draws": 0,
-                                                "losses": 0, "last_match": None})
+    out: dict[str, dict] = defaultdict(
+        lambda: {"elo": elo.INITIAL_ELO, "games": 0, "wins": 0, "draws": 0, "losses": 0, "last_match": None}
+    )
     for m, _, after in walk(matches):
         if not m.rated:
             continue
@@ -69,12 +70,18 @@ def recompute(hub: str = "local", url: str | None = None) -> dict:
         for model, r in rebuilt.items():
             s.add(LeagueRating(hub=hub, model=model, elo=r["elo"], games=r["games"], last_match=r["last_match"]))
     models = set(before) | set(rebuilt)
-    diff = max((abs(before.get(m, (elo.INITIAL_ELO, 0))[0] - rebuilt.get(m, {"elo": elo.INITIAL_ELO})["elo"])
-                for m in models), default=0.0)
+    diff = max(
+        (abs(before.get(m, (elo.INITIAL_ELO, 0))[0] - rebuilt.get(m, {"elo": elo.INITIAL_ELO})["elo"]) for m in models),
+        default=0.0,
+    )
     games_differ = sorted(m for m in models if before.get(m, (0, 0))[1] != rebuilt.get(m, {"games": 0})["games"])
-    return {"models": len(rebuilt), "matches": sum(r["games"] for r in rebuilt.values()) // 2,
-            "max_difference": diff, "games_differ": games_differ,
-            "same": diff == 0.0 and not games_differ}
+    return {
+        "models": len(rebuilt),
+        "matches": sum(r["games"] for r in rebuilt.values()) // 2,
+        "max_difference": diff,
+        "games_differ": games_differ,
+        "same": diff == 0.0 and not games_differ,
+    }
 
 
 def table(hub: str = "local", url: str | None = None, *, trend: int = 20) -> list[dict]:
@@ -87,13 +94,34 @@ def table(hub: str = "local", url: str | None = None, *, trend: int = 20) -> lis
     forfeits = _forfeits(matches)
     out = []
     for model, r in rows.items():
-        out.append({"model": model, "author": model.split("/", 1)[0], "elo": r["elo"], "games_played": r["games"],
-                    "wins": r["wins"], "draws": r["draws"], "losses": r["losses"],
-                    "trend": series.get(model, [])[-trend:], "forfeit": forfeits.get(model)})
+        out.append(
+            {
+                "model": model,
+                "author": model.split("/", 1)[0],
+                "elo": r["elo"],
+                "games_played": r["games"],
+                "wins": r["wins"],
+                "draws": r["draws"],
+                "losses": r["losses"],
+                "trend": series.get(model, [])[-trend:],
+                "forfeit": forfeits.get(model),
+            }
+        )
     for model, why in forfeits.items():  # forfeited every match so far: listed, unrated
         if model not in rows:
-            out.append({"model": model, "author": model.split("/", 1)[0], "elo": None, "games_played": 0,
-                        "wins": 0, "draws": 0, "losses": 0, "trend": [], "forfeit": why})
+            out.append(
+                {
+                    "model": model,
+                    "author": model.split("/", 1)[0],
+                    "elo": None,
+                    "games_played": 0,
+                    "wins": 0,
+                    "draws": 0,
+                    "losses": 0,
+                    "trend": [],
+                    "forfeit": why,
+                }
+            )
     out.sort(key=lambda r: (r["elo"] is None, -(r["elo"] or 0), r["model"]))
     for i, r in enumerate(out, 1):
         r["rank"] = i if r["elo"] is not None else None
@@ -128,9 +156,22 @@ def history(model: str, hub: str = "local", url: str | None = None) -> dict:
         if model not in (m.model1, m.model2):
             continue
         i = 0 if m.model1 == model else 1
-        rows.append({"match": m.id, "opponent": (m.model2, m.model1)[i], "revision": (m.revision1, m.revision2)[i],
-                     "result": (m.result, 1.0 - m.result)[i], "won": (m.won, m.lost)[i], "drawn": m.drawn,
-                     "lost": (m.lost, m.won)[i], "elo_before": before[i], "elo_after": after[i], "rated": m.rated,
-                     "forfeit": m.forfeit, "error": m.error, "played_at": m.played_at.isoformat(),
-                     "replay": bool(m.replay)})
+        rows.append(
+            {
+                "match": m.id,
+                "opponent": (m.model2, m.model1)[i],
+                "revision": (m.revision1, m.revision2)[i],
+                "result": (m.result, 1.0 - m.result)[i],
+                "won": (m.won, m.lost)[i],
+                "drawn": m.drawn,
+                "lost": (m.lost, m.won)[i],
+                "elo_before": before[i],
+                "elo_after": after[i],
+                "rated": m.rated,
+                "forfeit": m.forfeit,
+                "error": m.error,
+                "played_at": m.played_at.isoformat(),
+                "replay": bool(m.replay),
+            }
+        )
     return {"model": model, "elo": rows[-1]["elo_after"] if rows else None, "matches": rows[::-1]}

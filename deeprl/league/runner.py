@@ -13,17 +13,18 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from sqlalchemy import select
 
 from deeprl import db, elo
 from deeprl.db import Match
+from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, death, json_objects, run_child, stage_copy, unstage
 from deeprl.league import ratings as rt
 from deeprl.league.matchmaking import DEFAULT_MAX_GAP, DEFAULT_N_CLOSEST, pair_up
-from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, death, json_objects, run_child, stage_copy, unstage
 
 ENV_TAG = "ML-Agents-SoccerTwos"  # the course: a league model carries this tag
 DEFAULT_GAMES = 6  # a best-of-6 set: each model plays blue three times and purple three times
@@ -42,8 +43,14 @@ class LeagueReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"hub": self.hub, "models": self.models, "matches": self.played, "idle": self.idle,
-                "benched": self.benched, "seconds": round(self.seconds, 3)}
+        return {
+            "hub": self.hub,
+            "models": self.models,
+            "matches": self.played,
+            "idle": self.idle,
+            "benched": self.benched,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 @dataclass
@@ -79,8 +86,18 @@ def play_in_child(folder1: Path, folder2: Path, settings: Settings, replay_to: P
             return {"error": f"could not copy the models for the match ({exc.strerror})"}
         work = Path(tmp) / "work"
         work.mkdir()
-        args = ["-m", "deeprl.league.game", str(staged[0]), str(staged[1]), "--games", str(settings.games),
-                "--seed", str(settings.seed), "--max-steps", str(settings.max_steps)]
+        args = [
+            "-m",
+            "deeprl.league.game",
+            str(staged[0]),
+            str(staged[1]),
+            "--games",
+            str(settings.games),
+            "--seed",
+            str(settings.seed),
+            "--max-steps",
+            str(settings.max_steps),
+        ]
         if replay_to is not None:
             args += ["--replay", str(work / "replay.mp4")]
         try:
@@ -90,7 +107,7 @@ def play_in_child(folder1: Path, folder2: Path, settings: Settings, replay_to: P
                 if folder.exists():
                     unstage(folder)
         if not child.started:
-            return {"error": f"could not start the match: {child.err}"}
+            return {"error": f"could not start the match: {child.error_text}"}
         if child.timed_out:
             return {"error": f"the match took longer than {settings.timeout_s:g} s and was stopped"}
         found = next((o for o in reversed(json_objects(child.out)) if "match" in o or "forfeit" in o), None)
@@ -104,8 +121,12 @@ def play_in_child(folder1: Path, folder2: Path, settings: Settings, replay_to: P
 
 def _benched(s, hub: str, model: str, revision: str) -> str | None:
     """Why `model` at `revision` sits out: its last match at this revision was its own forfeit."""
-    last = s.scalar(select(Match).where(Match.hub == hub, (Match.model1 == model) | (Match.model2 == model))
-                    .order_by(Match.id.desc()).limit(1))
+    last = s.scalar(
+        select(Match)
+        .where(Match.hub == hub, (Match.model1 == model) | (Match.model2 == model))
+        .order_by(Match.id.desc())
+        .limit(1)
+    )
     if last is None or last.forfeit != model:
         return None
     if (last.revision1 if last.model1 == model else last.revision2) != revision:
@@ -113,14 +134,26 @@ def _benched(s, hub: str, model: str, revision: str) -> str | None:
     return last.error or "forfeited"
 
 
-def store_match(s, hub: str, m1: str, m2: str, rev1: str | None, rev2: str | None, outcome: dict,
-                settings: Settings, seconds: float) -> Match:
+def store_match(
+    s, hub: str, m1: str, m2: str, rev1: str | None, rev2: str | None, outcome: dict, settings: Settings, seconds: float
+) -> Match:
     """The match row, with the Elo update applied to the cached ratings (only rated matches move them)."""
     have = rt.current(s, hub)
     r1, r2 = have.get(m1, elo.INITIAL_ELO), have.get(m2, elo.INITIAL_ELO)
-    row = Match(hub=hub, env=ENV_TAG, model1=m1, model2=m2, revision1=rev1, revision2=rev2, seed=settings.seed,
-                max_steps=settings.max_steps, k=settings.k, elo1_before=r1, elo2_before=r2,
-                seconds=round(seconds, 3))
+    row = Match(
+        hub=hub,
+        env=ENV_TAG,
+        model1=m1,
+        model2=m2,
+        revision1=rev1,
+        revision2=rev2,
+        seed=settings.seed,
+        max_steps=settings.max_steps,
+        k=settings.k,
+        elo1_before=r1,
+        elo2_before=r2,
+        seconds=round(seconds, 3),
+    )
     if "match" in outcome:
         g = outcome["match"]
         row.won, row.drawn, row.lost = int(g["won"]), int(g["drawn"]), int(g["lost"])
@@ -145,8 +178,13 @@ def store_match(s, hub: str, m1: str, m2: str, rev1: str | None, rev2: str | Non
     return row
 
 
-def run_round(hub: str = "local", url: str | None = None, settings: Settings | None = None,
-              rng: random.Random | None = None, log: Callable[[str], None] | None = None) -> LeagueReport:
+def run_round(
+    hub: str = "local",
+    url: str | None = None,
+    settings: Settings | None = None,
+    rng: random.Random | None = None,
+    log: Callable[[str], None] | None = None,
+) -> LeagueReport:
     """One league round (the file lock makes rounds on this machine take turns)."""
     from filelock import FileLock
 
@@ -196,16 +234,26 @@ def _round(hub: str, url, settings: Settings, rng: random.Random, log) -> League
                 final = replay.with_name(f"{row.id}.mp4")
                 replay.replace(final)
                 row.replay = final.name
-            entry = {"id": row.id, "model1": m1, "model2": m2, "result": row.result, "won": row.won,
-                     "drawn": row.drawn, "lost": row.lost, "rated": row.rated, "forfeit": row.forfeit,
-                     "error": row.error, "elo1": row.elo1_after, "elo2": row.elo2_after}
+            entry: dict[str, Any] = {
+                "id": row.id,
+                "model1": m1,
+                "model2": m2,
+                "result": row.result,
+                "won": row.won,
+                "drawn": row.drawn,
+                "lost": row.lost,
+                "rated": row.rated,
+                "forfeit": row.forfeit,
+                "error": row.error,
+                "elo1": row.elo1_after,
+                "elo2": row.elo2_after,
+            }
         ratings[m1], ratings[m2] = entry["elo1"], entry["elo2"]
         report.played.append(entry)
         if log:
             log(describe(entry))
 
-    _, report.idle = pair_up(queue, ratings, rng, n_closest=settings.n_closest, max_gap=settings.max_gap,
-                             on_pair=play)
+    _, report.idle = pair_up(queue, ratings, rng, n_closest=settings.n_closest, max_gap=settings.max_gap, on_pair=play)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -214,15 +262,16 @@ def describe(m: dict) -> str:
     """One line for a played match."""
     if m["forfeit"] or not m["rated"]:
         return f"{m['model1']} vs {m['model2']}: not rated ({m['error']})"
-    return (f"{m['model1']} vs {m['model2']}: {m['won']}-{m['drawn']}-{m['lost']} -> {m['result']:g} "
-            f"(Elo {m['elo1']:.1f} / {m['elo2']:.1f})")
+    return (
+        f"{m['model1']} vs {m['model2']}: {m['won']}-{m['drawn']}-{m['lost']} -> {m['result']:g} "
+        f"(Elo {m['elo1']:.1f} / {m['elo2']:.1f})"
+    )
 
 
 class Scheduler:
     """League rounds in a background thread, one every `every_s` seconds (the web server's league)."""
 
-    def __init__(self, every_s: float, hub: str = "local", url: str | None = None,
-                 settings: Settings | None = None):
+    def __init__(self, every_s: float, hub: str = "local", url: str | None = None, settings: Settings | None = None):
         self.every_s, self.hub, self.url, self.settings = every_s, hub, url, settings or Settings()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
