@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,8 +45,9 @@ def server(tmp_path, monkeypatch):
     add_model(LONG[:96].rstrip("-"), "Taxi-v3", 3.0, claimed=(9.5, 0.0), flagged=True)
     add_model("zed/broken-" + "x" * 80, "Taxi-v3", 0.0, status="error", error="model.safetensors is corrupt " * 4)
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(watch_interval_s=None), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(watch_interval_s=None), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -63,9 +64,17 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                     "--disable-component-update", "--no-first-run"])
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         try:
             yield b
         finally:
@@ -99,11 +108,13 @@ def test_leaderboard_model_video_certificate(server, browser, tmp_path):
     assert src and "/files/replay.mp4" in src
     # the browser's own fetch of the source, with the page's origin and cookies
     status, ctype = page.evaluate(
-        "async (u) => { const r = await fetch(u); return [r.status, r.headers.get('content-type')]; }", src)
+        "async (u) => { const r = await fetch(u); return [r.status, r.headers.get('content-type')]; }", src
+    )
     assert (status, ctype) == (200, "video/mp4")
     # the <video> element itself loads it (metadata at least: readyState >= 1, no media error)
-    page.wait_for_function("() => { const v = document.querySelector('#replay');"
-                           " return v.readyState >= 1 || v.error !== null; }")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#replay'); return v.readyState >= 1 || v.error !== null; }"
+    )
     assert page.evaluate("() => document.querySelector('#replay').error") is None
     page.click("p.meta a[href='/users/alice']")
     page.wait_for_url("**/users/alice")
@@ -119,22 +130,39 @@ def test_leaderboard_model_video_certificate(server, browser, tmp_path):
     assert page.inner_text("#cert-name") == "Alice Liddell"
     assert page.inner_text("#cert-level") == "completion"
     assert page.inner_text("#cert-id") == cid
-    assert page.inner_text("#cert-date") == datetime.now(timezone.utc).strftime("%d %B %Y")
+    assert page.inner_text("#cert-date") == datetime.now(UTC).strftime("%d %B %Y")
     assert "alice/q-FrozenLake" in page.inner_text("table.cert-results")
     page.goto(f"{server}/certificates/nosuchcertificate0")
     assert "No certificate has this verification id" in page.inner_text("main")
 
 
 def test_every_page_fits_a_phone(server, browser, tmp_path):
-    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
-                            has_touch=True, accept_downloads=True)
+    page = browser.new_page(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=1,
+        is_mobile=True,
+        has_touch=True,
+        accept_downloads=True,
+    )
     page.set_default_timeout(30_000)
     page.goto(f"{server}/users/alice")
     pdf = get_certificate(page, tmp_path)
     cid = re.search(rb"/certificates/([a-z0-9]+)", pdf).group(1).decode()
-    paths = ["/", f"/leaderboard/{FL}", "/leaderboard/Taxi-v3", "/leaderboard/CartPole-v1",
-             "/models/alice/q-FrozenLake", f"/models/{LONG[:96].rstrip('-')}", "/users/alice", "/users/nobody",
-             "/admin", "/docs", f"/certificates/{cid}", "/no/such/page", "/leaderboard/Taxi-v3?page=" + "9" * 30]
+    paths = [
+        "/",
+        f"/leaderboard/{FL}",
+        "/leaderboard/Taxi-v3",
+        "/leaderboard/CartPole-v1",
+        "/models/alice/q-FrozenLake",
+        f"/models/{LONG[:96].rstrip('-')}",
+        "/users/alice",
+        "/users/nobody",
+        "/admin",
+        "/docs",
+        f"/certificates/{cid}",
+        "/no/such/page",
+        "/leaderboard/Taxi-v3?page=" + "9" * 30,
+    ]
     for i, path in enumerate(paths):
         page.goto(server + path)
         page.screenshot(path=str(tmp_path / f"phone-{i}.png"), full_page=True)
@@ -144,7 +172,8 @@ def test_every_page_fits_a_phone(server, browser, tmp_path):
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= inner, path
         color, background = page.evaluate(
             "() => [getComputedStyle(document.querySelector('#api-link')).color,"
-            " getComputedStyle(document.querySelector('header')).backgroundColor]")
+            " getComputedStyle(document.querySelector('header')).backgroundColor]"
+        )
         assert color != background, path
 
 

@@ -86,18 +86,34 @@ def test_api(site):
     assert (board["env"], board["total"], board["pages"]) == ("Taxi-v3", 6, 3)
     assert [r["repo_id"] for r in board["rows"]] == ["user4/taxi", "user3/taxi"]
     assert board["rows"][0]["algo"] == "ppo" and board["minimum"] == 4.5 and board["description"]
-    assert {"rank", "repo_id", "user", "result", "mean_reward", "std_reward", "claimed_result", "flagged",
-            "pushed_at"} <= set(board["rows"][0])
+    assert {
+        "rank",
+        "repo_id",
+        "user",
+        "result",
+        "mean_reward",
+        "std_reward",
+        "claimed_result",
+        "flagged",
+        "pushed_at",
+    } <= set(board["rows"][0])
     envs = {e["env"]: e for e in site.get("/api/envs").json()}
     assert envs["Taxi-v3"]["models"] == 6 and envs["Taxi-v3"]["unranked"] == 1 and envs[FL]["users"] == 2
     model = site.get("/api/models/alice/q-FrozenLake").json()
-    assert model["rank"] == 1 and model["video_url"] and {"README.md", "replay.mp4"} <= {f["path"] for f in
-                                                                                         model["files"]}
+    assert (
+        model["rank"] == 1 and model["video_url"] and {"README.md", "replay.mp4"} <= {f["path"] for f in model["files"]}
+    )
     assert site.get("/api/models/alice/nope").status_code == 404
     assert site.get("/api/leaderboard/Taxi-v3", params={"per_page": 0}).status_code == 422
     schema = site.get("/openapi.json").json()
-    assert {"/api/envs", "/api/leaderboard/{env}", "/api/models/{ns}/{name}", "/api/users/{user}/progress",
-            "/api/refresh", "/api/certificates/{cert_id}"} <= set(schema["paths"])
+    assert {
+        "/api/envs",
+        "/api/leaderboard/{env}",
+        "/api/models/{ns}/{name}",
+        "/api/users/{user}/progress",
+        "/api/refresh",
+        "/api/certificates/{cert_id}",
+    } <= set(schema["paths"])
     assert not any(p.startswith(("/models", "/users", "/leaderboard", "/admin")) for p in schema["paths"])
 
 
@@ -161,8 +177,15 @@ def test_file_paths_are_validated(site):
     base = "/models/alice/q-FrozenLake/files/"
     assert site.get(base + "config.json").status_code == 200
     os.symlink("/etc/passwd", home() / "hub" / "alice" / "q-FrozenLake" / "passwd")
-    for bad in ("%2e%2e/%2e%2e/mallory/evil-card/README.md", "..%2f..%2fmallory%2fevil-card%2fREADME.md",
-                ".git/config", "%2fetc%2fpasswd", "passwd", "nothing.bin", "logs/..%2f..%2f..%2fdeeprl.db"):
+    for bad in (
+        "%2e%2e/%2e%2e/mallory/evil-card/README.md",
+        "..%2f..%2fmallory%2fevil-card%2fREADME.md",
+        ".git/config",
+        "%2fetc%2fpasswd",
+        "passwd",
+        "nothing.bin",
+        "logs/..%2f..%2f..%2fdeeprl.db",
+    ):
         assert site.get(base + bad).status_code == 404, bad
     assert site.get(base + "config.json", params={"revision": "0" * 40}).status_code == 404  # not indexed
     assert site.get(base + "config.json", params={"revision": "HEAD~1"}).status_code == 422
@@ -172,12 +195,11 @@ def test_file_paths_are_validated(site):
 
 def test_numbers_are_bounded_and_errors_are_pages(site):
     for path in ("/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3"):
-        r = site.get(path, params={"page": str(2 ** 62)})  # was a 500: SQLite integer overflow
+        r = site.get(path, params={"page": str(2**62)})  # was a 500: SQLite integer overflow
         assert r.status_code == 422, path
-    page = site.get("/leaderboard/Taxi-v3", params={"page": str(2 ** 62)})
+    page = site.get("/leaderboard/Taxi-v3", params={"page": str(2**62)})
     assert page.headers["content-type"].startswith("text/html") and "Bad value for page" in page.text
-    assert site.get("/leaderboard/Taxi-v3", params={"per_page": "abc"}).headers["content-type"].startswith(
-        "text/html")
+    assert site.get("/leaderboard/Taxi-v3", params={"per_page": "abc"}).headers["content-type"].startswith("text/html")
     assert site.get("/no/such/page").headers["content-type"].startswith("text/html")
     huge = "x" * 60_000  # httpx's limit on a URL; the 100 KB came back whole the same way
     for path in ("/leaderboard/Taxi-v3", "/api/leaderboard/Taxi-v3"):
@@ -192,11 +214,26 @@ def test_numbers_are_bounded_and_errors_are_pages(site):
 
 def test_security_headers_everywhere(site):
     src = site.get("/api/models/alice/q-FrozenLake").json()["video_url"]
-    for path in ("/", "/leaderboard/Taxi-v3", "/api/envs", "/api/leaderboard/Taxi-v3", "/openapi.json",
-                 "/static/style.css", "/no/such/page", "/api/nothing", "/docs", src):
+    for path in (
+        "/",
+        "/leaderboard/Taxi-v3",
+        "/api/envs",
+        "/api/leaderboard/Taxi-v3",
+        "/openapi.json",
+        "/static/style.css",
+        "/no/such/page",
+        "/api/nothing",
+        "/docs",
+        src,
+    ):
         r = site.get(path)
-        for name in ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
-                     "cross-origin-opener-policy"):
+        for name in (
+            "content-security-policy",
+            "x-content-type-options",
+            "referrer-policy",
+            "x-frame-options",
+            "cross-origin-opener-policy",
+        ):
             assert name in r.headers, (path, name)
         assert "x-deeprl-cache" not in r.headers
     csp = site.get("/").headers["content-security-policy"]
@@ -241,8 +278,7 @@ def test_progress_and_certificate(site, monkeypatch):
     token = csrf_of(site, "/users/fay")
     form = {"first_name": "Fay", "last_name": "Wong", "csrf": token, "format": "pdf"}
     assert site.post("/users/fay/certificate", data={**form, "csrf": "forged" * 5}).status_code == 403
-    assert site.post("/users/fay/certificate", data=form, headers={"Origin": "http://evil.example"}).status_code \
-        == 403
+    assert site.post("/users/fay/certificate", data=form, headers={"Origin": "http://evil.example"}).status_code == 403
     pdf = site.post("/users/fay/certificate", data=form)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert "attachment" in pdf.headers["content-disposition"]
@@ -254,8 +290,7 @@ def test_progress_and_certificate(site, monkeypatch):
     shown = site.get(f"/certificates/{cid}")
     assert shown.status_code == 200 and "Fay Wong" in shown.text and "excellence" in shown.text
     data = site.get(f"/api/certificates/{cid}").json()
-    assert (data["first_name"], data["last_name"], data["user"], data["level"]) == ("Fay", "Wong", "fay",
-                                                                                    "excellence")
+    assert (data["first_name"], data["last_name"], data["user"], data["level"]) == ("Fay", "Wong", "fay", "excellence")
     assert any(r["repo_id"] and r["repo_id"] in shown.text for r in data["results"])
     assert site.get("/certificates/nosuchcertificate0").status_code == 404
     assert site.get("/api/certificates/nosuchcertificate0").status_code == 404
@@ -321,13 +356,23 @@ def test_refresh_form_needs_csrf_and_same_origin(tmp_path, monkeypatch):
         token = csrf_of(client, "/admin")
         # a form on another site: no cookie token, or the browser says where it comes from
         other = TestClient(client.app)
-        assert other.post("/admin/refresh", data={"csrf": token},
-                          follow_redirects=False).headers["location"] == "/admin?done=refused"
-        cross = client.post("/admin/refresh", data={"csrf": token}, follow_redirects=False,
-                            headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
+        assert (
+            other.post("/admin/refresh", data={"csrf": token}, follow_redirects=False).headers["location"]
+            == "/admin?done=refused"
+        )
+        cross = client.post(
+            "/admin/refresh",
+            data={"csrf": token},
+            follow_redirects=False,
+            headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+        )
         assert cross.headers["location"] == "/admin?done=refused" and fake.runs == 0
-        ok = client.post("/admin/refresh", data={"csrf": token}, follow_redirects=False,
-                         headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"})
+        ok = client.post(
+            "/admin/refresh",
+            data={"csrf": token},
+            follow_redirects=False,
+            headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+        )
         assert ok.headers["location"] == "/admin?done=started"
         wait_idle(client.app)
         assert fake.runs == 1
@@ -371,8 +416,9 @@ def test_a_push_is_indexed_without_a_click(tmp_path):
         deadline = time.monotonic() + 120
         while True:
             got = client.get("/api/models/carol/q-FrozenLake")
-            if got.status_code == 200 and any(r["revision"] == rev and r["status"] == "ok"
-                                              for r in got.json()["revisions"]):
+            if got.status_code == 200 and any(
+                r["revision"] == rev and r["status"] == "ok" for r in got.json()["revisions"]
+            ):
                 break
             assert time.monotonic() < deadline, "the push was not indexed"
             time.sleep(0.05)

@@ -47,8 +47,11 @@ def server(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(admin_token=TOKEN, watch_interval_s=None), host="127.0.0.1",
-                                        port=port, log_level="warning"))
+    srv = uvicorn.Server(
+        uvicorn.Config(
+            create_app(admin_token=TOKEN, watch_interval_s=None), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -61,10 +64,30 @@ def server(monkeypatch):
 
 
 def test_api_passes_every_schemathesis_check(server):
-    cmd = [schemathesis_exe(), "run", f"{server}/openapi.json", "--checks", "all", "--max-examples", "25",
-           "--seed", "1", "--workers", "1", "-H", f"Authorization: Bearer {TOKEN}", "--request-timeout", "20"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"})
+    cmd = [
+        schemathesis_exe(),
+        "run",
+        f"{server}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "25",
+        "--seed",
+        "1",
+        "--workers",
+        "1",
+        "-H",
+        f"Authorization: Bearer {TOKEN}",
+        "--request-timeout",
+        "20",
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_TELEMETRY": "false"},
+    )
     tail = "\n".join(proc.stdout.splitlines()[-60:])
     assert proc.returncode == 0, tail
     assert "generated" in proc.stdout

@@ -8,16 +8,31 @@ def add_parser(sub):
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--hub", default=None, help="local (default) or hf")
-    p.add_argument("--no-index", action="store_true",
-                   help="do not index the hub when the server starts (pushes made later are still indexed)")
-    p.add_argument("--watch-interval", type=float, default=5.0, metavar="SECONDS",
-                   help="how often to look for new pushes to the local hub (default 5; 0: never)")
-    p.add_argument("--admin-token", default=None,
-                   help=f"token that allows starting an index run by hand (or set {ADMIN_TOKEN_ENV}); "
-                        "needed for that on a server that listens beyond loopback")
-    p.add_argument("--league-every", type=duration, default=None, metavar="DURATION",
-                   help="play a SoccerTwos league round this often in the background (e.g. 4h, the course's "
-                        "league; default: off)")
+    p.add_argument(
+        "--no-index",
+        action="store_true",
+        help="do not index the hub when the server starts (pushes made later are still indexed)",
+    )
+    p.add_argument(
+        "--watch-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often to look for new pushes to the local hub (default 5; 0: never)",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=None,
+        help=f"token that allows starting an index run by hand (or set {ADMIN_TOKEN_ENV}); "
+        "needed for that on a server that listens beyond loopback",
+    )
+    p.add_argument(
+        "--league-every",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="play a SoccerTwos league round this often in the background (e.g. 4h, the course's league; default: off)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,13 +49,20 @@ def build_app(args):
         raise UserError(f"--watch-interval must be 0 or more seconds, not {args.watch_interval:g}.")
     token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV) or None
     if token is not None and len(token) < 16:
-        raise UserError("The admin token must be at least 16 characters long; make one with "
-                        "'python -c \"import secrets; print(secrets.token_urlsafe())\"'.")
+        raise UserError(
+            "The admin token must be at least 16 characters long; make one with "
+            "'python -c \"import secrets; print(secrets.token_urlsafe())\"'."
+        )
     local = is_loopback(args.host)
-    return create_app(hub=check_hub(args.hub), index_on_start=not args.no_index, admin_token=token,
-                      public=not local, watch_interval_s=args.watch_interval or None,
-                      trusted_hosts=LOOPBACK if local else None,
-                      league_every_s=getattr(args, "league_every", None))
+    return create_app(
+        hub=check_hub(args.hub),
+        index_on_start=not args.no_index,
+        admin_token=token,
+        public=not local,
+        watch_interval_s=args.watch_interval or None,
+        trusted_hosts=LOOPBACK if local else None,
+        league_every_s=getattr(args, "league_every", None),
+    )
 
 
 def run(args):
@@ -57,15 +79,18 @@ def run(args):
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((args.host, args.port))
     except OSError as exc:
-        raise UserError(f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
-                        "pick another --port or --host.") from None
+        raise UserError(
+            f"Cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another --port or --host."
+        ) from None
     app = build_app(args)
     import uvicorn
 
     if app.state.public:
-        print(f"note: serving on {args.host}: other machines can reach this server"
-              + ("." if app.state.admin_token else "; index runs start on pushes only (no --admin-token)."),
-              file=sys.stderr)
+        print(
+            f"note: serving on {args.host}: other machines can reach this server"
+            + ("." if app.state.admin_token else "; index runs start on pushes only (no --admin-token)."),
+            file=sys.stderr,
+        )
     print(f"deeprl: serving the leaderboard at http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
     try:
         # no access log: a line per request costs more than answering a cached page

@@ -30,10 +30,19 @@ from deeprl.web.indexing import WATCH_INTERVAL_S, HubWatcher, Refresher
 from deeprl.web.render import HERE, error_page, page
 
 
-def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bool = False,
-               index_kwargs: dict | None = None, admin_token: str | None = None, public: bool = False,
-               watch_interval_s: float | None = WATCH_INTERVAL_S, trusted_hosts: tuple[str, ...] | None = None,
-               cooldown_s: float | None = None, league_every_s: float | None = None) -> FastAPI:
+def create_app(
+    hub: str = "local",
+    url: str | None = None,
+    *,
+    index_on_start: bool = False,
+    index_kwargs: dict | None = None,
+    admin_token: str | None = None,
+    public: bool = False,
+    watch_interval_s: float | None = WATCH_INTERVAL_S,
+    trusted_hosts: tuple[str, ...] | None = None,
+    cooldown_s: float | None = None,
+    league_every_s: float | None = None,
+) -> FastAPI:
     """`public`: the server listens beyond loopback, so refresh needs the admin token even from the page.
     `watch_interval_s`: how often to look for new pushes (None: never; only the local hub is watched).
     `league_every_s`: play a SoccerTwos league round this often in the background (None: never)."""
@@ -49,10 +58,15 @@ def create_app(hub: str = "local", url: str | None = None, *, index_on_start: bo
 
         league = Scheduler(league_every_s, hub, url)
 
-    app = FastAPI(title="deeprl leaderboard", version=_version(), lifespan=lifespan, docs_url=None,
-                  redoc_url=None,
-                  description="Verified Deep RL Course leaderboards, model pages and certification progress. "
-                              "Every figure is re-measured by the course protocol, never copied from a card.")
+    app = FastAPI(
+        title="deeprl leaderboard",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Verified Deep RL Course leaderboards, model pages and certification progress. "
+        "Every figure is re-measured by the course protocol, never copied from a card.",
+    )
     app.state.hub, app.state.url = hub, url
     app.state.refresher, app.state.watcher, app.state.league = refresher, watcher, league
     app.state.index_on_start = index_on_start
@@ -145,5 +159,11 @@ def validation_message(exc: RequestValidationError) -> str:
 
 def clean_errors(exc: RequestValidationError) -> list[dict]:
     """FastAPI's 422 detail without the 'input' it echoes (a 100 KB query string came back whole)."""
-    return [{"loc": [short(p, 60) if isinstance(p, str) else p for p in e.get("loc", ())],
-             "msg": short(e.get("msg", ""), 200), "type": short(e.get("type", ""), 60)} for e in exc.errors()[:10]]
+    return [
+        {
+            "loc": [short(p, 60) if isinstance(p, str) else p for p in e.get("loc", ())],
+            "msg": short(e.get("msg", ""), 200),
+            "type": short(e.get("type", ""), 60),
+        }
+        for e in exc.errors()[:10]
+    ]

@@ -33,16 +33,33 @@ def home(request: Request):
         lost = lb.unranked(s, None, hub=state.hub)
     have = {e["env"] for e in envs}
     rows = [{**e, "description": env_description(e["env"]), "course": course_env(e["env"])} for e in envs]
-    rows += [{"env": c["env"], "models": 0, "users": 0, "best_result": None, "last_push": None, "unranked": 0,
-              "description": c["description"], "course": c} for c in course_envs() if c["env"] not in have]
+    rows += [
+        {
+            "env": c["env"],
+            "models": 0,
+            "users": 0,
+            "best_result": None,
+            "last_push": None,
+            "unranked": 0,
+            "description": c["description"],
+            "course": c,
+        }
+        for c in course_envs()
+        if c["env"] not in have
+    ]
     return page(request, "home.html", cache=True, envs=rows, lost=lost, total_models=sum(e["models"] for e in envs))
 
 
 @router.get("/leaderboard/{env}", include_in_schema=False)
-def leaderboard_page(request: Request, env: str = PathParam(pattern=ENV_PATTERN),
-                     page_no: int = Query(1, ge=1, le=PAGE_MAX, alias="page"),
-                     per_page: int = Query(50, ge=1, le=PER_PAGE_MAX), sort: SortKey = "rank",
-                     order: Order | None = None, user: str | None = Query(None, max_length=100)):
+def leaderboard_page(
+    request: Request,
+    env: str = PathParam(pattern=ENV_PATTERN),
+    page_no: int = Query(1, ge=1, le=PAGE_MAX, alias="page"),
+    per_page: int = Query(50, ge=1, le=PER_PAGE_MAX),
+    sort: SortKey = "rank",
+    order: Order | None = None,
+    user: str | None = Query(None, max_length=100),
+):
     state = request.app.state
     b = board(state.hub, state.url, env, page_no, per_page, sort, order, user)
 
@@ -58,5 +75,15 @@ def leaderboard_page(request: Request, env: str = PathParam(pattern=ENV_PATTERN)
         new = ("asc" if current_desc else "desc") if key == sort else ("desc" if desc_default else "asc")
         return link(sort=key, order=new, page=1)
 
-    return page(request, "leaderboard.html", cache=True, b=b, link=link, sort_link=sort_link, sort=sort,
-                order=order, user=user or "", course=course_envs())
+    return page(
+        request,
+        "leaderboard.html",
+        cache=True,
+        b=b,
+        link=link,
+        sort_link=sort_link,
+        sort=sort,
+        order=order,
+        user=user or "",
+        course=course_envs(),
+    )

@@ -44,9 +44,16 @@ class DataVersion:
             now = time.monotonic()
             if now - self._checked >= 1.0:
                 with db.session(self.url) as s:
-                    self._value = tuple(s.execute(select(
-                        func.count(db.Evaluation.id), func.max(db.Evaluation.evaluated_at),
-                        func.max(db.Repo.indexed_at), func.count(db.Repo.id))).one())
+                    self._value = tuple(
+                        s.execute(
+                            select(
+                                func.count(db.Evaluation.id),
+                                func.max(db.Evaluation.evaluated_at),
+                                func.max(db.Repo.indexed_at),
+                                func.count(db.Repo.id),
+                            )
+                        ).one()
+                    )
                 self._checked = now
             return self._value
 

@@ -48,8 +48,14 @@ def stored_files(value) -> list[tuple[str, int]]:
     """The indexer's [path, size] list, with anything malformed left out."""
     out = []
     for item in value if isinstance(value, list) else []:
-        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str) \
-                and isinstance(item[1], int) and not isinstance(item[1], bool) and len(item[0]) <= 500:
+        if (
+            isinstance(item, (list, tuple))
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+            and len(item[0]) <= 500
+        ):
             out.append((item[0], item[1]))
     return out
 
@@ -57,7 +63,7 @@ def stored_files(value) -> list[tuple[str, int]]:
 def short(text, limit: int = 60) -> str:
     """Visitor input as it may appear in a message: one line, bounded."""
     text = re.sub(r"\s+", " ", str(text))
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def check_user_param(user: str) -> str:
@@ -87,8 +93,9 @@ def course_envs() -> tuple[dict, ...]:
     out: dict[str, dict] = {}
     for a in ASSIGNMENTS:
         for alts in a.envs:
-            item = out.setdefault(alts[0], {"env": alts[0], "description": env_description(alts[0]),
-                                            "needs": [], "minimum": None})
+            item = out.setdefault(
+                alts[0], {"env": alts[0], "description": env_description(alts[0]), "needs": [], "minimum": None}
+            )
             need = "push a model" if a.minimum is None else f"result ≥ {a.minimum:g}"
             algos = f", trained with {'/'.join(a.algos)}" if a.algos else ""
             item["needs"].append(f"Unit {a.unit} ({a.title}): {need}{algos}")
@@ -111,22 +118,36 @@ def _registry_has(env: str) -> bool:
         return False
 
 
-def board(hub: str, url: str | None, env: str, page_no: int, per_page: int, sort: str, order: str | None,
-          user: str | None) -> dict:
+def board(
+    hub: str, url: str | None, env: str, page_no: int, per_page: int, sort: str, order: str | None, user: str | None
+) -> dict:
     from deeprl import leaderboard as lb
 
     course = course_env(env)
     with db.session(url) as s:
-        if course is None and not _registry_has(env) and s.scalar(
-                select(db.Evaluation.id).where(db.Evaluation.env == env).limit(1)) is None:
+        if (
+            course is None
+            and not _registry_has(env)
+            and s.scalar(select(db.Evaluation.id).where(db.Evaluation.env == env).limit(1)) is None
+        ):
             raise HTTPException(404, f"No leaderboard for '{short(env)}'.")
-        rows, total = lb.ranking(s, env, hub=hub, user=user or None, sort=sort, order=order,
-                                 offset=(page_no - 1) * per_page, limit=per_page)
+        rows, total = lb.ranking(
+            s, env, hub=hub, user=user or None, sort=sort, order=order, offset=(page_no - 1) * per_page, limit=per_page
+        )
         errors = lb.unranked(s, env, hub=hub)
     pages = max(1, -(-total // per_page))
-    return {"env": env, "rows": rows, "total": total, "page": page_no, "per_page": per_page, "pages": pages,
-            "errors": errors, "description": env_description(env),
-            "minimum": course["minimum"] if course else None, "needs": course["needs"] if course else []}
+    return {
+        "env": env,
+        "rows": rows,
+        "total": total,
+        "page": page_no,
+        "per_page": per_page,
+        "pages": pages,
+        "errors": errors,
+        "description": env_description(env),
+        "minimum": course["minimum"] if course else None,
+        "needs": course["needs"] if course else [],
+    }
 
 
 def model(hub: str, url: str | None, ns: str, name: str, revision: str | None) -> dict:

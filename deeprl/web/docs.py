@@ -29,13 +29,31 @@ def api_operations(schema: dict) -> list[dict]:
             params = []
             for p in op.get("parameters", []):
                 s = p.get("schema", {})
-                kind = s.get("type") or " | ".join(x.get("type", "?") for x in s.get("anyOf", [])) \
+                kind = (
+                    s.get("type")
+                    or " | ".join(x.get("type", "?") for x in s.get("anyOf", []))
                     or ", ".join(map(str, s.get("enum", [])))
+                )
                 bounds = [f"{k} {s[k]}" for k in ("minimum", "maximum", "maxLength", "pattern", "enum") if k in s]
-                params.append({"name": p["name"], "in": p["in"], "required": p.get("required", False),
-                               "type": kind, "bounds": "; ".join(map(str, bounds)), "default": s.get("default")})
-            ops.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
-                        "tags": op.get("tags", []), "params": params,
-                        "auth": bool(op.get("security")),
-                        "responses": [(code, r.get("description", "")) for code, r in op.get("responses", {}).items()]})
+                params.append(
+                    {
+                        "name": p["name"],
+                        "in": p["in"],
+                        "required": p.get("required", False),
+                        "type": kind,
+                        "bounds": "; ".join(map(str, bounds)),
+                        "default": s.get("default"),
+                    }
+                )
+            ops.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "tags": op.get("tags", []),
+                    "params": params,
+                    "auth": bool(op.get("security")),
+                    "responses": [(code, r.get("description", "")) for code, r in op.get("responses", {}).items()],
+                }
+            )
     return ops

@@ -69,9 +69,14 @@ class Refresher:
             self._lock.release()
 
     def status(self, status: str | None = None) -> dict:
-        return {"status": status or ("running" if self.running else "idle"), "running": self.running,
-                "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
-                "last_report": self.last_report, "last_error": self.last_error}
+        return {
+            "status": status or ("running" if self.running else "idle"),
+            "running": self.running,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "last_report": self.last_report,
+            "last_error": self.last_error,
+        }
 
 
 class HubWatcher:
@@ -81,8 +86,7 @@ class HubWatcher:
     seconds for 1,000 repos, no git process. The indexer skips revisions it has already evaluated.
     """
 
-    def __init__(self, refresher: Refresher, root: Path, interval_s: float = WATCH_INTERVAL_S,
-                 index_now: bool = True):
+    def __init__(self, refresher: Refresher, root: Path, interval_s: float = WATCH_INTERVAL_S, index_now: bool = True):
         self.refresher, self.root, self.interval_s = refresher, Path(root), interval_s
         self.seen = None if index_now else self.signature()
         self._stop = threading.Event()

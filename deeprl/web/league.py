@@ -33,8 +33,9 @@ def spark(values: list[float], width: int = 120, height: int = 24, pad: float = 
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
     step = (width - 2 * pad) / max(1, len(values) - 1)
-    return " ".join(f"{pad + i * step:.1f},{height - pad - (v - lo) / span * (height - 2 * pad):.1f}"
-                    for i, v in enumerate(values))
+    return " ".join(
+        f"{pad + i * step:.1f},{height - pad - (v - lo) / span * (height - 2 * pad):.1f}" for i, v in enumerate(values)
+    )
 
 
 def plot(values: list[float], width: int = 640, height: int = 240) -> dict:
@@ -48,10 +49,16 @@ def plot(values: list[float], width: int = 640, height: int = 240) -> dict:
         return top + (hi - v) / (hi - lo) * inner_h
 
     step = inner_w / max(1, len(values) - 1)
-    return {"width": width, "height": height, "left": left, "right": left + inner_w, "bottom": top + inner_h,
-            "points": " ".join(f"{left + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values)),
-            "ticks": [{"y": round(y(v), 1), "label": f"{v:.0f}"} for v in np.linspace(lo, hi, 5)],
-            "base": round(y(1200.0), 1)}
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": left + inner_w,
+        "bottom": top + inner_h,
+        "points": " ".join(f"{left + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values)),
+        "ticks": [{"y": round(y(v), 1), "label": f"{v:.0f}"} for v in np.linspace(lo, hi, 5)],
+        "base": round(y(1200.0), 1),
+    }
 
 
 class Players:
@@ -98,8 +105,12 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
     def status() -> dict:
         if scheduler is None:
             return {"scheduled": False}
-        return {"scheduled": True, "every_s": scheduler.every_s, "rounds": scheduler.rounds,
-                "last_error": scheduler.last_error}
+        return {
+            "scheduled": True,
+            "every_s": scheduler.every_s,
+            "rounds": scheduler.rounds,
+            "last_error": scheduler.last_error,
+        }
 
     @router.get("/league", include_in_schema=False)
     def league_page(request: Request):
@@ -122,8 +133,9 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
         return FileResponse(replay_dir() / m.replay, media_type="video/mp4")
 
     @router.get("/league/models/{ns}/{name}", include_in_schema=False)
-    def model_page(request: Request, ns: str = PathParam(pattern=PART_PATTERN),
-                   name: str = PathParam(pattern=PART_PATTERN)):
+    def model_page(
+        request: Request, ns: str = PathParam(pattern=PART_PATTERN), name: str = PathParam(pattern=PART_PATTERN)
+    ):
         h = history(f"{ns}/{name}", hub, url)
         if not h["matches"]:
             raise HTTPException(404, f"{ns}/{name} has played no league match.")
@@ -134,14 +146,16 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
     def api_table():
         return {"env": "ML-Agents-SoccerTwos", "rows": table(hub, url), "league": status()}
 
-    @router.get("/api/league/matches/{match_id}", tags=["league"], summary="One stored league match",
-                responses=NOT_FOUND)
+    @router.get(
+        "/api/league/matches/{match_id}", tags=["league"], summary="One stored league match", responses=NOT_FOUND
+    )
     def api_match(match_id: int = PathParam(ge=1, le=10**12)):
         return match_dict(get_match(match_id))
 
     @router.get("/league/play/{ns}/{name}", include_in_schema=False)
-    def play_page(request: Request, ns: str = PathParam(pattern=PART_PATTERN),
-                  name: str = PathParam(pattern=PART_PATTERN)):
+    def play_page(
+        request: Request, ns: str = PathParam(pattern=PART_PATTERN), name: str = PathParam(pattern=PART_PATTERN)
+    ):
         return page(request, "league_play.html", model=f"{ns}/{name}", seconds=PLAY_SECONDS)
 
     @router.websocket("/league/play/{ns}/{name}/ws")
@@ -169,12 +183,30 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
 
 
 def match_dict(m) -> dict:
-    return {"id": m.id, "model1": m.model1, "model2": m.model2, "revision1": m.revision1, "revision2": m.revision2,
-            "result": m.result, "won": m.won, "drawn": m.drawn, "lost": m.lost, "seed": m.seed,
-            "max_steps": m.max_steps, "k": m.k, "rated": m.rated, "forfeit": m.forfeit, "error": m.error,
-            "elo1_before": m.elo1_before, "elo2_before": m.elo2_before, "elo1_after": m.elo1_after,
-            "elo2_after": m.elo2_after, "played_at": m.played_at.isoformat(), "env": m.env,
-            "replay_url": f"/league/matches/{m.id}/replay.mp4" if m.replay else None}
+    return {
+        "id": m.id,
+        "model1": m.model1,
+        "model2": m.model2,
+        "revision1": m.revision1,
+        "revision2": m.revision2,
+        "result": m.result,
+        "won": m.won,
+        "drawn": m.drawn,
+        "lost": m.lost,
+        "seed": m.seed,
+        "max_steps": m.max_steps,
+        "k": m.k,
+        "rated": m.rated,
+        "forfeit": m.forfeit,
+        "error": m.error,
+        "elo1_before": m.elo1_before,
+        "elo2_before": m.elo2_before,
+        "elo1_after": m.elo1_after,
+        "elo2_after": m.elo2_after,
+        "played_at": m.played_at.isoformat(),
+        "env": m.env,
+        "replay_url": f"/league/matches/{m.id}/replay.mp4" if m.replay else None,
+    }
 
 
 def same_origin_ws(ws: WebSocket) -> bool:
@@ -210,8 +242,13 @@ def human_action(pressed: set[str]) -> np.ndarray:
 
 
 def snapshot(core, score: list[int], t: float) -> dict:
-    return {"pos": core.pos[0].round(3).tolist(), "angle": core.angle[0].round(3).tolist(),
-            "ball": core.ball[0].round(3).tolist(), "score": list(score), "t": round(t, 1)}
+    return {
+        "pos": core.pos[0].round(3).tolist(),
+        "angle": core.angle[0].round(3).tolist(),
+        "ball": core.ball[0].round(3).tolist(),
+        "score": list(score),
+        "t": round(t, 1),
+    }
 
 
 async def play_game(ws: WebSocket, model: str, hub: str) -> None:
@@ -228,9 +265,19 @@ async def play_game(ws: WebSocket, model: str, hub: str) -> None:
     core = soccer.SoccerCore(1, max_steps=10**9, seed=int(time.time()))
     pressed: set[str] = set()
     score = [0, 0]
-    await ws.send_json({"hello": {"model": model, "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
-                                  "goal": soccer.GOAL_HALF_WIDTH, "agent": soccer.AGENT_RADIUS,
-                                  "ball": soccer.BALL_RADIUS, "dt": soccer.DT, "seconds": PLAY_SECONDS}})
+    await ws.send_json(
+        {
+            "hello": {
+                "model": model,
+                "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
+                "goal": soccer.GOAL_HALF_WIDTH,
+                "agent": soccer.AGENT_RADIUS,
+                "ball": soccer.BALL_RADIUS,
+                "dt": soccer.DT,
+                "seconds": PLAY_SECONDS,
+            }
+        }
+    )
 
     async def read_keys():
         while True:

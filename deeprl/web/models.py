@@ -20,24 +20,36 @@ router = APIRouter()
 
 
 @router.get("/models/{ns}/{name}", include_in_schema=False)
-def model_page(request: Request, ns: str = PathParam(pattern=PART_PATTERN), name: str = PathParam(pattern=PART_PATTERN),
-               revision: str | None = Query(None, pattern=REV_PATTERN)):
+def model_page(
+    request: Request,
+    ns: str = PathParam(pattern=PART_PATTERN),
+    name: str = PathParam(pattern=PART_PATTERN),
+    revision: str | None = Query(None, pattern=REV_PATTERN),
+):
     state = request.app.state
     return page(request, "model.html", cache=True, m=model(state.hub, state.url, ns, name, revision))
 
 
 @router.get("/models/{ns}/{name}/files/{path:path}", include_in_schema=False)
-def model_file(request: Request, ns: str = PathParam(pattern=PART_PATTERN),
-               name: str = PathParam(pattern=PART_PATTERN), path: str = PathParam(..., max_length=500),
-               revision: str | None = Query(None, pattern=REV_PATTERN)):
+def model_file(
+    request: Request,
+    ns: str = PathParam(pattern=PART_PATTERN),
+    name: str = PathParam(pattern=PART_PATTERN),
+    path: str = PathParam(..., max_length=500),
+    revision: str | None = Query(None, pattern=REV_PATTERN),
+):
     state = request.app.state
     repo_id = f"{ns}/{name}"
     with db.session(state.url) as s:
         repo = db.get_repo(s, repo_id, state.hub)
         latest = repo.latest_revision if repo else None
-        known = repo is not None and (revision is None or s.scalar(
-            select(db.Evaluation.id).where(db.Evaluation.repo_pk == repo.id,
-                                           db.Evaluation.revision == revision)) is not None)
+        known = repo is not None and (
+            revision is None
+            or s.scalar(
+                select(db.Evaluation.id).where(db.Evaluation.repo_pk == repo.id, db.Evaluation.revision == revision)
+            )
+            is not None
+        )
     if not known or (revision or latest) is None:
         raise HTTPException(404, "No such model or revision in the index.")
     folder = state.folders(repo_id, revision or latest)
@@ -47,9 +59,12 @@ def model_file(request: Request, ns: str = PathParam(pattern=PART_PATTERN),
     media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if target.suffix in (".md", ".txt", ".yml", ".yaml", ".csv", ".log"):
         media = "text/plain"
-    headers = {"Content-Security-Policy": "sandbox; default-src 'none'",
-               "Cache-Control": "public, max-age=3600" if revision else "no-cache"}
+    headers = {
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "public, max-age=3600" if revision else "no-cache",
+    }
     if media not in INLINE_TYPES:
         return FileResponse(target, media_type="application/octet-stream", filename=target.name, headers=headers)
-    return FileResponse(target, media_type=media + ("; charset=utf-8" if media == "text/plain" else ""),
-                        headers=headers)
+    return FileResponse(
+        target, media_type=media + ("; charset=utf-8" if media == "text/plain" else ""), headers=headers
+    )

@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-PAGE_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
-            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 HEADERS = {
     "content-security-policy": PAGE_CSP,
     "x-content-type-options": "nosniff",
@@ -55,16 +57,25 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 have = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in self.headers if k not in have]
+                    (k, v) for k, v in self.headers if k not in have
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
     async def _refuse(self, send):
         body = b"This server answers on its loopback address only.\n"
-        await send({"type": "http.response.start", "status": 400,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode())] + self.headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                + self.headers,
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

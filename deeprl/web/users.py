@@ -39,26 +39,34 @@ def progress_page(request: Request, user: str = PathParam(max_length=100)):
 
 
 @router.post("/users/{user}/certificate", include_in_schema=False)
-def certificate(request: Request, user: str = PathParam(max_length=100),
-                first_name: str = Form(..., min_length=1, max_length=NAME_MAX),
-                last_name: str = Form(..., min_length=1, max_length=NAME_MAX),
-                format: Literal["pdf", "png"] = Form("pdf"), csrf: str = Form("", max_length=100)):
+def certificate(
+    request: Request,
+    user: str = PathParam(max_length=100),
+    first_name: str = Form(..., min_length=1, max_length=NAME_MAX),
+    last_name: str = Form(..., min_length=1, max_length=NAME_MAX),
+    format: Literal["pdf", "png"] = Form("pdf"),
+    csrf: str = Form("", max_length=100),
+):
     from deeprl import certification
     from deeprl.certification import certificate_bytes, certificate_filename
 
     if not security.same_origin(request) or not security.csrf_ok(request, csrf):
-        return error_page(request, 403, "This form did not come from this site's own page; reload the "
-                                        "progress page and try again.")
+        return error_page(
+            request, 403, "This form did not come from this site's own page; reload the progress page and try again."
+        )
     url = request.app.state.url
     p = user_progress(request.app.state.hub, url, user)
     when = datetime.now(UTC).date()
     try:
-        data = certificate_bytes(p, first_name, last_name, format, when,
-                                 **({"url": url} if _certificate_takes_url() else {}))
+        data = certificate_bytes(
+            p, first_name, last_name, format, when, **({"url": url} if _certificate_takes_url() else {})
+        )
     except UserError as exc:
         return error_page(request, 409 if p["level"] is None else 422, str(exc))
-    headers = {"Content-Disposition": f'attachment; filename="{certificate_filename(p["user"], format)}"',
-               "Cache-Control": "no-store"}
+    headers = {
+        "Content-Disposition": f'attachment; filename="{certificate_filename(p["user"], format)}"',
+        "Cache-Control": "no-store",
+    }
     issue = getattr(certification, "issue_certificate", None)
     if issue is not None:  # recorded already by certificate_bytes: this only reads its id back
         headers["X-Certificate-Id"] = issue(p, first_name, last_name, when, url=url)
