@@ -24,7 +24,7 @@ the advantage is 2 x extrinsic + 1 x intrinsic instead of the mean.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from deeprl.errors import UserError
 from deeprl.nets import mlp
 from deeprl.normalize import RunningMeanStd
 from deeprl.rollout import compute_gae
+
+if TYPE_CHECKING:
+    from deeprl.policies import ActorCritic
 
 KINDS = ("extrinsic", "rnd", "curiosity")
 RND_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "variant"}
@@ -166,14 +169,15 @@ class SignalPolicy(nn.Module):
     """An ActorCritic plus one value head per intrinsic signal, on its value trunk: `evaluate_actions` returns the
     values as [B, 1 + K] (the env's first), which ppo_loss's squared errors then average over the heads."""
 
-    def __init__(self, policy: nn.Module, names: list[str]):
+    def __init__(self, policy: ActorCritic, names: list[str]):
         super().__init__()
         self.policy = policy
         width = policy.value_head.in_features
-        self.heads = nn.ModuleDict({n: nn.Linear(width, 1) for n in names})
-        for head in self.heads.values():
+        heads = {n: nn.Linear(width, 1) for n in names}
+        for head in heads.values():
             nn.init.orthogonal_(head.weight, 1.0)
             nn.init.zeros_(head.bias)
+        self.heads = nn.ModuleDict(heads)
 
     def all_values(self, x: torch.Tensor) -> torch.Tensor:
         h = self.policy.vf_trunk(x)
@@ -269,12 +273,12 @@ class RewardSignals:
     """What a PPO run with intrinsic signals adds to each rollout: the rewards, the per-signal values and GAE, the
     providers' training, and their tensors for checkpoints and the saved model."""
 
-    def __init__(self, settings: dict, policy: nn.Module, obs_dim: int, action_space=None):
+    def __init__(self, settings: dict, policy: ActorCritic, obs_dim: int, action_space=None):
         self.settings = settings
         self.extrinsic_strength = settings.get("extrinsic", {}).get("strength", 1.0)
         self.names = [k for k in settings if k != "extrinsic"]
         self.wrapped = SignalPolicy(policy, self.names)
-        self.providers: dict[str, nn.Module] = {}
+        self.providers: dict[str, Any] = {}  # an RND or a Curiosity, told apart by name
         rnd = settings.get("rnd")
         self.paper = rnd is not None and rnd["variant"] == "paper"
         if rnd is not None:

@@ -11,8 +11,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--conf-file", dest="conf", help="hyperparameter YAML (RL-Zoo format accepted)")
     p.add_argument("--hyperparams", nargs="*", metavar="K:V", help="override single hyperparameters")
     p.add_argument("-f", "--log-folder", default="logs", help="where run folders go (default: logs)")
-    p.add_argument("--run-id", default=None,
-                   help="name of the run folder (ML-Agents' --run-id): LOG_FOLDER/ALGO/RUN_ID instead of ENV_N")
+    p.add_argument(
+        "--run-id",
+        default=None,
+        help="name of the run folder (ML-Agents' --run-id): LOG_FOLDER/ALGO/RUN_ID instead of ENV_N",
+    )
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("-n", "--n-timesteps", type=int, default=None, help="training budget in env steps")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
