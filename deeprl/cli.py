@@ -13,6 +13,7 @@ import importlib
 import os
 import pkgutil
 import sys
+from typing import NoReturn
 
 from deeprl import __version__
 from deeprl.errors import UserError
@@ -38,7 +39,7 @@ ORDER = [
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one sentence, exit 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # one sentence, exit 2, no usage dump
         raise UserError(f"{message[0].upper()}{message[1:]} (see '{self.prog} --help').")
 
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 HOME_COMMANDS = {"leaderboard", "index", "progress", "certificate", "serve", "quickstart", "league"}
 
 
-def needs_home(args) -> bool:
+def needs_home(args: argparse.Namespace) -> bool:
     if args.command == "tune":  # a study elsewhere (--storage) with its runs elsewhere (-f) needs no DEEPRL_HOME
         return bool(args.show or not (args.storage or os.environ.get("DEEPRL_TUNE_STORAGE")) or not args.log_folder)
     return args.command in HOME_COMMANDS

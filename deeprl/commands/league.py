@@ -1,7 +1,15 @@
 """`deeprl league ...`: the Unit 7 league of pushed SoccerTwos models (run rounds, the table, a model's history,
 ratings rebuilt from the stored matches, exports)."""
 
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
 from deeprl.commands import seed
+
+if TYPE_CHECKING:
+    from deeprl.league.runner import Settings
 
 
 def duration(text: str) -> float:
@@ -19,7 +27,7 @@ def duration(text: str) -> float:
     return value
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "league", help="the AI vs AI league: every pushed SoccerTwos model plays the others, rated by Elo"
     )
@@ -72,12 +80,12 @@ def add_parser(sub):
     p.set_defaults(func=lambda args: _help(p))
 
 
-def _help(parser) -> int:
+def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
 
 
-def settings_from(args):
+def settings_from(args: argparse.Namespace) -> Settings:
     from deeprl.errors import UserError
     from deeprl.league.runner import Settings
 
@@ -104,7 +112,7 @@ def settings_from(args):
     return s
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import random
     import sys
     import time
@@ -146,7 +154,7 @@ def run(args):
     return 0
 
 
-def show_table(args):
+def show_table(args: argparse.Namespace) -> int:
     from deeprl.commands import print_json
     from deeprl.hub import check_hub
     from deeprl.league import table
@@ -169,7 +177,7 @@ def show_table(args):
     return 0
 
 
-def show_history(args):
+def show_history(args: argparse.Namespace) -> int:
     from deeprl.commands import print_json
     from deeprl.errors import UserError
     from deeprl.hub import check_hub
@@ -193,7 +201,7 @@ def show_history(args):
     return 0
 
 
-def recompute(args):
+def recompute(args: argparse.Namespace) -> int:
     from deeprl.commands import print_json
     from deeprl.hub import check_hub
     from deeprl.league import recompute as rebuild
@@ -213,7 +221,7 @@ def recompute(args):
     return 0 if out["same"] else 1
 
 
-def export(args):
+def export(args: argparse.Namespace) -> int:
     from deeprl.hub import check_hub
     from deeprl.league.export import export as write
     from deeprl.paths import writable_folder

@@ -1,9 +1,17 @@
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
 from deeprl.commands.league import duration
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ADMIN_TOKEN_ENV = "DEEPRL_ADMIN_TOKEN"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="the leaderboard, model and progress web pages (FastAPI)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
@@ -36,7 +44,7 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def build_app(args):
+def build_app(args: argparse.Namespace) -> FastAPI:
     """The app `serve` runs, from its arguments (tests build it without a server)."""
     import os
 
@@ -65,7 +73,7 @@ def build_app(args):
     )
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     import socket
     import sys
 
