@@ -24,6 +24,10 @@ MAX_FRAMES = 5000  # a replay is for watching; an endless episode should not fil
 SLOW_ENVS = {"Taxi-v3", "FrozenLake-v1"}
 
 
+class _ReplayFull(Exception):
+    """Raised from the step hook once a replay has its frames: ends the episode being recorded."""
+
+
 def _even(frame: np.ndarray) -> np.ndarray:
     """yuv420p needs even widths and heights: pad by one edge pixel where needed."""
     h, w = frame.shape[:2]
@@ -108,13 +112,10 @@ def record(
     fps = float(fps or default_fps(agent, env))
     writer, size, frames = None, None, 0
 
-    class _Full(Exception):
-        pass
-
     def on_step(e: gym.Env) -> None:
         nonlocal writer, size, frames
         if frames >= max_frames:
-            raise _Full
+            raise _ReplayFull
         frame = _rgb(e.render())
         if writer is None:
             size = (frame.shape[1], frame.shape[0])
@@ -135,7 +136,7 @@ def record(
                     deterministic=spec.deterministic,
                     on_step=on_step,
                 )
-            except _Full:
+            except _ReplayFull:
                 break
         if writer is None:
             raise RuntimeError("the env rendered no frame")

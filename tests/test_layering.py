@@ -199,3 +199,17 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
     with ThreadPoolExecutor(max_workers=4) as pool:
         failed = [f"{m}: {err}" for m, code, err in pool.map(_import_alone, names) if code != 0]
     assert not failed, "modules that fail to import alone: " + "; ".join(failed)
+
+
+def test_no_class_is_defined_inside_a_function():
+    """Classes live at module level, where a reader (and pickle, and a type checker) can find them (issue 19)."""
+    nested = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                nested += [
+                    f"{path.name}:{sub.lineno} {sub.name} in {node.name}()"
+                    for sub in ast.walk(node)
+                    if isinstance(sub, ast.ClassDef)
+                ]
+    assert nested == []

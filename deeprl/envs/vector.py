@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
 
 from deeprl.envs.registry import make_env, resolve_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from multiprocessing.connection import Connection
-
-    import gymnasium as gym
 
 
 def make_vec_env(
@@ -66,43 +68,49 @@ def make_vec_env(
     return venv
 
 
+class SameStepCartPole(gym.vector.VectorWrapper):
+    """Gymnasium's array-based CartPole made to reset finished envs in the same step, like our other vector envs
+    (it natively resets them on the NEXT call, which would hand the learner a dummy transition after every
+    episode)."""
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        self.metadata = {**env.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+        self.core: Any = env.unwrapped  # the CartPoleVectorEnv, whose arrays are read below
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
+        actions = np.asarray(actions)
+        if (
+            actions.shape != (self.num_envs,)
+            or actions.dtype.kind not in "iu"
+            or actions.max() > 1
+            or actions.min() < 0
+        ):
+            raise AssertionError(f"{actions!r} ({type(actions)}) invalid")
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        done = terminated | truncated
+        if np.count_nonzero(done):
+            core = self.core
+            # the same draw the core's own reset uses: uniform(low, high) per state variable
+            core.state[:, done] = core.np_random.uniform(low=core.low, high=core.high, size=(4, int(done.sum())))
+            core.steps[done] = 0
+            core.prev_done[done] = False
+            info = {**info, "final_obs": obs.copy(), "_final_obs": done}
+            obs = obs.copy()
+            obs[done] = core.state[:, done].T.astype(np.float32)
+        return obs, reward, terminated, truncated, info
+
+
+class _UncheckedMultiDiscrete(gym.spaces.MultiDiscrete):
+    """The core's action space without its per-step `contains` check (SameStepCartPole checks the actions)."""
+
+    def contains(self, x: Any) -> bool:
+        return True
+
+
 def _same_step_cartpole(n_envs: int) -> gym.vector.VectorEnv | None:
-    """Gymnasium's array-based CartPole (one numpy step for all envs, ~10x a SyncVectorEnv of CartPoles), made to
-    reset finished envs in the same step like our other vector envs: it natively resets them on the NEXT call,
-    which would hand the learner a dummy transition after every episode."""
-    import copy
-
-    import gymnasium as gym
-    import numpy as np
-
-    class SameStepCartPole(gym.vector.VectorWrapper):
-        def __init__(self, env: gym.vector.VectorEnv):
-            super().__init__(env)
-            self.metadata = {**env.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
-            self.core: Any = env.unwrapped  # the CartPoleVectorEnv, whose arrays are read below
-
-        def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
-            actions = np.asarray(actions)
-            if (
-                actions.shape != (self.num_envs,)
-                or actions.dtype.kind not in "iu"
-                or actions.max() > 1
-                or actions.min() < 0
-            ):
-                raise AssertionError(f"{actions!r} ({type(actions)}) invalid")
-            obs, reward, terminated, truncated, info = self.env.step(actions)
-            done = terminated | truncated
-            if np.count_nonzero(done):
-                core = self.core
-                # the same draw the core's own reset uses: uniform(low, high) per state variable
-                core.state[:, done] = core.np_random.uniform(low=core.low, high=core.high, size=(4, int(done.sum())))
-                core.steps[done] = 0
-                core.prev_done[done] = False
-                info = {**info, "final_obs": obs.copy(), "_final_obs": done}
-                obs = obs.copy()
-                obs[done] = core.state[:, done].T.astype(np.float32)
-            return obs, reward, terminated, truncated, info
-
+    """Gymnasium's array-based CartPole (one numpy step for all envs, ~10x a SyncVectorEnv of CartPoles), resetting
+    in the same step (SameStepCartPole); None where this Gymnasium's CartPoleVectorEnv has another shape."""
     env = gym.make_vec("CartPole-v1", num_envs=n_envs, vectorization_mode="vector_entry_point")
     core = env.unwrapped
     if not all(hasattr(core, a) for a in ("state", "steps", "prev_done", "low", "high")):
@@ -110,13 +118,9 @@ def _same_step_cartpole(n_envs: int) -> gym.vector.VectorEnv | None:
     # The core asserts action_space.contains(actions) on every step, a generic MultiDiscrete check that costs as
     # much as the physics of 8 carts. The wrapper checks the same thing (integers in {0, 1}) in two array ops.
     space = core.action_space
-
-    class _Checked(type(space)):  # type: ignore[misc]  # whichever space class this Gymnasium's core uses
-        def contains(self, x: Any) -> bool:
-            return True
-
-    core.action_space = copy.copy(space)
-    core.action_space.__class__ = _Checked
+    if type(space) is gym.spaces.MultiDiscrete:
+        core.action_space = copy.copy(space)  # the same random generator, only the check goes
+        core.action_space.__class__ = _UncheckedMultiDiscrete
     return SameStepCartPole(env)
 
 
