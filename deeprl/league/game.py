@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
+    from deeprl.envs.soccer import SoccerCore, Team
+
 
 class Blamed(Exception):
     """A team failed while playing: `side` is 1 or 2, the model to blame."""
@@ -33,10 +35,10 @@ class Blamed(Exception):
 class Guarded:
     """A team whose failure names its model rather than ending the match without a culprit."""
 
-    def __init__(self, team, side: int):
+    def __init__(self, team: Team, side: int):
         self.team, self.side = team, side
 
-    def act(self, obs, core, side):
+    def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray:
         import numpy as np
 
         try:
@@ -48,7 +50,7 @@ class Guarded:
         return actions
 
 
-def load(folder: str, side: int):
+def load(folder: str, side: int) -> Guarded:
     """A SoccerTwos team from a model folder; Blamed when it cannot play."""
     from deeprl.agent import load_agent
     from deeprl.envs import soccer
@@ -110,7 +112,7 @@ def play(folder1: str, folder2: str, *, games: int, seed: int, max_steps: int, r
     }
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m deeprl.league.game")
     p.add_argument("model1")
     p.add_argument("model2")

@@ -9,7 +9,7 @@ opponent inside the gap sits the round out. The round ends when at most one mode
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 DEFAULT_N_CLOSEST = 3  # the blog's "n closest ratings"; n is not published, 3 keeps pairs close yet varied
 DEFAULT_MAX_GAP = 500.0  # background_task.py: self.max_diff = 500
@@ -39,7 +39,7 @@ def pair_up(
     *,
     n_closest: int = DEFAULT_N_CLOSEST,
     max_gap: float = DEFAULT_MAX_GAP,
-    on_pair=None,
+    on_pair: Callable[[str, str], object] | None = None,
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """One round's pairs and the models that sat out. `on_pair(a, b)` is called as each pair is made and may
     change `ratings` (the league plays and rates each match before the next opponent is picked)."""

@@ -8,6 +8,7 @@ rebuild gives the same numbers to the last bit. Forfeits are stored but move no 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -18,7 +19,9 @@ from deeprl.db import LeagueRating, Match
 DEFAULT_K = 20.0  # background_task.py at 7232e3f: self.k = 20 (the course's worked example uses 16)
 
 
-def walk(matches):
+def walk(
+    matches: Iterable[Match],
+) -> Iterator[tuple[Match, tuple[float, float], tuple[float, float]]]:
     """(match, (elo1, elo2) before, (elo1, elo2) after) for each match in play order; a forfeit changes nothing."""
     ratings: dict[str, float] = {}
     for m in matches:
@@ -28,7 +31,7 @@ def walk(matches):
         yield m, before, after
 
 
-def replay(matches) -> dict[str, dict]:
+def replay(matches: Iterable[Match]) -> dict[str, dict]:
     """{model: {'elo', 'games', 'wins', 'draws', 'losses', 'last_match'}} from matches in play order."""
     out: dict[str, dict] = defaultdict(
         lambda: {"elo": elo.INITIAL_ELO, "games": 0, "wins": 0, "draws": 0, "losses": 0, "last_match": None}
@@ -43,7 +46,7 @@ def replay(matches) -> dict[str, dict]:
     return dict(out)
 
 
-def _matches(s: Session, hub: str):
+def _matches(s: Session, hub: str) -> Sequence[Match]:
     return s.scalars(select(Match).where(Match.hub == hub).order_by(Match.id)).all()
 
 
@@ -128,7 +131,7 @@ def table(hub: str = "local", url: str | None = None, *, trend: int = 20) -> lis
     return out
 
 
-def _series(matches) -> dict[str, list[float]]:
+def _series(matches: Iterable[Match]) -> dict[str, list[float]]:
     """Each model's rating after each of its rated matches, starting from 1200."""
     series: dict[str, list[float]] = {}
     for m, _, after in walk(matches):
@@ -138,7 +141,7 @@ def _series(matches) -> dict[str, list[float]]:
     return series
 
 
-def _forfeits(matches) -> dict[str, str]:
+def _forfeits(matches: Iterable[Match]) -> dict[str, str]:
     """{model: reason} for models whose latest match was a forfeit of theirs."""
     latest: dict[str, Match] = {}
     for m in matches:

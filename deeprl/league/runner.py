@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -25,6 +25,9 @@ from deeprl.db import Match
 from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, death, json_objects, run_child, stage_copy, unstage
 from deeprl.league import ratings as rt
 from deeprl.league.matchmaking import DEFAULT_MAX_GAP, DEFAULT_N_CLOSEST, pair_up
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ENV_TAG = "ML-Agents-SoccerTwos"  # the course: a league model carries this tag
 DEFAULT_GAMES = 6  # a best-of-6 set: each model plays blue three times and purple three times
@@ -119,7 +122,7 @@ def play_in_child(folder1: Path, folder2: Path, settings: Settings, replay_to: P
         return found
 
 
-def _benched(s, hub: str, model: str, revision: str) -> str | None:
+def _benched(s: Session, hub: str, model: str, revision: str) -> str | None:
     """Why `model` at `revision` sits out: its last match at this revision was its own forfeit."""
     last = s.scalar(
         select(Match)
@@ -135,7 +138,15 @@ def _benched(s, hub: str, model: str, revision: str) -> str | None:
 
 
 def store_match(
-    s, hub: str, m1: str, m2: str, rev1: str | None, rev2: str | None, outcome: dict, settings: Settings, seconds: float
+    s: Session,
+    hub: str,
+    m1: str,
+    m2: str,
+    rev1: str | None,
+    rev2: str | None,
+    outcome: dict,
+    settings: Settings,
+    seconds: float,
 ) -> Match:
     """The match row, with the Elo update applied to the cached ratings (only rated matches move them)."""
     have = rt.current(s, hub)
@@ -194,7 +205,9 @@ def run_round(
         return _round(hub, url, settings or Settings(), rng or random.Random(), log)
 
 
-def _round(hub: str, url, settings: Settings, rng: random.Random, log) -> LeagueReport:
+def _round(
+    hub: str, url: str | None, settings: Settings, rng: random.Random, log: Callable[[str], None] | None
+) -> LeagueReport:
     from deeprl.hub import get_hub
 
     started = time.perf_counter()

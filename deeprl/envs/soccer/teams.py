@@ -55,8 +55,6 @@ def scripted_actions(core: SoccerCore, side: np.ndarray) -> np.ndarray:
 class Team(Protocol):
     """What plays a side (see the module's doc)."""
 
-    name: str
-
     def act(self, obs: np.ndarray, core: SoccerCore, side: np.ndarray) -> np.ndarray: ...
 
 
