@@ -59,3 +59,45 @@ class ArenaEnv(gym.Env):
         """(observation, reward, terminated, truncated) of the one arena after `actions` (shaped for the core)."""
         rewards, term, trunc = self.core.step(actions)
         return self.core.observe()[0], float(rewards[0]), bool(term[0]), bool(trunc[0])
+
+
+class ArenaVectorEnv(gym.vector.VectorEnv):
+    """`n` arenas of one vectorized core as a Gymnasium VectorEnv: one array step for all of them, finished arenas
+    reset in the same step (their last observation in info["final_obs"], as our other vector envs do), so PPO
+    collects from the core at its own speed instead of through n single-arena envs.
+
+    `single_env` gives the spaces; `core_factory(n)` builds the core."""
+
+    def __init__(self, single_env: ArenaEnv, core_factory: Any, n: int):
+        self.num_envs = n
+        self.single_observation_space = single_env.observation_space
+        self.single_action_space = single_env.action_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, n)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, n)
+        self.metadata = {**single_env.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+        single_env.close()
+        self.core = core_factory(n)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None:
+            self.core.seed(seed)
+        self.core.reset()
+        return self.core.observe(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        branches: tuple[int, ...] = tuple(self.single_action_space.shape or ())  # () for Discrete, (2,) Snowball's
+        actions = np.asarray(actions, dtype=np.int64).reshape((self.num_envs, *branches))
+        rewards, terminated, truncated = self.core.step(actions)
+        obs = self.core.observe()
+        done = terminated | truncated
+        info: dict = {}
+        if done.any():
+            info = {"final_obs": obs.copy(), "_final_obs": done.copy()}
+            self.core.reset(done)
+            obs = self.core.observe()
+        return obs, rewards.astype(np.float64), terminated.copy(), truncated.copy(), info
+
+    def close_extras(self, **kwargs: Any) -> None:
+        close = getattr(self.core, "close", None)
+        if close is not None:
+            close()

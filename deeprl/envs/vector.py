@@ -125,7 +125,25 @@ def _same_step_cartpole(n_envs: int) -> gym.vector.VectorEnv | None:
 
 
 # course id -> builder of a native SAME_STEP vector env (n_envs) -> VectorEnv | None
-NATIVE = {"CartPole-v1": _same_step_cartpole}
+def _arenas(module: str, env_class: str, core_class: str) -> Callable[[int], gym.vector.VectorEnv]:
+    """A NATIVE builder for one of our arena envs: all n arenas in one core (deeprl.envs.arena.ArenaVectorEnv)."""
+
+    def build(n_envs: int) -> gym.vector.VectorEnv:
+        import importlib
+
+        from deeprl.envs.arena import ArenaVectorEnv
+
+        mod = importlib.import_module(module)
+        return ArenaVectorEnv(getattr(mod, env_class)(), getattr(mod, core_class), n_envs)
+
+    return build
+
+
+NATIVE = {
+    "CartPole-v1": _same_step_cartpole,
+    "Pyramids": _arenas("deeprl.envs.pyramids", "PyramidsEnv", "PyramidsCore"),
+    "SnowballTarget": _arenas("deeprl.envs.snowball", "SnowballTargetEnv", "SnowballCore"),
+}
 
 
 def _worker_main(conn: Connection, env_fns: list[Callable[[], Any]], autoreset_mode: Any) -> None:
