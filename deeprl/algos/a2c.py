@@ -19,13 +19,21 @@ key, concatenated). Rollout storage, collection, GAE, policies and normalization
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deeprl.errors import UserError
 from deeprl.settings import Rate, defaults
+
+if TYPE_CHECKING:
+    import torch
+
+    from deeprl.normalize import Normalizer
+    from deeprl.policies import ActorCritic, PolicyAgent
+    from deeprl.train import Run
 
 
 @dataclass
@@ -88,7 +96,7 @@ def _check_hp(hp: Settings) -> None:
         raise UserError("gamma and gae_lambda must lie between 0 and 1.")
 
 
-def make_optimizer(params, hp: Settings, lr: float):
+def make_optimizer(params: Iterable[torch.nn.Parameter], hp: Settings, lr: float) -> torch.optim.Optimizer:
     import torch
 
     if hp.optimizer == "adam":
@@ -97,7 +105,7 @@ def make_optimizer(params, hp: Settings, lr: float):
     return torch.optim.RMSprop(params, lr=lr, alpha=hp.rms_prop_alpha, eps=hp.rms_prop_eps, weight_decay=0.0)
 
 
-def a2c_loss(policy, batch: dict, hp: Settings):
+def a2c_loss(policy: ActorCritic, batch: dict, hp: Settings) -> tuple[torch.Tensor, dict[str, float]]:
     """The A2C objective on one whole rollout (flattened over steps and envs): (loss, stats)."""
     import torch
 
@@ -112,7 +120,7 @@ def a2c_loss(policy, batch: dict, hp: Settings):
     return loss, {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": -entropy_loss.item()}
 
 
-def train(run) -> None:
+def train(run: Run) -> None:
     """Train A2C inside `run` (callbacks see every update through the loop, as for every algorithm)."""
     import torch
 
@@ -132,7 +140,8 @@ def train(run) -> None:
     n_envs, n_steps, total = hp.n_envs, hp.n_steps, hp.n_timesteps
     lr_at = schedule(hp.learning_rate, "learning_rate")
     pkw, nkw = parse_policy_kwargs(hp.policy_kwargs), {"gamma": hp.gamma, **parse_normalize(hp.normalize)}
-    steps, updates, state = 0, 0, {}
+    steps, updates = 0, 0
+    state: dict = {}
     if run.resumed:
         tensors, state = run.resumed
         steps, updates = int(state["timesteps"]), int(state["updates"])
@@ -161,7 +170,7 @@ def train(run) -> None:
         "action_space": describe_space(act_space),
     }
 
-    def save_checkpoint():
+    def save_checkpoint() -> None:
         opt_tensors, opt_state = optimizer_to_tensors(opt)
         run.checkpoint(
             {**policy_tensors(policy), **opt_tensors, **norm.checkpoint_state()},
@@ -169,7 +178,7 @@ def train(run) -> None:
             rng,
         )
 
-    def save_model(stopped: bool):
+    def save_model(stopped: bool) -> None:
         run.save_model(
             {**policy_tensors(policy), **norm.state_dict()},
             policy_config,
@@ -230,7 +239,7 @@ def train(run) -> None:
             loop.checkpoint_if_due(steps)
 
 
-def normalization_summary(norm) -> dict | None:
+def normalization_summary(norm: Normalizer) -> dict | None:
     """Human-readable copy of the observation statistics for config.json (the tensors are what loading uses)."""
     if not norm.active:
         return None
@@ -242,7 +251,7 @@ def normalization_summary(norm) -> dict | None:
     }
 
 
-def load_agent(config: dict, tensors: dict):
+def load_agent(config: dict, tensors: dict) -> PolicyAgent:
     """The saved policy with its frozen observation statistics (rewards are never normalized when evaluating)."""
     import torch
 
