@@ -131,7 +131,7 @@ def train(env_id: str, n_timesteps: int | None, seed: int, log_folder: str, epis
         seed=seed,
         log_folder=log_folder,
         n_timesteps=n_timesteps,
-        overrides={"vectorization": "workers"},
+        overrides={"vectorization": "auto"},  # every arena in one native core (envs.arena.ArenaVectorEnv)
     )
     seconds = time.perf_counter() - t0
     agent = load_agent(run.run_dir)
