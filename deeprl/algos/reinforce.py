@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,12 @@ from deeprl.errors import UserError
 from deeprl.fast.numpy_mlp import NumpyMLP
 from deeprl.modelio import check_shape
 from deeprl.settings import defaults
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+    from torch import nn
+
+    from deeprl.train import Run
 
 
 @dataclass
@@ -84,7 +90,7 @@ def hidden_sizes(hp: Settings) -> list[int]:
     return [int(s) for s in sizes]
 
 
-def build_policy(obs_dim: int, n_actions: int, hidden: list[int], activation: str):
+def build_policy(obs_dim: int, n_actions: int, hidden: list[int], activation: str) -> nn.Sequential:
     from deeprl.nets import ACTIVATIONS, mlp
 
     if activation not in ACTIVATIONS:
@@ -120,7 +126,7 @@ def sample_action(logits: np.ndarray, u: float) -> int:
     return min(int(np.searchsorted(c, u * c[-1], side="right")), len(c) - 1)
 
 
-def numpy_policy(net, activation: str) -> NumpyMLP:
+def numpy_policy(net: nn.Sequential, activation: str) -> NumpyMLP:
     """The policy's forward on one observation in numpy, reading views of the torch weights (deeprl.fast)."""
     import torch
 
@@ -132,7 +138,7 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-def train(run) -> None:
+def train(run: Run) -> None:
     import torch
     import torch.nn.functional as F
 
@@ -194,7 +200,7 @@ def train(run) -> None:
             state["value_optimizer"] = v_j
         run.checkpoint(tensors, state, rng)
 
-    def snapshot():
+    def snapshot() -> tuple[dict, dict]:
         return (
             {f"policy.{k}": v for k, v in policy.state_dict().items()},
             {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": hidden, "activation": hp.activation},
@@ -287,18 +293,19 @@ def train(run) -> None:
                 writer.add_scalar("train/episodes", episode, steps)
 
 
-def _check_spaces(env, env_id: str) -> tuple[int, int]:
+def _check_spaces(env: gym.Env, env_id: str) -> tuple[int, int]:
     obs_space, act_space = env.observation_space, env.action_space
     if not hasattr(act_space, "n"):
         raise UserError(
             f"REINFORCE here uses a categorical policy; {env_id} has continuous actions ({act_space}). Try --algo ppo."
         )
-    if getattr(obs_space, "shape", None) is None or len(obs_space.shape) != 1:
+    shape = getattr(obs_space, "shape", None)
+    if shape is None or len(shape) != 1:
         raise UserError(f"REINFORCE here takes flat vector observations; {env_id} has {obs_space}.")
-    return int(obs_space.shape[0]), int(act_space.n)
+    return int(shape[0]), int(act_space.n)
 
 
-def _load_net(net, tensors: dict, prefix: str) -> None:
+def _load_net(net: nn.Module, tensors: dict, prefix: str) -> None:
     import torch
 
     sd = {}
@@ -314,7 +321,7 @@ def _load_net(net, tensors: dict, prefix: str) -> None:
 class ReinforceAgent:
     """argmax of the policy's logits when deterministic, a softmax sample otherwise (the course's policy.act)."""
 
-    def __init__(self, net, env_id: str, env_kwargs: dict, config: dict, activation: str):
+    def __init__(self, net: nn.Sequential, env_id: str, env_kwargs: dict, config: dict, activation: str):
         self.net, self.env_id, self.env_kwargs, self.config = net, env_id, env_kwargs, config
         self._np = numpy_policy(net, activation)
         self._rng = np.random.default_rng(0)
@@ -322,7 +329,7 @@ class ReinforceAgent:
     def reset(self) -> None:
         pass
 
-    def act(self, obs, deterministic: bool = True) -> int:
+    def act(self, obs: Any, deterministic: bool = True) -> int:
         x = np.asarray(obs, dtype=np.float32).reshape(-1)
         if deterministic:
             return int(np.argmax(self._np(x)))
