@@ -8,7 +8,13 @@ arrays: views of the torch weights (REINFORCE: every optimizer step shows up at 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _relu_(x: np.ndarray) -> np.ndarray:
@@ -34,7 +40,7 @@ class NumpyMLP:
         self.act = ACTIVATIONS[activation]
 
     @classmethod
-    def of_linears(cls, linears, activation: str) -> NumpyMLP:
+    def of_linears(cls, linears: Iterable[nn.Linear], activation: str) -> NumpyMLP:
         """Views (no copies) of the weights of torch nn.Linear layers on the CPU, in order."""
         return cls([(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears], activation)
 

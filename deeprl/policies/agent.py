@@ -3,25 +3,33 @@ weights checked and loaded, the frozen observation statistics."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 import torch
 
 from deeprl.policies.actor_critic import ActorCritic, build_policy, load_policy_tensors
 from deeprl.policies.features import obs_to_tensor
 
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from deeprl.normalize import Normalizer
+
 
 class PolicyAgent:
     """One observation in, one env action out: frozen normalization, then the policy's mode (or a sample)."""
 
-    def __init__(self, policy: ActorCritic, normalizer, config: dict, action_space):
+    def __init__(self, policy: ActorCritic, normalizer: Normalizer | None, config: dict, action_space: gym.Space):
         self.policy, self.normalizer, self.config = policy.eval(), normalizer, config
         self.env_id, self.env_kwargs = config["env_id"], config.get("env_kwargs") or {}
         self.action_space = action_space
         self.discrete = policy.discrete
         if policy.continuous:
-            self.low, self.high = action_space.low, action_space.high
+            box = cast("gym.spaces.Box", action_space)  # a continuous policy acts on a Box
+            self.low, self.high = box.low, box.high
 
-    def act(self, obs, deterministic: bool = True):
+    def act(self, obs: Any, deterministic: bool = True) -> int | np.ndarray:
         if self.normalizer is not None:
             obs = self.normalizer.obs_one(obs)
         batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
