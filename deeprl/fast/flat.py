@@ -10,7 +10,8 @@ that are not laid out flat, with the same numbers.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,13 +35,14 @@ class FlatParams:
     `params` is the layout order (callers choose it so that tensors used together lie side by side).
     """
 
-    def __init__(self, params):
+    def __init__(self, params: Iterable[torch.Tensor]) -> None:
         self.params = list(params)
         first = self.params[0]
         self.numel = sum(p.numel() for p in self.params)
         self.data = torch.empty(self.numel, dtype=first.dtype, device=first.device)
         self.grad = torch.zeros_like(self.data)
-        self.offsets, self.grads = [], []
+        self.offsets: list[int] = []
+        self.grads: list[torch.Tensor] = []
         self.steps = 0  # optimizer steps taken on `data` (a change its version counter can miss)
         self._consts: dict[float, torch.Tensor] = {}
         off = 0
@@ -56,11 +58,11 @@ class FlatParams:
                 self.grads.append(g)
                 off += n
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> None:
         # a deep copy of the parameters gets tensors of its own, which this layout no longer describes
         return None
 
-    def owns(self, params) -> bool:
+    def owns(self, params: Iterable[torch.Tensor]) -> bool:
         """True while `params` are exactly these parameters, still backed by the flat tensor (a deepcopy or
         .to(device) gives parameters of their own)."""
         params = list(params)
@@ -142,7 +144,13 @@ class Adam:
     every parameter takes part in every step (a None gradient counts as zero), as it does in a policy's update.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.params = [p for p in params]
         self.param_groups: list[dict[str, Any]] = [
             {
@@ -196,7 +204,7 @@ class Adam:
             if not live:
                 return
             params = [self.params[i].detach() for i in live]
-            grads = [self.params[i].grad for i in live]
+            grads = [cast(torch.Tensor, self.params[i].grad) for i in live]  # `live`: their grads are set
             m, v = [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live]
             steps = [self.steps[i] for i in live]
             torch._foreach_add_(steps, 1)

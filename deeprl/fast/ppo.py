@@ -19,14 +19,17 @@ The per-sample terms are kept raw and averaged once per update in `summary` (a d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from deeprl.fast.actor_critic import FastMLP
 
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)  # the CPU path's numpy arrays, or tensors elsewhere
 
-def standardized(adv):
+
+def standardized(adv: ArrayT) -> ArrayT:
     """(A - mean) / (std + 1e-8) with torch's unbiased std (SB3's normalization); numpy's needs ddof=1 to match."""
     std = adv.std(ddof=1) if isinstance(adv, np.ndarray) else adv.std()
     return (adv - adv.mean()) / (std + 1e-8)
@@ -35,7 +38,7 @@ def standardized(adv):
 _CONSTS: dict = {}
 
 
-def _const(value: float, like):
+def _const(value: float, like: np.ndarray | torch.Tensor) -> float | torch.Tensor:
     """A cached 0-d tensor: tensor-by-tensor arithmetic skips the conversion a Python number costs each call
     (a numpy array takes the number as it is: it stays in the array's dtype)."""
     if isinstance(like, np.ndarray):
@@ -59,8 +62,8 @@ class WrittenOutStep:
     g_logp: object
     g_value: object
     g_entropy: float
-    ratio: object
-    log_ratio: object
+    ratio: np.ndarray | torch.Tensor
+    log_ratio: np.ndarray | torch.Tensor
     surr: object  # -A * ratio / B
     surr_clipped: object  # -A * clip(ratio) / B
     value_sq: object  # (V - R)^2 per sample, or V - R when `value_squared` is False (squared in `summary`)
@@ -69,7 +72,7 @@ class WrittenOutStep:
     n: int
 
     @property
-    def approx_kl(self):
+    def approx_kl(self) -> np.ndarray | torch.Tensor:
         return ((self.ratio - 1) - self.log_ratio).mean()
 
     def backward(self) -> None:
