@@ -7,9 +7,10 @@ DEEPRL_DATABASE_URL. Tables are created on first use; the schema is small enough
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -28,6 +29,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
+
 
 class UTCDateTime(TypeDecorator):
     """Datetimes stored naive in UTC and read back timezone-aware, the same on SQLite and PostgreSQL."""
@@ -35,14 +41,14 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).replace(tzinfo=None)
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -50,7 +56,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(dt) -> datetime | None:
+def as_utc(dt: datetime | str | None) -> datetime | None:
     """A timezone-aware datetime from a datetime or an ISO 8601 string; a naive one is taken as UTC."""
     if dt is None:
         return None
@@ -147,7 +153,7 @@ _sessionmakers: dict[str, sessionmaker] = {}
 _lock = threading.Lock()
 
 
-def _sqlite_pragmas(dbapi_conn, _record):
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the web server read while an index run writes; busy_timeout waits for the writer instead of failing
     cur.execute("PRAGMA journal_mode=WAL")
@@ -203,7 +209,7 @@ def _driver(url: str) -> str:
 
 
 @contextmanager
-def session(url: str | None = None):
+def session(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
     from deeprl.paths import database_url
 

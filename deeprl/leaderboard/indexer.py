@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import select
 
@@ -303,7 +303,7 @@ def _index(
             elif fields.get("flagged"):
                 report.flagged.append(f"{repo_id}@{sha[:8]}: {fields.get('flag_reason')}")
         with db.session(url) as s:
-            repo = s.get(Repo, repo_pk)
+            repo = cast(Repo, s.get(Repo, repo_pk))  # the row this run read or added above
             when = as_utc(info.pushed_at) or next((r[1] for r in revisions if r[0] == latest_sha), None)
             repo.latest_revision, repo.pushed_at, repo.active = latest_sha, when, True
             repo.indexed_at = db.utcnow()
