@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import collections
 import time
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from deeprl.policies.features import obs_to_tensor
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from deeprl.fast.actor_critic import FastMLP
+    from deeprl.normalize import Normalizer
+    from deeprl.policies.actor_critic import ActorCritic
+
+Obs = np.ndarray | dict[str, np.ndarray]  # a batch of observations: an array, or one per key of a Dict space
 
 
 def compute_gae(
@@ -44,7 +54,7 @@ def compute_gae(
     return adv, adv + values
 
 
-def _alloc_obs(space, lead: tuple):
+def _alloc_obs(space: Any, lead: tuple) -> Any:  # an array, or a dict of them for a Dict space (nested: nested)
     if hasattr(space, "spaces") and isinstance(space.spaces, dict):
         return {k: _alloc_obs(s, lead) for k, s in space.spaces.items()}
     if type(space).__name__ == "Discrete":
@@ -60,10 +70,18 @@ def _flat(x: np.ndarray) -> np.ndarray:
 class RolloutBuffer:
     """[n_steps, n_envs] arrays for one rollout, then advantages and returns, then minibatches as tensors."""
 
-    def __init__(self, n_steps: int, n_envs: int, obs_space, action_space, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        n_steps: int,
+        n_envs: int,
+        obs_space: Any,
+        action_space: Any,
+        device: str | torch.device = "cpu",
+    ):
         self.n_steps, self.n_envs, self.device = n_steps, n_envs, torch.device(device)
-        lead = (n_steps, n_envs)
-        self.obs = _alloc_obs(obs_space, lead)
+        lead: tuple[int, ...] = (n_steps, n_envs)
+        self.obs = _alloc_obs(obs_space, lead)  # spaces told apart by name: any Gymnasium spaces
+        self.actions: np.ndarray
         if type(action_space).__name__ == "Discrete":
             self.actions = np.zeros(lead, np.int64)
         elif type(action_space).__name__ == "MultiDiscrete":  # one choice per branch
@@ -79,9 +97,9 @@ class RolloutBuffer:
         # with several reward signals (deeprl.rewards): [n_steps, n_envs, signals] values, returns beside them
         self.signal_values: np.ndarray | None = None
 
-    def store_obs(self, t: int, obs) -> None:
+    def store_obs(self, t: int, obs: Obs) -> None:
         if isinstance(self.obs, dict):
-            for k, v in obs.items():
+            for k, v in cast("dict[str, np.ndarray]", obs).items():
                 self.obs[k][t] = v
         else:
             self.obs[t] = obs
@@ -95,7 +113,7 @@ class RolloutBuffer:
         """The whole rollout flattened to [n_steps * n_envs, ...] tensors on the training device."""
         dev = self.device
 
-        def t(x):
+        def t(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(_flat(x))).to(dev)
 
         obs = {k: t(v) for k, v in self.obs.items()} if isinstance(self.obs, dict) else t(self.obs)
@@ -105,8 +123,8 @@ class RolloutBuffer:
             "actions": t(self.actions),
             "values": t(values),
             "log_probs": t(self.log_probs),
-            "advantages": t(self.advantages),
-            "returns": t(self.returns),
+            "advantages": t(cast(np.ndarray, self.advantages)),  # set by compute_returns_and_advantage
+            "returns": t(cast(np.ndarray, self.returns)),
         }
 
 
@@ -114,7 +132,7 @@ def index_batch(data: dict, idx: np.ndarray) -> dict:
     """Rows `idx` of every tensor (and numpy array) of a batch; nested dicts (Dict observations) too."""
     idx_t = torch.from_numpy(np.asarray(idx))
 
-    def take(v):
+    def take(v: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         if isinstance(v, np.ndarray):
             return v[idx]
         return v[idx_t if v.device.type == "cpu" else idx_t.to(v.device)]
@@ -173,8 +191,8 @@ class Collector:
 
     def __init__(
         self,
-        venv,
-        normalizer=None,
+        venv: gym.vector.VectorEnv,
+        normalizer: Normalizer | None = None,
         *,
         gamma: float = 0.99,
         device: str | torch.device = "cpu",
@@ -191,18 +209,19 @@ class Collector:
         # Discrete and MultiDiscrete actions go to the env as sampled; a Gaussian's are clipped to the Box
         self.discrete = type(space).__name__ in ("Discrete", "MultiDiscrete")
         if not self.discrete:
-            self.low, self.high = space.low, space.high
+            box = cast("gym.spaces.Box", space)  # neither Discrete nor MultiDiscrete: a Gaussian's Box
+            self.low, self.high = box.low, box.high
         obs, _ = venv.reset(seed=seed) if seed is not None else venv.reset()
-        self.obs = self._norm_obs(obs)
+        self.obs: Any = self._norm_obs(obs)  # an array, or a dict of them: each use knows which (dict_obs, fast)
         self.env_time = 0.0  # seconds inside venv.step, for the throughput report
 
-    def _norm_obs(self, obs, update: bool = True):
+    def _norm_obs(self, obs: Obs, update: bool = True) -> Obs:
         return self.normalizer.obs(obs, update=update) if self.normalizer is not None else obs
 
     def _env_action(self, action: np.ndarray) -> np.ndarray:
         return action if self.discrete else np.clip(action, self.low, self.high)
 
-    def collect(self, policy, buffer: RolloutBuffer) -> int:
+    def collect(self, policy: ActorCritic, buffer: RolloutBuffer) -> int:
         """Fill `buffer` with buffer.n_steps vector steps; returns the env steps taken. Computes no advantages:
         call `last_values(policy)` then buffer.compute_returns_and_advantage."""
         venv, norm, stats, dev, rng = self.venv, self.normalizer, self.stats, self.device, self.rng
@@ -247,7 +266,7 @@ class Collector:
         self.env_time += env_time
         return buffer.n_steps * self.n_envs
 
-    def _numpy_policy(self, policy):
+    def _numpy_policy(self, policy: ActorCritic) -> FastMLP | None:
         """The numpy inference of the policy's written-out twin (deeprl.fast), where it has one and runs on the CPU
         (a policy without one, or a stand-in in a test, is called through act and value)."""
         fast = getattr(policy, "fast", None)
@@ -255,14 +274,14 @@ class Collector:
             return None
         return fast
 
-    def _value(self, policy, obs) -> np.ndarray:
+    def _value(self, policy: ActorCritic, obs: Obs) -> np.ndarray:
         fast = self._numpy_policy(policy)
         if fast is not None:
-            return fast.numpy_value(obs)
+            return fast.numpy_value(cast(np.ndarray, obs))  # the numpy twin runs only on flat observations
         with torch.inference_mode():
             return policy.value(obs_to_tensor(obs, self.device)).cpu().numpy()
 
-    def _final_values(self, policy, info: dict, trunc: np.ndarray) -> np.ndarray:
+    def _final_values(self, policy: ActorCritic, info: dict, trunc: np.ndarray) -> np.ndarray:
         """V(real last observation) for the envs a time limit cut, zero elsewhere."""
         idx = np.flatnonzero(trunc)
         final = info["final_obs"]
@@ -276,7 +295,7 @@ class Collector:
         out[idx] = v
         return out
 
-    def last_values(self, policy) -> np.ndarray:
+    def last_values(self, policy: ActorCritic) -> np.ndarray:
         return self._value(policy, self.obs)
 
     # checkpoints ---------------------------------------------------------------------------------------
