@@ -37,6 +37,7 @@ from deeprl.rollout import compute_gae
 
 if TYPE_CHECKING:
     from deeprl.policies import ActorCritic
+    from deeprl.rollout import RolloutBuffer
 
 KINDS = ("extrinsic", "rnd", "curiosity")
 RND_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "variant"}
@@ -183,7 +184,9 @@ class SignalPolicy(nn.Module):
         h = self.policy.vf_trunk(x)
         return torch.cat([self.policy.value_head(h)] + [head(h) for head in self.heads.values()], -1)
 
-    def evaluate_actions(self, obs, actions):
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = self.policy.features(obs)
         logp, entropy = self.policy.log_prob_entropy(self.policy.action_head(self.policy.pi_trunk(x)), actions)
         return logp, entropy, self.all_values(x)
@@ -205,7 +208,7 @@ class Curiosity(nn.Module):
     and zero until the first update; the loss is 10 x (0.2 forward + 0.8 inverse). The inverse and forward heads
     are 256 wide (ML-Agents' sizes); ELU stands for Swish."""
 
-    def __init__(self, obs_dim: int, action_space, net_arch: list[int], learning_rate: float, strength: float):
+    def __init__(self, obs_dim: int, action_space: Any, net_arch: list[int], learning_rate: float, strength: float):
         super().__init__()
         kind = type(action_space).__name__
         if kind == "Discrete":
@@ -229,7 +232,9 @@ class Curiosity(nn.Module):
         a = actions.long().reshape(len(actions), len(self.nvec))
         return torch.cat([nn.functional.one_hot(a[:, i], n).float() for i, n in enumerate(self.nvec)], -1)
 
-    def _forward_error(self, obs, next_obs, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _forward_error(
+        self, obs: torch.Tensor, next_obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         phi, phi_next = self.encoder(obs), self.encoder(next_obs)
         predicted = self.forward_model(torch.cat([phi, self._actions(actions)], -1))
         return 0.5 * (predicted - phi_next).pow(2).sum(-1), phi, phi_next
@@ -241,7 +246,16 @@ class Curiosity(nn.Module):
             err, _, _ = self._forward_error(_floats(obs), _floats(next_obs), torch.as_tensor(actions))
         return np.where(valid, np.minimum(err.numpy(), self.max_reward), 0.0).astype(np.float32)
 
-    def update(self, obs, next_obs, actions, valid, n_epochs: int, batch_size: int, rng: np.random.Generator) -> float:
+    def update(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        actions: np.ndarray,
+        valid: np.ndarray,
+        n_epochs: int,
+        batch_size: int,
+        rng: np.random.Generator,
+    ) -> float:
         keep = np.flatnonzero(valid)
         o, o2, a = _floats(obs[keep]), _floats(next_obs[keep]), torch.as_tensor(actions[keep])
         losses: list[float] = []
@@ -273,7 +287,7 @@ class RewardSignals:
     """What a PPO run with intrinsic signals adds to each rollout: the rewards, the per-signal values and GAE, the
     providers' training, and their tensors for checkpoints and the saved model."""
 
-    def __init__(self, settings: dict, policy: ActorCritic, obs_dim: int, action_space=None):
+    def __init__(self, settings: dict, policy: ActorCritic, obs_dim: int, action_space: Any = None):
         self.settings = settings
         self.extrinsic_strength = settings.get("extrinsic", {}).get("strength", 1.0)
         self.names = [k for k in settings if k != "extrinsic"]
@@ -291,7 +305,9 @@ class RewardSignals:
         self.last_stats: dict[str, float] = {}
 
     @staticmethod
-    def _transitions(buffer, last_obs: np.ndarray):
+    def _transitions(
+        buffer: RolloutBuffer, last_obs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Flat (obs, next obs, actions, valid): a step that ended an episode has no next observation here (the
         buffer holds the next episode's first), so curiosity leaves it out."""
         T, N = buffer.rewards.shape
@@ -305,7 +321,13 @@ class RewardSignals:
         )
 
     def process(
-        self, buffer, last_ext_values: np.ndarray, last_obs: np.ndarray, gamma: float, gae_lambda: float, device
+        self,
+        buffer: RolloutBuffer,
+        last_ext_values: np.ndarray,
+        last_obs: np.ndarray,
+        gamma: float,
+        gae_lambda: float,
+        device: torch.device | str,
     ) -> None:
         """Fill buffer.advantages (combined), buffer.signal_values/returns as [T, N, 1 + K] (the env's first)."""
         from deeprl.policies.features import obs_to_tensor
@@ -350,7 +372,9 @@ class RewardSignals:
         buffer.returns = np.stack(returns, -1)
         buffer.signal_values = np.concatenate([buffer.values[..., None], values_i], -1)
 
-    def update(self, buffer, last_obs: np.ndarray, n_epochs: int, batch_size: int, rng: np.random.Generator) -> None:
+    def update(
+        self, buffer: RolloutBuffer, last_obs: np.ndarray, n_epochs: int, batch_size: int, rng: np.random.Generator
+    ) -> None:
         obs, next_obs, actions, valid = self._transitions(buffer, last_obs)
         for name, provider in self.providers.items():
             if name == "rnd":
