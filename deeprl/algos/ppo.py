@@ -23,9 +23,9 @@ it, so CleanRL's vf_coef 0.5 is vf_coef 0.25 here; hyperparams/ppo.yml does that
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -49,6 +49,11 @@ from deeprl.rewards import RewardSignals, parse_reward_signals
 from deeprl.rollout import Collector, RolloutBuffer, index_batch, slice_batch
 from deeprl.settings import Rate, defaults, rate_at
 from deeprl.train import whole_batches
+
+if TYPE_CHECKING:
+    from deeprl.log import TensorBoard
+    from deeprl.policies import PolicyAgent
+    from deeprl.train import Run
 
 
 @dataclass
@@ -112,20 +117,28 @@ DEFAULTS = defaults(Settings)
 TAGS = ["ppo", "custom-implementation"]
 
 
-def schedule(value: Rate, name: str = ""):
+class PPOPolicy(Protocol):
+    """What the update reads of a policy: an ActorCritic, deeprl.rewards' SignalPolicy or selfplay's TeamPolicy."""
+
+    def evaluate_actions(self, obs: Any, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+
+def schedule(value: Rate, name: str = "") -> Callable[[float], float]:
     """A Rate (a constant, or RL-Zoo's lin_X read by deeprl.settings) as a function of progress_remaining."""
     return lambda progress: rate_at(value, progress)
 
 
 def ppo_loss(
-    policy,
+    policy: PPOPolicy,
     mb: dict,
     clip_range: float,
     clip_range_vf: float | None,
     ent_coef: float,
     vf_coef: float,
     normalize_advantage: bool = True,
-):
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The PPO objective on one minibatch: (loss, dict of detached diagnostics tensors)."""
     log_prob, entropy, values = policy.evaluate_actions(mb["obs"], mb["actions"])
     adv = mb["advantages"]
@@ -153,7 +166,7 @@ def ppo_loss(
     }
 
 
-def make_optimizer(params, lr: float):
+def make_optimizer(params: Iterable[torch.Tensor], lr: float) -> Adam:
     """Adam with eps 1e-5 (SB3 and CleanRL both use it for PPO); deeprl.fast.flat.Adam is torch's arithmetic in one
     fused call."""
     return Adam(params, lr=lr, eps=1e-5)
@@ -177,7 +190,7 @@ class AutogradStep:
 class AutogradPPO:
     """The reference objective: ppo_loss on the policy's modules, gradients by autograd."""
 
-    def __init__(self, policy):
+    def __init__(self, policy: PPOPolicy):
         self.policy = policy
 
     def prepare(self, data: dict, normalize_advantage: bool) -> dict:
@@ -207,7 +220,7 @@ class AutogradPPO:
         return {k: float(v) / len(steps) for k, v in sums.items()}
 
 
-def ppo_objective(policy, autograd: bool = False):
+def ppo_objective(policy: PPOPolicy, autograd: bool = False) -> WrittenOutPPO | AutogradPPO:
     """How the update differentiates ppo_loss: through the policy's written-out twin where build_policy made one
     (deeprl.fast.ppo: the same gradient, a fraction of the time on small MLPs), else through autograd. Both give
     `prepare(data)`, `loss(mb, ...)` -> a step with `approx_kl` and `backward()`, and `summary(steps)`."""
@@ -216,8 +229,8 @@ def ppo_objective(policy, autograd: bool = False):
 
 
 def ppo_update(
-    policy,
-    optimizer,
+    policy: PPOPolicy,
+    optimizer: Adam,
     data: dict,
     *,
     n_epochs: int,
@@ -230,7 +243,7 @@ def ppo_update(
     target_kl: float | None,
     normalize_advantage: bool,
     rng: np.random.Generator,
-    objective=None,
+    objective: WrittenOutPPO | AutogradPPO | None = None,
 ) -> dict:
     """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats).
 
@@ -244,7 +257,8 @@ def ppo_update(
     params = [p for p in policy.parameters() if p.requires_grad]
     whole = batch_size >= n
     batch = objective.prepare(data, normalize_advantage=whole and normalize_advantage and n > 1)
-    steps, stopped = [], False
+    steps: list[Any] = []  # the objective's own kind of step (its summary reads them)
+    stopped = False
     for epoch in range(n_epochs):  # noqa: B007  (read after the loop: the epochs run)
         perm = rng.permutation(n)
         minibatches: Iterable[dict]
@@ -294,7 +308,7 @@ def _check(hp: Settings) -> None:
         parse_reward_signals(hp.reward_signals)
 
 
-def train(run) -> None:
+def train(run: Run) -> None:
     hp = run.settings(Settings)
     _check(hp)
     device = torch.device(run.device)
@@ -462,13 +476,23 @@ def train(run) -> None:
             loop.checkpoint_if_due(updates)
 
 
-def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buffer, elapsed: float) -> None:
+def _log(
+    writer: TensorBoard,
+    step: int,
+    stats: dict,
+    lr: float,
+    clip: float,
+    collector: Collector,
+    buffer: RolloutBuffer,
+    elapsed: float,
+) -> None:
     values = {
         f"train/{k}": stats[k]
         for k in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
         if k in stats
     }
-    returns = buffer.returns if buffer.returns.ndim == 2 else buffer.returns[..., 0]  # the env's signal
+    returns = cast(np.ndarray, buffer.returns)  # set with the rollout's advantages
+    returns = returns if returns.ndim == 2 else returns[..., 0]  # the env's signal
     values.update(
         {
             "train/learning_rate": lr,
@@ -486,5 +510,5 @@ def _log(writer, step: int, stats: dict, lr: float, clip: float, collector, buff
     writer.add_scalars(items, step)  # one event for the step's scalars (deeprl.log.TensorBoard)
 
 
-def load_agent(config: dict, tensors: dict):
+def load_agent(config: dict, tensors: dict) -> PolicyAgent:
     return load_policy_agent(config, tensors)
