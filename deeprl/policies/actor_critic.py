@@ -15,6 +15,7 @@ the same numbers, without the argument validation and object churn that dominate
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "sha
 # policy_kwargs, RL-Zoo style, read without eval()
 
 
-def parse_policy_kwargs(value) -> dict:
+def parse_policy_kwargs(value: Any) -> dict:  # whatever the settings hold (a wrong kind is a UserError)
     """Normalize policy_kwargs to {'net_arch': {'pi': [...], 'vf': [...]}, 'activation': str, 'ortho_init',
     'log_std_init'}."""
     if value is None:
@@ -74,14 +75,16 @@ def parse_policy_kwargs(value) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 # The actor-critic
 
+ObsBatch = torch.Tensor | dict[str, torch.Tensor]  # a batch of observations (one tensor per key of a Dict space)
+
 
 class ActorCritic(nn.Module):
     """features -> (policy trunk -> action head, value trunk -> value head)."""
 
     def __init__(
         self,
-        obs_space,
-        action_space,
+        obs_space: Any,  # Gymnasium spaces, told apart by their type's name
+        action_space: Any,
         net_arch: dict | list | None = None,
         activation: str = "tanh",
         ortho_init: bool = True,
@@ -129,12 +132,12 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((self.action_dim,), kw["log_std_init"]))
 
     # distributions -----------------------------------------------------------------------------------
-    def forward(self, obs):
+    def forward(self, obs: ObsBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(action-distribution parameters: logits or mean, value [B])."""
         x = self.features(obs)
         return self.action_head(self.pi_trunk(x)), self.value_head(self.vf_trunk(x)).squeeze(-1)
 
-    def log_prob_entropy(self, dist, actions):
+    def log_prob_entropy(self, dist: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.discrete:
             logp_all = torch.log_softmax(dist, -1)
             logp = logp_all.gather(1, actions.long().reshape(-1, 1)).squeeze(1)
@@ -148,16 +151,20 @@ class ActorCritic(nn.Module):
         entropy = (0.5 + 0.5 * LOG_2PI + self.log_std).sum().expand(dist.shape[0])
         return logp, entropy
 
-    def _branches_log_prob_entropy(self, dist, actions):
-        actions = actions.long().reshape(dist.shape[0], len(self.nvec))
-        logp = entropy = 0
+    def _branches_log_prob_entropy(
+        self, dist: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        nvec = cast(tuple[int, ...], self.nvec)  # MultiDiscrete actions: the branch sizes
+        actions = actions.long().reshape(dist.shape[0], len(nvec))
+        logp: torch.Tensor | int = 0
+        entropy: torch.Tensor | int = 0
         for i, logits in enumerate(dist.split(self.nvec, -1)):
             logp_all = torch.log_softmax(logits, -1)
             logp = logp + logp_all.gather(1, actions[:, i : i + 1]).squeeze(1)
             entropy = entropy - (logp_all.exp() * logp_all).sum(-1)
-        return logp, entropy
+        return cast(torch.Tensor, logp), cast(torch.Tensor, entropy)  # tensors: a MultiDiscrete has a branch
 
-    def sample(self, dist, deterministic: bool = False):
+    def sample(self, dist: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         if self.discrete:
             if deterministic:
                 return dist.argmax(-1)
@@ -172,7 +179,7 @@ class ActorCritic(nn.Module):
         return dist + torch.randn_like(dist) * self.log_std.exp()
 
     # the interface algorithms use ----------------------------------------------------------------------
-    def act(self, obs, deterministic: bool = False):
+    def act(self, obs: ObsBatch, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(action, value, log_prob) for a batch; call under torch.inference_mode when collecting."""
         fast = self.fast
         dist, value = fast.forward(obs) if fast is not None else self(obs)
@@ -180,20 +187,20 @@ class ActorCritic(nn.Module):
         logp, _ = self.log_prob_entropy(dist, action)
         return action, value, logp
 
-    def evaluate_actions(self, obs, actions):
+    def evaluate_actions(self, obs: ObsBatch, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(log_prob, entropy, value) of stored actions under the current parameters (with gradients)."""
         dist, value = self(obs)
         logp, entropy = self.log_prob_entropy(dist, actions)
         return logp, entropy, value
 
-    def value(self, obs):
+    def value(self, obs: ObsBatch) -> torch.Tensor:
         fast = self.fast
         if fast is not None:
             return fast.value(obs)
         x = self.features(obs)
         return self.value_head(self.vf_trunk(x)).squeeze(-1)
 
-    def action(self, obs, deterministic: bool = True):
+    def action(self, obs: ObsBatch, deterministic: bool = True) -> torch.Tensor:
         x = self.features(obs)
         return self.sample(self.action_head(self.pi_trunk(x)), deterministic)
 
@@ -202,7 +209,7 @@ class ActorCritic(nn.Module):
 
 
 def build_policy(
-    obs_space, action_space, policy_config: dict, device: torch.device | str = "cpu", fast: bool = False
+    obs_space: Any, action_space: Any, policy_config: dict, device: torch.device | str = "cpu", fast: bool = False
 ) -> ActorCritic:
     """The ActorCritic of `policy_config` on `device`; with fast=True also its written-out twin (deeprl.fast) as
     `policy.fast` where the shape allows it, which lays the parameters out flat: build it before the optimizer."""
