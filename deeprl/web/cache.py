@@ -12,15 +12,23 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import func, select
 
 from deeprl import db
 
+if TYPE_CHECKING:
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ResponseT = TypeVar("ResponseT", bound="Response")
+
 CACHE_HEADER = b"x-deeprl-cache"  # a route's mark that its answer may be cached; never sent to the client
 
 
-def mark_cacheable(response):
+def mark_cacheable(response: ResponseT) -> ResponseT:
     response.headers[CACHE_HEADER.decode()] = "1"
     return response
 
@@ -65,14 +73,14 @@ class DataVersion:
 class PageCache:
     """Pure ASGI middleware: GET answers a route marked cacheable, kept per (path, query) for one data version."""
 
-    def __init__(self, app, version, max_entries: int = 2000, max_bytes: int = 64 << 20):
+    def __init__(self, app: ASGIApp, version: Callable[[], object], max_entries: int = 2000, max_bytes: int = 64 << 20):
         self.app, self.version = app, version
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.entries: OrderedDict = OrderedDict()
         self.size = 0
         self.current: object = None
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
             return await self.app(scope, receive, send)
         version = self.version()
@@ -87,9 +95,10 @@ class PageCache:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        start, chunks = {}, []
+        start: dict[str, Message] = {}
+        chunks: list[bytes] = []
 
-        async def capture(message):
+        async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
                 if any(k == CACHE_HEADER for k, _ in headers):
@@ -103,7 +112,7 @@ class PageCache:
 
         await self.app(scope, receive, capture)
 
-    def _store(self, key, version, start: dict, body: bytes) -> None:
+    def _store(self, key: tuple[str, bytes], version: object, start: Message, body: bytes) -> None:
         if version != self.current or start["status"] != 200 or len(body) > self.max_bytes // 16:
             return
         self.entries[key] = (start["status"], start["headers"], body)

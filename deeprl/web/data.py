@@ -44,7 +44,7 @@ def safe_file(root: Path, rel: str) -> Path | None:
     return resolved
 
 
-def stored_files(value) -> list[tuple[str, int]]:
+def stored_files(value: object) -> list[tuple[str, int]]:
     """The indexer's [path, size] list, with anything malformed left out."""
     out = []
     for item in value if isinstance(value, list) else []:
@@ -60,7 +60,7 @@ def stored_files(value) -> list[tuple[str, int]]:
     return out
 
 
-def short(text, limit: int = 60) -> str:
+def short(text: object, limit: int = 60) -> str:
     """Visitor input as it may appear in a message: one line, bounded."""
     text = re.sub(r"\s+", " ", str(text))
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
@@ -37,13 +38,13 @@ def fmt_day(value: str | None) -> str:
         return "-"
 
 
-def fmt_num(value, digits: int = 2) -> str:
+def fmt_num(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
 
 
-def quote_path(value) -> str:
+def quote_path(value: object) -> str:
     return quote(str(value), safe="/")
 
 
@@ -55,7 +56,7 @@ templates.env.filters["day"] = fmt_day
 templates.env.globals["quote"] = quote_path
 
 
-def page(request: Request, name: str, status_code: int = 200, cache: bool = False, **ctx) -> Response:
+def page(request: Request, name: str, status_code: int = 200, cache: bool = False, **ctx: Any) -> Response:
     """Template `name` with `ctx`, plus the site's hub and index state; `cache`: the page cache may keep it."""
     state = request.app.state
     ctx.setdefault("refresh", state.refresher.status())
