@@ -10,14 +10,20 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path as PathParam, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response  # Response: read by FastAPI from the routes' annotations
 from sqlalchemy import select
 
 from deeprl import db
 from deeprl.web.schemas import NOT_FOUND
+
+if TYPE_CHECKING:
+    from deeprl.envs.soccer import PolicyTeam, SoccerCore
+    from deeprl.league.runner import Scheduler
 
 PART_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
 REPLAY_NAME = re.compile(r"^[0-9]{1,12}\.mp4$")
@@ -45,7 +51,7 @@ def plot(values: list[float], width: int = 640, height: int = 240) -> dict:
     lo, hi = lo - margin, hi + margin
     left, top, inner_w, inner_h = 50, 10, width - 60, height - 30
 
-    def y(v):
+    def y(v: float) -> float:
         return top + (hi - v) / (hi - lo) * inner_h
 
     step = inner_w / max(1, len(values) - 1)
@@ -80,7 +86,9 @@ class Players:
             self.count -= 1
 
 
-def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRouter:
+def league_router(
+    *, hub: str, url: str | None, page: Callable[..., Response], scheduler: Scheduler | None = None
+) -> APIRouter:
     """The league's routes; `page` renders a template the way the rest of the site does."""
     from deeprl.league import history, table
 
@@ -95,7 +103,7 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
             rows = s.scalars(q.order_by(db.Match.id.desc()).limit(limit)).all()
         return [match_dict(m) for m in rows]
 
-    def get_match(match_id: int):
+    def get_match(match_id: int) -> db.Match:
         with db.session(url) as s:
             m = s.get(db.Match, match_id)
         if m is None or m.hub != hub:
@@ -113,18 +121,18 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
         }
 
     @router.get("/league", include_in_schema=False)
-    def league_page(request: Request):
+    def league_page(request: Request) -> Response:
         rows = table(hub, url)
         for r in rows:
             r["spark"] = spark(r["trend"])
         return page(request, "league.html", rows=rows, matches=matches(30), league=status())
 
     @router.get("/league/matches/{match_id}", include_in_schema=False)
-    def match_page(request: Request, match_id: int = PathParam(ge=1, le=10**12)):
+    def match_page(request: Request, match_id: int = PathParam(ge=1, le=10**12)) -> Response:
         return page(request, "league_match.html", m=match_dict(get_match(match_id)))
 
     @router.get("/league/matches/{match_id}/replay.mp4", include_in_schema=False)
-    def match_replay(match_id: int = PathParam(ge=1, le=10**12)):
+    def match_replay(match_id: int = PathParam(ge=1, le=10**12)) -> FileResponse:
         from deeprl.league.runner import replay_dir
 
         m = get_match(match_id)
@@ -135,31 +143,40 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
     @router.get("/league/models/{ns}/{name}", include_in_schema=False)
     def model_page(
         request: Request, ns: str = PathParam(pattern=PART_PATTERN), name: str = PathParam(pattern=PART_PATTERN)
-    ):
+    ) -> Response:
         h = history(f"{ns}/{name}", hub, url)
         if not h["matches"]:
             raise HTTPException(404, f"{ns}/{name} has played no league match.")
         series = [1200.0] + [m["elo_after"] for m in reversed(h["matches"]) if m["rated"]]
         return page(request, "league_model.html", h=h, chart=plot(series))
 
-    @router.get("/api/league", tags=["league"], summary="The league table (Elo from the stored matches)")
-    def api_table():
+    @router.get(
+        "/api/league",
+        tags=["league"],
+        summary="The league table (Elo from the stored matches)",
+        response_model=None,  # the dict as it is (the annotation below is not a schema)
+    )
+    def api_table() -> dict:
         return {"env": "ML-Agents-SoccerTwos", "rows": table(hub, url), "league": status()}
 
     @router.get(
-        "/api/league/matches/{match_id}", tags=["league"], summary="One stored league match", responses=NOT_FOUND
+        "/api/league/matches/{match_id}",
+        tags=["league"],
+        summary="One stored league match",
+        responses=NOT_FOUND,
+        response_model=None,  # the dict as it is (the annotation below is not a schema)
     )
-    def api_match(match_id: int = PathParam(ge=1, le=10**12)):
+    def api_match(match_id: int = PathParam(ge=1, le=10**12)) -> dict:
         return match_dict(get_match(match_id))
 
     @router.get("/league/play/{ns}/{name}", include_in_schema=False)
     def play_page(
         request: Request, ns: str = PathParam(pattern=PART_PATTERN), name: str = PathParam(pattern=PART_PATTERN)
-    ):
+    ) -> Response:
         return page(request, "league_play.html", model=f"{ns}/{name}", seconds=PLAY_SECONDS)
 
     @router.websocket("/league/play/{ns}/{name}/ws")
-    async def play_socket(ws: WebSocket, ns: str, name: str):
+    async def play_socket(ws: WebSocket, ns: str, name: str) -> None:
         if not same_origin_ws(ws):
             await ws.close(code=1008)
             return
@@ -182,7 +199,7 @@ def league_router(*, hub: str, url: str | None, page, scheduler=None) -> APIRout
     return router
 
 
-def match_dict(m) -> dict:
+def match_dict(m: db.Match) -> dict:
     return {
         "id": m.id,
         "model1": m.model1,
@@ -220,7 +237,7 @@ def same_origin_ws(ws: WebSocket) -> bool:
 # A person against an agent
 
 
-def load_opponent(model: str, hub: str):
+def load_opponent(model: str, hub: str) -> PolicyTeam:
     """The pushed model as a team (read-only safetensors: nothing in it runs)."""
     from deeprl.agent import load_agent
     from deeprl.envs import soccer
@@ -241,7 +258,7 @@ def human_action(pressed: set[str]) -> np.ndarray:
     return a
 
 
-def snapshot(core, score: list[int], t: float) -> dict:
+def snapshot(core: SoccerCore, score: list[int], t: float) -> dict:
     return {
         "pos": core.pos[0].round(3).tolist(),
         "angle": core.angle[0].round(3).tolist(),
@@ -279,7 +296,7 @@ async def play_game(ws: WebSocket, model: str, hub: str) -> None:
         }
     )
 
-    async def read_keys():
+    async def read_keys() -> None:
         while True:
             msg = await ws.receive_json()
             keys = msg.get("keys") if isinstance(msg, dict) else None

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
@@ -37,14 +42,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 class SecurityHeaders:
     """Pure ASGI middleware (no per-request Request object): adds HEADERS where a route did not set its own."""
 
-    def __init__(self, app, trusted_hosts: tuple[str, ...] | None = None):
+    def __init__(self, app: ASGIApp, trusted_hosts: tuple[str, ...] | None = None):
         self.app = app
         self.headers = [(k.encode(), v.encode()) for k, v in HEADERS.items()]
         self.names = {k.encode() for k in HEADERS}
         # on a loopback server only loopback names are accepted: a rebound DNS name cannot reach it from a page
         self.trusted = None if trusted_hosts is None else {h.encode() for h in trusted_hosts}
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if self.trusted is not None:
@@ -53,7 +58,7 @@ class SecurityHeaders:
             if name not in self.trusted:
                 return await self._refuse(send)
 
-        async def send_with_headers(message):
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 have = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
@@ -63,7 +68,7 @@ class SecurityHeaders:
 
         await self.app(scope, receive, send_with_headers)
 
-    async def _refuse(self, send):
+    async def _refuse(self, send: Send) -> None:
         body = b"This server answers on its loopback address only.\n"
         await send(
             {
@@ -105,7 +110,7 @@ def csrf_token(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def set_csrf_cookie(response, token: str) -> None:
+def set_csrf_cookie(response: Response, token: str) -> None:
     response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", path="/")
 
 
