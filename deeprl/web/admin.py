@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import State
 
 from deeprl.web import security
 from deeprl.web.render import page
@@ -20,13 +21,13 @@ FLASHES = {
 router = APIRouter()
 
 
-def needs_token(state) -> bool:
+def needs_token(state: State) -> bool:
     """A refresh needs the admin token when one is set, or when the server listens beyond loopback."""
     return bool(state.admin_token) or state.public
 
 
 @router.get("/admin", include_in_schema=False)
-def admin_page(request: Request, done: Literal["started", "running", "cooling", "refused"] | None = None):
+def admin_page(request: Request, done: Literal["started", "running", "cooling", "refused"] | None = None) -> Response:
     state = request.app.state
     token, new = security.csrf_token(request)
     resp = page(
@@ -43,7 +44,9 @@ def admin_page(request: Request, done: Literal["started", "running", "cooling", 
 
 
 @router.post("/admin/refresh", include_in_schema=False)
-def admin_refresh(request: Request, csrf: str = Form("", max_length=100), token: str = Form("", max_length=1000)):
+def admin_refresh(
+    request: Request, csrf: str = Form("", max_length=100), token: str = Form("", max_length=1000)
+) -> Response:
     state = request.app.state
     if (
         not security.same_origin(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Path as PathParam, Query, Request
+from fastapi.responses import Response
 
 from deeprl import db
 from deeprl.web.data import (
@@ -24,7 +25,7 @@ router = APIRouter()
 
 
 @router.get("/", include_in_schema=False)
-def home(request: Request):
+def home(request: Request) -> Response:
     from deeprl import leaderboard as lb
 
     state = request.app.state
@@ -59,17 +60,17 @@ def leaderboard_page(
     sort: SortKey = "rank",
     order: Order | None = None,
     user: str | None = Query(None, max_length=100),
-):
+) -> Response:
     state = request.app.state
     b = board(state.hub, state.url, env, page_no, per_page, sort, order, user)
 
     # the template's links: this board with some parameters changed, and a column header's sort toggle
-    def link(**changes):
+    def link(**changes: int | str | None) -> str:
         params = {"page": page_no, "per_page": per_page, "sort": sort, "order": order, "user": user}
         params.update(changes)
         return f"/leaderboard/{quote(env)}?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
-    def sort_link(key):
+    def sort_link(key: str) -> str:
         desc_default = key in ("result", "mean_reward", "std_reward", "pushed_at")
         current_desc = (order == "desc") if order else desc_default
         new = ("asc" if current_desc else "desc") if key == sort else ("desc" if desc_default else "asc")

@@ -4,7 +4,7 @@ OpenAPI schema, with no script and nothing from a CDN."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from deeprl.web.render import page
 
@@ -12,12 +12,12 @@ router = APIRouter()
 
 
 @router.get("/docs", include_in_schema=False)
-def docs(request: Request):
+def docs(request: Request) -> Response:
     return page(request, "docs.html", cache=True, ops=api_operations(request.app.openapi()))
 
 
 @router.get("/redoc", include_in_schema=False)
-def redoc():
+def redoc() -> Response:
     return RedirectResponse("/docs", status_code=308)
 
 

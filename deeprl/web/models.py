@@ -6,7 +6,7 @@ from __future__ import annotations
 import mimetypes
 
 from fastapi import APIRouter, HTTPException, Path as PathParam, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from deeprl import db
@@ -25,7 +25,7 @@ def model_page(
     ns: str = PathParam(pattern=PART_PATTERN),
     name: str = PathParam(pattern=PART_PATTERN),
     revision: str | None = Query(None, pattern=REV_PATTERN),
-):
+) -> Response:
     state = request.app.state
     return page(request, "model.html", cache=True, m=model(state.hub, state.url, ns, name, revision))
 
@@ -37,7 +37,7 @@ def model_file(
     name: str = PathParam(pattern=PART_PATTERN),
     path: str = PathParam(..., max_length=500),
     revision: str | None = Query(None, pattern=REV_PATTERN),
-):
+) -> Response:
     state = request.app.state
     repo_id = f"{ns}/{name}"
     with db.session(state.url) as s:

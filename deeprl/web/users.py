@@ -29,7 +29,7 @@ def _certificate_takes_url() -> bool:
 
 
 @router.get("/users/{user}", include_in_schema=False)
-def progress_page(request: Request, user: str = PathParam(max_length=100)):
+def progress_page(request: Request, user: str = PathParam(max_length=100)) -> Response:
     state = request.app.state
     token, new = security.csrf_token(request)
     resp = page(request, "progress.html", p=user_progress(state.hub, state.url, user), csrf=token)
@@ -46,7 +46,7 @@ def certificate(
     last_name: str = Form(..., min_length=1, max_length=NAME_MAX),
     format: Literal["pdf", "png"] = Form("pdf"),
     csrf: str = Form("", max_length=100),
-):
+) -> Response:
     from deeprl import certification
     from deeprl.certification import certificate_bytes, certificate_filename
 
@@ -74,11 +74,11 @@ def certificate(
 
 
 @router.get("/users", include_in_schema=False)
-def find_user(user: str = Query("", max_length=100)):
+def find_user(user: str = Query("", max_length=100)) -> Response:
     user = user.strip()
     return RedirectResponse(f"/users/{quote(user)}" if user else "/", status_code=303)
 
 
 @router.get("/certificates/{cert_id}", include_in_schema=False)
-def certificate_page(request: Request, cert_id: str = PathParam(pattern=CERT_PATTERN)):
+def certificate_page(request: Request, cert_id: str = PathParam(pattern=CERT_PATTERN)) -> Response:
     return page(request, "certificate.html", cache=True, c=verify(request.app.state.url, cert_id))
