@@ -4,8 +4,8 @@ background index's state, with a refresh that needs the admin token."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from deeprl import db
 from deeprl.web import security
@@ -40,7 +40,7 @@ router = APIRouter()
     tags=["leaderboard"],
     summary="Environments with ranked models, with counts",
 )
-def api_envs(request: Request):
+def api_envs(request: Request) -> Response:
     from deeprl import leaderboard as lb
 
     state = request.app.state
@@ -63,7 +63,7 @@ def api_board(
     sort: SortKey = "rank",
     order: Order | None = None,
     user: str | None = Query(None, max_length=100),
-):
+) -> Response:
     state = request.app.state
     b = board(state.hub, state.url, env, page, per_page, sort, order, user)
     return mark_cacheable(JSONResponse(Board.model_validate(b).model_dump()))
@@ -81,7 +81,7 @@ def api_model(
     ns: str = PathParam(pattern=PART_PATTERN, max_length=96),
     name: str = PathParam(pattern=PART_PATTERN, max_length=96),
     revision: str | None = Query(None, pattern=REV_PATTERN),
-):
+) -> Response:
     state = request.app.state
     detail = model(state.hub, state.url, ns, name, revision)
     return mark_cacheable(JSONResponse(ModelOut.model_validate(detail).model_dump()))
@@ -94,7 +94,7 @@ def api_model(
     tags=["certification"],
     summary="A user's course assignments: passed or not, best model and its rank, what is missing",
 )
-def api_progress(request: Request, user: str = PathParam(pattern=PART_PATTERN, max_length=96)):
+def api_progress(request: Request, user: str = PathParam(pattern=PART_PATTERN, max_length=96)) -> Response:
     state = request.app.state
     p = user_progress(state.hub, state.url, user)
     return mark_cacheable(JSONResponse(ProgressOut.model_validate(p).model_dump()))
@@ -107,13 +107,13 @@ def api_progress(request: Request, user: str = PathParam(pattern=PART_PATTERN, m
     tags=["certification"],
     summary="Verify a certificate by the id printed on it",
 )
-def api_certificate(request: Request, cert_id: str = PathParam(pattern=CERT_PATTERN)):
+def api_certificate(request: Request, cert_id: str = PathParam(pattern=CERT_PATTERN)) -> Response:
     found = verify(request.app.state.url, cert_id)
     return mark_cacheable(JSONResponse(CertificateOut.model_validate(found).model_dump()))
 
 
 @router.get("/api/refresh", response_model=RefreshOut, tags=["index"], summary="State of the background index")
-def api_refresh_status(request: Request):
+def api_refresh_status(request: Request) -> dict:
     return request.app.state.refresher.status()
 
 
@@ -133,7 +133,9 @@ def api_refresh_status(request: Request):
     },
     summary="Index the hub now (admin token; pushes are indexed on their own within seconds)",
 )
-def api_refresh(request: Request, _auth=Depends(bearer_scheme)):
+def api_refresh(
+    request: Request, _auth: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
+) -> dict | Response:
     state = request.app.state
     refresher, admin_token = state.refresher, state.admin_token
     if not security.same_origin(request):
