@@ -14,11 +14,12 @@ answers errors: JSON under /api, a page everywhere else.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -94,7 +95,7 @@ def create_app(
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI):
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the hub watcher (or one index run) and the league's rounds with the server; stop them with it."""
     state = app.state
     if state.watcher is not None:
@@ -121,7 +122,7 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith(("/api/", "/openapi"))
 
 
-async def http_error(request: Request, exc: Exception):
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # registered for this type only
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -144,7 +145,7 @@ async def http_error(request: Request, exc: Exception):
     return error_page(request, exc.status_code, detail, headers)
 
 
-async def validation_error(request: Request, exc: Exception):
+async def validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # registered for this type only
     if is_api(request):
         return JSONResponse({"detail": clean_errors(exc)}, status_code=422)
