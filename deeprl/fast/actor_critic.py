@@ -9,6 +9,7 @@ update's written-out gradient is deeprl.fast.ppo; the optimizer and clipping are
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from deeprl.fast.flat import FlatParams
 from deeprl.fast.numpy_mlp import NumpyMLP
 
 LOG_2PI = math.log(2 * math.pi)
+# The written-out passes run on numpy arrays on the CPU and on torch tensors on a GPU (`self.xp` is the module
+# that does the arithmetic), so their arrays are typed by what both offer: Any.
+Array = Any
 
 
 class FastMLP:
@@ -40,7 +44,7 @@ class FastMLP:
     actor-critic loss depends on: `prepare()` the batch once, then `evaluate()` and `backward()` per step.
     """
 
-    def __init__(self, policy):
+    def __init__(self, policy: Any) -> None:
         self.policy = policy
         self.relu = policy.kwargs["activation"] == "relu"
         self.discrete = policy.discrete
@@ -66,7 +70,7 @@ class FastMLP:
             [(w.detach(), b.detach()[:, None], grad[id(w)], grad[id(b)], w.detach().t()) for w, b in tower]
             for tower in (self.pi, self.vf)
         ]
-        self._log_std_grad = None if self.discrete else grad[id(policy.log_std)]
+        self._log_std_grad: Any = None if self.discrete else grad[id(policy.log_std)]
         self._rows = [(self.pi[lv][0].shape[0], self.vf[lv][0].shape[0]) for lv in range(self.merged)]
         # a merged level's two biases are adjacent: one gradient view; level 0's weights too (same input)
         self._mbias_grad = []
@@ -85,17 +89,18 @@ class FastMLP:
         self._act_backward_ = (
             (lambda g, h: act(g, h, 0, grad_input=g)) if self.relu else (lambda g, h: act(g, h, grad_input=g))
         )
-        self._np = None
+        self._np: Any = None  # (version, packed nets, log_std) of the numpy copy, rebuilt when the weights change
         self._ws: dict[int, list] = {}
-        self._log_std = None if self.discrete else policy.log_std.detach()
+        self._log_std: Any = None if self.discrete else policy.log_std.detach()
         # The per-sample arithmetic between the matrix products (softmax, log-probabilities, the loss's derivatives:
         # [actions, batch] arrays) runs in numpy on the CPU, where a call on a few hundred numbers costs a third of
         # a torch call; the products stay torch's. `xp` is that module, torch elsewhere (a GPU).
         self.xp = np if self.flat.data.device.type == "cpu" else torch
         if self.xp is np and not self.discrete:
+            assert self._log_std is not None and self._log_std_grad is not None  # set for continuous actions above
             self._log_std = self._log_std.numpy()  # views of the flat storage: they follow every optimizer step
             self._log_std_grad = self._log_std_grad.numpy()
-        self._xT = (None, None)  # (x, x transposed and contiguous) of the last prepared batch
+        self._xT: tuple[Any, Any] = (None, None)  # (x, x transposed and contiguous) of the last prepared batch
         self._aranges: dict[int, object] = {}
         # the all-merged path (equal depths): per deeper level its weights and gradient views, then the heads
         self.all_merged = self.depth[0] == self.depth[1] >= 1
@@ -107,7 +112,7 @@ class FastMLP:
         # A deeper level whose two towers have the same shape (the usual [64, 64] both sides) is one batched
         # product of the pair instead of two products, forward and in both backward products: its weights, biases
         # and their gradients lie side by side in the flat tensors, so [2, rows, cols] views cover both towers.
-        self._paired = [None] * len(self._deeper_w)
+        self._paired: list[Any] = [None] * len(self._deeper_w)
         for lv in range(1, self.merged):
             (rp, rv), below = self._rows[lv], self._rows[lv - 1]
             if rp != rv or below[0] != below[1]:
@@ -122,13 +127,13 @@ class FastMLP:
                 w3.transpose(1, 2),
             )
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict) -> None:
         # a deep-copied policy has parameters of its own, which this layout does not describe: the copy runs the
         # policy's autograd modules (an agent to evaluate, a frozen opponent)
         return None
 
     @staticmethod
-    def supports(policy) -> bool:
+    def supports(policy: Any) -> bool:
         """An ActorCritic whose shape this class writes out: flat observations, tanh or relu trunks, a Discrete or
         Box head (MultiDiscrete's branches go through the general modules and autograd)."""
         return (
@@ -138,7 +143,7 @@ class FastMLP:
         )
 
     @classmethod
-    def attach(cls, policy) -> FastMLP | None:
+    def attach(cls, policy: Any) -> FastMLP | None:
         """The written-out twin of `policy` (laying its parameters out flat), or None where its shape needs the
         general modules. Call it where the policy is built, before any optimizer sees the parameters."""
         return cls(policy) if cls.supports(policy) else None
@@ -154,11 +159,11 @@ class FastMLP:
         """Copy the current weights into the numpy networks that `numpy_act` and `numpy_value` run."""
         self._numpy_nets(refresh=True)
 
-    def _numpy_nets(self, refresh: bool = False):
+    def _numpy_nets(self, refresh: bool = False) -> Any:
         version = (self.flat.data._version, self.flat.steps)
         if refresh or self._np is None or self._np[0] != version:
 
-            def arr(t):
+            def arr(t: torch.Tensor) -> np.ndarray:
                 return t.detach().cpu().numpy()
 
             log_std = None if self.discrete else arr(self.policy.log_std).copy()
@@ -183,14 +188,14 @@ class FastMLP:
             self._np = (version, packed, log_std)
         return self._np[1], self._np[2]
 
-    def _np_forward(self, x):
+    def _np_forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:  # log_std: None when discrete
         (first, second), log_std = self._numpy_nets()
         if second is None:  # one packed network: [action logits or mean | value]
             out = first(x)
             return out[:, :-1], out[:, -1], log_std
         return first(x), second(x)[:, 0], log_std
 
-    def numpy_act(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False):
+    def numpy_act(self, obs: np.ndarray, rng: np.random.Generator, deterministic: bool = False) -> Any:
         """(action, value, log_prob) as numpy arrays for a batch of flat observations, sampling with `rng`."""
         x = (
             obs
@@ -220,7 +225,7 @@ class FastMLP:
         return self._np_forward(np.asarray(obs, np.float32).reshape(len(obs), -1))[1]
 
     # torch inference (batch-major; collection on a GPU) ------------------------------------------------------
-    def _tower(self, x, layers):
+    def _tower(self, x: Array, layers: list) -> Array:
         h, last = x, len(layers) - 1
         for i, (w, b) in enumerate(layers):
             h = torch.addmm(b, h, w.t())
@@ -229,16 +234,16 @@ class FastMLP:
         return h
 
     @torch.no_grad()
-    def forward(self, obs):
+    def forward(self, obs: Array) -> Any:
         x = obs.reshape(obs.shape[0], -1).float()
         return self._tower(x, self.pi), self._tower(x, self.vf)[:, 0]
 
     @torch.no_grad()
-    def value(self, obs):
+    def value(self, obs: Array) -> Array:
         return self._tower(obs.reshape(obs.shape[0], -1).float(), self.vf)[:, 0]
 
     # training: prepare once, then evaluate + backward per gradient step -----------------------------------
-    def prepare(self, obs, actions) -> dict:
+    def prepare(self, obs: Array, actions: Array) -> dict:
         """What the steps read of a batch, in the dtypes they need: {"x": [B, in] float, "a": actions (long
         indices, or [B, action_dim] float), "onehot": [B, n] float (discrete)}. Row-indexable like the rollout."""
         x = obs.reshape(obs.shape[0], -1).float().contiguous()
@@ -254,11 +259,11 @@ class FastMLP:
             out.update({k: v.numpy() for k, v in out.items() if k != "x"})
         return out
 
-    def to_xp(self, t: torch.Tensor):
+    def to_xp(self, t: torch.Tensor) -> Array:
         """A per-sample tensor of the rollout as the per-sample arithmetic reads it (a numpy view on the CPU)."""
         return t.numpy() if self.xp is np else t
 
-    def _arange(self, n: int):
+    def _arange(self, n: int) -> Array:
         r = self._aranges.get(n)
         if r is None:
             r = self._aranges[n] = np.arange(n) if self.xp is np else torch.arange(n, device=self.flat.data.device)
@@ -295,7 +300,7 @@ class FastMLP:
             self._ws[B] = ws
         return ws
 
-    def _forward_merged(self, x):
+    def _forward_merged(self, x: Array) -> Any:
         """_forward_t where every level is merged (towers of equal depth, the usual net_arch): straight-line."""
         ws = self._ws.get(x.shape[0]) or self._workspace(x.shape[0])
         act_ = self._act_
@@ -314,7 +319,7 @@ class FastMLP:
         (wh, bh), (wvh, bvh) = self._heads
         return torch.addmm(bh, wh, hp), torch.addmm(bvh, wvh, hv)[0], None, None
 
-    def _backward_merged(self, x, d_dist, d_value) -> None:
+    def _backward_merged(self, x: Array, d_dist: Array, d_value: Array) -> None:
         ws = self._ws[x.shape[0]]
         back_, mm, sum_ = self._act_backward_, torch.mm, torch.sum
         (gwh, gbh, wht), (gwv, gbv, wvt) = self._head_grads
@@ -343,7 +348,7 @@ class FastMLP:
         sum_(g, 1, out=self._mbias_grad[0])
         mm(g, x, out=self._w0_grad)
 
-    def _forward_t(self, x):
+    def _forward_t(self, x: Array) -> Any:
         """Feature-major forward: (dist [n, B], value [B], inputs of each pi layer, of each vf layer)."""
         P, V = self._layers
         xT = x.t()
@@ -369,7 +374,7 @@ class FastMLP:
         value = torch.addmm(V[-1][1], V[-1][0], hv[-1])[0]
         return dist, value, hp, hv
 
-    def _backward_t(self, x, hp, hv, d_dist, d_value) -> None:
+    def _backward_t(self, x: Array, hp: Any, hv: Any, d_dist: Array, d_value: Array) -> None:
         """Gradients of every layer into the flat gradient, from d loss / d dist [n, B] and d loss / d value [1, B]."""
         P, V = self._layers
         back_ = self._act_backward_
@@ -413,7 +418,7 @@ class FastMLP:
                         else:
                             pending[t] = torch.mm(wT, d)
 
-    def evaluate(self, batch: dict):
+    def evaluate(self, batch: dict) -> Any:
         """(log_prob [B], value [B], ctx) of a prepared batch under the current parameters; ctx is what
         `entropy()` and `backward()` read. Every tensor involved is a detached view: no autograd graph, with or
         without torch.no_grad (whose per-call context costs as much as a small kernel)."""
@@ -445,7 +450,7 @@ class FastMLP:
         return logp, value, (batch, hp, hv, (z, inv_std, entropy))
 
     @staticmethod
-    def dist_state(ctx):
+    def dist_state(ctx: Any) -> Any:
         """The part of `evaluate`'s ctx that `entropy` reads (small: keep it, not the ctx, to average later)."""
         return ctx[3]
 
@@ -459,7 +464,7 @@ class FastMLP:
             return -(probs * logp_all).sum(0)
         return cat([s[2] for s in states])
 
-    def backward(self, ctx, g_logp, g_value, g_entropy: float = 0.0) -> None:
+    def backward(self, ctx: Any, g_logp: Array, g_value: Array, g_entropy: float = 0.0) -> None:
         """Set every parameter's gradient (in the flat gradient tensor) to d loss / d parameter, given d loss /
         d log_prob and d loss / d value per sample ([B] tensors) and d loss / d entropy (the same number for
         every sample)."""
