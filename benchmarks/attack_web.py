@@ -12,7 +12,6 @@ goals: no attack ranks, none costs more than 1 s of server CPU per request or 10
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import resource
 import shutil
@@ -22,6 +21,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# the tests' hub helpers (a doctored copy of a pushed model), shared rather than copied; as bench_dqn.py does
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from lb_helpers import doctored, push_folder, staged_copy  # noqa: E402
 
 FL = "FrozenLake-v1-4x4-no_slippery"
 BOMB = (
@@ -41,45 +44,6 @@ def report(name: str, ok: bool, what: str) -> None:
 # -- the hostile models ------------------------------------------------------------------------------------------
 
 
-def stage(good: str) -> Path:
-    from deeprl.hub import resolve_repo
-
-    dest = Path(tempfile.mkdtemp(prefix="attack-"))
-    for item in resolve_repo(good).iterdir():
-        if item.name != ".git":
-            shutil.copy2(item, dest / item.name)
-    return dest
-
-
-def push(folder: Path, repo_id: str, message: str = "attack") -> None:
-    from deeprl.hub import get_hub
-
-    get_hub("local").push(folder, repo_id, message)
-
-
-def doctor(good: str, repo_id: str, *, config=None, raw_config=None, card=None, tensors=None, env=None) -> None:
-    from deeprl.modelio import tensors_to_bytes
-
-    folder = stage(good)
-    if config is not None:
-        conf = json.loads((folder / "config.json").read_text())
-        conf.update(config)
-        (folder / "config.json").write_text(json.dumps(conf))
-    if raw_config is not None:
-        (folder / "config.json").write_bytes(raw_config)
-    if card is not None:
-        (folder / "README.md").write_text(card)
-    if tensors is not None:
-        (folder / "model.safetensors").write_bytes(tensors_to_bytes(tensors))
-    saved = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
-    try:
-        push(folder, repo_id)
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-
-
 def push_models() -> dict[str, str]:
     """Push the good model and every hostile one; {repo_id: the hole it tries}."""
     import numpy as np
@@ -96,10 +60,10 @@ def push_models() -> dict[str, str]:
     )
     push_model(run.run_dir, "alice/q-FrozenLake", record_video=False)
     good, kw = "alice/q-FrozenLake", {"map_name": "4x4", "is_slippery": False}
-    link = stage(good)
+    link = staged_copy(good)
     (link / "README.md").unlink()
     (link / "README.md").symlink_to("/etc/passwd")
-    push(link, "mallory/linked-card")
+    push_folder(link, "mallory/linked-card", "attack")
     attacks = {
         "mallory/long-limit": (
             "1 task: max_episode_steps 2000",
@@ -125,7 +89,7 @@ def push_models() -> dict[str, str]:
         ),
     }
     for repo_id, (_, kwargs) in attacks.items():
-        doctor(good, repo_id, **kwargs)
+        doctored(good, repo_id, message="attack", **kwargs)
     out = {k: v[0] for k, v in attacks.items()}
     out["mallory/linked-card"] = "2 card: README.md -> /etc/passwd"
     return out

@@ -144,3 +144,44 @@ def add_passing(user: str, keys) -> None:
         items = PASSING[key] if isinstance(PASSING[key], list) else [PASSING[key]]
         for env, result, algo in items:
             add_model(f"{user}/{key}-{env}"[:90], env, result, algo=algo, std=0.0)
+
+
+def doctored(
+    good_repo: str,
+    repo_id: str,
+    *,
+    config: dict | None = None,
+    card: str | None = None,
+    tensors: dict | None = None,
+    raw_config: bytes | None = None,
+    message: str = "doctored",
+    env: dict | None = None,
+) -> str:
+    """Push a copy of good_repo with config.json updated by `config` (a dict merged in), replaced by `raw_config`,
+    a new card, or new tensors; `env` holds variables set only while pushing (GIT_COMMITTER_DATE to backdate)."""
+    import json
+    import os
+
+    from deeprl.modelio import tensors_to_bytes
+
+    folder = staged_copy(good_repo)
+    if config is not None:
+        conf = json.loads((folder / "config.json").read_text())
+        conf.update(config)
+        (folder / "config.json").write_text(json.dumps(conf))
+    if raw_config is not None:
+        (folder / "config.json").write_bytes(raw_config)
+    if card is not None:
+        (folder / "README.md").write_text(card)
+    if tensors is not None:
+        (folder / "model.safetensors").write_bytes(tensors_to_bytes(tensors))
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        return push_folder(folder, repo_id, message)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from deeprl import db
 from deeprl.leaderboard import evaluate_folder, index, model_detail, ranking, unranked
-from lb_helpers import push, push_folder, staged_copy, train_frozenlake
+from lb_helpers import doctored, push, push_folder, staged_copy, train_frozenlake
 
 FL = "FrozenLake-v1-4x4-no_slippery"
 
@@ -25,34 +25,6 @@ def lake(tmp_path):
     """A good FrozenLake model in the hub as alice/q-FrozenLake (result 1.00)."""
     push(train_frozenlake(tmp_path), "alice/q-FrozenLake")
     return "alice/q-FrozenLake"
-
-
-def doctored(
-    good_repo: str,
-    repo_id: str,
-    *,
-    config=None,
-    card: str | None = None,
-    tensors=None,
-    raw_config: bytes | None = None,
-    message: str = "doctored",
-) -> str:
-    """Push a copy of good_repo with config.json updated by `config` (a dict merged in), replaced by `raw_config`,
-    a new card, or new tensors."""
-    from deeprl.modelio import tensors_to_bytes
-
-    folder = staged_copy(good_repo)
-    if config is not None:
-        conf = json.loads((folder / "config.json").read_text())
-        conf.update(config)
-        (folder / "config.json").write_text(json.dumps(conf))
-    if raw_config is not None:
-        (folder / "config.json").write_bytes(raw_config)
-    if card is not None:
-        (folder / "README.md").write_text(card)
-    if tensors is not None:
-        (folder / "model.safetensors").write_bytes(tensors_to_bytes(tensors))
-    return push_folder(folder, repo_id, message)
 
 
 def board(env=FL):
