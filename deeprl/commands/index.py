@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from deeprl.commands.league import add_dispatch_options
+
 if TYPE_CHECKING:
     from deeprl.leaderboard import IndexReport
 
@@ -10,6 +12,7 @@ if TYPE_CHECKING:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="re-evaluate new model revisions in a hub for the leaderboard")
     add_index_options(p)
+    add_dispatch_options(p, "the evaluations")
     p.add_argument("--force", action="store_true", help="evaluate again revisions already in the database")
     p.add_argument("--json", action="store_true", help="print one JSON object (the index report)")
     p.set_defaults(func=run)
@@ -59,6 +62,7 @@ def _checked(args: argparse.Namespace) -> str:
 def _index(args: argparse.Namespace, hub: str, quiet: bool) -> IndexReport:
     import sys
 
+    from deeprl.dispatch import DispatchOptions
     from deeprl.leaderboard import index
 
     def log(msg: str) -> None:
@@ -72,6 +76,8 @@ def _index(args: argparse.Namespace, hub: str, quiet: bool) -> IndexReport:
         max_revisions=args.max_revisions,
         force=getattr(args, "force", False),
         log=log,
+        # `deeprl index` takes --ray and --workers; the commands that index before showing honour RAY_ADDRESS
+        dispatch=DispatchOptions.resolve(getattr(args, "ray", None), getattr(args, "workers", None)),
     )
 
 

@@ -27,6 +27,24 @@ def duration(text: str) -> float:
     return value
 
 
+def add_dispatch_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--ray and --workers: where `what` (independent jobs, each in its limited child) run."""
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help=f"run {what} as tasks on the Ray cluster at ADDRESS (host:6379, or 'auto' for this machine's; "
+        "default: the RAY_ADDRESS variable, else a local pool)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"without Ray, run {what} N at a time in a local pool (default: the cores; 1: one by one)",
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "league", help="the AI vs AI league: every pushed SoccerTwos model plays the others, rated by Elo"
@@ -58,6 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--timeout", type=float, default=None, help="seconds a match may take (default 300)")
     r.add_argument("--no-replay", action="store_true", help="do not record each match's first game")
     r.add_argument("--hub", default=None, help="local (default) or hf")
+    add_dispatch_options(r, "a round's matches")
     r.add_argument("--json", action="store_true", help="print one JSON object per round")
     r.set_defaults(func=run)
 
@@ -86,10 +105,11 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from deeprl.dispatch import DispatchOptions
     from deeprl.errors import UserError
     from deeprl.league.runner import Settings
 
-    s = Settings()
+    s = Settings(dispatch=DispatchOptions.resolve(args.ray, args.workers))
     for name in ("n_closest", "max_gap", "k", "games", "max_steps", "seed"):
         value = getattr(args, name)
         if value is not None:
@@ -140,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"Round {done}: {report.models} models, {len(report.played)} matches, "
                 f"{len(report.idle)} without an opponent within {settings.max_gap:g} points, "
-                f"{len(report.benched)} benched after a forfeit ({report.seconds:.1f} s).",
+                f"{len(report.benched)} benched after a forfeit ({report.seconds:.1f} s"
+                + (f", {report.ran_on})." if report.ran_on else ")."),
                 flush=True,
             )
             for model, why in report.benched.items():

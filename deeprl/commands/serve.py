@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from deeprl.commands.league import duration
+from deeprl.commands.league import add_dispatch_options, duration
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DURATION",
         help="play a SoccerTwos league round this often in the background (e.g. 4h, the course's league; default: off)",
     )
+    add_dispatch_options(p, "the index's evaluations and the league's matches")
     p.set_defaults(func=run)
 
 
@@ -48,6 +49,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
     """The app `serve` runs, from its arguments (tests build it without a server)."""
     import os
 
+    from deeprl.dispatch import DispatchOptions
     from deeprl.errors import UserError
     from deeprl.hub import check_hub
     from deeprl.web import create_app
@@ -70,6 +72,7 @@ def build_app(args: argparse.Namespace) -> FastAPI:
         watch_interval_s=args.watch_interval or None,
         trusted_hosts=LOOPBACK if local else None,
         league_every_s=getattr(args, "league_every", None),
+        dispatch=DispatchOptions.resolve(getattr(args, "ray", None), getattr(args, "workers", None)),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +21,16 @@ from sqlalchemy import select
 
 from deeprl import db
 from deeprl.db import Evaluation, Repo, as_utc
-from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, evaluate_folder, list_files
+from deeprl.dispatch import DispatchOptions, dispatching
+from deeprl.leaderboard.sandbox import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_S,
+    EvalJob,
+    evaluate_job,
+    evaluation_failed,
+    list_files,
+    pack,
+)
 
 if TYPE_CHECKING:
     from deeprl.hub import Hub
@@ -136,20 +145,48 @@ def _filed_env(folder: Path) -> str | None:
     return tag or (config["env_tag"][:100] if isinstance(config.get("env_tag"), str) else None)
 
 
-def _evaluate_revision(hub_obj: Hub, hub: str, repo_id: str, sha: str, *, timeout_s: float, memory_mb: int) -> dict:
-    """Fields of an Evaluation row for one revision (never raises for a bad model)."""
-    fields: dict = {"status": "error"}
-    started = time.perf_counter()
+@dataclass
+class _Todo:
+    """One revision to evaluate, with what the driver learned fetching it (the job itself runs elsewhere)."""
+
+    repo_pk: int
+    repo_id: str
+    sha: str
+    pushed_at: datetime | None
+    message: str | None
+    received: datetime
+    folder: Path | None = None
+    files: str | None = None  # the JSON file list a model page shows
+    fetch_error: str | None = None
+
+
+def _job(hub_obj: Hub, hub: str, todo: _Todo, *, timeout_s: float, memory_mb: int) -> EvalJob:
+    """Fetch one revision here and pack the files its evaluation reads (never raises for a bad model)."""
     try:
-        folder = Path(hub_obj.download(repo_id, revision=sha))
+        folder = Path(hub_obj.download(todo.repo_id, revision=todo.sha))
     except Exception as exc:  # a repo we cannot fetch is listed with the reason
-        fields["error"] = _scrub(f"could not fetch the revision: {exc}")
-        return fields
+        todo.fetch_error = _scrub(f"could not fetch the revision: {exc}")
+        return EvalJob(None, error=todo.fetch_error)
+    todo.folder = folder
     link_root = folder.parent.parent if hub == "hf" else None  # the repo's folder in the Hugging Face cache
-    fields["files"] = json.dumps(list_files(folder, link_root))
-    found = evaluate_folder(folder, timeout_s=timeout_s, memory_mb=memory_mb, link_root=link_root)
-    fields["seconds"] = round(time.perf_counter() - started, 3)
-    card, verdict = found["card"] or {}, found["verdict"]
+    todo.files = json.dumps(list_files(folder, link_root))
+    try:
+        files = pack(folder, link_root)
+    except OSError as exc:
+        return EvalJob(None, error=f"could not copy the model for verification ({exc.strerror})")
+    return EvalJob(files, timeout_s=timeout_s, memory_mb=memory_mb)
+
+
+def _fields(todo: _Todo, found: dict) -> dict:
+    """Fields of an Evaluation row from one evaluation job's result."""
+    fields: dict = {"status": "error"}
+    if todo.fetch_error is not None or todo.folder is None:
+        fields["error"] = todo.fetch_error
+        return fields
+    folder = todo.folder
+    fields["files"] = todo.files
+    fields["seconds"] = found.get("seconds")
+    card, verdict = found.get("card") or {}, found.get("verdict") or {}
     claim = _claim_fields(card.get("claim"))
     html = card.get("card_html")
     fields.update(
@@ -195,8 +232,13 @@ def index(
     max_revisions: int = DEFAULT_MAX_REVISIONS,
     force: bool = False,
     log: Callable[[str], None] | None = None,
+    dispatch: DispatchOptions | None = None,
 ) -> IndexReport:
     """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones.
+
+    The evaluations are independent jobs (deeprl.dispatch): a local pool sized to the cores by default, a Ray
+    cluster with `dispatch=DispatchOptions(ray=ADDRESS)`. Each runs in the same limited child wherever it runs;
+    the rows are stored in the order the revisions were listed.
 
     Index runs on one machine take turns (a file lock under DEEPRL_HOME): a `deeprl leaderboard` typed while the
     web server refreshes waits for it and then finds the revisions already evaluated.
@@ -207,8 +249,34 @@ def index(
 
     with FileLock(str(home() / "index.lock")):
         return _index(
-            hub, url=url, timeout_s=timeout_s, memory_mb=memory_mb, max_revisions=max_revisions, force=force, log=log
+            hub,
+            url=url,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            max_revisions=max_revisions,
+            force=force,
+            log=log,
+            dispatch=dispatch,
         )
+
+
+ROW_KEYS = (
+    "env",
+    "algo",
+    "claimed_env",
+    "claimed_mean",
+    "claimed_std",
+    "mean_reward",
+    "std_reward",
+    "result",
+    "n_eval_episodes",
+    "error",
+    "flag_reason",
+    "seconds",
+    "card_html",
+    "card_meta",
+    "files",
+)
 
 
 def _index(
@@ -220,6 +288,7 @@ def _index(
     max_revisions: int,
     force: bool,
     log: Callable[[str], None] | None,
+    dispatch: DispatchOptions | None = None,
 ) -> IndexReport:
     from deeprl.hub import get_hub
 
@@ -230,6 +299,10 @@ def _index(
     models = hub_obj.list_models(tag="reinforcement-learning" if hub == "hf" else None)
     report.listed = len(models)
     seen: set[str] = set()
+    todos: list[_Todo] = []
+    # a repo's latest revision is recorded once its own evaluations are stored: {repo_pk: (latest, pushed_at)}
+    latest: dict[int, tuple[str | None, datetime | None]] = {}
+    left: dict[int, int] = {}  # evaluations still to store, per repo
     for info in models:
         repo_id = info.repo_id
         seen.add(repo_id)
@@ -250,10 +323,10 @@ def _index(
                 s.flush()
             known = {e.revision: e for e in repo.evaluations}
             repo_pk = repo.id
-        todo = [r for r in revisions[:max_revisions] if force or r[0] not in known]
+        new = [r for r in revisions[:max_revisions] if force or r[0] not in known]
         if latest_sha and all(r[0] != latest_sha for r in revisions[:max_revisions]) and latest_sha not in known:
-            todo.insert(0, (latest_sha, as_utc(info.pushed_at), None))
-        report.skipped += len(revisions[:max_revisions]) - len(todo)
+            new.insert(0, (latest_sha, as_utc(info.pushed_at), None))
+        report.skipped += len(revisions[:max_revisions]) - len(new)
         # when the hub received it: the local hub's own record of the push, else the first index run that saw it
         # (a pusher sets the commit time, so it never decides a tie)
         now = db.utcnow()
@@ -261,52 +334,50 @@ def _index(
             receipts = hub_obj.received(repo_id)
         except Exception:
             receipts = {}
-        for sha, when, msg in todo:
-            received = min(receipts.get(sha, now), now)
+        todos += [_Todo(repo_pk, repo_id, sha, when, msg, min(receipts.get(sha, now), now)) for sha, when, msg in new]
+        latest[repo_pk] = (
+            latest_sha,
+            as_utc(info.pushed_at) or next((r[1] for r in revisions if r[0] == latest_sha), None),
+        )
+        left[repo_pk] = len(new)
+        if not new:
+            _mark_latest(url, repo_pk, *latest[repo_pk])
+
+    def jobs() -> Iterator[EvalJob]:
+        for todo in todos:
             if log:
-                log(f"evaluating {repo_id}@{sha[:8]}")
-            fields = _evaluate_revision(hub_obj, hub, repo_id, sha, timeout_s=timeout_s, memory_mb=memory_mb)
+                log(f"evaluating {todo.repo_id}@{todo.sha[:8]}")
+            yield _job(hub_obj, hub, todo, timeout_s=timeout_s, memory_mb=memory_mb)
+
+    with dispatching(dispatch if todos else DispatchOptions(workers=1)) as dispatcher:  # no cluster for nothing
+        for todo, found in zip(todos, dispatcher.map(evaluate_job, jobs(), evaluation_failed)):
+            fields = _fields(todo, found)
             with db.session(url) as s:
-                row = s.scalar(select(Evaluation).where(Evaluation.repo_pk == repo_pk, Evaluation.revision == sha))
+                row = s.scalar(
+                    select(Evaluation).where(Evaluation.repo_pk == todo.repo_pk, Evaluation.revision == todo.sha)
+                )
                 if row is None:
-                    row = Evaluation(repo_pk=repo_pk, revision=sha)
+                    row = Evaluation(repo_pk=todo.repo_pk, revision=todo.sha)
                     s.add(row)
-                row.pushed_at, row.message, row.evaluated_at = when, msg, db.utcnow()
-                row.received_at = row.received_at or received
-                for key in (
-                    "env",
-                    "algo",
-                    "claimed_env",
-                    "claimed_mean",
-                    "claimed_std",
-                    "mean_reward",
-                    "std_reward",
-                    "result",
-                    "n_eval_episodes",
-                    "error",
-                    "flag_reason",
-                    "seconds",
-                    "card_html",
-                    "card_meta",
-                    "files",
-                ):
+                row.pushed_at, row.message, row.evaluated_at = todo.pushed_at, todo.message, db.utcnow()
+                row.received_at = row.received_at or todo.received
+                for key in ROW_KEYS:
                     setattr(row, key, fields.get(key))
                 row.status = fields["status"]
                 row.flagged = bool(fields.get("flagged"))
             report.evaluated += 1
+            where = f"{todo.repo_id}@{todo.sha[:8]}"
             if fields["status"] == "custom":
-                report.custom.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
+                report.custom.append(f"{where}: {fields.get('error')}")
             elif fields["status"] != "ok":
-                report.errors.append(f"{repo_id}@{sha[:8]}: {fields.get('error')}")
+                report.errors.append(f"{where}: {fields.get('error')}")
                 if log:
-                    log(f"  not evaluated: {fields.get('error')}")
+                    log(f"  not evaluated: {where}: {fields.get('error')}")
             elif fields.get("flagged"):
-                report.flagged.append(f"{repo_id}@{sha[:8]}: {fields.get('flag_reason')}")
-        with db.session(url) as s:
-            repo = cast(Repo, s.get(Repo, repo_pk))  # the row this run read or added above
-            when = as_utc(info.pushed_at) or next((r[1] for r in revisions if r[0] == latest_sha), None)
-            repo.latest_revision, repo.pushed_at, repo.active = latest_sha, when, True
-            repo.indexed_at = db.utcnow()
+                report.flagged.append(f"{where}: {fields.get('flag_reason')}")
+            left[todo.repo_pk] -= 1
+            if left[todo.repo_pk] == 0:
+                _mark_latest(url, todo.repo_pk, *latest[todo.repo_pk])
     with db.session(url) as s:
         for repo in s.scalars(select(Repo).where(Repo.hub == hub, Repo.active.is_(True))):
             if repo.repo_id not in seen:
@@ -314,3 +385,12 @@ def _index(
                 report.removed += 1
     report.seconds = round(time.perf_counter() - started, 2)
     return report
+
+
+def _mark_latest(url: str | None, repo_pk: int, sha: str | None, pushed_at: datetime | None) -> None:
+    """Record a repo's latest revision (after its new revisions' rows are stored: a page never shows a latest
+    revision without its figures when they are on the way)."""
+    with db.session(url) as s:
+        repo = cast(Repo, s.get(Repo, repo_pk))  # the row this run read or added
+        repo.latest_revision, repo.pushed_at, repo.active = sha, pushed_at, True
+        repo.indexed_at = db.utcnow()

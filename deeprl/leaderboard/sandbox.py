@@ -4,6 +4,10 @@ The indexer (indexer.py) hands each revision's folder to `evaluate_folder`: a re
 verifier reads goes to a fresh folder, and `python -m deeprl.verify` evaluates it by the course protocol under
 CPU, memory, file-size and wall-clock limits with a scrubbed environment, so a model that hangs, eats memory or
 crashes costs one row with a reason, never the index. `list_files` is the bounded file list a model page shows.
+
+A model reaches the child either as a folder on this machine or as its files packed into a dict (`pack`): a job
+sent to another machine (deeprl.dispatch: a pool slot or a Ray task) carries the packed files, and `evaluate_job`
+evaluates them there in the same limited child. Both give the same copy, so the same verdict.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MEMORY_MB = 4096
@@ -27,6 +32,8 @@ MAX_DEPTH = 8
 COPIED = {"config.json": 1 << 20, "model.safetensors": 512 << 20, "README.md": 256 << 10}
 # the only variables the child sees: nothing of the server's (tokens, database URL, DEEPRL_HOME) reaches a model
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
+# a model: its folder on this machine, or the files the verifier reads, packed (pack) to travel with a job
+Model: TypeAlias = "Path | str | Mapping[str, bytes]"
 
 
 def _limits(memory_mb: int, timeout_s: float) -> Callable[[], None]:
@@ -105,14 +112,47 @@ def stage_copy(folder: Path, dest: Path, link_root: Path | None = None) -> None:
     os.chmod(dest, 0o555)
 
 
+def pack(folder: Path, link_root: Path | None = None) -> dict[str, bytes]:
+    """The files stage_copy would copy, as bytes: plain files only, each cut at its size budget plus one byte (so
+    one that is too big still fails to load). OSError when one cannot be read."""
+    files = {}
+    for name, budget in COPIED.items():
+        src = Path(folder) / name
+        if _plain_file(src, link_root) is None:
+            continue
+        with open(src, "rb") as fh:
+            files[name] = fh.read(budget + 1)
+    return files
+
+
+def unpack(files: Mapping[str, bytes], dest: Path) -> None:
+    """stage_copy's read-only folder from packed files (names other than the verifier's are dropped)."""
+    dest.mkdir()
+    for name, budget in COPIED.items():
+        data = files.get(name)
+        if isinstance(data, bytes):
+            (dest / name).write_bytes(data[: budget + 1])
+            os.chmod(dest / name, 0o444)
+    os.chmod(dest, 0o555)
+
+
+def stage(model: Model, dest: Path, link_root: Path | None = None) -> None:
+    """A read-only copy of `model` (a folder or packed files) in `dest`, for a limited child."""
+    if isinstance(model, Mapping):
+        unpack(model, dest)
+    else:
+        stage_copy(Path(model), dest, link_root)
+
+
 def evaluate_folder(
-    folder: Path,
+    folder: Model,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
     link_root: Path | None = None,
 ) -> dict:
-    """Verify a model folder in a limited child (deeprl.verify): {'card': {...} or None, 'verdict': {...}}.
+    """Verify a model folder (or its packed files) in a limited child (deeprl.verify): {'card': {...} or None,
+    'verdict': {...}}.
 
     The child gets a scrubbed environment, a temporary folder of its own as HOME, DEEPRL_HOME and working folder,
     and a read-only copy of the files it needs, under CPU, memory, file-size and wall-clock limits. A child that
@@ -121,7 +161,7 @@ def evaluate_folder(
     with tempfile.TemporaryDirectory(prefix="deeprl-verify-") as tmp:
         model = Path(tmp) / "model"
         try:
-            stage_copy(Path(folder), model, link_root)
+            stage(folder, model, link_root)
         except OSError as exc:
             return {
                 "card": None,
@@ -147,6 +187,34 @@ def evaluate_folder(
         died = f"the evaluation took longer than {timeout_s:g} s and was stopped" if child.timed_out else None
         found["verdict"] = {"status": "error", "error": died or _death(child.returncode, child.err, memory_mb)}
     return found
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One revision's evaluation as a job (deeprl.dispatch): its packed files, or why they could not be read."""
+
+    files: Mapping[str, bytes] | None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_mb: int = DEFAULT_MEMORY_MB
+    error: str | None = None
+
+
+def evaluate_job(job: EvalJob) -> dict:
+    """evaluate_folder on a job's files, wherever the job runs: {'card', 'verdict', 'seconds'}."""
+    import time
+
+    t0 = time.perf_counter()
+    if job.files is None:
+        found: dict = {"card": None, "verdict": {"status": "error", "error": job.error or "no files to evaluate"}}
+    else:
+        found = evaluate_folder(job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+    found["seconds"] = round(time.perf_counter() - t0, 3)
+    return found
+
+
+def evaluation_failed(job: EvalJob, why: str) -> dict:
+    """The row of an evaluation job that did not return (deeprl.dispatch's `failed`)."""
+    return {"card": None, "verdict": {"status": "error", "error": f"the evaluation could not run ({why})"}}
 
 
 @dataclass

@@ -2,6 +2,13 @@
 and fold it into the ratings; and the schedule that repeats rounds (`deeprl league run`, `deeprl serve
 --league-every`).
 
+A round's matches are independent jobs (deeprl.dispatch): they run side by side in a local pool sized to the
+cores, or as Ray tasks on a cluster (`Settings.dispatch`, `deeprl league run --ray ADDRESS`), each in the same
+limited child. The round is paired first and then played: the same pairs, results and ratings as the course's
+pop, play, rate, pop again, because each model plays at most once a round and an opponent is picked from the
+ratings of models that have not played yet this round, which no match of the round has moved (the Elo update
+touches only the two models just taken out of the queue). The results are stored and rated in queue order.
+
 Round after round on one machine take turns (a file lock under DEEPRL_HOME), so a `deeprl league run --once`
 typed while the web server's league is playing waits for it.
 """
@@ -22,7 +29,8 @@ from sqlalchemy import select
 
 from deeprl import db, elo
 from deeprl.db import Match
-from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, death, json_objects, run_child, stage_copy, unstage
+from deeprl.dispatch import DispatchOptions, dispatching
+from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB, Model, death, json_objects, pack, run_child, stage, unstage
 from deeprl.league import ratings as rt
 from deeprl.league.matchmaking import DEFAULT_MAX_GAP, DEFAULT_N_CLOSEST, pair_up
 
@@ -44,6 +52,7 @@ class LeagueReport:
     idle: list[str] = field(default_factory=list)  # no opponent within the rating gap this round
     benched: dict = field(default_factory=dict)  # {model: why} forfeited at this revision already: not queued
     seconds: float = 0.0
+    ran_on: str = ""  # where the matches ran (deeprl.dispatch): "local pool (2)", "Ray (4 CPUs)", ...
 
     def as_dict(self) -> dict:
         return {
@@ -53,6 +62,7 @@ class LeagueReport:
             "idle": self.idle,
             "benched": self.benched,
             "seconds": round(self.seconds, 3),
+            "ran_on": self.ran_on,
         }
 
 
@@ -67,6 +77,7 @@ class Settings:
     timeout_s: float = DEFAULT_MATCH_TIMEOUT_S
     memory_mb: int = DEFAULT_MEMORY_MB
     replays: bool = True
+    dispatch: DispatchOptions | None = None  # where the matches run (None: a local pool sized to the cores)
 
 
 def replay_dir() -> Path:
@@ -77,15 +88,19 @@ def replay_dir() -> Path:
     return path
 
 
-def play_in_child(folder1: Path, folder2: Path, settings: Settings, replay_to: Path | None = None) -> dict:
-    """One match between two model folders in a limited child: {'match': ...} or {'forfeit': [...], 'error'}
-    or {'error': why} when the child died without a verdict (nobody to blame: no contest)."""
+def play_in_child(folder1: Model, folder2: Model, settings: Settings, replay_to: Path | None = None) -> dict:
+    """One match between two models (folders, or their packed files) in a limited child: {'match': ...} or
+    {'forfeit': [...], 'error'} or {'error': why} when the child died without a verdict (nobody to blame: no
+    contest). The match's 'replay' is `replay_to` when the first game's video was written there, else None."""
     with tempfile.TemporaryDirectory(prefix="deeprl-league-") as tmp:
         staged = [Path(tmp) / "model1", Path(tmp) / "model2"]
         try:
             for src, dest in zip((folder1, folder2), staged):
-                stage_copy(Path(src), dest)
+                stage(src, dest)
         except OSError as exc:
+            for folder in staged:
+                if folder.exists():
+                    unstage(folder)
             return {"error": f"could not copy the models for the match ({exc.strerror})"}
         work = Path(tmp) / "work"
         work.mkdir()
@@ -116,10 +131,49 @@ def play_in_child(folder1: Path, folder2: Path, settings: Settings, replay_to: P
         found = next((o for o in reversed(json_objects(child.out)) if "match" in o or "forfeit" in o), None)
         if found is None or child.returncode != 0:
             return {"error": death(child.returncode, child.err, settings.memory_mb, "the match")}
-        made = (found.get("match") or {}).get("replay")
-        if replay_to is not None and made and (work / "replay.mp4").is_file():
-            shutil.copyfile(work / "replay.mp4", replay_to)
+        match = found.get("match")
+        if isinstance(match, dict):
+            made = replay_to is not None and match.get("replay") and (work / "replay.mp4").is_file()
+            if made and replay_to is not None:
+                shutil.copyfile(work / "replay.mp4", replay_to)
+            match["replay"] = str(replay_to) if made else None
         return found
+
+
+@dataclass(frozen=True)
+class MatchJob:
+    """One match as a job (deeprl.dispatch): both models' packed files (sandbox.pack), or for a model that could
+    not be fetched, (side, why) in `unfetched`; the match settings; whether to bring back the replay."""
+
+    files1: dict[str, bytes] | None
+    files2: dict[str, bytes] | None
+    settings: Settings
+    replay: bool = False
+    unfetched: tuple[tuple[int, str], ...] = ()
+
+
+def play_match(job: MatchJob) -> dict:
+    """play_in_child on a job's files, wherever the job runs: its outcome, 'seconds', and the first game's video
+    as bytes under 'replay_mp4' when asked for (the match's 'replay' is then 'replay.mp4')."""
+    t0 = time.perf_counter()
+    if job.unfetched or job.files1 is None or job.files2 is None:
+        unfetched = job.unfetched or ((1, "model1: no files"),)
+        outcome: dict = {"forfeit": [side for side, _ in unfetched], "error": "; ".join(w for _, w in unfetched)}
+    else:
+        with tempfile.TemporaryDirectory(prefix="deeprl-match-") as tmp:
+            video = Path(tmp) / "replay.mp4" if job.replay else None
+            outcome = play_in_child(job.files1, job.files2, job.settings, video)
+            match = outcome.get("match")
+            if isinstance(match, dict) and video is not None and match.get("replay"):
+                outcome["replay_mp4"] = video.read_bytes()
+                match["replay"] = video.name
+    outcome["seconds"] = round(time.perf_counter() - t0, 3)
+    return outcome
+
+
+def match_failed(job: MatchJob, why: str) -> dict:
+    """The row of a match job that did not return (deeprl.dispatch's `failed`): no contest, nobody to blame."""
+    return {"error": f"the match could not be played ({why})"}
 
 
 def _benched(s: Session, hub: str, model: str, revision: str) -> str | None:
@@ -226,47 +280,49 @@ def _round(
     for m in queue:
         ratings.setdefault(m, elo.INITIAL_ELO)  # the course: a new model starts at 1200
 
-    def play(m1: str, m2: str) -> None:
-        t0 = time.perf_counter()
-        folders, unfetched = [], []
+    pairs, report.idle = pair_up(queue, ratings, rng, n_closest=settings.n_closest, max_gap=settings.max_gap)
+
+    def job(m1: str, m2: str) -> MatchJob:
+        """Fetch both models here (the hub is this machine's) and pack the files the match reads."""
+        files: list[dict[str, bytes] | None] = []
+        unfetched = []
         for side, m in ((1, m1), (2, m2)):
             try:
-                folders.append(Path(hub_obj.download(m, revision=models[m])))
-            except Exception as exc:  # gone from the hub, or unreachable: that model forfeits
+                files.append(pack(Path(hub_obj.download(m, revision=models[m]))))
+            except Exception as exc:  # gone from the hub, unreachable or unreadable: that model forfeits
+                files.append(None)
                 unfetched.append((side, f"model{side}: could not fetch {m} ({str(exc)[:200]})"))
-        replay = None
-        if unfetched:
-            outcome = {"forfeit": [side for side, _ in unfetched], "error": "; ".join(w for _, w in unfetched)}
-        else:
-            if settings.replays:
-                replay = replay_dir() / f"pending-{m1.replace('/', '--')}-{m2.replace('/', '--')}.mp4"
-            outcome = play_in_child(folders[0], folders[1], settings, replay)
-        with db.session(url) as s:
-            row = store_match(s, hub, m1, m2, models[m1], models[m2], outcome, settings, time.perf_counter() - t0)
-            if replay is not None and replay.is_file():
-                final = replay.with_name(f"{row.id}.mp4")
-                replay.replace(final)
-                row.replay = final.name
-            entry: dict[str, Any] = {
-                "id": row.id,
-                "model1": m1,
-                "model2": m2,
-                "result": row.result,
-                "won": row.won,
-                "drawn": row.drawn,
-                "lost": row.lost,
-                "rated": row.rated,
-                "forfeit": row.forfeit,
-                "error": row.error,
-                "elo1": row.elo1_after,
-                "elo2": row.elo2_after,
-            }
-        ratings[m1], ratings[m2] = entry["elo1"], entry["elo2"]
-        report.played.append(entry)
-        if log:
-            log(describe(entry))
+        return MatchJob(files[0], files[1], settings, replay=settings.replays, unfetched=tuple(unfetched))
 
-    _, report.idle = pair_up(queue, ratings, rng, n_closest=settings.n_closest, max_gap=settings.max_gap, on_pair=play)
+    jobs = (job(m1, m2) for m1, m2 in pairs)
+    with dispatching(settings.dispatch if pairs else DispatchOptions(workers=1)) as dispatcher:
+        report.ran_on = dispatcher.name if pairs else ""
+        for (m1, m2), outcome in zip(pairs, dispatcher.map(play_match, jobs, match_failed)):
+            video, seconds = outcome.pop("replay_mp4", None), float(outcome.pop("seconds", 0.0))
+            with db.session(url) as s:
+                row = store_match(s, hub, m1, m2, models[m1], models[m2], outcome, settings, seconds)
+                if isinstance(video, bytes):
+                    final = replay_dir() / f"{row.id}.mp4"
+                    final.write_bytes(video)
+                    row.replay = final.name
+                entry: dict[str, Any] = {
+                    "id": row.id,
+                    "model1": m1,
+                    "model2": m2,
+                    "result": row.result,
+                    "won": row.won,
+                    "drawn": row.drawn,
+                    "lost": row.lost,
+                    "rated": row.rated,
+                    "forfeit": row.forfeit,
+                    "error": row.error,
+                    "elo1": row.elo1_after,
+                    "elo2": row.elo2_after,
+                }
+            ratings[m1], ratings[m2] = entry["elo1"], entry["elo2"]
+            report.played.append(entry)
+            if log:
+                log(describe(entry))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deeprl import db
+from deeprl.dispatch import DispatchOptions
 from deeprl.web import admin, api, boards, docs, models, security, users
 from deeprl.web.cache import DataVersion, PageCache
 from deeprl.web.data import RepoFolders, short
@@ -43,10 +44,14 @@ def create_app(
     trusted_hosts: tuple[str, ...] | None = None,
     cooldown_s: float | None = None,
     league_every_s: float | None = None,
+    dispatch: DispatchOptions | None = None,
 ) -> FastAPI:
     """`public`: the server listens beyond loopback, so refresh needs the admin token even from the page.
     `watch_interval_s`: how often to look for new pushes (None: never; only the local hub is watched).
-    `league_every_s`: play a SoccerTwos league round this often in the background (None: never)."""
+    `league_every_s`: play a SoccerTwos league round this often in the background (None: never).
+    `dispatch`: where index evaluations and league matches run (deeprl.dispatch; None: a local pool)."""
+    if dispatch is not None:
+        index_kwargs = {**(index_kwargs or {}), "dispatch": dispatch}
     refresher = Refresher(hub, url, index_kwargs, **({} if cooldown_s is None else {"cooldown_s": cooldown_s}))
     watcher = None
     if watch_interval_s and hub == "local":
@@ -55,9 +60,9 @@ def create_app(
         watcher = HubWatcher(refresher, home() / "hub", watch_interval_s, index_now=index_on_start)
     league = None
     if league_every_s:
-        from deeprl.league.runner import Scheduler
+        from deeprl.league.runner import Scheduler, Settings
 
-        league = Scheduler(league_every_s, hub, url)
+        league = Scheduler(league_every_s, hub, url, Settings(dispatch=dispatch))
 
     app = FastAPI(
         title="deeprl leaderboard",
