@@ -103,13 +103,28 @@ def signal_advantages(
     return combined, returns
 
 
+def swish_encoder(in_dim: int, widths: list[int]) -> nn.Sequential:
+    """ML-Agents' `LinearEncoder` (`torch_entities/layers.py`), the body of its RND networks: Linear + Swish per
+    layer, the last one too, weights He-normal for a linear layer (std 1 / sqrt(fan_in)) and zero biases. Its small
+    outputs keep RND's error, and so its reward, at ML-Agents' scale (an orthogonal-init ELU net's is ~50x it)."""
+    layers: list[nn.Module] = []
+    last = in_dim
+    for width in widths:
+        lin = nn.Linear(last, width)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="linear")
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.SiLU()]
+        last = width
+    return nn.Sequential(*layers)
+
+
 class RND(nn.Module):
     """Random Network Distillation: a frozen random target, a predictor trained to match it."""
 
     def __init__(self, obs_dim: int, net_arch: list[int], learning_rate: float, paper: bool = False):
         super().__init__()
-        self.target = mlp(obs_dim, net_arch[:-1], net_arch[-1], "elu")
-        self.predictor = mlp(obs_dim, net_arch[:-1], net_arch[-1], "elu")
+        self.target = swish_encoder(obs_dim, net_arch)
+        self.predictor = swish_encoder(obs_dim, net_arch)
         for p in self.target.parameters():
             p.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=learning_rate)
@@ -396,6 +411,33 @@ class RewardSignals:
         if "curiosity" in self.providers:  # (its reward is zero until the first update: a resumed run keeps that)
             out["signals.curiosity_updated"] = torch.tensor(float(self.providers["curiosity"].updated))
         return out
+
+    def optimizer_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """For a checkpoint (not the saved model): each provider's Adam moments and step counts, and the paper
+        variant's per-env discounted running sum of intrinsic rewards, as (tensors, JSON state)."""
+        from deeprl.checkpoint import optimizer_to_tensors
+
+        tensors: dict[str, torch.Tensor] = {}
+        state: dict[str, Any] = {}
+        for name, provider in self.providers.items():
+            t, st = optimizer_to_tensors(provider.optimizer, prefix=f"signals.{name}_optim")
+            tensors.update(t)
+            state[name] = st
+        rnd = self.providers.get("rnd")
+        if rnd is not None and rnd.forward_filter is not None:
+            tensors["signals.rnd_forward_filter"] = torch.as_tensor(rnd.forward_filter)
+        return tensors, state
+
+    def load_optimizer_state(self, tensors: dict, state: dict[str, Any]) -> None:
+        """Put back what optimizer_state saved (a checkpoint from before it was saved leaves fresh optimizers)."""
+        from deeprl.checkpoint import optimizer_from_tensors
+
+        for name, provider in self.providers.items():
+            if name in state:
+                optimizer_from_tensors(provider.optimizer, tensors, state[name], prefix=f"signals.{name}_optim")
+        rnd = self.providers.get("rnd")
+        if rnd is not None and "signals.rnd_forward_filter" in tensors:
+            rnd.forward_filter = np.array(np.asarray(tensors["signals.rnd_forward_filter"]), np.float64)
 
     def load(self, tensors: dict) -> None:
         def part(prefix: str) -> dict:

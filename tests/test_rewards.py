@@ -137,3 +137,79 @@ def test_ppo_with_curiosity_on_branch_actions(tmp_path):
     run = train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=256, overrides=hp)
     train("ppo", "SnowballTarget", log_folder=tmp_path, show_progress=False, n_timesteps=512, overrides=hp, resume=True)
     assert (run.run_dir / "model.safetensors").is_file()
+
+
+def _signals(seed: int):
+    from gymnasium import spaces
+
+    from deeprl.policies import build_policy
+    from deeprl.rewards import RewardSignals
+
+    torch.manual_seed(seed)
+    obs_space, act_space = spaces.Box(-1, 1, (6,), np.float32), spaces.Discrete(3)
+    policy = build_policy(obs_space, act_space, {"net_arch": [16]}, device="cpu", fast=False)
+    cfg = parse_reward_signals({"rnd": {"learning_rate": 1e-2, "variant": "paper"}, "curiosity": {}})
+    return RewardSignals(cfg, policy, 6, act_space)
+
+
+def test_signal_optimizers_survive_a_checkpoint_round_trip():
+    """The RND predictor, its Adam moments and step count (and curiosity's) come back from a checkpoint's
+    tensors and JSON, so a resumed run's next update is the one an unbroken run would make."""
+    import json
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(32, 6)).astype(np.float32)
+    a = _signals(0)
+    rnd = a.providers["rnd"]
+    rnd.rewards(obs[:, None], 0.99)  # observation statistics and the forward filter
+    for name, provider in a.providers.items():
+        if name == "rnd":
+            provider.update(obs, 2, 8, rng)
+        else:
+            provider.update(obs, obs[::-1].copy(), rng.integers(3, size=(32, 1)), np.ones(32, bool), 2, 8, rng)
+    tensors, state = a.optimizer_state()
+    tensors = {**a.tensors(), **tensors}
+    state = json.loads(json.dumps(state))  # as the checkpoint's JSON holds it
+    assert float(tensors["signals.rnd_optim.0.step"]) == 8  # 2 epochs of 4 minibatches
+    b = _signals(1)  # other initial weights: everything must come from the checkpoint
+    b.load({k: v.numpy() for k, v in tensors.items()})
+    b.load_optimizer_state({k: v.numpy() for k, v in tensors.items()}, state)
+    for name in ("rnd", "curiosity"):
+        sa, sb = a.providers[name].optimizer.state_dict(), b.providers[name].optimizer.state_dict()
+        assert sa["state"].keys() == sb["state"].keys() and sa["state"]
+        for pid in sa["state"]:
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(torch.as_tensor(sa["state"][pid][key]), torch.as_tensor(sb["state"][pid][key]))
+    np.testing.assert_array_equal(b.providers["rnd"].forward_filter, rnd.forward_filter)
+    # the next update from either is the same
+    a.providers["rnd"].update(obs, 1, 8, np.random.default_rng(5))
+    b.providers["rnd"].update(obs, 1, 8, np.random.default_rng(5))
+    for pa, pb in zip(a.providers["rnd"].predictor.parameters(), b.providers["rnd"].predictor.parameters()):
+        assert torch.allclose(pa, pb)
+    fresh = _signals(1)
+    fresh.providers["rnd"].update(obs, 1, 8, np.random.default_rng(5))  # (a fresh Adam would step elsewhere)
+    assert not torch.allclose(
+        next(fresh.providers["rnd"].predictor.parameters()), next(a.providers["rnd"].predictor.parameters())
+    )
+
+
+def test_ppo_checkpoint_holds_the_rnd_optimizer(tmp_path):
+    from deeprl.checkpoint import load_checkpoint
+    from deeprl.train import train
+
+    hp = {"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1, "reward_signals": {"rnd": {}}}
+    run = train(
+        "ppo",
+        "CartPole-v1",
+        log_folder=tmp_path,
+        show_progress=False,
+        n_timesteps=128,
+        overrides={**hp, "checkpoint_every": 1},
+    )
+    loaded = load_checkpoint(run.run_dir)
+    assert loaded is not None
+    tensors, state = loaded
+    steps = [float(np.asarray(v)) for k, v in tensors.items() if k.startswith("signals.rnd_optim.") and "step" in k]
+    assert steps and min(steps) == 4  # 2 rollouts of 64 steps, each one epoch of 2 minibatches of 32
+    assert any(np.abs(np.asarray(v)).sum() > 0 for k, v in tensors.items() if k.endswith("exp_avg"))
+    assert "rnd" in state["signal_optimizers"]

@@ -356,6 +356,8 @@ def train(run: Run) -> None:
         load_policy_tensors(policy, ckpt_tensors, run.env_id)
         if signals is not None:
             signals.load(ckpt_tensors)
+            # reward signals: the RND / curiosity optimizers' state (checkpoints from before it was kept: fresh)
+            signals.load_optimizer_state(ckpt_tensors, ckpt_state.get("signal_optimizers", {}))
         optimizer_from_tensors(optimizer, ckpt_tensors, ckpt_state["optimizer"])
         if normalizer is not None:
             normalizer.load_state_dict(ckpt_tensors, with_returns=True)
@@ -384,15 +386,15 @@ def train(run: Run) -> None:
     def checkpoint() -> None:
         opt_tensors, opt_state = optimizer_to_tensors(optimizer)
         tensors = {**policy_tensors(policy), **opt_tensors}
+        state = {"timesteps": timesteps, "updates": updates, "optimizer": opt_state, "collector": collector.state()}
         if signals is not None:
             tensors.update(signals.tensors())
+            # reward signals: the RND / curiosity optimizers' state, so --resume goes on as one run would
+            signal_tensors, state["signal_optimizers"] = signals.optimizer_state()
+            tensors.update(signal_tensors)
         if normalizer is not None:
             tensors.update(normalizer.checkpoint_state())
-        run.checkpoint(
-            tensors,
-            {"timesteps": timesteps, "updates": updates, "optimizer": opt_state, "collector": collector.state()},
-            rng,
-        )
+        run.checkpoint(tensors, state, rng)
 
     def save_model(stopped: bool) -> None:
         elapsed = time.perf_counter() - started
