@@ -95,6 +95,25 @@ def test_run_id_names_the_run_folder(tmp_path, cli):
     assert cli("train", "--algo", "ppo", "--env", "CartPole-v1", "--run-id", "../up", "-n", "64").returncode == 2
 
 
+def test_enjoy_and_evaluate_find_a_named_run(tmp_path, cli):
+    """ML-Agents' --run-id names the run for enjoy and evaluate too: LOG_FOLDER/ALGO/RUN_ID, --algo optional."""
+    import json
+
+    train = ("train", "--env", "CartPole-v1", "-f", tmp_path, "--run-id", "Cart", "--quiet", "-n", "256")
+    assert cli(*train, "--algo", "ppo").returncode == 0
+    ev = cli("evaluate", "--run-id", "Cart", "-f", tmp_path, "--n-eval-episodes", "2", "--json")
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["n_eval_episodes"] == 2
+    enjoy = cli("enjoy", "--algo", "ppo", "--run-id", "Cart", "-f", tmp_path, "--no-render")
+    assert enjoy.returncode == 0 and "episode 1: return" in enjoy.stdout
+    missing = cli("evaluate", "--run-id", "Other", "-f", tmp_path)
+    assert missing.returncode == 2 and "No run named Other" in missing.stderr
+    assert cli(*train, "--algo", "a2c").returncode == 0  # the same name for another algorithm: say which
+    both = cli("enjoy", "--run-id", "Cart", "-f", tmp_path, "--no-render")
+    assert both.returncode == 2 and "--algo" in both.stderr
+    assert cli("evaluate", "--run-id", "../Cart", "-f", tmp_path).returncode == 2
+
+
 def test_curiosity_file_maps_encoding_size(tmp_path):
     text = (
         "behaviors:\n  Pyramids:\n    reward_signals:\n      extrinsic: {gamma: 0.99, strength: 1.0}\n"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deeprl.commands import seed
@@ -17,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", default=None)
     p.add_argument("--env", default=None)
     p.add_argument("-f", "--log-folder", default="logs")
+    add_run_id(p)
     p.add_argument(
         "--n-episodes", type=int, default=None, help="episodes to play (default 1, or as many as --n-timesteps allows)"
     )
@@ -29,16 +31,54 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def add_run_id(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--run-id",
+        default=None,
+        help="the run train --run-id named: LOG_FOLDER/ALGO/RUN_ID (--algo may be left out when one algo has it)",
+    )
+
+
+def named_run(log_folder: str, run_id: str, algo: str | None) -> Path:
+    """LOG_FOLDER/ALGO/RUN_ID, the folder `deeprl train --run-id` made; without --algo, the one algo that has it."""
+    from deeprl.errors import UserError
+    from deeprl.train import check_run_id
+
+    check_run_id(run_id)
+    root = Path(log_folder)
+    folder = "*"
+    if algo is not None:
+        from deeprl.algos import get_algo
+
+        folder = get_algo(algo).__name__.rsplit(".", 1)[-1]
+    found = sorted(p for p in root.glob(f"{folder}/{run_id}") if p.is_dir())
+    if not found:
+        raise UserError(
+            f"No run named {run_id} ({root / folder / run_id}); train one with 'deeprl train ... --run-id {run_id}'."
+        )
+    if len(found) > 1:
+        algos = ", ".join(p.parent.name for p in found)
+        raise UserError(f"Runs named {run_id} exist for {algos} under {root}; say which with --algo.")
+    return found[0]
+
+
 def find_model(args: argparse.Namespace) -> Agent:
-    """RL-Zoo style: --algo A --env E -f logs/ -> the newest run of A on E under logs/."""
+    """RL-Zoo style: --algo A --env E -f logs/ -> the newest run of A on E under logs/; ML-Agents style:
+    --run-id NAME -> the run `deeprl train --run-id NAME` made (logs/ALGO/NAME)."""
     from deeprl.agent import load_agent
     from deeprl.errors import UserError
 
+    run_id = getattr(args, "run_id", None)
     if args.model:
+        if run_id is not None:
+            raise UserError("Give a model or --run-id, not both.")
         return load_agent(args.model, revision=getattr(args, "revision", None), hub=getattr(args, "hub", None))
+    if run_id is not None:
+        return load_agent(named_run(args.log_folder, run_id, args.algo))
     if not (args.algo and args.env):
-        raise UserError("Give a model (folder, .pkl or repo id) or --algo and --env with -f LOG_FOLDER.")
-    from pathlib import Path
+        raise UserError(
+            "Give a model (folder, .pkl or repo id), --run-id NAME, or --algo and --env with -f LOG_FOLDER."
+        )
 
     from deeprl.algos import get_algo
     from deeprl.envs import env_tag
