@@ -225,9 +225,9 @@ class RayCluster:
         def collect(ref: Any) -> dict:
             try:
                 return ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:  # the job raised: its own exception, not Ray's wrapper
-                cause = exc.as_instanceof_cause()
-                raise RuntimeError(f"on the Ray cluster: {_why(cause)}") from None
+            except ray.exceptions.RayTaskError as exc:  # the job raised: its own exception (as in the pool)
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, Exception) else exc) from None
 
         def cancel(ref: Any) -> None:
             try:
