@@ -56,6 +56,24 @@ def test_the_rating_gap_bounds_opponents_and_a_lone_model_sits_out():
     assert seen[0] == "a"
 
 
+def test_pairing_a_round_first_gives_the_pairs_of_play_as_you_go():
+    """The runner pairs a whole round and then plays its matches side by side: the same pairs as the course's
+    pop, play, rate, pop again, because a match moves only the two ratings just taken out of the queue."""
+    for seed in range(200):
+        r = random.Random(seed)
+        models = [f"m{i}" for i in range(r.randint(2, 12))]
+        start = {m: r.choice([1000.0, 1150.0, 1200.0, 1240.0, 1500.0, 1900.0]) for m in models}
+        kw = {"n_closest": r.randint(1, 4), "max_gap": r.choice([100.0, 300.0, 500.0])}
+        moving = dict(start)
+
+        def play(a, b, moving=moving, r=r):
+            moving[a] += r.uniform(-40, 40)  # any result: the next picks must not depend on it
+            moving[b] += r.uniform(-40, 40)
+
+        as_you_go = pair_up(models, moving, random.Random(seed), on_pair=play, **kw)
+        assert pair_up(models, dict(start), random.Random(seed), **kw) == as_you_go, seed
+
+
 # ---------------------------------------------------------------------------------------------------------
 # A real league on a local hub
 
