@@ -23,6 +23,7 @@ ALGOS: dict[str, str] = {
     "a2c": "deeprl.algos.a2c",
     "dqn": "deeprl.algos.dqn",
     "selfplay": "deeprl.algos.selfplay",
+    "appo": "deeprl.algos.appo",
 }
 
 
