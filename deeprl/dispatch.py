@@ -157,6 +157,7 @@ class LocalPool:
         self.slots = max(1, workers or cores())
         self.name = "sequential" if self.slots == 1 else f"local pool ({self.slots})"
         self._executor: ThreadPoolExecutor | None = None
+        self._threads: set[int] = set()  # the pool's threads, whose limited children close() stops
 
     def map(self, fn: Job[J], jobs: Iterable[J], failed: Callable[[J, str], dict]) -> Iterator[dict]:
         if self.slots == 1:
@@ -171,8 +172,12 @@ class LocalPool:
             self._executor = ThreadPoolExecutor(self.slots, thread_name_prefix="deeprl-job")
         executor = self._executor
 
+        def run(job: J) -> dict:
+            self._threads.add(threading.get_ident())
+            return call(fn, job)
+
         def submit(job: J) -> Future[dict]:
-            return executor.submit(call, fn, job)
+            return executor.submit(run, job)
 
         def collect(f: Future[dict]) -> dict:
             return f.result()
@@ -183,8 +188,14 @@ class LocalPool:
         yield from _windowed(submit, collect, cancel, jobs, failed, 2 * self.slots)
 
     def close(self) -> None:
+        """Wait for the pool's threads; when jobs still run (the caller stopped early: Ctrl-C, an error), their
+        limited children are killed first, so closing takes no longer than their clean-up."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            from deeprl.leaderboard.sandbox import stop_children
+
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            stop_children(self._threads)
+            self._executor.shutdown(wait=True)
             self._executor = None
 
 

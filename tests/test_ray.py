@@ -7,12 +7,15 @@ import importlib.util
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +76,33 @@ def test_pool_keeps_order_and_a_failing_job_is_its_row():
         assert out[1]["forfeit"] == [2] and out[1]["error"] == "gone"
 
 
+def test_a_pool_closed_early_stops_its_limited_children(tmp_path):
+    import threading
+
+    from deeprl.leaderboard import sandbox
+
+    def job(i: int) -> dict:
+        (tmp_path / str(i)).mkdir()
+        child = sandbox.run_child(["-c", "import time; time.sleep(300)"], tmp_path / str(i), timeout_s=600)
+        return {"returncode": child.returncode}
+
+    pool, out = LocalPool(2), []
+    consumer = threading.Thread(target=lambda: out.extend(pool.map(job, [0, 1, 2], lambda j, why: {"failed": why})))
+    consumer.start()
+    running = until(
+        lambda: [p for ps in list(sandbox._LIVE.values()) for p in ps] if len(sandbox._LIVE) == 2 else [],
+        60,
+        "two children starting",
+    )
+    pool.close()  # the caller gives up (Ctrl-C, an error): the running children are killed, the queued job dropped
+    consumer.join(60)
+    assert not consumer.is_alive() and not sandbox._LIVE
+    assert out[:2] == [{"returncode": -9}, {"returncode": -9}] and "Cancelled" in out[2]["failed"]
+    assert all(
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in running
+    )
+
+
 def test_dispatch_options_and_ray_address_variable(monkeypatch, cli):
     from deeprl.errors import UserError
 
@@ -90,6 +120,24 @@ def test_dispatch_options_and_ray_address_variable(monkeypatch, cli):
     for args in (["league", "run", "--once", "--workers", "0"], ["index", "--workers", "-1"]):
         p = cli(*args)
         assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--workers" in p.stderr, (args, p.stderr)
+
+
+def test_serve_hands_the_option_to_its_index_and_league(monkeypatch):
+    from deeprl.cli import build_parser
+    from deeprl.commands.serve import build_app
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    args = ["serve", "--no-index", "--watch-interval", "0", "--league-every", "4h"]
+    app = build_app(build_parser().parse_args([*args, "--workers", "3"]))
+    assert app.state.refresher.index_kwargs["dispatch"] == DispatchOptions(workers=3)
+    assert app.state.league.settings.dispatch == DispatchOptions(workers=3)
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")  # connected only when a round or an index run starts
+    app = build_app(build_parser().parse_args(args))
+    assert (
+        app.state.league.settings.dispatch
+        == app.state.refresher.index_kwargs["dispatch"]
+        == DispatchOptions("head:6379")
+    )
 
 
 def test_index_in_the_pool_equals_one_by_one(tmp_path):
@@ -149,10 +197,11 @@ def alive(groups: set[int]) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """`ray start --head` plus a second node (`ray start --address`), one CPU each, loopback only, their own
-    temporary folder and process groups; connected here; everything they started is gone afterwards."""
+@contextmanager
+def two_node_cluster(cpus_per_node: int = 1, connect: bool = True) -> Iterator[str]:
+    """`ray start --head` plus a second node (`ray start --address`) on this machine, `cpus_per_node` CPUs each,
+    loopback only, in their own temporary folder and process groups; yields the head's address (connected to it
+    with `connect`). Everything they started is gone afterwards (benchmarks/bench_dispatch.py uses it too)."""
     import ray
 
     ray_cli = str(Path(sys.executable).with_name("ray"))
@@ -161,7 +210,7 @@ def cluster():
     address = f"127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
-    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    common = [f"--num-cpus={cpus_per_node}", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     starts = [
         [
             ray_cli,
@@ -188,7 +237,9 @@ def cluster():
             assert p.returncode == 0, out.decode(errors="replace")[-2000:]
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         until(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, 60, "the second node joining")
-        until(lambda: ray.cluster_resources().get("CPU") == 2, 60, "two CPUs showing")
+        until(lambda: ray.cluster_resources().get("CPU") == 2 * cpus_per_node, 60, "the CPUs showing")
+        if not connect:
+            ray.shutdown()
         yield address
     finally:
         if ray.is_initialized():
@@ -208,7 +259,14 @@ def cluster():
                 pass
         # SIGTERM, then SIGKILL for what was left after 5 s: none of the processes the test started may remain
         until(lambda: not alive(groups), 20, "the cluster's processes ending")
-        subprocess.run(["rm", "-rf", temp], check=False)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A two-node cluster on this machine, one CPU a node, this process connected to it."""
+    with two_node_cluster() as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from deeprl.commands import print_json
+    from deeprl.dispatch import dispatching
     from deeprl.errors import UserError
     from deeprl.hub import check_hub
     from deeprl.league.runner import run_round
@@ -149,29 +150,31 @@ def run(args: argparse.Namespace) -> int:
     rounds = 1 if args.once else args.rounds
     rng = random.Random(args.queue_seed)
     done = 0
-    while rounds is None or done < rounds:
-        started = time.monotonic()
-        log = None if args.json else (lambda line: print(line, flush=True))
-        report = run_round(hub, settings=settings, rng=rng, log=log)
-        done += 1
-        if args.json:
-            print_json(report.as_dict())
-        else:
-            print(
-                f"Round {done}: {report.models} models, {len(report.played)} matches, "
-                f"{len(report.idle)} without an opponent within {settings.max_gap:g} points, "
-                f"{len(report.benched)} benched after a forfeit ({report.seconds:.1f} s"
-                + (f", {report.ran_on})." if report.ran_on else ")."),
-                flush=True,
-            )
-            for model, why in report.benched.items():
-                print(f"  benched {model}: {why}")
-        if rounds is not None and done >= rounds:
-            break
-        wait = max(0.0, args.every - (time.monotonic() - started))
-        if not args.json:
-            print(f"next round in {wait:.0f} s (Ctrl-C stops)", file=sys.stderr, flush=True)
-        time.sleep(wait)
+    # one Ray connection for all the rounds (each round's dispatcher shares it); the local pool needs none
+    with dispatching(settings.dispatch):
+        while rounds is None or done < rounds:
+            started = time.monotonic()
+            log = None if args.json else (lambda line: print(line, flush=True))
+            report = run_round(hub, settings=settings, rng=rng, log=log)
+            done += 1
+            if args.json:
+                print_json(report.as_dict())
+            else:
+                print(
+                    f"Round {done}: {report.models} models, {len(report.played)} matches, "
+                    f"{len(report.idle)} without an opponent within {settings.max_gap:g} points, "
+                    f"{len(report.benched)} benched after a forfeit ({report.seconds:.1f} s"
+                    + (f", {report.ran_on})." if report.ran_on else ")."),
+                    flush=True,
+                )
+                for model, why in report.benched.items():
+                    print(f"  benched {model}: {why}")
+            if rounds is not None and done >= rounds:
+                break
+            wait = max(0.0, args.every - (time.monotonic() - started))
+            if not args.json:
+                print(f"next round in {wait:.0f} s (Ctrl-C stops)", file=sys.stderr, flush=True)
+            time.sleep(wait)
     return 0
 
 

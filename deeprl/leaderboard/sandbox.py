@@ -19,7 +19,8 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -257,7 +258,7 @@ def run_child(
     args: list[str], work: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB
 ) -> Child:
     """`python ARGS` in `work` with child_env and the CPU, memory, file-size and wall-clock limits (the verifier's
-    and the league's games both run this way)."""
+    and the league's games both run this way). A child whose waiter is interrupted (Ctrl-C) is killed with it."""
     try:
         proc = subprocess.Popen(
             [sys.executable, *args],
@@ -270,17 +271,51 @@ def run_child(
         )
     except OSError as exc:
         return Child(started=False, err=str(exc))
+    me = threading.get_ident()
+    with _LIVE_LOCK:
+        _LIVE.setdefault(me, set()).add(proc.pid)
     try:
         out, err = proc.communicate(timeout=timeout_s)
         timed_out = False
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, 9)
-        except OSError:
-            proc.kill()
+        _kill(proc)
         out, err = proc.communicate()
         timed_out = True
+    except BaseException:  # interrupted: the child is in a session of its own, so Ctrl-C did not reach it
+        _kill(proc)
+        proc.wait()
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE[me].discard(proc.pid)
+            if not _LIVE[me]:
+                del _LIVE[me]
     return Child(started=True, returncode=proc.returncode, out=out, err=err, timed_out=timed_out)
+
+
+# the limited children running, by the thread waiting on each (a pool that closes early stops its own)
+_LIVE: dict[int, set[int]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except OSError:
+        proc.kill()
+
+
+def stop_children(threads: Iterable[int]) -> int:
+    """Kill the limited children that these threads wait on (their run_child calls then return, as from a child
+    that was killed); how many. deeprl.dispatch's local pool calls it when it closes with jobs still running."""
+    with _LIVE_LOCK:
+        pids = [pid for t in threads for pid in _LIVE.get(t, ())]
+    for pid in pids:
+        try:
+            os.killpg(pid, 9)
+        except OSError:
+            pass
+    return len(pids)
 
 
 def json_objects(out: bytes, last: int = 10) -> list[dict]:
