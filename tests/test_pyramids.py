@@ -148,3 +148,19 @@ def test_gym_env_evaluate_and_replay(tmp_path):
 
     out = record(RandomAgent(), tmp_path / "replay.mp4")
     assert out["frames"] == 31 and probe(tmp_path / "replay.mp4")
+
+
+def test_speed_is_what_drag_and_friction_allow():
+    """No cap but Unity's: driving forward, the push (2 m/s a physics step), friction and drag 2 balance at ~47 m/s;
+    let go, the agent slides to a stop."""
+    core = _scene(agent=(-44.0, 0.0), angle=0.0, switch=(-40.0, 40.0))
+    core.step(np.array([1]))
+    first = core.vel[0, 0]
+    assert 8.0 < first < 10.0  # five pushes of 2 m/s, less drag and friction
+    for _ in range(17):
+        core.step(np.array([1]))
+    assert core.vel[0, 0] == pytest.approx(P.TOP_SPEED, rel=0.05) and 45.0 < P.TOP_SPEED < 50.0
+    assert core.observe()[0, -1] == pytest.approx(core.vel[0, 0])  # forward speed in the agent's frame
+    for _ in range(20):
+        core.step(np.array([0]))
+    assert core.vel[0, 0] == 0.0 and core.pos[0, 0] < P.HALF - 1.0  # stopped by the floor, short of the wall

@@ -16,6 +16,14 @@ Unity and `mlagents` cannot run here, so this re-creates the scene from ML-Agent
 - Actions: Discrete(5): 0 no-op, 1 forward, 2 backward, 3 turn left, 4 turn right. Each decision is held for
   `DECISION_PERIOD` = 5 physics steps of 0.02 s (`DecisionRequester` period 5, actions between decisions), as in
   `MoveAgent`: a velocity change of 2 m/s along the heading per physics step, turning at 200 degrees/s.
+- Speed: nothing caps it but what caps a Unity rigid body: the Rigidbody's drag 2 (PhysX keeps v / (1 + 2 dt) of the
+  velocity each step) and the floor's friction (Unity's default 0.6: 0.6 g dt = 0.12 m/s a step). Driving forward,
+  push, friction and drag balance at `TOP_SPEED` = 47 m/s (4.7 m a decision; 95 % of it 1.6 s after the start); let
+  go, the agent slides to a stop in about 1.5 s. An earlier version capped the speed at 8 m/s, a number of its own: to
+  stop a 2 m/s-a-step push there would take a friction coefficient of 8.6, where Unity's run from 0 to 1. That made
+  the scene 6 times larger in decisions than Unity's: a scripted agent that knows where everything is needed 140
+  decisions (1.86), 75 at this speed (1.93); a persistent random walk pressed the switch in 17 % of episodes, 22 % at
+  this speed; PPO + RND (PyramidsRND.yaml) reached the gold brick in no episode of 1M steps, 5 % at 200k here.
 - Reward: -1/5000 per physics step (-0.001 per decision), +2 and the end on touching the gold brick; the episode
   is truncated after 5,000 physics steps (1,000 decisions), so a timeout returns -1.
 - Observation (172 float32): three ray sensors of 7 rays each (`RaysPerDirection` 3), cones of +-70, +-65 and +-75
@@ -34,12 +42,11 @@ the agent as a 25 kg box pushed by the same velocity changes, the floor and wall
 bricks' poses go back to the arrays when the agent leaves. Worlds come from a small pool and are reused, so
 PyBullet runs only for the arenas where a brick can move, a small part of an episode.
 
-Choices the sources do not fix (UNVERIFIED, chosen here): walls at +-45 m, 2.5 m high; the switch a disc of
-radius 1 m, 1 m high; stone pyramids discs of radius 1.5 m, 3 m high; 14 bricks of 2 kg; sensors start 0.5 m
-above the floor; the agent's speed is capped at `MAX_SPEED` = 8 m/s (Unity's own cap is its ground friction,
-which the prefab does not state; 8 m/s agrees with the benchmark: 1.75 means the gold brick in about 250
-decisions). In the ray casts a brick is a disc of radius 0.5 between its bottom and top (its tilt is ignored),
-and the agent is a disc of radius 0.5 against the switch and stones.
+Choices the sources do not fix (UNVERIFIED, chosen here): walls at +-45 m, 2.5 m high; the switch a disc of radius 1
+m, 1 m high; stone pyramids discs of radius 1.5 m, 3 m high; 14 bricks of 2 kg; sensors start 0.5 m above the floor;
+the floor's friction 0.6 (Unity's default material; the prefab names none). In the ray casts a brick is a disc of
+radius 0.5 between its bottom and top (its tilt is ignored), and the agent is a disc of radius 0.5 against the switch
+and stones.
 """
 
 from __future__ import annotations
@@ -81,7 +88,9 @@ MAX_DECISIONS = MAX_STEPS // DECISION_PERIOD
 TURN_SPEED = math.radians(200.0)
 PUSH = 2.0  # velocity change per physics step (ForceMode.VelocityChange)
 DRAG_KEEP = 1.0 / (1.0 + 2.0 * DT)  # PhysX damping with Rigidbody drag 2
-MAX_SPEED = 8.0
+FRICTION = 0.6  # Unity's default dynamic friction (the prefab names no physic material)
+FRICTION_DV = FRICTION * 9.81 * DT  # speed a sliding agent loses to the floor per physics step
+TOP_SPEED = (PUSH - FRICTION_DV) * DRAG_KEEP / (1.0 - DRAG_KEEP)  # 47 m/s, where push, friction and drag balance
 STEP_PENALTY = -1.0 / MAX_STEPS
 GOAL_REWARD = 2.0
 
@@ -416,9 +425,9 @@ class PyramidsCore:
                 running, (self.angle + turn * TURN_SPEED * DT + np.pi) % (2 * np.pi) - np.pi, self.angle
             )
             heading = np.stack([np.cos(self.angle), np.sin(self.angle)], axis=-1)
-            v = (self.vel[:, :2] + (PUSH * fwd)[:, None] * heading) * DRAG_KEEP
+            v = self.vel[:, :2] + (PUSH * fwd)[:, None] * heading
             speed = np.linalg.norm(v, axis=-1, keepdims=True)
-            v *= np.minimum(1.0, MAX_SPEED / np.maximum(speed, 1e-9))
+            v *= np.maximum(0.0, 1.0 - FRICTION_DV / np.maximum(speed, 1e-9)) * DRAG_KEEP
             start = self.pos.copy()
             free = running.copy()
             for i, world in worlds.items():
