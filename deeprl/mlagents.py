@@ -6,7 +6,7 @@ The course trains Unit 5 with ML-Agents' YAML (`SnowballTarget.yaml`, `PyramidsR
       <behavior name>:
         trainer_type: ppo
         hyperparameters: {batch_size, buffer_size, learning_rate, learning_rate_schedule, beta, epsilon, lambd,
-                          num_epoch}
+                          num_epoch, beta_schedule, epsilon_schedule}
         network_settings: {normalize, hidden_units, num_layers, vis_encode_type}
         reward_signals: {extrinsic: {gamma, strength}, rnd: {...}, curiosity: {...}}
         max_steps, time_horizon, summary_freq, keep_checkpoints, checkpoint_interval, threaded
@@ -19,7 +19,9 @@ Each key becomes the PPO setting with its meaning (ML-Agents' docs, `docs/Traini
 - batch_size = batch_size; num_epoch = n_epochs; lambd = gae_lambda; beta (the entropy regularization) =
   ent_coef; epsilon = clip_range, and clip_range_vf too (ML-Agents clips the value update by the same epsilon);
 - learning_rate with learning_rate_schedule linear (ML-Agents' default for PPO) = lin_<rate>, constant = <rate>.
-  ML-Agents also decays epsilon and beta on that schedule; deeprl keeps them constant (as hyperparams/ppo.yml);
+  beta and epsilon follow beta_schedule and epsilon_schedule, which default to learning_rate_schedule (ML-Agents'
+  `settings.py`): linear = lin_<beta> and lin_<epsilon>, as ML-Agents decays them (`DecayedValue`) over max_steps.
+  ML-Agents stops the decay of epsilon at 0.1 and of beta at 1e-5; lin_X goes on to 0, as the learning rate does;
 - hidden_units x num_layers = policy_kwargs net_arch; the activation is relu (ML-Agents uses Swish, which deeprl
   does not offer); normalize = observation normalization (VecNormalize's norm_obs, no reward normalization);
 - reward_signals: the extrinsic signal's gamma = gamma, its strength scales the env reward; rnd and curiosity go to
@@ -56,6 +58,8 @@ HYPER = {
     "buffer_size",
     "learning_rate",
     "learning_rate_schedule",
+    "beta_schedule",
+    "epsilon_schedule",
     "beta",
     "epsilon",
     "lambd",
@@ -124,6 +128,13 @@ def _signal_network(section: dict, where: str) -> list[int]:
     return [units] * layers
 
 
+def _schedule(hyper: dict, key: str, default: str, where: str) -> str:
+    sched = hyper.get(key, default)
+    if sched not in ("linear", "constant"):
+        raise UserError(f"{where}.hyperparameters.{key} must be linear or constant, not {sched!r}.")
+    return str(sched)
+
+
 def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
     """PPO hyperparameters (RL-Zoo names, as hyperparams/ppo.yml writes them) from an ML-Agents trainer file."""
     from deeprl.log import note
@@ -151,13 +162,14 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
     hp["batch_size"] = int(_number(hyper.get("batch_size", 1024), f"{where}.hyperparameters.batch_size", whole=True))
     hp["n_epochs"] = int(_number(hyper.get("num_epoch", 3), f"{where}.hyperparameters.num_epoch", whole=True))
     lr = _number(hyper.get("learning_rate", 3e-4), f"{where}.hyperparameters.learning_rate")
-    sched = hyper.get("learning_rate_schedule", "linear")
-    if sched not in ("linear", "constant"):
-        raise UserError(f"{where}.hyperparameters.learning_rate_schedule must be linear or constant, not {sched!r}.")
+    sched = _schedule(hyper, "learning_rate_schedule", "linear", where)
     hp["learning_rate"] = f"lin_{lr!r}" if sched == "linear" else lr
-    hp["ent_coef"] = _number(hyper.get("beta", 5e-3), f"{where}.hyperparameters.beta")
+    # beta and epsilon decay on their own schedules, which default to the learning rate's (settings.py)
+    beta = _number(hyper.get("beta", 5e-3), f"{where}.hyperparameters.beta")
+    hp["ent_coef"] = f"lin_{beta!r}" if _schedule(hyper, "beta_schedule", sched, where) == "linear" else beta
     epsilon = _number(hyper.get("epsilon", 0.2), f"{where}.hyperparameters.epsilon")
-    hp["clip_range"] = hp["clip_range_vf"] = epsilon
+    linear_eps = _schedule(hyper, "epsilon_schedule", sched, where) == "linear"
+    hp["clip_range"] = hp["clip_range_vf"] = f"lin_{epsilon!r}" if linear_eps else epsilon
     hp["gae_lambda"] = _number(hyper.get("lambd", 0.95), f"{where}.hyperparameters.lambd")
     hp["vf_coef"] = 0.5  # ML-Agents' loss: policy + 0.5 * value - beta * entropy
     units = int(_number(net.get("hidden_units", 128), f"{where}.network_settings.hidden_units", whole=True))

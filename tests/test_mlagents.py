@@ -30,11 +30,22 @@ def test_course_file_maps_to_the_zoo_equivalent(env, tag, file):
     assert differs <= {"reward_signals", "log_interval", "checkpoint_every"}
 
 
-def test_meanings():
+def test_meanings(tmp_path):
     hp = merge_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids", str(DATA / "PyramidsRND.yaml"), {}, None)
     assert hp["n_envs"] * hp["n_steps"] == 2048  # buffer_size
     assert hp["n_steps"] == 128  # time_horizon
-    assert (hp["ent_coef"], hp["gae_lambda"], hp["clip_range"], hp["n_epochs"]) == (0.01, 0.95, 0.2, 3)
+    # beta and epsilon decay as the learning rate does (their schedules default to learning_rate_schedule)
+    assert (hp["ent_coef"], hp["gae_lambda"], hp["clip_range"], hp["n_epochs"]) == ("lin_0.01", 0.95, "lin_0.2", 3)
+    constant = merge_hyperparams(
+        "ppo",
+        ppo,
+        "Pyramids",
+        "ML-Agents-Pyramids",
+        _write(tmp_path, "behaviors:\n  Pyramids:\n    hyperparameters: {beta: 0.02, epsilon_schedule: constant}\n"),
+        {},
+        None,
+    )
+    assert (constant["ent_coef"], constant["clip_range"], constant["learning_rate"]) == ("lin_0.02", 0.2, "lin_0.0003")
     assert hp["learning_rate"] == "lin_0.0003"
     assert hp["reward_signals"]["rnd"] == {
         "strength": 0.01,

@@ -97,7 +97,7 @@ class Settings:
     gae_lambda: float = 0.95
     clip_range: Rate = 0.2
     clip_range_vf: Rate | None = None
-    ent_coef: float = 0.0
+    ent_coef: Rate = 0.0  # lin_X: ML-Agents' beta decaying with learning_rate_schedule linear
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None
@@ -317,6 +317,7 @@ def train(run: Run) -> None:
     n_envs, n_steps, total = hp.n_envs, hp.n_steps, hp.n_timesteps
     lr_at, clip_at = schedule(hp.learning_rate, "learning_rate"), schedule(hp.clip_range, "clip_range")
     clip_vf_at = None if hp.clip_range_vf is None else schedule(hp.clip_range_vf, "clip_range_vf")
+    ent_at = schedule(hp.ent_coef, "ent_coef")  # (ML-Agents' trainer files decay beta linearly)
     norm_cfg = parse_normalize(hp.normalize)
     pkw = parse_policy_kwargs(hp.policy_kwargs)
     rng = np.random.default_rng(run.seed)
@@ -450,7 +451,7 @@ def train(run: Run) -> None:
                 batch_size=hp.batch_size,
                 clip_range=clip,
                 clip_range_vf=None if clip_vf_at is None else clip_vf_at(progress_remaining),
-                ent_coef=hp.ent_coef,
+                ent_coef=ent_at(progress_remaining),
                 vf_coef=hp.vf_coef,
                 max_grad_norm=hp.max_grad_norm,
                 target_kl=hp.target_kl,
