@@ -3,7 +3,10 @@
     python benchmarks/bench_unit5.py speed
     python benchmarks/bench_unit5.py train --env SnowballTarget              # the course's SnowballTarget.yaml, 200k
     python benchmarks/bench_unit5.py train --env Pyramids -n 200000          # PyramidsRND.yaml (PPO + RND)
+    python benchmarks/bench_unit5.py train --env Pyramids --rnd-variant paper  # RND as the paper normalizes it
     python benchmarks/bench_unit5.py switch RUN_DIR                          # an existing Pyramids run's switch rate
+    python benchmarks/bench_unit5.py chain RUN_DIR        # where its episodes stop: switch, pyramid, toppled, gold
+    python benchmarks/bench_unit5.py scripted             # a scripted agent that knows the scene, a random walk
 
 `train` trains PPO with the course's ML-Agents file as written (tests/data/), then evaluates it by the course
 protocol; for Pyramids it also counts the episodes in which the agent presses the switch, with the trained policy
@@ -22,8 +25,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from deeprl.envs.pyramids import PyramidsCore
 
 
 def _rate(core, n_actions, n: int, seconds: float, prepare=None) -> float:
@@ -110,7 +117,91 @@ def switch_rate(agent, episodes: int, seed: int = 1000) -> tuple[float, float]:
     return pressed / episodes, float(np.mean(returns))
 
 
-def train(env_id: str, n_timesteps: int | None, seed: int, log_folder: str, episodes: int) -> dict:
+def _steer(core: PyramidsCore, i: int, target: np.ndarray) -> int:
+    """Turn toward `target` until within 15 degrees of it, then forward."""
+    import math
+
+    d = np.asarray(target) - core.pos[i]
+    err = (math.atan2(d[1], d[0]) - core.angle[i] + math.pi) % (2 * math.pi) - math.pi
+    return (3 if err > 0 else 4) if abs(err) > math.radians(15) else 1
+
+
+def scripted(n: int = 64) -> dict[str, Any]:
+    """How hard the scene is, without learning: an agent that knows where everything is (to the switch, then at
+    the gold brick, which topples the pyramid on the way), and a persistent random walk (forward 80 %, turns, each
+    held 1-9 decisions), over the same n episodes."""
+    from deeprl.envs.pyramids import GOLD, PyramidsCore
+
+    figures = {}
+    for name in ("scripted", "random walk"):
+        core = PyramidsCore(n, seed=7)
+        rng = np.random.default_rng(0)
+        total, length, on_at = np.zeros(n), np.zeros(n, int), np.full(n, -1)
+        held, left = np.zeros(n, int), np.zeros(n, int)
+        while not core.done.all():
+            if name == "scripted":
+                targets = np.where(core.switch_on[:, None], core.brick_pos[:, GOLD, :2], core.switch)
+                a = np.array([_steer(core, i, targets[i]) for i in range(n)])
+            else:
+                new, c = left <= 0, rng.random(n)
+                held = np.where(new, np.where(c < 0.8, 1, np.where(c < 0.9, 3, 4)), held)
+                left = np.where(new, rng.integers(1, 10, n), left - 1)
+                a = held
+            r, terminated, truncated = core.step(np.where(core.done, 0, a))
+            total += r
+            on_at = np.where(core.switch_on & (on_at < 0), core.t, on_at)
+            length = np.where(terminated | truncated, core.t, length)
+        won = total > 0
+        figures[name] = {
+            "mean_return": float(total.mean()),
+            "gold": float(won.mean()),
+            "switch": float((on_at >= 0).mean()),
+            "decisions_to_gold": float(length[won].mean()) if won.any() else None,
+            "decisions_to_switch": float(on_at[on_at >= 0].mean()) if (on_at >= 0).any() else None,
+        }
+        f = figures[name]
+        mean = {k: "-" if f[k] is None else f"{f[k]:.0f}" for k in ("decisions_to_switch", "decisions_to_gold")}
+        print(
+            f"{name:12s} {n} episodes: mean return {f['mean_return']:.3f}, switch {f['switch']:.0%}, "
+            f"gold {f['gold']:.0%}, mean decisions to the switch {mean['decisions_to_switch']}, to the gold "
+            f"{mean['decisions_to_gold']}"
+        )
+    return figures
+
+
+def chain(run_dir: str, n: int = 32, seed: int = 123) -> dict[str, float]:
+    """Where a trained policy's episodes stop on the way (sampled actions, n arenas): the switch pressed, the agent
+    within 8 m of the built pyramid, a brick moved, the gold brick touched."""
+    import torch
+
+    from deeprl.agent import load_agent
+    from deeprl.envs.pyramids import BRICK_LAYOUT, PyramidsCore
+
+    torch.set_num_threads(1)
+    agent = load_agent(run_dir)
+    core = PyramidsCore(n, seed=seed)
+    total = np.zeros(n)
+    near, moved = np.zeros(n, bool), np.zeros(n, bool)
+    while not core.done.all():
+        a = np.array([agent.act(o, deterministic=False) for o in core.observe()])
+        total += core.step(np.where(core.done, 0, a))[0]
+        near |= core.built & (np.linalg.norm(core.pos - core.pyramid_at, axis=1) < 8.0)
+        home = BRICK_LAYOUT[None, :, :2] + core.pyramid_at[:, None]
+        moved |= core.built & (np.linalg.norm(core.brick_pos[:, :, :2] - home, axis=-1).max(axis=1) > 0.3)
+    figures = {
+        "switch": float(core.switch_on.mean()),
+        "near_pyramid": float(near.mean()),
+        "toppled": float(moved.mean()),
+        "gold": float((total > 0).mean()),
+        "mean_return": float(total.mean()),
+    }
+    print(", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+    return figures
+
+
+def train(
+    env_id: str, n_timesteps: int | None, seed: int, log_folder: str, episodes: int, rnd_variant: str = "mlagents"
+) -> dict[str, Any]:
     from pathlib import Path
 
     from deeprl.agent import load_agent
@@ -123,6 +214,10 @@ def train(env_id: str, n_timesteps: int | None, seed: int, log_folder: str, epis
         / "data"
         / ("PyramidsRND.yaml" if env_id == "Pyramids" else "SnowballTarget.yaml")
     )
+    overrides: dict[str, Any] = {"vectorization": "auto"}  # every arena in one native core (envs.arena.ArenaVectorEnv)
+    if rnd_variant != "mlagents":  # the file's RND section, as the RND paper normalizes it (deeprl.rewards)
+        rnd = {"strength": 0.01, "gamma": 0.99, "learning_rate": 1e-4, "net_arch": [64, 64, 64]}
+        overrides["reward_signals"] = {"rnd": {**rnd, "variant": rnd_variant}}
     t0 = time.perf_counter()
     run = train_run(
         "ppo",
@@ -131,7 +226,7 @@ def train(env_id: str, n_timesteps: int | None, seed: int, log_folder: str, epis
         seed=seed,
         log_folder=log_folder,
         n_timesteps=n_timesteps,
-        overrides={"vectorization": "auto"},  # every arena in one native core (envs.arena.ArenaVectorEnv)
+        overrides=overrides,
     )
     seconds = time.perf_counter() - t0
     agent = load_agent(run.run_dir)
@@ -164,8 +259,11 @@ def switch(run_dir: str, episodes: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["speed", "train", "switch"])
-    parser.add_argument("run_dir", nargs="?", help="(switch) a trained Pyramids run folder")
+    parser.add_argument("what", choices=["speed", "train", "switch", "scripted", "chain"])
+    parser.add_argument("run_dir", nargs="?", help="(switch, chain) a trained Pyramids run folder")
+    parser.add_argument(
+        "--rnd-variant", choices=["mlagents", "paper"], default="mlagents", help="(train Pyramids) RND's variant"
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--env", choices=["Pyramids", "SnowballTarget"], default="Pyramids")
     parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="default: the course file's max_steps")
@@ -176,11 +274,16 @@ def main() -> None:
     if args.what == "speed":
         speed(seconds=args.seconds)
     elif args.what == "train":
-        train(args.env, args.n_timesteps, args.seed, args.log_folder, args.episodes)
+        train(args.env, args.n_timesteps, args.seed, args.log_folder, args.episodes, args.rnd_variant)
+    elif args.what == "scripted":
+        scripted()
     else:
         if not args.run_dir:
-            parser.error("switch needs a Pyramids run folder")
-        switch(args.run_dir, args.episodes)
+            parser.error(f"{args.what} needs a Pyramids run folder")
+        if args.what == "chain":
+            chain(args.run_dir)
+        else:
+            switch(args.run_dir, args.episodes)
 
 
 if __name__ == "__main__":

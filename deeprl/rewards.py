@@ -14,7 +14,7 @@ RND (`rnd_reward_provider.py`): a frozen random target network and a trained pre
 (`net_arch`, ML-Agents' 64 x 3 in PyramidsRND.yaml) read the observation of each step (ML-Agents evaluates the
 step's own observation, not the next one); the reward is the summed squared error of the prediction, and the
 predictor learns (Adam, `learning_rate` 1e-4) to shrink it on the observations it is shown, so states seen often
-stop paying. ML-Agents' encoders use Swish; here ELU (smooth, negative outputs kept), a choice.
+stop paying. Both networks are ML-Agents' `LinearEncoder` (`swish_encoder`: Swish after every layer, its init).
 
 `variant: paper` is Burda et al. 2018's recipe instead (arXiv:1810.12894; openai/random-network-distillation):
 the networks read observations normalized by their running mean and std and clipped to +-5, the intrinsic reward
