@@ -1,6 +1,15 @@
-"""ViZDoom throughput (issue 16): the raw rate of doom_health_gathering_supreme stepped with random actions.
+"""ViZDoom (issue 16): the raw rate of doom_health_gathering_supreme stepped with random actions, and APPO training
+on it against the course's goal, side by side in one run.
 
     python benchmarks/bench_doom.py raw [--seconds S] [--processes N]
+    python benchmarks/bench_doom.py train [--minutes 30] [--snapshot-minutes 3] [--seed 1] [--hyperparams k:v ...]
+
+`train` first measures the raw rate of the training env on every core (random actions, 10 s), then trains
+`deeprl train --algo appo` (in this process, through deeprl.train.train) for the given wall-clock minutes, saving a
+snapshot of the policy every few minutes, and evaluates each snapshot afterwards by the course protocol (10
+episodes, frameskip 1, the unshaped return, result = mean - std). It prints the curve, the first time the result
+reached 5 (the course's minimum), the best result, training frames/s against the raw rate, whole-process time and
+peak memory; it writes the curve as a PNG and the figures as JSON under benchmarks/out/doom/.
 
 Frames are game tics, as Sample Factory counts them: a step at frameskip 4 is 4 frames. The game renders 160x120
 (SF's resolution for Doom) and each step's frame is resized to the 128x72 observation. Two levels:
@@ -129,15 +138,142 @@ def raw(seconds: float, processes: int) -> dict:
     return figures
 
 
+class Snapshots:
+    """A deeprl.loop.Callback: a copy of the policy every `every_s` seconds, and the stop at `budget_s`."""
+
+    def __init__(self, folder, every_s: float, budget_s: float):
+        self.folder, self.every_s, self.budget_s = folder, every_s, budget_s
+        self.t0 = time.perf_counter()
+        self.next = every_s
+        self.saved: list[dict] = []
+
+    def on_update(self, run, count, snapshot) -> bool:
+        from deeprl.modelio import save_model
+
+        elapsed = time.perf_counter() - self.t0
+        if elapsed >= self.next or elapsed >= self.budget_s:
+            self.next += self.every_s
+            tensors, policy_config = snapshot()
+            folder = self.folder / f"snap_{len(self.saved):03d}"
+            save_model(folder, tensors, {**run.base_config(), "policy": policy_config})
+            self.saved.append({"folder": str(folder), "minutes": round(elapsed / 60, 2), "frames": int(count)})
+        return elapsed >= self.budget_s
+
+    def on_evaluation(self, run, count, result) -> bool:
+        return False
+
+    def should_stop(self, run) -> bool:
+        return False
+
+
+def train_bench(minutes: float, snapshot_minutes: float, seed: int, hyperparams: list[str], out) -> dict:
+    import json
+    import resource
+    from pathlib import Path
+
+    from deeprl.agent import load_agent
+    from deeprl.evaluation import evaluate
+    from deeprl.kwargs import parse_kv
+    from deeprl.train import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    processes = os.cpu_count() or 1
+    raw_rate, _ = measure("env", processes, 10.0)
+    print(f"raw: {raw_rate:,.0f} frames/s on {processes} processes (random actions, the training env)", flush=True)
+    overrides = parse_kv(hyperparams) if hyperparams else {}
+    snaps = Snapshots(out / "snapshots", snapshot_minutes * 60, minutes * 60)
+    t0 = time.perf_counter()
+    run = train("appo", ENV_ID, seed=seed, log_folder=out / "logs", n_timesteps=10**10, overrides=overrides,
+                show_progress=False, callbacks=[snaps])  # fmt: skip
+    train_s = time.perf_counter() - t0
+    config = json.loads((run.run_dir / "config.json").read_text())
+    frames = config["trained"]["env_frames"]
+    print(f"trained {frames:,} frames in {train_s / 60:.1f} min: {frames / train_s:,.0f} frames/s "
+          f"= {frames / train_s / raw_rate:.0%} of the raw rate of all cores", flush=True)  # fmt: skip
+    curve = []
+    print(f"{'minutes':>8} {'frames':>10} {'mean':>7} {'std':>6} {'result':>7}")
+    for snap in snaps.saved:
+        r = evaluate(load_agent(snap["folder"]))
+        point = {**snap, "mean": r["mean_reward"], "std": r["std_reward"], "result": r["result"]}
+        curve.append(point)
+        print(f"{snap['minutes']:8.1f} {snap['frames']:10,} {r['mean_reward']:7.2f} {r['std_reward']:6.2f} "
+              f"{r['result']:7.2f}", flush=True)  # fmt: skip
+    reached = next((p for p in curve if p["result"] >= 5.0), None)
+    best = max(curve, key=lambda p: p["result"]) if curve else None
+    peak_mb = (
+        max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+        / 1024
+    )
+    summary = {
+        "raw_frames_per_s": raw_rate,
+        "train_frames": frames,
+        "train_seconds": train_s,
+        "train_frames_per_s": frames / train_s,
+        "ratio_to_raw": frames / train_s / raw_rate,
+        "first_result_5": reached,
+        "best": best,
+        "curve": curve,
+        "peak_rss_mb": peak_mb,
+        "hyperparams": overrides,
+        "seed": seed,
+    }
+    if reached:
+        print(
+            f"result >= 5 first at {reached['minutes']:.1f} min ({reached['frames']:,} frames): {reached['result']:.2f}"
+        )
+    else:
+        print("result >= 5 not reached within the budget")
+    if best:
+        print(
+            f"best: {best['mean']:.2f} +/- {best['std']:.2f} (result {best['result']:.2f}) at {best['minutes']:.1f} min"
+        )
+    print(f"whole process: {time.perf_counter() - START:.0f} s, peak RSS {peak_mb:,.0f} MB (largest process)")
+    (out / "bench_doom.json").write_text(json.dumps(summary, indent=1))
+    _plot(curve, out / "doom_curve.png")
+    return summary
+
+
+def _plot(curve: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    mins = [p["minutes"] for p in curve]
+    ax.errorbar(mins, [p["mean"] for p in curve], yerr=[p["std"] for p in curve], label="mean +/- std", capsize=3)
+    ax.plot(mins, [p["result"] for p in curve], "o-", label="result (mean - std)")
+    ax.axhline(5.0, color="gray", ls="--", label="course minimum 5")
+    ax.set_xlabel("minutes of training (this machine)")
+    ax.set_ylabel("unshaped return")
+    ax.set_title(f"APPO on {ENV_ID}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"curve: {path}")
+
+
+START = time.perf_counter()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("raw", help="random-action stepping, 1 process and all cores")
     p.add_argument("--seconds", type=float, default=10.0, help="stepping time of each measurement")
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="processes for the all-cores run")
+    p = sub.add_parser("train", help="APPO against the course's goal, beside the raw rate")
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
+    p.add_argument("--snapshot-minutes", type=float, default=3.0, help="minutes between evaluated snapshots")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--hyperparams", nargs="*", default=[], help="key:value overrides of hyperparams/appo.yml")
+    p.add_argument("--out", default="benchmarks/out/doom")
     args = parser.parse_args(argv)
     if args.command == "raw":
         raw(args.seconds, max(1, args.processes))
+    else:
+        train_bench(args.minutes, args.snapshot_minutes, args.seed, args.hyperparams, args.out)
 
 
 if __name__ == "__main__":

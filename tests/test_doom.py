@@ -201,3 +201,35 @@ def test_unknown_kwarg_is_one_sentence():
 
     with pytest.raises(UserError, match="frameskip"):
         make_env(SUPREME, {"frameskip": 2})
+
+
+def test_appo_course_workflow_train_enjoy_evaluate_push_rank(tmp_path, cli):
+    """Unit 8.2 command for command: train with APPO, enjoy, evaluate (10 episodes, unshaped), push with the
+    replay, and the leaderboard re-evaluates and ranks the pushed agent (a tiny run: the figures are not the point)."""
+    import json
+
+    small = ["num_workers:2", "num_envs_per_worker:2", "rollout:16", "batch_size:64", "rnn_size:32"]
+    proc = cli("train", "--algo", "appo", "--env", SUPREME, "-f", tmp_path / "logs", "-n", "1024", "--quiet",
+               "--hyperparams", *small)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "logs" / "appo" / f"{SUPREME}_1"
+    config = json.loads((run / "config.json").read_text())
+    assert config["algo"] == "appo" and config["policy"]["frame_skip"] == 4
+    assert config["trained"]["env_frames"] >= 1024  # frames: 4 per decision
+    proc = cli("enjoy", "--algo", "appo", "--env", SUPREME, "-f", tmp_path / "logs", "--no-render", "-n", "200")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("evaluate", run)
+    assert proc.returncode == 0, proc.stderr
+    assert "10 episodes, sampled actions" in proc.stdout
+    proc = cli("push", run, "--repo-id", "alice/rl_course_vizdoom_health_gathering_supreme")
+    assert proc.returncode == 0, proc.stderr
+    from deeprl.hub import resolve_repo
+
+    repo = resolve_repo("alice/rl_course_vizdoom_health_gathering_supreme")
+    assert (repo / "replay.mp4").stat().st_size > 1000
+    assert cli("index").returncode == 0
+    board = cli("leaderboard", "--env", SUPREME, "--json")
+    assert board.returncode == 0, board.stderr
+    rows = json.loads(board.stdout)
+    rows = rows if isinstance(rows, list) else rows.get("rows", rows.get(SUPREME, []))
+    assert any("rl_course_vizdoom_health_gathering_supreme" in json.dumps(r) for r in rows), board.stdout
