@@ -239,6 +239,7 @@ class Learner:
             hp,
         )
         self.per_batch = hp.batch_size // hp.rollout
+        self.device = next(model.parameters()).device
         self.version = version
         self.stats: dict[str, float] = {}
         self.lock = threading.Lock()  # held for a whole step: a checkpoint takes it to read a consistent model
@@ -251,7 +252,7 @@ class Learner:
         data = self.trajectories.take(self.per_batch)
         with self.lock:
             t0 = time.perf_counter()
-            batch = {k: torch.from_numpy(v) for k, v in data.items()}
+            batch = {k: torch.from_numpy(v).to(self.device) for k, v in data.items()}
             self.model.train()
             for _ in range(self.hp.num_epochs):
                 # the input statistics from every 4th frame of the batch (consecutive frames are near copies; the
@@ -344,8 +345,10 @@ def train(run: Run) -> None:
     torch.set_num_threads(max(1, hp.torch_threads))
     obs_space, action_space, frame_skip = _spaces(run.env_id, run.env_kwargs)
     obs_shape = tuple(obs_space.shape or ())
-    model = build_model(obs_space, action_space, hp)  # the learner's
-    actor = build_model(obs_space, action_space, hp).eval()  # inference's copy, refreshed from the channel
+    # CUDA when present (--device): the learner and the inference both run there, as Sample Factory's do
+    device = torch.device(run.device)
+    model = build_model(obs_space, action_space, hp).to(device)  # the learner's
+    actor = build_model(obs_space, action_space, hp).to(device).eval()  # inference's copy, refreshed from the channel
     optimizer = torch.optim.Adam(model.parameters(), lr=hp.learning_rate, eps=hp.adam_eps)
     rng = np.random.default_rng(run.seed)
     frames, version, env_seed = 0, 0, run.seed
@@ -432,11 +435,12 @@ def train(run: Run) -> None:
         hidden[envs[ended]] = 0.0  # a new episode starts from a zero state
         version, weights = channel.pull(version)
         if weights is not None:
-            actor.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+            actor.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})  # (copied to its device)
         h_in = hidden[envs]
         with torch.inference_mode():
-            logits, values, h_out = actor.step(torch.from_numpy(obs), torch.from_numpy(h_in))
-            log_p = torch.log_softmax(logits, -1).numpy()
+            logits, values, h_out = actor.step(torch.from_numpy(obs).to(device), torch.from_numpy(h_in).to(device))
+            log_p = torch.log_softmax(logits, -1).cpu().numpy()
+            values, h_out = values.cpu(), h_out.cpu()
         p = np.exp(log_p)
         u = rng.random(len(envs))[:, None]
         actions = np.minimum((np.cumsum(p, 1) < u).sum(1), p.shape[1] - 1)
