@@ -7,15 +7,17 @@ Trains one small self-play run, keeping the model every `--every` steps (the run
 count), pushes the `--agents` snapshots to a fresh local hub, and plays the same league (`--rounds` rounds, the
 same queue seed) three times, each into a database of its own: one match at a time (sequential), in the local
 pool (`--workers`, default the cores), and as Ray tasks on a cluster of two nodes started on this machine
-(`ray start --head` plus `ray start --address`, `--cpus-per-node` CPUs each; torn down after). Prints matches
-per minute side by side, Ray's overhead against the pool, and whether all three played the same matches with
-the same results (they must). The cluster's start is not counted; connecting to it is (once, as
+(`ray start --head` plus `ray start --address`, `--cpus-per-node` CPUs each; up for the whole run, torn down
+after). The modes take turns round by round, so a change in the machine's load falls on all three alike.
+Prints matches per minute side by side, Ray's overhead against the pool, and whether all three played the same
+matches with the same results (they must). The cluster's start is not counted; connecting to it is (once, as
 `deeprl league run --ray` does). Files go to benchmarks/out/dispatch/.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -23,6 +25,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deeprl.dispatch import DispatchOptions
 
 OUT = Path(__file__).resolve().parent / "out" / "dispatch"
 TESTS = Path(__file__).resolve().parent.parent / "tests"
@@ -70,31 +76,41 @@ def snapshots(n: int, every: int, seed: int) -> list[str]:
     return names
 
 
-def league(mode: str, options: object, args: argparse.Namespace) -> dict:
-    """`args.rounds` rounds into a fresh database; matches, seconds, and every match's result."""
-    from deeprl.dispatch import DispatchOptions, dispatching
-    from deeprl.league.runner import Settings, run_round
+class Mode:
+    """One way of running the league: its own database, queue seed and dispatcher (held open for every round, as
+    `deeprl league run --ray` holds one Ray connection); the seconds its rounds took, connecting included."""
 
-    assert isinstance(options, DispatchOptions)
-    url = f"sqlite:///{OUT / (mode + '.db')}"
-    settings = Settings(games=args.games, max_steps=args.max_steps, replays=False, dispatch=options)
-    rng = random.Random(args.seed)
-    played, ran_on = [], ""
-    t0 = time.perf_counter()
-    with dispatching(options):  # one connection for all rounds, as `deeprl league run --ray` holds it
-        for _ in range(args.rounds):
-            report = run_round(url=url, settings=settings, rng=rng)
-            played += report.played
-            ran_on = report.ran_on or ran_on
-    seconds = time.perf_counter() - t0
-    return {
-        "mode": mode,
-        "ran_on": ran_on,
-        "matches": len(played),
-        "seconds": round(seconds, 2),
-        "matches_per_min": round(60 * len(played) / seconds, 2),
-        "results": [(m["model1"], m["model2"], m["won"], m["drawn"], m["lost"], m["elo1"], m["elo2"]) for m in played],
-    }
+    def __init__(self, name: str, options: DispatchOptions, args: argparse.Namespace):
+        from deeprl.league.runner import Settings
+
+        self.name, self.options = name, options
+        self.url = f"sqlite:///{OUT / (name + '.db')}"
+        self.settings = Settings(games=args.games, max_steps=args.max_steps, replays=False, dispatch=options)
+        self.rng = random.Random(args.seed)
+        self.played: list[dict] = []
+        self.ran_on = ""
+        self.seconds = 0.0
+
+    def round(self) -> None:
+        from deeprl.league.runner import run_round
+
+        t0 = time.perf_counter()
+        report = run_round(url=self.url, settings=self.settings, rng=self.rng)
+        self.seconds += time.perf_counter() - t0
+        self.played += report.played
+        self.ran_on = report.ran_on or self.ran_on
+
+    def summary(self) -> dict:
+        return {
+            "mode": self.name,
+            "ran_on": self.ran_on,
+            "matches": len(self.played),
+            "seconds": round(self.seconds, 2),
+            "matches_per_min": round(60 * len(self.played) / self.seconds, 2),
+        }
+
+    def results(self) -> list[tuple]:
+        return [(m["model1"], m["model2"], m["won"], m["drawn"], m["lost"], m["elo1"], m["elo2"]) for m in self.played]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,33 +130,46 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True)
     os.environ["DEEPRL_HOME"] = str(OUT / "home")
     os.environ.pop("RAY_ADDRESS", None)
-    from deeprl.dispatch import DispatchOptions, cores
+    from deeprl.dispatch import DispatchOptions, cores, dispatching
 
     t0 = time.perf_counter()
     names = snapshots(args.agents, args.every, args.seed)
     print(f"{len(names)} snapshots trained and pushed ({time.perf_counter() - t0:.0f} s)", flush=True)
-    runs = []
-    for mode in modes:
-        if mode == "ray":
+    address = None
+    with contextlib.ExitStack() as stack:
+        if "ray" in modes:
             sys.path.insert(0, str(TESTS))
             from test_ray import two_node_cluster
 
             t1 = time.perf_counter()
-            with two_node_cluster(args.cpus_per_node, connect=False) as address:
-                started = time.perf_counter() - t1
-                print(f"two-node Ray cluster up at {address} ({started:.0f} s, not counted)", flush=True)
-                runs.append(league(mode, DispatchOptions(ray=address), args))
-        else:
-            workers = 1 if mode == "sequential" else args.workers
-            runs.append(league(mode, DispatchOptions(workers=workers), args))
-        r = runs[-1]
-        print(f"{r['mode']:<11} {r['ran_on']:<16} {r['matches']:>4} matches in {r['seconds']:7.1f} s", flush=True)
-    same = all(r["results"] == runs[0]["results"] for r in runs)
+            address = stack.enter_context(two_node_cluster(args.cpus_per_node, connect=False))
+            print(f"two-node Ray cluster up at {address} ({time.perf_counter() - t1:.0f} s, not counted)", flush=True)
+        runs = []
+        for name in modes:
+            if name == "ray":
+                options = DispatchOptions(ray=address)
+            else:
+                options = DispatchOptions(workers=1 if name == "sequential" else args.workers)
+            mode = Mode(name, options, args)
+            t1 = time.perf_counter()
+            stack.enter_context(dispatching(options))  # the Ray connection: counted in the Ray figures
+            mode.seconds += time.perf_counter() - t1
+            runs.append(mode)
+        # the modes take turns round by round, so a change in the machine's load falls on all of them alike
+        for r in range(args.rounds):
+            for mode in runs:
+                mode.round()
+                print(
+                    f"round {r + 1}  {mode.name:<11} {len(mode.played):>4} matches so far, {mode.seconds:7.1f} s",
+                    flush=True,
+                )
+    summaries = [m.summary() for m in runs]
+    same = all(m.results() == runs[0].results() for m in runs)
     print()
     print(f"{'mode':<11} {'ran on':<16} {'matches':>7} {'seconds':>8} {'matches/min':>12}")
-    for r in runs:
+    for r in summaries:
         print(f"{r['mode']:<11} {r['ran_on']:<16} {r['matches']:>7} {r['seconds']:>8.1f} {r['matches_per_min']:>12.2f}")
-    by_mode = {r["mode"]: r for r in runs}
+    by_mode = {r["mode"]: r for r in summaries}
     overhead = None
     if "pool" in by_mode and "ray" in by_mode:
         overhead = by_mode["pool"]["matches_per_min"] / by_mode["ray"]["matches_per_min"] - 1
@@ -153,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_steps": args.max_steps,
         "cores": cores(),
         "load_average": os.getloadavg(),
-        "runs": [{k: v for k, v in r.items() if k != "results"} for r in runs],
+        "runs": summaries,
         "ray_overhead_vs_pool": overhead,
         "same_results": same,
     }

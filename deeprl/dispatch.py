@@ -20,7 +20,9 @@ order the jobs finish in, so a caller stores them as it would have stored them o
   (a job is deterministic, so a retry gives the same row); a job that raises is not retried.
 
 At most twice as many jobs as there are slots are submitted ahead of the result being waited for, so a long list
-of jobs (and their files) is never all in memory at once.
+of jobs (and their files) is never all in memory at once. A caller that stops early (Ctrl-C, an error) closes
+the dispatcher: the pool kills the limited children its jobs wait on; Ray force-cancels the tasks, whose
+children are then left to their CPU-time limit.
 """
 
 from __future__ import annotations

@@ -319,7 +319,6 @@ def _round(
                     "elo1": row.elo1_after,
                     "elo2": row.elo2_after,
                 }
-            ratings[m1], ratings[m2] = entry["elo1"], entry["elo2"]
             report.played.append(entry)
             if log:
                 log(describe(entry))
