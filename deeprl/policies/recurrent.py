@@ -230,8 +230,16 @@ class RecurrentAgent:
         self.calls += 1
         if (self.calls - 1) % self.action_repeat:
             return self.action
+        threads = torch.get_num_threads()
+        if threads > 1:  # one observation's conv pass: one thread is fastest (a second one only waits on a busy core)
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                logits, _, self.h = self.model.step(torch.as_tensor(np.asarray(obs))[None], self.h)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
         with torch.inference_mode():
-            logits, _, self.h = self.model.step(torch.as_tensor(np.asarray(obs))[None], self.h)
             if deterministic:
                 self.action = int(logits[0].argmax())
             else:
