@@ -11,6 +11,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("deeprl_home")
     monkeypatch.setenv("DEEPRL_HOME", str(home))
     monkeypatch.delenv("DEEPRL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a shell's cluster must not receive the tests' jobs
     yield home
 
 
