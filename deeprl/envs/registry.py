@@ -383,3 +383,38 @@ register(
         n_eval_episodes=10,
     )
 )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The course ids in Gymnasium's own registry, so that the course's `gym.make("Pixelcopter-PLE-v0")` runs unchanged
+# (deeprl/__init__.py calls register_gymnasium once gymnasium is imported; nothing is built until gym.make).
+
+GYM_ENTRY_POINT = "deeprl.envs.registry:gym_make"
+# packages that register the same ids with Gymnasium themselves (ale_py: the raw NoFrameskip games, without the SB3
+# preprocessing our builders add; panda_gym: the Panda tasks): theirs stay what gym.make builds
+OWN_REGISTRATION = ("ale_py", "panda_gym")
+
+
+def gym_make(deeprl_id: str, render_mode: str | None = None, **env_kwargs: Any) -> Any:  # a gymnasium.Env
+    """gymnasium.make's entry point for a course id: the env deeprl evaluates on, with the kwargs gym.make got."""
+    return make_env(deeprl_id, env_kwargs, render_mode=render_mode)
+
+
+def register_gymnasium() -> list[str]:
+    """Register with Gymnasium each course id it does not know yet (Pixelcopter-PLE-v0, SoccerTwos, Pyramids,
+    SnowballTarget, the deprecated LunarLander-v2 and Taxi-v3, the doom_* scenarios where vizdoom is installed);
+    Gymnasium's own ids (CartPole-v1, FrozenLake-v1, ...) and those another package registers stay theirs. Returns
+    the ids added by this call (none on a second call)."""
+    import importlib.util
+
+    import gymnasium
+
+    added = []
+    for spec in _REGISTRY.values():
+        if spec.course_id in gymnasium.registry or spec.requires in OWN_REGISTRATION:
+            continue
+        if spec.requires and importlib.util.find_spec(spec.requires) is None:
+            continue
+        gymnasium.register(spec.course_id, entry_point=GYM_ENTRY_POINT, kwargs={"deeprl_id": spec.course_id})
+        added.append(spec.course_id)
+    return added
