@@ -1,4 +1,5 @@
-"""Turn what a user names (a run folder, a model folder, a course .pkl file, a hub repo id) into an agent."""
+"""Turn what a user names (a run folder, a model folder, a course .pkl file, an SB3 .zip, a hub repo id) into an
+agent."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def model_dir(target: str | Path, revision: str | None = None, hub: str | None =
         if runs:
             return runs[-1].parent
         raise UserError(f"{path} holds no model (no config.json and model.safetensors inside).")
+    if path.suffix == ".zip" and path.is_file():
+        raise UserError(
+            f"{path} is a Stable-Baselines3 model file; convert it first with 'deeprl convert {path} -f DIR' "
+            "and give DIR."
+        )
     if path.exists():
         raise UserError(
             f"{path} is a file; give the model folder (with config.json and model.safetensors) or a course .pkl file."
@@ -49,6 +55,10 @@ def load_agent(target: str | Path, revision: str | None = None, hub: str | None 
         from deeprl.coursefiles import load_course_pickle
 
         return load_course_pickle(Path(target))
+    if str(target).endswith(".zip") and Path(target).is_file():
+        from deeprl.sb3 import load_sb3_agent  # read without unpickling anything (deeprl/sb3.py)
+
+        return load_sb3_agent(Path(target))
     directory = model_dir(target, revision, hub)
     config, tensors = load_model(directory)
     from deeprl.algos import get_algo

@@ -26,6 +26,7 @@ ORDER = [
     "record",
     "push",
     "load",
+    "convert",
     "leaderboard",
     "index",
     "progress",
