@@ -15,6 +15,9 @@ loads `data` by unpickling its `:serialized:` entries (cloudpickle: the policy c
   NatureCNN's `features_extractor.cnn.N` / `.linear.0` -> `policy.features.cnn.conv.N` / `.fc.0` (CnnPolicy; a
   MultiInputPolicy over vectors has no extractor weights, one over images is refused); DQN's `q_net.q_net.N` ->
   `q.body.N`, its last layer -> `q.q` (the target network is dropped);
+- a `vec_normalize.pkl` beside the file (a Hub repo) or in RL-Zoo's `<env>_N/<env>/` goes through an unpickler that
+  admits VecNormalize, RunningMeanStd, spaces and numpy's generator only as inert records (their fields copied
+  out, none of their code run) plus numpy arrays and plain data; any other class refuses the file;
 - the env comes from `--env`, else the file's or folder's name (`ppo-LunarLander-v2.zip`, RL-Zoo's
   `ppo/LunarLander-v2_1/`), else a model card beside it, else the one course env whose spaces fit; it is always
   checked against the spaces the file records.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -464,6 +468,143 @@ def resolve_env(model: SB3Model, env: str | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# vec_normalize.pkl (RL-Zoo folders, the course's Unit 6 repos): a pickle, read by an unpickler that builds nothing
+# but inert records, plain data and numpy arrays
+
+VEC_NORMALIZE = "vec_normalize.pkl"
+MAX_VEC_NORMALIZE_BYTES = 16 << 20
+
+
+class Record:
+    """What an admitted class (VecNormalize, RunningMeanStd, a space, numpy's random generator) becomes: the
+    arguments and state the pickle hands it, kept as data. None of the class's own code runs."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class VecNormalizeRecord(Record):
+    pass
+
+
+class RunningMeanStdRecord(Record):
+    pass
+
+
+def _record(*args: Any) -> Record:  # numpy.random's pickle constructors, called by REDUCE
+    return Record(*args)
+
+
+def _vec_normalize_globals() -> dict:
+    from collections import OrderedDict
+
+    from deeprl.coursefiles import _numpy_globals  # arrays, dtypes, scalars: what course pickles may hold
+
+    allowed = dict(_numpy_globals())
+    allowed[("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")] = VecNormalizeRecord
+    allowed[("stable_baselines3.common.running_mean_std", "RunningMeanStd")] = RunningMeanStdRecord
+    for lib in ("gymnasium", "gym"):
+        for mod, name in (
+            ("box", "Box"),
+            ("discrete", "Discrete"),
+            ("dict", "Dict"),
+            ("multi_discrete", "MultiDiscrete"),
+        ):
+            allowed[(f"{lib}.spaces.{mod}", name)] = Record
+    for name in ("__generator_ctor", "__bit_generator_ctor", "__randomstate_ctor"):
+        allowed[("numpy.random._pickle", name)] = _record
+    allowed[("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence")] = _record
+    for mod, name in (("numpy.random._pcg64", "PCG64"), ("numpy.random.bit_generator", "SeedSequence")):
+        allowed[(mod, name)] = Record
+    allowed[("numpy.random._generator", "Generator")] = Record
+    allowed[("collections", "OrderedDict")] = OrderedDict
+    return allowed
+
+
+class VecNormalizeUnpickler(pickle.Unpickler):
+    """Admits the globals of _vec_normalize_globals (inert records, numpy arrays) and refuses every other one."""
+
+    _allowed: dict | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        from deeprl.coursefiles import Refused
+
+        allowed = VecNormalizeUnpickler._allowed
+        if allowed is None:
+            allowed = VecNormalizeUnpickler._allowed = _vec_normalize_globals()
+        try:
+            return allowed[(module, name)]
+        except KeyError:
+            raise Refused(f"{module}.{name}") from None
+
+
+def read_vec_normalize(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(the Normalizer's settings, its statistics as `normalize.*` tensors) from an SB3 vec_normalize.pkl."""
+    from deeprl.coursefiles import Refused
+
+    if path.stat().st_size > MAX_VEC_NORMALIZE_BYTES:
+        raise UserError(f"{path} is over {MAX_VEC_NORMALIZE_BYTES >> 20} MiB; a VecNormalize file is a few KB.")
+    try:
+        loaded = VecNormalizeUnpickler(io.BytesIO(path.read_bytes())).load()
+    except Refused as exc:
+        raise UserError(
+            f"{path} asks to run '{exc}' when loaded; refused (only VecNormalize's statistics, as plain data, are "
+            "read from it)."
+        ) from None
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable VecNormalize file ({exc.__class__.__name__}).") from None
+    state = loaded.state if isinstance(loaded, VecNormalizeRecord) else None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} does not hold an SB3 VecNormalize object.")
+    settings = {
+        "norm_obs": bool(state.get("norm_obs", True)),
+        "norm_reward": bool(state.get("norm_reward", True)),
+        "clip_obs": float(state.get("clip_obs", 10.0)),
+        "clip_reward": float(state.get("clip_reward", 10.0)),
+        "gamma": float(state.get("gamma", 0.99)),
+        "epsilon": float(state.get("epsilon", 1e-8)),
+    }
+    tensors: dict[str, np.ndarray] = {}
+
+    def stats(rms: Any, prefix: str) -> None:
+        fields = rms.state if isinstance(rms, RunningMeanStdRecord) else None
+        if not isinstance(fields, dict) or not all(k in fields for k in ("mean", "var", "count")):
+            raise UserError(f"{path}: its {prefix[:-1]} statistics are not a RunningMeanStd; the file is damaged.")
+        for k in ("mean", "var", "count"):
+            value = np.asarray(fields[k], np.float64)
+            if value.dtype.kind != "f" or not np.isfinite(value).all():
+                raise UserError(f"{path}: its {prefix}{k} is not finite numbers; the file is damaged.")
+            tensors[f"{prefix}{k}"] = value
+
+    obs_rms = state.get("obs_rms")
+    if settings["norm_obs"]:
+        if isinstance(obs_rms, dict):
+            keys = state.get("norm_obs_keys")
+            if keys is not None and sorted(keys) != sorted(obs_rms):
+                raise UserError(f"{path} normalizes only some observation keys, which deeprl's Normalizer cannot.")
+            for key, rms in obs_rms.items():
+                stats(rms, f"normalize.obs.{key}.")
+        else:
+            stats(obs_rms, "normalize.obs.")
+    if settings["norm_reward"]:
+        stats(state.get("ret_rms"), "normalize.ret.")
+    return settings, tensors
+
+
+def find_vec_normalize(path: Path) -> Path | None:
+    """The VecNormalize statistics that go with an SB3 file: beside it (a Hub repo), or in RL-Zoo's
+    `<env>_N/<env>/vec_normalize.pkl` beside `<env>_N/<env>.zip`."""
+    for candidate in (path.parent / VEC_NORMALIZE, path.parent / path.stem / VEC_NORMALIZE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The entry points: an agent, a converted model folder
 
 
@@ -471,7 +612,16 @@ def load(path: str | Path, env: str | None = None) -> tuple[dict, dict[str, np.n
     """(config, tensors) in deeprl's format for the SB3 file at `path`."""
     model = read_zip(path)
     env_id = resolve_env(model, env)
-    return to_deeprl(model, env_id)
+    config, tensors = to_deeprl(model, env_id)
+    stats = find_vec_normalize(model.path)
+    if stats is not None:
+        if model.algo == "dqn":
+            raise UserError(f"{stats} goes with {model.path.name}, but deeprl's DQN has no observation normalization.")
+        settings, norm = read_vec_normalize(stats)
+        config["policy"]["normalize"] = settings
+        config["source"]["vec_normalize"] = stats.name
+        tensors.update(norm)
+    return config, tensors
 
 
 def load_sb3_agent(path: str | Path, env: str | None = None) -> Any:  # a deeprl.agent.Agent (it imports this module)

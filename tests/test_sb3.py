@@ -354,3 +354,81 @@ def test_a_huge_policy_pth_is_refused_by_size(zips, tmp_path, capsys):
     code, _, err = run_main(capsys, "evaluate", huge)
     assert code == 2
     assert "policy.pth (67,108,865 bytes) is over the 64 MiB limit" in err
+
+
+# -- vec_normalize.pkl: VecNormalize's statistics through an unpickler that builds only inert records -------------
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """An RL-Zoo run folder: ppo/LunarLander-v2_1/LunarLander-v2.zip with LunarLander-v2/vec_normalize.pkl."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("zoo") / "ppo" / "LunarLander-v2_1"
+    (run / "LunarLander-v2").mkdir(parents=True)
+    venv = VecNormalize(make_vec_env("LunarLander-v3", n_envs=1), gamma=0.99)
+    model = PPO("MlpPolicy", venv, n_steps=128, batch_size=64, n_epochs=2, seed=0)
+    model.learn(256)
+    model.save(run / "LunarLander-v2.zip")
+    venv.save(run / "LunarLander-v2" / "vec_normalize.pkl")
+    yield run
+    torch.set_num_threads(threads)
+
+
+def test_vec_normalize_statistics_give_sb3s_own_figures(zoo):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    model, theirs = PPO.load(zoo / "LunarLander-v2.zip"), []
+    for s in range(5):
+        venv = VecNormalize.load(zoo / "LunarLander-v2" / "vec_normalize.pkl", make_vec_env("LunarLander-v3", n_envs=1))
+        venv.training, venv.norm_reward = False, False  # evaluation: frozen statistics, raw rewards
+        venv.seed(s)
+        episode, _ = evaluate_policy(model, venv, n_eval_episodes=1, deterministic=True, return_episode_rewards=True)
+        theirs += episode
+    agent = load_agent(zoo / "LunarLander-v2.zip")
+    assert agent.config["source"]["vec_normalize"] == "vec_normalize.pkl"
+    assert agent.config["policy"]["normalize"]["norm_obs"] is True
+    ours = evaluate(agent, n_eval_episodes=5, seed=0)["episode_rewards"]
+    assert [round(r, 6) for r in ours] == theirs
+    config, tensors = sb3.to_deeprl(sb3.read_zip(zoo / "LunarLander-v2.zip"), "LunarLander-v2")
+    config["policy"]["normalize"] = None  # the same weights without the statistics play differently
+    from deeprl.algos import get_algo
+
+    raw = evaluate(get_algo("ppo").load_agent(config, tensors), n_eval_episodes=5, seed=0)["episode_rewards"]
+    assert raw != ours
+
+
+def test_convert_keeps_the_statistics(zoo, tmp_path, capsys):
+    code, _, err = run_main(capsys, "convert", zoo / "LunarLander-v2.zip", "-f", tmp_path / "m")
+    assert code == 0, err
+    from deeprl.modelio import load_model
+
+    config, tensors = load_model(tmp_path / "m")
+    assert {"normalize.obs.mean", "normalize.obs.var", "normalize.obs.count"} <= set(tensors)
+    assert tensors["normalize.obs.mean"].shape == (8,)
+    assert (
+        evaluate(load_agent(tmp_path / "m"), n_eval_episodes=3)["episode_rewards"]
+        == evaluate(load_agent(zoo / "LunarLander-v2.zip"), n_eval_episodes=3)["episode_rewards"]
+    )
+
+
+def test_a_vec_normalize_with_a_foreign_class_is_refused_unrun(zoo, tmp_path, capsys):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "ppo-LunarLander-v2.zip").write_bytes((zoo / "LunarLander-v2.zip").read_bytes())
+    stats = VecNormalize.load(zoo / "LunarLander-v2" / "vec_normalize.pkl", make_vec_env("LunarLander-v3"))
+    stats.venv = None
+    stats.extra = Touch(str(marker))  # SB3 would run it: open(marker, "w")
+    (folder / "vec_normalize.pkl").write_bytes(pickle.dumps(stats))
+    code, _, err = run_main(capsys, "evaluate", folder / "ppo-LunarLander-v2.zip")
+    assert code == 2
+    assert "asks to run 'io.open' when loaded; refused" in err
+    assert not marker.exists()
+    (folder / "vec_normalize.pkl").write_bytes(pickle.dumps({"not": "a VecNormalize"}))
+    code, _, err = run_main(capsys, "evaluate", folder / "ppo-LunarLander-v2.zip")
+    assert code == 2 and "does not hold an SB3 VecNormalize object" in err
