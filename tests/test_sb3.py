@@ -432,3 +432,33 @@ def test_a_vec_normalize_with_a_foreign_class_is_refused_unrun(zoo, tmp_path, ca
     (folder / "vec_normalize.pkl").write_bytes(pickle.dumps({"not": "a VecNormalize"}))
     code, _, err = run_main(capsys, "evaluate", folder / "ppo-LunarLander-v2.zip")
     assert code == 2 and "does not hold an SB3 VecNormalize object" in err
+
+
+def test_a2c_panda_with_vec_normalize_gives_sb3s_own_figures(tmp_path):
+    """The course's Unit 6 model: A2C, MultiInputPolicy on Dict observations, VecNormalize statistics per key."""
+    pytest.importorskip("panda_gym")
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        venv = VecNormalize(make_vec_env("PandaReachDense-v3", n_envs=1))
+        model = A2C("MultiInputPolicy", venv, seed=0)
+        model.learn(100)
+        model.save(tmp_path / "a2c-PandaReachDense-v3.zip")  # a Hub repo's layout: the zip and the pkl side by side
+        venv.save(tmp_path / "vec_normalize.pkl")
+        theirs = []
+        for s in range(3):
+            env = VecNormalize.load(tmp_path / "vec_normalize.pkl", make_vec_env("PandaReachDense-v3", n_envs=1))
+            env.training, env.norm_reward = False, False
+            env.seed(s)
+            episode, _ = evaluate_policy(model, env, n_eval_episodes=1, deterministic=True, return_episode_rewards=True)
+            theirs += episode
+            env.close()
+        agent = load_agent(tmp_path / "a2c-PandaReachDense-v3.zip")
+        assert (agent.config["algo"], agent.config["source"]["policy"]) == ("a2c", "MultiInputPolicy")
+        assert agent.config["source"]["vec_normalize"] == "vec_normalize.pkl"
+        ours = evaluate(agent, n_eval_episodes=3, seed=0)["episode_rewards"]
+    finally:
+        torch.set_num_threads(threads)
+    assert [round(r, 6) for r in ours] == theirs
