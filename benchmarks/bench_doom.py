@@ -173,7 +173,7 @@ def train_bench(minutes: float, snapshot_minutes: float, seed: int, hyperparams:
 
     from deeprl.agent import load_agent
     from deeprl.evaluation import evaluate
-    from deeprl.kwargs import parse_kv
+    from deeprl.settings import parse_overrides
     from deeprl.train import train
 
     out = Path(out)
@@ -181,7 +181,7 @@ def train_bench(minutes: float, snapshot_minutes: float, seed: int, hyperparams:
     processes = os.cpu_count() or 1
     raw_rate, _ = measure("env", processes, 10.0)
     print(f"raw: {raw_rate:,.0f} frames/s on {processes} processes (random actions, the training env)", flush=True)
-    overrides = parse_kv(hyperparams) if hyperparams else {}
+    overrides = parse_overrides(hyperparams) if hyperparams else {}
     snaps = Snapshots(out / "snapshots", snapshot_minutes * 60, minutes * 60)
     t0 = time.perf_counter()
     run = train("appo", ENV_ID, seed=seed, log_folder=out / "logs", n_timesteps=10**10, overrides=overrides,

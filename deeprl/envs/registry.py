@@ -363,6 +363,8 @@ register(
         requires="vizdoom",
     )
 )
+# Unit 5: evaluation samples actions, as an ML-Agents agent plays by default (BehaviorParameters'
+# DeterministicInference is off unless a user ticks it; mlagents-learn's --deterministic is off too).
 register(
     EnvSpec(
         "Pyramids",
@@ -371,6 +373,7 @@ register(
         description="Press the switch, topple the pyramid, touch the gold brick (ML-Agents Pyramids, native)",
         tag=lambda kw: "ML-Agents-Pyramids",
         n_eval_episodes=10,
+        deterministic=False,
     )
 )
 register(
@@ -381,6 +384,7 @@ register(
         description="Shoot snowballs at targets that pop up (ML-Agents SnowballTarget, native)",
         tag=lambda kw: "ML-Agents-SnowballTarget",
         n_eval_episodes=10,
+        deterministic=False,
     )
 )
 
