@@ -50,15 +50,28 @@ def model_dir(target: str | Path, revision: str | None = None, hub: str | None =
     raise UserError(f"{target} does not exist (neither a folder nor a NAMESPACE/NAME repo id).")
 
 
+def sb3_zip(path: Path) -> Path | None:
+    """The SB3 model file a target names: a .zip, or the one .zip in a folder that holds no deeprl model (a Hub
+    repo as huggingface_sb3 pushes it, an RL-Zoo run folder); None for anything else."""
+    if path.suffix == ".zip" and path.is_file():
+        return path
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and not (path / MODEL_FILE).exists():
+        found = [p for p in path.glob("*.zip") if p.is_file()]
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
 def load_agent(target: str | Path, revision: str | None = None, hub: str | None = None) -> Agent:
     if str(target).endswith(".pkl") and Path(target).is_file():
         from deeprl.coursefiles import load_course_pickle
 
         return load_course_pickle(Path(target))
-    if str(target).endswith(".zip") and Path(target).is_file():
+    sb3_file = sb3_zip(Path(target))
+    if sb3_file is not None:
         from deeprl.sb3 import load_sb3_agent  # read without unpickling anything (deeprl/sb3.py)
 
-        return load_sb3_agent(Path(target))
+        return load_sb3_agent(sb3_file)
     directory = model_dir(target, revision, hub)
     config, tensors = load_model(directory)
     from deeprl.algos import get_algo

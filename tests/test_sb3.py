@@ -462,3 +462,17 @@ def test_a2c_panda_with_vec_normalize_gives_sb3s_own_figures(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert [round(r, 6) for r in ours] == theirs
+
+
+def test_a_folder_holding_one_sb3_zip_is_its_model(zoo, zips, tmp_path, capsys):
+    """An RL-Zoo run folder (ppo/LunarLander-v2_1/) and a Hub repo folder evaluate as the zip inside them."""
+    assert load_agent(zoo).config["source"]["file"] == "LunarLander-v2.zip"
+    repo = tmp_path / "ppo-CartPole-v1"
+    repo.mkdir()
+    (repo / "ppo-CartPole-v1.zip").write_bytes(zips["ppo"].read_bytes())
+    code, out, err = run_main(capsys, "evaluate", repo, "--json")
+    assert code == 0, err
+    assert json.loads(out)["episode_rewards"] == evaluate(load_agent(zips["ppo"]))["episode_rewards"]
+    (repo / "other.zip").write_bytes(zips["dqn"].read_bytes())  # two models: which one is not guessed
+    code, _, err = run_main(capsys, "evaluate", repo)
+    assert code == 2 and "holds no model" in err
