@@ -476,3 +476,9 @@ def test_a_folder_holding_one_sb3_zip_is_its_model(zoo, zips, tmp_path, capsys):
     (repo / "other.zip").write_bytes(zips["dqn"].read_bytes())  # two models: which one is not guessed
     code, _, err = run_main(capsys, "evaluate", repo)
     assert code == 2 and "holds no model" in err
+
+
+def test_record_plays_an_sb3_zip(zips, tmp_path, capsys):
+    code, out, err = run_main(capsys, "record", zips["a2c"], "--out", tmp_path / "replay.mp4")
+    assert code == 0, err
+    assert (tmp_path / "replay.mp4").stat().st_size > 1000
