@@ -482,3 +482,37 @@ def test_record_plays_an_sb3_zip(zips, tmp_path, capsys):
     code, out, err = run_main(capsys, "record", zips["a2c"], "--out", tmp_path / "replay.mp4")
     assert code == 0, err
     assert (tmp_path / "replay.mp4").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cnn_policy_on_atari_gives_sb3s_own_figures(tmp_path):
+    """PPO CnnPolicy on SpaceInvaders through SB3's make_atari_env + VecFrameStack against our Atari preprocessing,
+    deterministic actions on both sides (the course samples on Atari; sampling cannot be compared draw by draw)."""
+    ale_py = pytest.importorskip("ale_py")
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    gym.register_envs(ale_py)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = PPO("CnnPolicy", VecFrameStack(make_atari_env("SpaceInvadersNoFrameskip-v4", seed=0), 4), seed=0)
+        with torch.no_grad():  # an untrained policy's logits are near-ties; spread them apart
+            for p in model.policy.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        model.save(tmp_path / "ppo-SpaceInvadersNoFrameskip-v4.zip")
+        theirs = []
+        for s in range(2):
+            venv = VecFrameStack(make_atari_env("SpaceInvadersNoFrameskip-v4", n_envs=1), 4)
+            venv.seed(s)
+            episode, _ = evaluate_policy(
+                model, venv, n_eval_episodes=1, deterministic=True, return_episode_rewards=True
+            )
+            theirs += episode
+            venv.close()
+        agent = load_agent(tmp_path / "ppo-SpaceInvadersNoFrameskip-v4.zip")
+        assert agent.config["source"]["policy"] == "CnnPolicy"
+        ours = evaluate(agent, n_eval_episodes=2, seed=0, deterministic=True)["episode_rewards"]
+    finally:
+        torch.set_num_threads(threads)
+    assert ours == theirs
