@@ -20,6 +20,7 @@ import torch
 from deeprl.algos.appo import Settings, appo_loss, gae, vtrace
 from deeprl.policies.recurrent import RecurrentActorCritic
 from deeprl.sampler import Sampler, SharedArrays, Trajectories, WeightChannel, views
+from proc_helpers import left_behind, start_training, wait_for_checkpoint
 
 CARTPOLE_SMALL = [
     "num_workers:2",
@@ -236,58 +237,10 @@ def test_lunarlander_runs_on_the_same_sampler_and_resumes(tmp_path):
     assert result["n_eval_episodes"] == 2
 
 
-def _descendants(pid: int) -> set[int]:
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except FileNotFoundError:
-            continue
-        for task in tasks:
-            try:
-                children = Path(f"/proc/{p}/task/{task}/children").read_text().split()
-            except FileNotFoundError:
-                continue
-            for child in map(int, children):
-                if child not in out:
-                    out.add(child)
-                    todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "zombie" not in status.lower()
-
-
-def _start(tmp_path: Path, env: str, extra: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "appo", "--env", env, "-f", str(tmp_path)]
-    cmd += ["--seed", "3", "-n", "100000000", "--quiet", "--hyperparams", *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def _wait_for_checkpoint(proc: subprocess.Popen, root: Path, workers: int, deadline_s: float = 120) -> tuple[Path, set]:
-    """Poll until the run has written a checkpoint and started its workers: (the run folder, its processes)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        kids = _descendants(proc.pid)
-        found = list(root.glob("appo/*/checkpoint.safetensors"))
-        if found and len(kids) >= workers:
-            return found[0].parent, kids
-        time.sleep(0.05)
-    raise AssertionError("no checkpoint before the deadline")
-
-
 def test_a_dead_worker_is_one_sentence_and_the_checkpoint_resumes(tmp_path):
-    proc = _start(tmp_path, "CartPole-v1", CARTPOLE_SMALL)
+    proc = start_training(tmp_path, "CartPole-v1", CARTPOLE_SMALL)
     try:
-        run, kids = _wait_for_checkpoint(proc, tmp_path, workers=2)
+        run, kids = wait_for_checkpoint(proc, tmp_path, workers=2)
         workers = [k for k in kids if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()]
         assert workers
         os.kill(workers[0], signal.SIGKILL)
@@ -301,8 +254,7 @@ def test_a_dead_worker_is_one_sentence_and_the_checkpoint_resumes(tmp_path):
     assert "--resume" in lines[0]
     config = json.loads((run / "config.json").read_text())
     assert config["status"] == "stopped"
-    for pid in kids:
-        assert not _alive(pid), f"process {pid} was left behind"
+    assert left_behind(kids) == []
     cmd = [sys.executable, "-m", "deeprl", "train", "--algo", "appo", "--env", "CartPole-v1", "-f", str(tmp_path)]
     frames = config["trained"]["env_frames"]
     resumed = subprocess.run(
@@ -313,9 +265,9 @@ def test_a_dead_worker_is_one_sentence_and_the_checkpoint_resumes(tmp_path):
 
 
 def test_ctrl_c_stops_every_process(tmp_path):
-    proc = _start(tmp_path, "CartPole-v1", CARTPOLE_SMALL)
+    proc = start_training(tmp_path, "CartPole-v1", CARTPOLE_SMALL)
     try:
-        run, kids = _wait_for_checkpoint(proc, tmp_path, workers=2)
+        run, kids = wait_for_checkpoint(proc, tmp_path, workers=2)
         os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole process group
         _, err = proc.communicate(timeout=60)
     finally:
@@ -324,5 +276,4 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in err, err
     assert json.loads((run / "config.json").read_text())["status"] == "stopped"
-    for pid in kids:
-        assert not _alive(pid), f"process {pid} was left behind"
+    assert left_behind(kids) == []

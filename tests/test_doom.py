@@ -233,3 +233,26 @@ def test_appo_course_workflow_train_enjoy_evaluate_push_rank(tmp_path, cli):
     rows = json.loads(board.stdout)
     rows = rows if isinstance(rows, list) else rows.get("rows", rows.get(SUPREME, []))
     assert any("rl_course_vizdoom_health_gathering_supreme" in json.dumps(r) for r in rows), board.stdout
+
+
+def test_appo_ctrl_c_leaves_no_worker_and_no_engine(tmp_path):
+    """Ctrl-C reaches the trainer, its rollout workers and their ViZDoom engine processes: none is left."""
+    import json
+    import signal
+
+    from proc_helpers import left_behind, start_training, wait_for_checkpoint
+
+    small = ["num_workers:2", "num_envs_per_worker:2", "rollout:16", "batch_size:64", "rnn_size:32"]
+    proc = start_training(tmp_path, SUPREME, [*small, "checkpoint_seconds:0.2"])
+    try:
+        run, kids = wait_for_checkpoint(proc, tmp_path, workers=6)  # two workers and their four engines
+        engines = [k for k in kids if "vizdoom" in Path(f"/proc/{k}/cmdline").read_text()]
+        assert engines
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Traceback" not in err, err
+    assert json.loads((run / "config.json").read_text())["status"] == "stopped"
+    assert left_behind(kids) == []
