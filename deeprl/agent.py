@@ -62,7 +62,10 @@ def sb3_zip(path: Path) -> Path | None:
     return None
 
 
-def load_agent(target: str | Path, revision: str | None = None, hub: str | None = None) -> Agent:
+def load_agent(
+    target: str | Path, revision: str | None = None, hub: str | None = None, env: str | None = None
+) -> Agent:
+    """`env`: the env an SB3 .zip plays, where its name does not say (our own models record theirs)."""
     if str(target).endswith(".pkl") and Path(target).is_file():
         from deeprl.coursefiles import load_course_pickle
 
@@ -71,7 +74,7 @@ def load_agent(target: str | Path, revision: str | None = None, hub: str | None 
     if sb3_file is not None:
         from deeprl.sb3 import load_sb3_agent  # read without unpickling anything (deeprl/sb3.py)
 
-        return load_sb3_agent(sb3_file)
+        return load_sb3_agent(sb3_file, env=env)
     directory = model_dir(target, revision, hub)
     config, tensors = load_model(directory)
     from deeprl.algos import get_algo

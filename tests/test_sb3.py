@@ -254,6 +254,9 @@ def test_the_env_comes_from_the_name_the_spaces_or_env_and_a_mismatch_is_refused
     assert code == 0, err
     code, _, err = run_main(capsys, "convert", zips["ppo"], "-f", tmp_path / "o2", "--env", "Acrobot-v1")
     assert code == 2 and "does not play Acrobot-v1" in err
+    code, out, err = run_main(capsys, "evaluate", wrong, "--env", "CartPole-v1")  # --env overrides the name
+    assert code == 0, err
+    assert out.startswith("CartPole-v1:")
 
 
 def test_a_model_of_no_course_env_or_algorithm_is_refused(tmp_path, capsys):

@@ -72,7 +72,12 @@ def find_model(args: argparse.Namespace) -> Agent:
     if args.model:
         if run_id is not None:
             raise UserError("Give a model or --run-id, not both.")
-        return load_agent(args.model, revision=getattr(args, "revision", None), hub=getattr(args, "hub", None))
+        return load_agent(
+            args.model,
+            revision=getattr(args, "revision", None),
+            hub=getattr(args, "hub", None),
+            env=getattr(args, "env", None),  # an SB3 .zip's env, where its name does not say
+        )
     if run_id is not None:
         return load_agent(named_run(args.log_folder, run_id, args.algo))
     if not (args.algo and args.env):
