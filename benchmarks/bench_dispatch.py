@@ -47,33 +47,11 @@ HYPERPARAMS = {
 
 
 def snapshots(n: int, every: int, seed: int) -> list[str]:
-    """Train, push each snapshot as bench/step-NNNNNNN; their names."""
-    from deeprl.hub import get_hub
-    from deeprl.train import train
+    """Train, push each snapshot as bench/step-NNNNNNN; their names (bench_league's loop, this file's settings)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_league import push_snapshots
 
-    hub = get_hub("local")
-    names = []
-    for i in range(1, n + 1):
-        run = train(
-            "selfplay",
-            "SoccerTwos",
-            seed=seed,
-            log_folder=OUT / "logs",
-            n_timesteps=i * every,
-            overrides=HYPERPARAMS,
-            device="cpu",
-            resume=i > 1,
-            show_progress=False,
-        )
-        trained = json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"]
-        snap = OUT / "snapshots" / f"step-{trained:07d}"
-        snap.mkdir(parents=True)
-        for name in ("config.json", "model.safetensors"):
-            shutil.copy2(run.run_dir / name, snap / name)
-        (snap / "README.md").write_text(CARD.format(name=snap.name))
-        hub.push(snap, f"bench/{snap.name}", f"snapshot at {trained} steps")
-        names.append(f"bench/{snap.name}")
-    return names
+    return [name for _, name in push_snapshots(OUT, n, every, seed, HYPERPARAMS)]
 
 
 class Mode:

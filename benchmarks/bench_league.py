@@ -29,6 +29,35 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
+def push_snapshots(out: Path, n: int, every: int, seed: int, hyperparams: dict):
+    """Train one self-play run to every * 1..n steps (resumed each time), pushing each model to the local hub as
+    bench/step-NNNNNNN; yields (steps trained, repo id) as each is pushed. Shared with bench_dispatch.py."""
+    from deeprl.hub import get_hub
+    from deeprl.train import train
+
+    hub = get_hub("local")
+    for i in range(1, n + 1):
+        run = train(
+            "selfplay",
+            "SoccerTwos",
+            seed=seed,
+            log_folder=out / "logs",
+            n_timesteps=i * every,
+            overrides=hyperparams,
+            device="cpu",
+            resume=i > 1,
+            show_progress=False,
+        )
+        trained = json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"]
+        snap = out / "snapshots" / f"step-{trained:07d}"
+        snap.mkdir(parents=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy2(run.run_dir / name, snap / name)
+        (snap / "README.md").write_text(CARD.format(name=snap.name))
+        hub.push(snap, f"bench/{snap.name}", f"snapshot at {trained} steps")
+        yield trained, f"bench/{snap.name}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--snapshots", type=int, default=6)
@@ -43,33 +72,12 @@ def main(argv=None) -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     os.environ["DEEPRL_HOME"] = str(OUT / "home")
-    from deeprl.hub import get_hub
     from deeprl.league import table
     from deeprl.league.runner import Settings, run_round
-    from deeprl.train import train
 
-    hub = get_hub("local")
     t0 = time.perf_counter()
     steps = []
-    for i in range(1, args.snapshots + 1):
-        run = train(
-            "selfplay",
-            "SoccerTwos",
-            seed=args.seed,
-            log_folder=OUT / "logs",
-            n_timesteps=i * args.every,
-            overrides=BENCH_HYPERPARAMS,
-            device="cpu",
-            resume=i > 1,
-            show_progress=False,
-        )
-        trained = json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"]
-        snap = OUT / "snapshots" / f"step-{trained:07d}"
-        snap.mkdir(parents=True)
-        for name in ("config.json", "model.safetensors"):
-            shutil.copy2(run.run_dir / name, snap / name)
-        (snap / "README.md").write_text(CARD.format(name=snap.name))
-        hub.push(snap, f"bench/{snap.name}", f"snapshot at {trained} steps")
+    for trained, _ in push_snapshots(OUT, args.snapshots, args.every, args.seed, BENCH_HYPERPARAMS):
         steps.append(trained)
         print(f"snapshot at {trained} steps ({time.perf_counter() - t0:.0f} s)", flush=True)
     train_s = time.perf_counter() - t0
