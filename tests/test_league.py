@@ -113,6 +113,16 @@ def entrant(src: Path, tmp: Path, name: str, scale: float | None = None, corrupt
     return folder
 
 
+# four models of one policy at different strengths and one that cannot load (a forfeit)
+ENTRANTS = {
+    "alice/soccer": {},
+    "bob/soccer": {"scale": 0.5},
+    "carol/soccer": {"scale": 2.0},
+    "dave/soccer": {"scale": 0.0},
+    "mallory/broken": {"corrupt": True},
+}
+
+
 def push_entrants(trained, tmp, spec):
     from lb_helpers import push_folder
 
@@ -126,13 +136,7 @@ def test_league_round_stores_matches_rates_them_and_exports(trained, tmp_path, c
     push_entrants(
         trained,
         tmp_path,
-        {
-            "alice/soccer": {},
-            "bob/soccer": {"scale": 0.5},
-            "carol/soccer": {"scale": 2.0},
-            "dave/soccer": {"scale": 0.0},
-            "mallory/broken": {"corrupt": True},
-        },
+        ENTRANTS,
     )
     p = cli("league", "run", "--rounds", "2", "--every", "0.01s", "--queue-seed", "1", *FAST, "--json")
     assert p.returncode == 0, p.stderr

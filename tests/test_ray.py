@@ -292,18 +292,12 @@ def soccer(tmp_path_factory):
 @needs_ray
 def test_league_on_a_ray_cluster_equals_the_local_pool(cluster, soccer, tmp_path, cli):
     from deeprl.league.runner import replay_dir, run_round
-    from test_league import push_entrants
+    from test_league import ENTRANTS, push_entrants
 
     push_entrants(
         soccer,
         tmp_path,
-        {
-            "alice/soccer": {},
-            "bob/soccer": {"scale": 0.5},
-            "carol/soccer": {"scale": 2.0},
-            "dave/soccer": {"scale": 0.0},
-            "mallory/broken": {"corrupt": True},
-        },
+        ENTRANTS,
     )
     pool = run_round(
         url=f"sqlite:///{tmp_path / 'pool.db'}",
