@@ -154,6 +154,8 @@ NET_KEYS = {
     "vf",
     "qf",
     "features_dim",
+    "mlp_layers",  # APPO's recurrent actor-critic (deeprl.policies.recurrent): its MLP encoder and its GRU
+    "rnn_size",
 }
 
 
@@ -220,7 +222,9 @@ def check_weights(config: dict, header: dict[str, tuple[str, tuple[int, ...]]]) 
     dims = {d for _, shape in header.values() for d in shape}
     widest = max(dims, default=0)
     for n in _declared_sizes(config.get("policy")) + _declared_sizes(config.get("hyperparams")):
-        if n <= 0 or n > widest or n not in dims:
+        if n == 0:  # a width of 0 is "none" (rnn_size: 0 is no GRU): nothing is built
+            continue
+        if n < 0 or n > widest or n not in dims:
             raise UserError(
                 f"config.json declares a layer of {n} units, but no weight in {MODEL_FILE} has that "
                 "size; the model folder is damaged or doctored."

@@ -267,6 +267,10 @@ def test_declared_network_is_checked_against_the_header_before_building(tmp_path
         check_weights({"policy": {"net_arch": [6000, 6000]}}, header)
     with pytest.raises(UserError, match="10000000 units"):
         check_weights({"policy": {"hidden_sizes": [10**7]}}, header)
+    # APPO's recurrent model: a GRU the weights do not have is refused; rnn_size 0 (no GRU) declares nothing
+    with pytest.raises(UserError, match="8192 units"):
+        check_weights({"policy": {"recurrent": {"mlp_layers": [64], "rnn_size": 8192}}}, header)
+    check_weights({"policy": {"recurrent": {"mlp_layers": [64], "rnn_size": 0}}}, header)
     path.write_bytes(tensors_to_bytes({"qtable": np.zeros((16, 4), np.int64)}))
     with pytest.raises(UserError, match="I64"):
         check_weights({}, read_header(path))
