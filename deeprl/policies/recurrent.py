@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deeprl.errors import UserError
+from deeprl.nets import one_thread
 
 CONV_OUT = 128  # channels of convnet_simple's last layer
 CLIP_OBS = 5.0
@@ -100,7 +101,9 @@ class RecurrentActorCritic(nn.Module):
         super().__init__()
         self.obs_shape, self.n_actions = tuple(int(s) for s in obs_shape), int(n_actions)
         self.image = len(self.obs_shape) == 3
-        self.mlp_layers = [_width(w, "encoder_mlp_layers") for w in mlp_layers]
+        # (the MLP encoder is for vector observations: an image model records none, so its config declares only the
+        # widths its weights have)
+        self.mlp_layers = [] if self.image else [_width(w, "encoder_mlp_layers") for w in mlp_layers]
         self.rnn_size = _width(rnn_size, "rnn_size")
         self.normalize_input, self.normalize_returns = bool(normalize_input), bool(normalize_returns)
         self.obs_scale = float(obs_scale)
@@ -230,16 +233,8 @@ class RecurrentAgent:
         self.calls += 1
         if (self.calls - 1) % self.action_repeat:
             return self.action
-        threads = torch.get_num_threads()
-        if threads > 1:  # one observation's conv pass: one thread is fastest (a second one only waits on a busy core)
-            torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                logits, _, self.h = self.model.step(torch.as_tensor(np.asarray(obs))[None], self.h)
-        finally:
-            if threads > 1:
-                torch.set_num_threads(threads)
-        with torch.inference_mode():
+        with one_thread(), torch.inference_mode():  # one observation's pass: one thread is fastest (deeprl.nets)
+            logits, _, self.h = self.model.step(torch.as_tensor(np.asarray(obs))[None], self.h)
             if deterministic:
                 self.action = int(logits[0].argmax())
             else:
