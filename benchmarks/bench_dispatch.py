@@ -49,9 +49,9 @@ HYPERPARAMS = {
 def snapshots(n: int, every: int, seed: int) -> list[str]:
     """Train, push each snapshot as bench/step-NNNNNNN; their names (bench_league's loop, this file's settings)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_league import push_snapshots
+    from bench_league import push_snapshots, snapshot_steps
 
-    return [name for _, name in push_snapshots(OUT, n, every, seed, HYPERPARAMS)]
+    return [name for _, name in push_snapshots(OUT, snapshot_steps(n, every, "even"), seed, HYPERPARAMS)]
 
 
 class Mode:

@@ -1,9 +1,10 @@
 """League benchmark (issue 18): do the league's ratings mean something?
 
-    python benchmarks/bench_league.py [--snapshots 6] [--every 60000] [--rounds 12] [--seed 0]
+    python benchmarks/bench_league.py [--snapshots 8] [--every 20480] [--spacing geometric|even] [--rounds 16]
 
-Trains one self-play run (bench_soccer's settings), keeping the model every `--every` steps (the run is resumed
-to each next step count), pushes each snapshot to a fresh local hub as bench/step-NNNNNNN, plays `--rounds`
+Trains one self-play run (bench_soccer's settings), keeping the model at `--every` * 1, 2, 4, 8, ... steps
+(`--spacing geometric`, the default) or at `--every` * 1, 2, 3, ... (`even`); the run is resumed to each next step
+count, pushes each snapshot to a fresh local hub as bench/step-NNNNNNN, plays `--rounds`
 league rounds (the real league: matchmaking, limited child, stored matches, K = 20), and prints the league's
 ranking against training step with Spearman's rho. Target: rho >= 0.8. Files go to benchmarks/out/league/.
 """
@@ -29,23 +30,29 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def push_snapshots(out: Path, n: int, every: int, seed: int, hyperparams: dict):
-    """Train one self-play run to every * 1..n steps (resumed each time), pushing each model to the local hub as
-    bench/step-NNNNNNN; yields (steps trained, repo id) as each is pushed. Shared with bench_dispatch.py."""
+def snapshot_steps(n: int, every: int, spacing: str) -> list[int]:
+    """The step counts to keep: every * 2**i (geometric: a run improves fastest early, so even spacing late in a run
+    compares snapshots that are about equally strong) or every * (i + 1)."""
+    return [every * (2**i if spacing == "geometric" else i + 1) for i in range(n)]
+
+
+def push_snapshots(out: Path, steps: list[int], seed: int, hyperparams: dict):
+    """Train one self-play run to each step count in turn (resumed each time), pushing each model to the local hub
+    as bench/step-NNNNNNN; yields (steps trained, repo id) as each is pushed. Shared with bench_dispatch.py."""
     from deeprl.hub import get_hub
     from deeprl.train import train
 
     hub = get_hub("local")
-    for i in range(1, n + 1):
+    for i, n_timesteps in enumerate(steps):
         run = train(
             "selfplay",
             "SoccerTwos",
             seed=seed,
             log_folder=out / "logs",
-            n_timesteps=i * every,
+            n_timesteps=n_timesteps,
             overrides=hyperparams,
             device="cpu",
-            resume=i > 1,
+            resume=i > 0,
             show_progress=False,
         )
         trained = json.loads((run.run_dir / "config.json").read_text())["trained"]["timesteps"]
@@ -60,9 +67,10 @@ def push_snapshots(out: Path, n: int, every: int, seed: int, hyperparams: dict):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--snapshots", type=int, default=6)
-    p.add_argument("--every", type=int, default=60000, help="training steps between snapshots")
-    p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--snapshots", type=int, default=8)
+    p.add_argument("--every", type=int, default=20480, help="steps of the first snapshot (one update is 20,480)")
+    p.add_argument("--spacing", choices=("geometric", "even"), default="geometric")
+    p.add_argument("--rounds", type=int, default=16)
     p.add_argument("--games", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -77,7 +85,9 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     steps = []
-    for trained, _ in push_snapshots(OUT, args.snapshots, args.every, args.seed, BENCH_HYPERPARAMS):
+    for trained, _ in push_snapshots(
+        OUT, snapshot_steps(args.snapshots, args.every, args.spacing), args.seed, BENCH_HYPERPARAMS
+    ):
         steps.append(trained)
         print(f"snapshot at {trained} steps ({time.perf_counter() - t0:.0f} s)", flush=True)
     train_s = time.perf_counter() - t0
@@ -99,6 +109,7 @@ def main(argv=None) -> int:
         )
     out = {
         "snapshots": steps,
+        "spacing": args.spacing,
         "rounds": args.rounds,
         "matches": matches,
         "games_per_match": args.games,
@@ -107,7 +118,8 @@ def main(argv=None) -> int:
         "league_seconds": round(league_s, 1),
         "table": [{k: r[k] for k in ("rank", "model", "elo", "games_played", "wins", "draws", "losses")} for r in rows],
     }
-    (OUT / "bench_league.json").write_text(json.dumps(out, indent=1))
+    for folder in (OUT, OUT.parent.parent / "results"):
+        (folder / "bench_league.json").write_text(json.dumps(out, indent=1))
     print(
         f"Spearman rho (league rating vs training step) = {rho:.3f} over {len(pairs)} snapshots, "
         f"{matches} matches in {league_s:.0f} s (target >= 0.8)"

@@ -22,8 +22,8 @@ Each key becomes the PPO setting with its meaning (ML-Agents' docs, `docs/Traini
   beta and epsilon follow beta_schedule and epsilon_schedule, which default to learning_rate_schedule (ML-Agents'
   `settings.py`): linear = lin_<beta> and lin_<epsilon>, as ML-Agents decays them (`DecayedValue`) over max_steps.
   ML-Agents stops the decay of epsilon at 0.1 and of beta at 1e-5; lin_X goes on to 0, as the learning rate does;
-- hidden_units x num_layers = policy_kwargs net_arch; the activation is relu (ML-Agents uses Swish, which deeprl
-  does not offer); normalize = observation normalization (VecNormalize's norm_obs, no reward normalization);
+- hidden_units x num_layers = policy_kwargs net_arch, with ML-Agents' activation, Swish (x * sigmoid(x));
+  normalize = observation normalization (VecNormalize's norm_obs, no reward normalization);
 - reward_signals: the extrinsic signal's gamma = gamma, its strength scales the env reward; rnd and curiosity go to
   PPO's reward_signals setting (deeprl.rewards) with their strength, gamma, learning_rate and network size;
 - max_steps = n_timesteps; checkpoint_interval (steps) = checkpoint_every (updates); summary_freq (steps) =
@@ -174,7 +174,7 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
     hp["vf_coef"] = 0.5  # ML-Agents' loss: policy + 0.5 * value - beta * entropy
     units = int(_number(net.get("hidden_units", 128), f"{where}.network_settings.hidden_units", whole=True))
     layers = int(_number(net.get("num_layers", 2), f"{where}.network_settings.num_layers", whole=True))
-    hp["policy_kwargs"] = {"net_arch": [units] * layers, "activation_fn": "relu"}
+    hp["policy_kwargs"] = {"net_arch": [units] * layers, "activation_fn": "swish"}
     normalize = net.get("normalize", False)
     if not isinstance(normalize, bool):
         raise UserError(f"{where}.network_settings.normalize must be true or false, not {normalize!r}.")

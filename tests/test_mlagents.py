@@ -139,3 +139,41 @@ def test_curiosity_file_maps_encoding_size(tmp_path):
         "learning_rate": 3e-4,
         "net_arch": [256, 256],
     }
+
+
+def test_mlagents_learn_and_push_as_the_course_types_them(tmp_path, cli):
+    """Unit 5's two commands, typed as the course's notebook types them: the executable path names the env, the
+    run goes to results/ppo/RUN_ID, a second run of the same id needs --resume or --force, and
+    mlagents-push-to-hf takes ML-Agents' ./results/RUN_ID."""
+    text = (DATA / "SnowballTarget.yaml").read_text().replace("max_steps: 200000", "max_steps: 2048")
+    config = tmp_path / "SnowballTarget.yaml"
+    config.write_text(text)
+    exe = "./training-envs-executables/linux/SnowballTarget/SnowballTarget"
+    learn = ("mlagents-learn", config, f"--env={exe}", "--run-id=Snowball 1", "--no-graphics")
+    r = cli(*learn, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_dir = tmp_path / "results" / "ppo" / "Snowball 1"
+    assert (run_dir / "model.safetensors").is_file()
+    again = cli(*learn, cwd=tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr and "--force" in again.stderr
+    longer = tmp_path / "longer.yaml"
+    longer.write_text(text.replace("max_steps: 2048", "max_steps: 4096"))
+    resumed = cli("mlagents-learn", longer, "--run-id=Snowball 1", "--resume", cwd=tmp_path)  # env: the behavior
+    assert resumed.returncode == 0, resumed.stderr
+    import json
+
+    assert json.loads((run_dir / "config.json").read_text())["trained"]["timesteps"] == 4096
+    push = cli(
+        "mlagents-push-to-hf",
+        "--run-id=Snowball 1",
+        "--local-dir=./results/Snowball 1",
+        "--repo-id=alice/ppo-SnowballTarget",
+        "--commit-message=First Push",
+        cwd=tmp_path,
+    )
+    assert push.returncode == 0, push.stderr
+    assert "ML-Agents-SnowballTarget" in push.stdout and "Pushed alice/ppo-SnowballTarget" in push.stdout
+    wrong = cli("mlagents-learn", config, "--env=./envs/Huggy", "--run-id=x", cwd=tmp_path)
+    assert wrong.returncode == 2 and "not a Unit 5 environment" in wrong.stderr
+    missing = cli("mlagents-push-to-hf", "--run-id=y", "--local-dir=./results/y", "--repo-id=a/b", cwd=tmp_path)
+    assert missing.returncode == 2 and "No mlagents-learn run" in missing.stderr
