@@ -9,7 +9,9 @@ here, pushed as bench/soccer), opens the play page's WebSocket as the page does,
 - input-to-screen latency: with the person's player standing still, the time from sending a key press (forward)
   to the first frame in which that player has moved; repeated `--presses` times, the keys released in between.
 
-Both include the server's stepping of the model for the other three players and the JSON on loopback.
+Both include the model's decisions for the other three players, computed in its limited child
+(deeprl.league.play_child: one request and one answer over a pipe per step), and the JSON on loopback. The
+decision's round trip through the pipe is measured on its own too (`--decisions` of them).
 """
 
 from __future__ import annotations
@@ -58,14 +60,16 @@ def _wait_up(url: str, deadline_s: float = 60) -> None:
 
 async def _measure(port: int, seconds: float, presses: int) -> dict:
     import websockets
+    from websockets.typing import Origin
 
     url = f"ws://127.0.0.1:{port}/league/play/bench/soccer/ws"
-    async with websockets.connect(url, origin=f"http://127.0.0.1:{port}", max_size=2**20) as ws:
+    async with websockets.connect(url, origin=Origin(f"http://127.0.0.1:{port}"), max_size=2**20) as ws:
         hello = json.loads(await ws.recv())
         if "hello" not in hello:
             raise SystemExit(f"the server refused the game: {hello}")
         dt = hello["hello"]["dt"]
-        frames, latencies = 0, []
+        frames = 0
+        latencies: list[float] = []
         start = time.perf_counter()
         last_pos = None
         still = 0
@@ -93,10 +97,33 @@ async def _measure(port: int, seconds: float, presses: int) -> dict:
     return {"frames": frames, "seconds": elapsed, "fps": frames / elapsed, "game_fps": 1 / dt, "latencies": latencies}
 
 
+async def _decisions(home: Path, n: int) -> list[float]:
+    """Seconds per decision of the pushed model in its limited child, as the play page asks for them."""
+    import numpy as np
+
+    from deeprl.envs import soccer
+    from deeprl.hub import get_hub
+    from deeprl.league.play_child import Limits, PlayChild
+
+    os.environ["DEEPRL_HOME"] = str(home)
+    child = await PlayChild.start(get_hub("local").download("bench/soccer"), Limits(cpu_s=120))
+    core, rng, took = soccer.SoccerCore(1, seed=0), np.random.default_rng(0), []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await child.act(core.observe()[0])
+            took.append(time.perf_counter() - t0)
+            core.step(rng.integers(0, 3, size=(1, soccer.N_AGENTS, 3)))
+    finally:
+        await child.close()
+    return took
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--presses", type=int, default=12)
+    p.add_argument("--decisions", type=int, default=300)
     args = p.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="bench-play-"))
     _setup(home)
@@ -114,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(10)
+    took = sorted(asyncio.run(_decisions(home, args.decisions)))
     lat = sorted(r["latencies"])
     print(
         f"frames: {r['frames']} in {r['seconds']:.1f} s = {r['fps']:.1f} frames/s "
@@ -126,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         print("no key press was measured (the player never stood still)")
+    print(
+        f"the model's decision in its limited child over {len(took)} steps: median "
+        f"{statistics.median(took) * 1000:.2f} ms, max {took[-1] * 1000:.1f} ms (request, forward pass, answer)"
+    )
     return 0
 
 

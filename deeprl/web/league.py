@@ -11,6 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,13 +23,14 @@ from deeprl import db
 from deeprl.web.schemas import NOT_FOUND
 
 if TYPE_CHECKING:
-    from deeprl.envs.soccer import PolicyTeam, SoccerCore
+    from deeprl.envs.soccer import SoccerCore
+    from deeprl.league.play_child import PlayChild
     from deeprl.league.runner import Scheduler
 
 PART_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
 REPLAY_NAME = re.compile(r"^[0-9]{1,12}\.mp4$")
 PLAY_SECONDS = 120  # a game against an agent lasts at most this long
-MAX_PLAYERS = 4  # games against agents at once: each steps a model on the server's CPU
+MAX_PLAYERS = 4  # games against agents at once: each runs a model in a child on the server's CPU
 KEYS = {"up": (0, 1), "down": (0, 2), "left": (2, 1), "right": (2, 2), "strafe_left": (1, 2), "strafe_right": (1, 1)}
 
 
@@ -237,15 +239,16 @@ def same_origin_ws(ws: WebSocket) -> bool:
 # A person against an agent
 
 
-def load_opponent(model: str, hub: str) -> PolicyTeam:
-    """The pushed model as a team (read-only safetensors: nothing in it runs)."""
-    from deeprl.agent import load_agent
-    from deeprl.envs import soccer
+async def start_opponent(model: str, hub: str) -> PlayChild:
+    """The pushed model, loaded in its limited child (deeprl.league.play_child): the server reads its files from
+    the hub and stages a copy, but never loads or runs it. PolicyFailed (or the hub's error) when it cannot play."""
+    from deeprl.hub import get_hub
+    from deeprl.league.play_child import LOAD_TIMEOUT_S, Limits, PlayChild
 
-    agent = load_agent(model, hub=hub)
-    if agent.env_id != "SoccerTwos":
-        raise ValueError(f"{model} was trained on {agent.env_id}, not SoccerTwos")
-    return soccer.PolicyTeam(agent, name=model, deterministic=False)
+    folder = Path(await asyncio.to_thread(get_hub(hub).download, model))
+    link_root = folder.parent.parent if hub == "hf" else None  # the repo's folder in the Hugging Face cache
+    # the child's CPU budget is the game's length: one thread cannot burn more than that in a game
+    return await PlayChild.start(folder, Limits(cpu_s=PLAY_SECONDS + LOAD_TIMEOUT_S), link_root)
 
 
 def human_action(pressed: set[str]) -> np.ndarray:
@@ -270,52 +273,57 @@ def snapshot(core: SoccerCore, score: list[int], t: float) -> dict:
 
 async def play_game(ws: WebSocket, model: str, hub: str) -> None:
     """The person is blue_0; the model plays blue_1 (the person's teammate) and both purple players. The game runs
-    at the env's real-time rate (one decision every DT seconds); after a goal the teams kick off again."""
+    at the env's real-time rate (one decision every DT seconds); after a goal the teams kick off again. The model
+    runs in its own limited child: one that fails to load, dies or hangs ends this game with a sentence on the
+    page, and the server only awaits its answers (the event loop never runs the policy)."""
     from deeprl.envs import soccer
+    from deeprl.league.play_child import PolicyFailed
 
     try:
-        team = await asyncio.to_thread(load_opponent, model, hub)
-    except Exception as exc:
-        await ws.send_json({"error": f"{model} cannot play: {str(exc)[:200]}"})
+        policy = await start_opponent(model, hub)
+    except Exception as exc:  # PolicyFailed, or the hub's error for a repo it cannot fetch
+        await ws.send_json({"error": f"{model} cannot play: {str(exc)[:300]}"})
         await ws.close()
         return
-    core = soccer.SoccerCore(1, max_steps=10**9, seed=int(time.time()))
-    pressed: set[str] = set()
-    score = [0, 0]
-    await ws.send_json(
-        {
-            "hello": {
-                "model": model,
-                "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
-                "goal": soccer.GOAL_HALF_WIDTH,
-                "agent": soccer.AGENT_RADIUS,
-                "ball": soccer.BALL_RADIUS,
-                "dt": soccer.DT,
-                "seconds": PLAY_SECONDS,
-            }
-        }
-    )
-
-    async def read_keys() -> None:
-        while True:
-            msg = await ws.receive_json()
-            keys = msg.get("keys") if isinstance(msg, dict) else None
-            if isinstance(keys, list):
-                pressed.clear()
-                pressed.update(k for k in keys[:8] if k in KEYS)
-
-    reader = asyncio.create_task(read_keys())
+    reader: asyncio.Task | None = None
     try:
+        core = soccer.SoccerCore(1, max_steps=10**9, seed=int(time.time()))
+        pressed: set[str] = set()
+        score = [0, 0]
+        await ws.send_json(
+            {
+                "hello": {
+                    "model": model,
+                    "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
+                    "goal": soccer.GOAL_HALF_WIDTH,
+                    "agent": soccer.AGENT_RADIUS,
+                    "ball": soccer.BALL_RADIUS,
+                    "dt": soccer.DT,
+                    "seconds": PLAY_SECONDS,
+                }
+            }
+        )
+
+        async def read_keys() -> None:
+            while True:
+                msg = await ws.receive_json()
+                keys = msg.get("keys") if isinstance(msg, dict) else None
+                if isinstance(keys, list):
+                    pressed.clear()
+                    pressed.update(k for k in keys[:8] if k in KEYS)
+
+        reader = asyncio.create_task(read_keys())
         loop = asyncio.get_running_loop()
         start = loop.time()
-        steps = int(PLAY_SECONDS / soccer.DT)
-        for i in range(steps):
+        for i in range(int(PLAY_SECONDS / soccer.DT)):
             if reader.done():
                 break
-            obs = core.observe()
-            actions = np.zeros((1, soccer.N_AGENTS, 3), dtype=np.int64)
-            actions[0, 2:] = team.act(obs[:, 2:], core, np.array([1]))[0]
-            actions[0, :2] = team.act(obs[:, :2], core, np.array([0]))[0]  # the teammate: the same model
+            try:  # the model plays all four (the teammate is the same model); the person's keys replace blue_0's
+                actions = (await policy.act(core.observe()[0]))[None]
+            except PolicyFailed as exc:
+                await ws.send_json({"error": f"{model} stopped playing: {exc}", "score": score})
+                await ws.close()
+                return
             actions[0, 0] = human_action(pressed)
             _, term, trunc, scorer = core.step(actions)
             if term[0]:
@@ -327,4 +335,6 @@ async def play_game(ws: WebSocket, model: str, hub: str) -> None:
         await ws.send_json({"over": {"score": score}})
         await ws.close()
     finally:
-        reader.cancel()
+        if reader is not None:
+            reader.cancel()
+        await policy.close()
