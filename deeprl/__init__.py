@@ -5,11 +5,18 @@
 already is, so that course code runs unchanged: `import deeprl, gymnasium as gym; gym.make("Pixelcopter-PLE-v0")`.
 `gym.make("deeprl:Pixelcopter-PLE-v0")` works without the import. (Gymnasium 1.x has no env plugin entry points:
 its 0.x `gymnasium.envs` entry-point group was removed in 1.0, so a registration must run in-process.)
+
+The notebook API (deeprl/api.py) is here too, loaded on first use so that `import deeprl` stays light:
+`deeprl.train(algo, env_id, n_timesteps=...)`, `deeprl.evaluate(run_or_model_or_repo)`, `deeprl.push(run,
+repo_id=...)`, `deeprl.load(repo_id_or_path).predict(obs)`. `deeprl.train` is also the module deeprl/train.py:
+once the API is loaded that module is callable, so both `deeprl.train(...)` and `import deeprl.train` work.
 """
 
 from __future__ import annotations
 
 import sys
+
+from deeprl.version import __version__ as __version__
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (7 ms); type checkers read it the same way
 if TYPE_CHECKING:
@@ -17,7 +24,21 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
-__version__ = "0.1.0"
+    from deeprl.api import evaluate as evaluate, load as load, push as push
+
+_API = ("train", "evaluate", "push", "load")  # deeprl/api.py's functions, loaded on first use (PEP 562)
+
+
+def __getattr__(name: str) -> object:
+    """`deeprl.train`, `deeprl.evaluate`, `deeprl.push`, `deeprl.load`: deeprl.api and the code it runs are imported
+    only when a notebook first asks for one of them."""
+    if name not in _API:
+        raise AttributeError(f"module 'deeprl' has no attribute {name!r}")
+    from deeprl import api
+
+    if name == "train":  # the module deeprl/train.py, which deeprl.api has made callable as its train()
+        return sys.modules["deeprl.train"]
+    return getattr(api, name)
 
 
 def _register_gym_ids() -> None:
@@ -63,3 +84,36 @@ if "gymnasium" in sys.modules:
     _register_gym_ids()
 elif not any(isinstance(f, _AfterGymnasium) for f in sys.meta_path):
     sys.meta_path.insert(0, _AfterGymnasium())
+
+
+class _CallableTrainModule:
+    """The same kind of post-import hook for the module deeprl.train: once it has run, deeprl.api is imported (by
+    then it costs nothing more), which makes the module callable. So `deeprl.train(...)` trains however the module
+    was first imported (by an algorithm, by `deeprl.agent.load_agent`, ...), and `import deeprl.train` still gives
+    the module that the code base imports."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname != "deeprl.train":
+            return None
+        import importlib.util
+
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            run(module)
+            from deeprl import api  # noqa: F401  # its import makes the module callable (deeprl.api._CallableModule)
+
+        setattr(loader, "exec_module", exec_module)  # noqa: B010  # this loader instance only (one import)
+        return spec
+
+
+if "deeprl.train" not in sys.modules and not any(isinstance(f, _CallableTrainModule) for f in sys.meta_path):
+    sys.meta_path.insert(0, _CallableTrainModule())

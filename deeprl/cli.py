@@ -15,7 +15,7 @@ import pkgutil
 import sys
 from typing import NoReturn
 
-from deeprl import __version__
+from deeprl.version import __version__
 from deeprl.errors import UserError
 
 ORDER = [

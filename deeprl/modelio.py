@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from deeprl import __version__
+from deeprl.version import __version__
 from deeprl.errors import UserError
 
 MODEL_FILE = "model.safetensors"

@@ -320,7 +320,7 @@ def export(agent: Agent, path: str | Path, obs_space: Any = None) -> dict:
     p = plan(agent, obs_space)
     model = p.graph if p.graph is not None else _from_torch(p)
     config = agent.config
-    from deeprl import __version__
+    from deeprl.version import __version__
 
     meta = {
         "deeprl_version": __version__,

@@ -49,7 +49,7 @@ def stage(
     path = Path(model_dir)
     if path.suffix == ".pkl" and path.is_file():
         # a course notebook's q-learning.pkl (read by the restricted unpickler) is pushed as safetensors + JSON
-        from deeprl import __version__
+        from deeprl.version import __version__
         from deeprl.coursefiles import load_course_pickle
         from deeprl.modelio import tensors_to_bytes
 

@@ -118,7 +118,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _version() -> str:
-    from deeprl import __version__
+    from deeprl.version import __version__
 
     return __version__
 
