@@ -16,8 +16,10 @@ The pipe, one game's worth:
   when the model failed on that request (the child then exits);
 - the end of the requests (the server closed the pipe, or died) ends the child, so none outlives its game.
 
-The model plays all four players in one batch (the server overrides the person's); the game itself (the core, the
-score, the clock) stays in the server.
+The model plays all four players in one batch (the server overrides the person's, or, when two models watch-play
+each other, takes each child's two players of its own team); the game itself (the core, the score, the clock) stays
+in the server. `--seed N` seeds the child's action sampling, so a watched game between two models with the league's
+seeds plays the same way every time it is watched.
 """
 
 from __future__ import annotations
@@ -72,9 +74,11 @@ class PlayChild:
         self.pid = proc.pid
 
     @classmethod
-    async def start(cls, folder: Path, limits: Limits, link_root: Path | None = None) -> PlayChild:
-        """A child playing the model in `folder` (a hub revision's files), once it says it is ready;
-        PolicyFailed when it cannot play."""
+    async def start(
+        cls, folder: Path, limits: Limits, link_root: Path | None = None, seed: int | None = None
+    ) -> PlayChild:
+        """A child playing the model in `folder` (a hub revision's files), once it says it is ready; its action
+        sampling seeded with `seed` (None: unseeded). PolicyFailed when it cannot play."""
         tmp = Path(tempfile.mkdtemp(prefix="deeprl-play-"))
         model, work = tmp / "model", tmp / "work"
         try:
@@ -84,6 +88,7 @@ class PlayChild:
             why = f"its files could not be copied ({exc.strerror})" if isinstance(exc, OSError) else str(exc)
             raise PolicyFailed(why) from None
         work.mkdir()
+        seeded = [] if seed is None else ["--seed", str(int(seed))]
         try:
             with open(work / "stderr.txt", "wb") as err:
                 proc = await asyncio.create_subprocess_exec(
@@ -91,6 +96,7 @@ class PlayChild:
                     "-m",
                     "deeprl.league.play_child",
                     str(model),
+                    *seeded,
                     cwd=work,
                     env=child_env(work),
                     stdin=asyncio.subprocess.PIPE,
@@ -222,6 +228,7 @@ def _say(answers: BinaryIO, item: dict) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m deeprl.league.play_child")
     p.add_argument("model", help="the staged model folder")
+    p.add_argument("--seed", type=int, default=None, help="seed the action sampling (a watched game's replays)")
     args = p.parse_args(argv)
     # the answers go to the real stdout; anything the loading prints goes to stderr instead of into the pipe
     answers = os.fdopen(os.dup(1), "wb")
@@ -231,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     from deeprl.league.game import Blamed, load
 
     torch.set_num_threads(1)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)  # the policy samples from torch's global generator (as game.play seeds it)
     try:
         team = load(args.model, 1)
     except Blamed as exc:

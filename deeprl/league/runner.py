@@ -249,18 +249,29 @@ def run_round(
     settings: Settings | None = None,
     rng: random.Random | None = None,
     log: Callable[[str], None] | None = None,
+    on_pairs: Callable[[list[tuple[str, str]]], None] | None = None,
 ) -> LeagueReport:
-    """One league round (the file lock makes rounds on this machine take turns)."""
+    """One league round (the file lock makes rounds on this machine take turns). `on_pairs` hears the round's
+    pairs not yet stored: all of them once paired, fewer after each stored match, none at the end."""
     from filelock import FileLock
 
     from deeprl.paths import home
 
     with FileLock(str(home() / "league.lock")):
-        return _round(hub, url, settings or Settings(), rng or random.Random(), log)
+        try:
+            return _round(hub, url, settings or Settings(), rng or random.Random(), log, on_pairs or (lambda p: None))
+        finally:
+            if on_pairs:
+                on_pairs([])
 
 
 def _round(
-    hub: str, url: str | None, settings: Settings, rng: random.Random, log: Callable[[str], None] | None
+    hub: str,
+    url: str | None,
+    settings: Settings,
+    rng: random.Random,
+    log: Callable[[str], None] | None,
+    on_pairs: Callable[[list[tuple[str, str]]], None],
 ) -> LeagueReport:
     from deeprl.hub import get_hub
 
@@ -294,10 +305,11 @@ def _round(
                 unfetched.append((side, f"model{side}: could not fetch {m} ({str(exc)[:200]})"))
         return MatchJob(files[0], files[1], settings, replay=settings.replays, unfetched=tuple(unfetched))
 
+    on_pairs(list(pairs))
     jobs = (job(m1, m2) for m1, m2 in pairs)
     with dispatching(settings.dispatch if pairs else DispatchOptions(workers=1)) as dispatcher:
         report.ran_on = dispatcher.name if pairs else ""
-        for (m1, m2), outcome in zip(pairs, dispatcher.map(play_match, jobs, match_failed)):
+        for i, ((m1, m2), outcome) in enumerate(zip(pairs, dispatcher.map(play_match, jobs, match_failed))):
             video, seconds = outcome.pop("replay_mp4", None), float(outcome.pop("seconds", 0.0))
             with db.session(url) as s:
                 row = store_match(s, hub, m1, m2, models[m1], models[m2], outcome, settings, seconds)
@@ -320,6 +332,7 @@ def _round(
                     "elo2": row.elo2_after,
                 }
             report.played.append(entry)
+            on_pairs(pairs[i + 1 :])  # the matches still running or queued (the pool returns them in order)
             if log:
                 log(describe(entry))
     report.seconds = time.perf_counter() - started
@@ -346,6 +359,7 @@ class Scheduler:
         self.rounds = 0
         self.last_error: str | None = None
         self.last_finished: float | None = None
+        self.playing: list[tuple[str, str]] = []  # this round's pairs not yet stored (the league page's "now playing")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="deeprl-league", daemon=True)
@@ -356,10 +370,13 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _now_playing(self, pairs: list[tuple[str, str]]) -> None:
+        self.playing = pairs
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                run_round(self.hub, self.url, self.settings)
+                run_round(self.hub, self.url, self.settings, on_pairs=self._now_playing)
                 self.last_error = None
             except Exception as exc:  # a failed round is reported on the page and tried again next time
                 self.last_error = f"{type(exc).__name__}: {exc}"[:500]

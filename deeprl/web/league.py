@@ -1,5 +1,6 @@
 """The league's pages: the table with each model's rating trend, a match with its replay, a model's rating
-history, and a page where a person plays a pushed model with the keyboard (steps streamed over a WebSocket).
+history, and a live game page (steps streamed over a WebSocket): a person plays a pushed model with the keyboard,
+or watches two pushed models play each other with the league's seed.
 
 Charts are inline SVG drawn here (the page CSP allows no inline script; the play page's script is a static file).
 """
@@ -11,11 +12,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Path as PathParam, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Path as PathParam, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, Response  # Response: read by FastAPI from the routes' annotations
 from sqlalchemy import select
 
@@ -27,10 +30,12 @@ if TYPE_CHECKING:
     from deeprl.league.play_child import PlayChild
     from deeprl.league.runner import Scheduler
 
-PART_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
+PART = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?"
+PART_PATTERN = rf"^{PART}$"
+MODEL_PATTERN = rf"^{PART}/{PART}$"  # a repo id, NS/NAME
 REPLAY_NAME = re.compile(r"^[0-9]{1,12}\.mp4$")
-PLAY_SECONDS = 120  # a game against an agent lasts at most this long
-MAX_PLAYERS = 4  # games against agents at once: each runs a model in a child on the server's CPU
+PLAY_SECONDS = 120  # a browser game (played or watched) lasts at most this long
+MAX_CHILDREN = 4  # models playing browser games at once, each in a child on the server's CPU (a watch takes 2)
 KEYS = {"up": (0, 1), "down": (0, 2), "left": (2, 1), "right": (2, 2), "strafe_left": (1, 2), "strafe_right": (1, 1)}
 
 
@@ -70,22 +75,23 @@ def plot(values: list[float], width: int = 640, height: int = 240) -> dict:
 
 
 class Players:
-    """How many browser games are running (a bound, so a crowd cannot take every core)."""
+    """How many models are playing browser games, each in its child (a bound, so a crowd cannot take every
+    core): a game against a person holds one, a watched game two."""
 
     def __init__(self, limit: int):
         self.limit, self.count = limit, 0
         self._lock = threading.Lock()
 
-    def enter(self) -> bool:
+    def enter(self, n: int = 1) -> bool:
         with self._lock:
-            if self.count >= self.limit:
+            if self.count + n > self.limit:
                 return False
-            self.count += 1
+            self.count += n
             return True
 
-    def leave(self) -> None:
+    def leave(self, n: int = 1) -> None:
         with self._lock:
-            self.count -= 1
+            self.count -= n
 
 
 def league_router(
@@ -93,9 +99,12 @@ def league_router(
 ) -> APIRouter:
     """The league's routes; `page` renders a template the way the rest of the site does."""
     from deeprl.league import history, table
+    from deeprl.league.runner import DEFAULT_SEED
 
     router = APIRouter()
-    players = Players(MAX_PLAYERS)
+    players = Players(MAX_CHILDREN)
+    # a watched game kicks off and samples from the league's seed (the one its matches are played with)
+    watch_seed = scheduler.settings.seed if scheduler is not None else DEFAULT_SEED
 
     def matches(limit: int = 50, model: str | None = None) -> list[dict]:
         with db.session(url) as s:
@@ -120,6 +129,7 @@ def league_router(
             "every_s": scheduler.every_s,
             "rounds": scheduler.rounds,
             "last_error": scheduler.last_error,
+            "playing": [list(pair) for pair in scheduler.playing],
         }
 
     @router.get("/league", include_in_schema=False)
@@ -175,7 +185,14 @@ def league_router(
     def play_page(
         request: Request, ns: str = PathParam(pattern=PART_PATTERN), name: str = PathParam(pattern=PART_PATTERN)
     ) -> Response:
-        return page(request, "league_play.html", model=f"{ns}/{name}", seconds=PLAY_SECONDS)
+        return page(
+            request,
+            "league_play.html",
+            model=f"{ns}/{name}",
+            seconds=PLAY_SECONDS,
+            ws=f"/league/play/{ns}/{name}/ws",
+            watch=None,
+        )
 
     @router.websocket("/league/play/{ns}/{name}/ws")
     async def play_socket(ws: WebSocket, ns: str, name: str) -> None:
@@ -197,6 +214,40 @@ def league_router(
             pass
         finally:
             players.leave()
+
+    @router.get("/league/watch", include_in_schema=False)
+    def watch_page(
+        request: Request, blue: str = Query(pattern=MODEL_PATTERN), purple: str = Query(pattern=MODEL_PATTERN)
+    ) -> Response:
+        return page(
+            request,
+            "league_play.html",
+            watch={"blue": blue, "purple": purple, "seed": watch_seed},
+            seconds=PLAY_SECONDS,
+            ws="/league/watch/ws?" + urlencode({"blue": blue, "purple": purple}),
+        )
+
+    @router.websocket("/league/watch/ws")
+    async def watch_socket(ws: WebSocket) -> None:
+        if not same_origin_ws(ws):
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        blue, purple = ws.query_params.get("blue", ""), ws.query_params.get("purple", "")
+        if not (re.fullmatch(MODEL_PATTERN, blue) and re.fullmatch(MODEL_PATTERN, purple)):
+            await ws.send_json({"error": "Give two model names, ?blue=NS/NAME&purple=NS/NAME."})
+            await ws.close()
+            return
+        if not players.enter(2):
+            await ws.send_json({"error": "Too many games are running; try again in a minute."})
+            await ws.close()
+            return
+        try:
+            await watch_game(ws, blue, purple, hub, watch_seed)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            players.leave(2)
 
     return router
 
@@ -236,10 +287,20 @@ def same_origin_ws(ws: WebSocket) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# A person against an agent
+# A game in the browser: a person against an agent, or two agents watched live
 
 
-async def start_opponent(model: str, hub: str) -> PlayChild:
+@dataclass(frozen=True)
+class Driver:
+    """A pushed model driving some of the four players (`players`: blue_0, blue_1, purple_0, purple_1 sliced)
+    from its limited child."""
+
+    model: str
+    child: PlayChild
+    players: slice
+
+
+async def start_model(model: str, hub: str, seed: int | None = None) -> PlayChild:
     """The pushed model, loaded in its limited child (deeprl.league.play_child): the server reads its files from
     the hub and stages a copy, but never loads or runs it. PolicyFailed (or the hub's error) when it cannot play."""
     from deeprl.hub import get_hub
@@ -248,7 +309,20 @@ async def start_opponent(model: str, hub: str) -> PlayChild:
     folder = Path(await asyncio.to_thread(get_hub(hub).download, model))
     link_root = folder.parent.parent if hub == "hf" else None  # the repo's folder in the Hugging Face cache
     # the child's CPU budget is the game's length: one thread cannot burn more than that in a game
-    return await PlayChild.start(folder, Limits(cpu_s=PLAY_SECONDS + LOAD_TIMEOUT_S), link_root)
+    return await PlayChild.start(folder, Limits(cpu_s=PLAY_SECONDS + LOAD_TIMEOUT_S), link_root, seed)
+
+
+async def start_models(models: list[str], hub: str, seed: int | None = None) -> list[PlayChild] | str:
+    """Each model in its own child, loaded side by side; when any cannot play, the others are closed and the
+    answer is the page's sentence naming each model that failed."""
+    from deeprl.league.play_child import PlayChild
+
+    started = await asyncio.gather(*(start_model(m, hub, seed) for m in models), return_exceptions=True)
+    failed = [f"{m} cannot play: {str(r)[:300]}" for m, r in zip(models, started) if isinstance(r, BaseException)]
+    if not failed:
+        return [c for c in started if isinstance(c, PlayChild)]
+    await asyncio.gather(*(c.close() for c in started if isinstance(c, PlayChild)))
+    return "; ".join(failed)
 
 
 def human_action(pressed: set[str]) -> np.ndarray:
@@ -271,44 +345,70 @@ def snapshot(core: SoccerCore, score: list[int], t: float) -> dict:
     }
 
 
+def hello(**names: str | int | bool) -> dict:
+    """The first message of a game: who plays, and the field's geometry and clock the page draws with."""
+    from deeprl.envs import soccer
+
+    return {
+        "hello": {
+            **names,
+            "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
+            "goal": soccer.GOAL_HALF_WIDTH,
+            "agent": soccer.AGENT_RADIUS,
+            "ball": soccer.BALL_RADIUS,
+            "dt": soccer.DT,
+            "seconds": PLAY_SECONDS,
+        }
+    }
+
+
 async def play_game(ws: WebSocket, model: str, hub: str) -> None:
-    """The person is blue_0; the model plays blue_1 (the person's teammate) and both purple players. The game runs
-    at the env's real-time rate (one decision every DT seconds); after a goal the teams kick off again. The model
-    runs in its own limited child: one that fails to load, dies or hangs ends this game with a sentence on the
-    page, and the server only awaits its answers (the event loop never runs the policy)."""
+    """The person is blue_0; the model plays blue_1 (the person's teammate) and both purple players, in one child
+    (its answer for blue_0 is replaced by the person's keys). A fresh kick-off each game (the clock's seed)."""
+    children = await start_models([model], hub)
+    if isinstance(children, str):
+        await ws.send_json({"error": children})
+        await ws.close()
+        return
+    core_seed = int(time.time())
+    greeting = hello(model=model, human=True)
+    await run_game(ws, greeting, [Driver(model, children[0], slice(0, 4))], core_seed, pressed=set())
+
+
+async def watch_game(ws: WebSocket, blue: str, purple: str, hub: str, seed: int) -> None:
+    """Two models play each other, each from its own child: `blue` plays blue_0 and blue_1, `purple` both purple
+    players. The kick-offs and both children's action sampling use the league's seed, so the same two models play
+    the same game every time it is watched; no message from the page moves a player."""
+    children = await start_models([blue, purple], hub, seed)
+    if isinstance(children, str):
+        await ws.send_json({"error": children})
+        await ws.close()
+        return
+    drivers = [Driver(blue, children[0], slice(0, 2)), Driver(purple, children[1], slice(2, 4))]
+    await run_game(ws, hello(blue=blue, purple=purple, seed=seed, human=False), drivers, seed, pressed=None)
+
+
+async def run_game(ws: WebSocket, greeting: dict, drivers: list[Driver], seed: int, pressed: set[str] | None) -> None:
+    """Send `greeting` (hello's), then step the game at the env's real-time rate (one decision every DT seconds)
+    for PLAY_SECONDS, streaming each state to the page; after a goal the teams kick off again (`seed` seeds the
+    kick-offs). Each driver's child is asked for its players' actions, side by side (the server only awaits their
+    answers; the event loop never runs a policy); one that fails to answer ends the game with a sentence naming
+    its model. `pressed` holds the keys the page says are down (blue_0 follows them), or is None when the page
+    only watches (its messages are read and dropped). The children are closed however the game ends."""
     from deeprl.envs import soccer
     from deeprl.league.play_child import PolicyFailed
 
-    try:
-        policy = await start_opponent(model, hub)
-    except Exception as exc:  # PolicyFailed, or the hub's error for a repo it cannot fetch
-        await ws.send_json({"error": f"{model} cannot play: {str(exc)[:300]}"})
-        await ws.close()
-        return
     reader: asyncio.Task | None = None
     try:
-        core = soccer.SoccerCore(1, max_steps=10**9, seed=int(time.time()))
-        pressed: set[str] = set()
+        await ws.send_json(greeting)
+        core = soccer.SoccerCore(1, max_steps=10**9, seed=seed)
         score = [0, 0]
-        await ws.send_json(
-            {
-                "hello": {
-                    "model": model,
-                    "field": [soccer.FIELD_LENGTH, soccer.FIELD_WIDTH],
-                    "goal": soccer.GOAL_HALF_WIDTH,
-                    "agent": soccer.AGENT_RADIUS,
-                    "ball": soccer.BALL_RADIUS,
-                    "dt": soccer.DT,
-                    "seconds": PLAY_SECONDS,
-                }
-            }
-        )
 
         async def read_keys() -> None:
             while True:
                 msg = await ws.receive_json()
                 keys = msg.get("keys") if isinstance(msg, dict) else None
-                if isinstance(keys, list):
+                if pressed is not None and isinstance(keys, list):
                     pressed.clear()
                     pressed.update(k for k in keys[:8] if k in KEYS)
 
@@ -316,16 +416,22 @@ async def play_game(ws: WebSocket, model: str, hub: str) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i in range(int(PLAY_SECONDS / soccer.DT)):
-            if reader.done():
-                break
-            try:  # the model plays all four (the teammate is the same model); the person's keys replace blue_0's
-                actions = (await policy.act(core.observe()[0]))[None]
-            except PolicyFailed as exc:
-                await ws.send_json({"error": f"{model} stopped playing: {exc}", "score": score})
-                await ws.close()
+            if reader.done():  # the page went away (or sent something that is not JSON)
                 return
-            actions[0, 0] = human_action(pressed)
-            _, term, trunc, scorer = core.step(actions)
+            obs = core.observe()[0]
+            answers = await asyncio.gather(*(d.child.act(obs) for d in drivers), return_exceptions=True)
+            actions = np.zeros((soccer.N_AGENTS, 3), dtype=np.int64)
+            for d, answer in zip(drivers, answers):
+                if isinstance(answer, PolicyFailed):
+                    await ws.send_json({"error": f"{d.model} stopped playing: {answer}", "score": score})
+                    await ws.close()
+                    return
+                if isinstance(answer, BaseException):
+                    raise answer
+                actions[d.players] = answer[d.players]
+            if pressed is not None:
+                actions[0] = human_action(pressed)
+            _, term, trunc, scorer = core.step(actions[None])
             if term[0]:
                 score[int(scorer[0])] += 1
                 core.reset()
@@ -337,4 +443,4 @@ async def play_game(ws: WebSocket, model: str, hub: str) -> None:
     finally:
         if reader is not None:
             reader.cancel()
-        await policy.close()
+        await asyncio.gather(*(d.child.close() for d in drivers))

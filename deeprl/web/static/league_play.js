@@ -1,4 +1,5 @@
-// The play page: draws the state the server streams and sends the keys held down (the server steps the game).
+// The live game page: draws the state the server streams (the server steps the game). When a person plays
+// (data-mode="play") it sends the keys held down; when two models play each other (data-mode="watch") it sends nothing.
 (function () {
   "use strict";
   var canvas = document.getElementById("field");
@@ -8,6 +9,8 @@
   var KEYMAP = {ArrowUp: "up", w: "up", W: "up", ArrowDown: "down", s: "down", S: "down",
                 ArrowLeft: "left", a: "left", A: "left", ArrowRight: "right", d: "right", D: "right",
                 q: "strafe_left", Q: "strafe_left", e: "strafe_right", E: "strafe_right"};
+  var watching = canvas.dataset.mode === "watch";
+  var live = watching ? "Live: " : "Playing: ";
   var held = {};
   var geo = null;
   var proto = location.protocol === "https:" ? "wss://" : "ws://";
@@ -24,8 +27,10 @@
     if (down) { held[k] = true; } else { delete held[k]; }
     sendKeys();
   }
-  document.addEventListener("keydown", function (ev) { key(ev, true); });
-  document.addEventListener("keyup", function (ev) { key(ev, false); });
+  if (!watching) {
+    document.addEventListener("keydown", function (ev) { key(ev, true); });
+    document.addEventListener("keyup", function (ev) { key(ev, false); });
+  }
 
   function toCanvas(x, y) {
     var s = canvas.width / (geo.field[0] + 2);
@@ -53,7 +58,7 @@
     ctx.fillRect(g2[0], g1[1], 8, g2[1] - g1[1]);
     for (var i = 0; i < 4; i++) {
       var p = st.pos[i];
-      disc(p[0], p[1], geo.agent, i < 2 ? "#3d6fd6" : "#8a3fc4", i === 0);
+      disc(p[0], p[1], geo.agent, i < 2 ? "#3d6fd6" : "#8a3fc4", geo.human && i === 0);
       var c = toCanvas(p[0], p[1]);
       ctx.beginPath();
       ctx.moveTo(c[0], c[1]);
@@ -66,13 +71,13 @@
   ws.onmessage = function (ev) {
     var msg = JSON.parse(ev.data);
     if (msg.error) { statusEl.textContent = msg.error; return; }
-    if (msg.hello) { geo = msg.hello; statusEl.textContent = "Playing: " + geo.seconds + " s."; canvas.focus(); return; }
+    if (msg.hello) { geo = msg.hello; statusEl.textContent = live + geo.seconds + " s."; canvas.focus(); return; }
     if (msg.over) { statusEl.textContent = "Game over."; return; }
     window.deeprlPlay.frames += 1;
     window.deeprlPlay.last = msg;
     scoreEl.textContent = "Blue " + msg.score[0] + " – " + msg.score[1] + " Purple";
-    statusEl.textContent = "Playing: " + Math.max(0, geo.seconds - msg.t).toFixed(0) + " s left.";
+    statusEl.textContent = live + Math.max(0, geo.seconds - msg.t).toFixed(0) + " s left.";
     draw(msg);
   };
-  ws.onclose = function () { if (statusEl.textContent.indexOf("Playing") === 0) { statusEl.textContent = "Disconnected."; } };
+  ws.onclose = function () { if (statusEl.textContent.indexOf(live) === 0) { statusEl.textContent = "Disconnected."; } };
 }());
