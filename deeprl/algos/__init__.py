@@ -24,6 +24,8 @@ ALGOS: dict[str, str] = {
     "dqn": "deeprl.algos.dqn",
     "selfplay": "deeprl.algos.selfplay",
     "appo": "deeprl.algos.appo",
+    "bc": "deeprl.algos.bc",
+    "gail": "deeprl.algos.gail",
 }
 
 

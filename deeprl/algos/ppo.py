@@ -308,7 +308,9 @@ def _check(hp: Settings) -> None:
         parse_reward_signals(hp.reward_signals)
 
 
-def train(run: Run) -> None:
+def train(run: Run, rewards: Callable[[RolloutBuffer], None] | None = None) -> None:
+    """`rewards` (GAIL, deeprl.algos.gail): called with each rollout before its advantages, it may replace the
+    buffer's rewards (the discriminator's in place of the env's)."""
     hp = run.settings(Settings)
     _check(hp)
     device = torch.device(run.device)
@@ -430,6 +432,8 @@ def train(run: Run) -> None:
         while timesteps < total:
             t0 = time.perf_counter()
             timesteps += collector.collect(policy, buffer)
+            if rewards is not None:
+                rewards(buffer)
             if signals is not None:
                 signals.process(buffer, collector.last_values(policy), collector.obs, hp.gamma, hp.gae_lambda, device)
             else:
