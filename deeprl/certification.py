@@ -17,6 +17,10 @@ tries its best-scoring model first.
 
 A row whose env this project cannot run yet (not in deeprl.envs' registry, checked at run time so new envs count
 as soon as they are registered) stays open: nothing can be verified for it, and the progress output says so.
+
+Stable-Baselines3 repos (the zip as the course's `package_to_hub` pushes it, verified by converting it unpickled,
+deeprl.sb3) count for the rows whose hands-on trains with SB3, Units 1, 3 and 6, exactly as deeprl's own models
+do. They do not count elsewhere: Unit 8.1 is PPO written from scratch, which a library's PPO is not.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class Assignment:
     minimum: float | None  # on result = mean - std; None: push only
     any_env: bool = False  # one model for any of the envs passes (8.1); otherwise every env needs one (unit 5)
     algos: tuple[str, ...] = ()  # the model's algorithm (config.json "algo") must be one of these
+    sb3: bool = False  # an SB3-format repo counts too (the units whose notebook trains with Stable-Baselines3)
 
     @property
     def env_names(self) -> list[str]:
@@ -84,11 +89,11 @@ class Assignment:
 # facts.md, "Assignments": one entry per row, in the course's order. The algorithm is the one the row teaches;
 # a second spelling only where the course itself trains it so (ML-Agents' PPO/POCA, Sample Factory's APPO).
 ASSIGNMENTS: tuple[Assignment, ...] = (
-    Assignment("unit1", "1", "first agent (PPO)", (("LunarLander-v2",),), 200.0, algos=("ppo",)),
+    Assignment("unit1", "1", "first agent (PPO)", (("LunarLander-v2",),), 200.0, algos=("ppo",), sb3=True),
     Assignment("unit2-taxi", "2", "Q-Learning", (("Taxi-v3",),), 4.5, algos=("qlearning",)),
     # the notebook expects a perfect mean of 1.0; rewards are 0/1, so mean 1.0 <=> std 0 <=> result 1.0
     Assignment("unit2-frozenlake", "2", "Q-Learning", (("FrozenLake-v1-4x4-no_slippery",),), 1.0, algos=("qlearning",)),
-    Assignment("unit3", "3", "Deep Q-Learning", (("SpaceInvadersNoFrameskip-v4",),), 200.0, algos=("dqn",)),
+    Assignment("unit3", "3", "Deep Q-Learning", (("SpaceInvadersNoFrameskip-v4",),), 200.0, algos=("dqn",), sb3=True),
     Assignment("unit4-cartpole", "4", "REINFORCE", (("CartPole-v1",),), 350.0, algos=("reinforce",)),
     Assignment("unit4-pixelcopter", "4", "REINFORCE", (("Pixelcopter-PLE-v0",),), 5.0, algos=("reinforce",)),
     # ML-Agents trains both with PPO (Pyramids adds RND curiosity); its trainer_type may also be poca
@@ -100,7 +105,7 @@ ASSIGNMENTS: tuple[Assignment, ...] = (
         None,
         algos=("ppo", "poca"),
     ),
-    Assignment("unit6", "6", "Actor-critic (A2C)", (("PandaReachDense-v3",),), -3.5, algos=("a2c",)),
+    Assignment("unit6", "6", "Actor-critic (A2C)", (("PandaReachDense-v3",),), -3.5, algos=("a2c",), sb3=True),
     # the course trains POCA with self-play; deeprl's self-play PPO is `selfplay`
     Assignment("unit7", "7", "AI vs AI", (("SoccerTwos", "ML-Agents-SoccerTwos"),), None, algos=("selfplay", "poca")),
     # CleanRL's PPO defaults to CartPole-v1, the notebook pushes LunarLander-v2: either, trained by PPO
@@ -168,12 +173,34 @@ def user_models(s: Session, user: str, hub: str = "local") -> list[dict]:
             Evaluation.status,
             Evaluation.error,
             Evaluation.revision,
+            Evaluation.files,
         )
         .join(Evaluation, (Evaluation.repo_pk == Repo.id) & (Evaluation.revision == Repo.latest_revision))
         .where(Repo.hub == hub, Repo.user == user, Repo.active.is_(True))
         .order_by(Repo.repo_id)
     )
-    return [dict(r._mapping) for r in s.execute(q)]
+    models = []
+    for r in s.execute(q):
+        m = dict(r._mapping)
+        m["format"] = repo_format(m.pop("files"))
+        models.append(m)
+    return models
+
+
+def repo_format(files: str | None) -> str:
+    """'stable-baselines3' or 'deeprl', from a revision's stored file list (the rule the verifier goes by)."""
+    from deeprl.leaderboard.sandbox import repo_format as by_names
+
+    try:
+        listed = json.loads(files or "[]")
+    except ValueError:
+        listed = []
+    names = (
+        [f[0] for f in listed if isinstance(f, list) and f and isinstance(f[0], str)]
+        if isinstance(listed, list)
+        else []
+    )
+    return by_names(names)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -181,6 +208,9 @@ def user_models(s: Session, user: str, hub: str = "local") -> list[dict]:
 
 
 def _algo_ok(a: Assignment, m: dict) -> bool:
+    """The model's algorithm is the row's, and its format one the row takes (SB3's only where the unit uses SB3)."""
+    if m.get("format") == "stable-baselines3" and not a.sb3:
+        return False
     return not a.algos or str(m.get("algo") or "").lower() in a.algos
 
 
@@ -276,7 +306,12 @@ def _why_not(a: Assignment, alts: tuple[str, ...], models: list[dict], taken: di
         why += f" with result >= {a.minimum:g}"
     notes = []
     wrong = [m for m in here if _verified(m) and not _algo_ok(a, m)]
-    if wrong:
+    if wrong and wrong[0].get("format") == "stable-baselines3" and not a.sb3:
+        notes.append(
+            f"{wrong[0]['repo_id']} is a Stable-Baselines3 model, which counts for Units 1, 3 and 6 only, not for "
+            f"Unit {a.unit} {a.title}"
+        )
+    elif wrong:
         notes.append(
             f"{wrong[0]['repo_id']} was trained with {wrong[0].get('algo') or 'an unknown algorithm'}, "
             f"which does not count for Unit {a.unit}"

@@ -369,8 +369,14 @@ def to_deeprl(model: SB3Model, env_id: str, env_kwargs: dict | None = None) -> t
 
 def _names(path: Path) -> list[str]:
     """Env ids a file's and its folder's names suggest: ppo-LunarLander-v2.zip, RL-Zoo's ppo/LunarLander-v2_1/."""
+    return names_env(path.stem, path.parent.name)
+
+
+def names_env(*names: str) -> list[str]:
+    """Env ids names suggest, in order: the name itself, without RL-Zoo's run number, without an algorithm prefix
+    (`ppo-LunarLander-v2` -> `LunarLander-v2`, the name the course gives a Hub repo and its zip)."""
     out = []
-    for name in (path.stem, path.parent.name):
+    for name in names:
         for candidate in (name, re.sub(r"_\d+$", "", name)):
             out.append(candidate)
             head, sep, rest = candidate.partition("-")
@@ -401,7 +407,7 @@ def _card_env(path: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _fits(model: SB3Model, env: Any) -> str | None:
+def fits(model: SB3Model, env: Any) -> str | None:
     """None when the env's spaces are the model's, else what differs (one clause)."""
     from deeprl.policies.features import describe_space
 
@@ -432,7 +438,7 @@ def resolve_env(model: SB3Model, env: str | None = None) -> str:
         spec = get_spec(env_id)
         built = make_env(spec.course_id)
         try:
-            why = _fits(model, built)
+            why = fits(model, built)
         finally:
             built.close()
         if why:
@@ -454,7 +460,7 @@ def resolve_env(model: SB3Model, env: str | None = None) -> str:
             continue
         built = spec.make(dict(spec.default_kwargs), None, False)  # quietly: make_env notes renamed ids
         try:
-            if _fits(model, built) is None:
+            if fits(model, built) is None:
                 fitting.append(spec.course_id)
         finally:
             built.close()
@@ -611,8 +617,11 @@ def find_vec_normalize(path: Path) -> Path | None:
 def load(path: str | Path, env: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """(config, tensors) in deeprl's format for the SB3 file at `path`."""
     model = read_zip(path)
-    env_id = resolve_env(model, env)
-    config, tensors = to_deeprl(model, env_id)
+    return with_statistics(model, *to_deeprl(model, resolve_env(model, env)))
+
+
+def with_statistics(model: SB3Model, config: dict, tensors: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """(config, tensors) with the VecNormalize statistics found beside the file, if any (find_vec_normalize)."""
     stats = find_vec_normalize(model.path)
     if stats is not None:
         if model.algo == "dqn":
@@ -643,3 +652,27 @@ def convert(path: str | Path, out_dir: str | Path, env: str | None = None) -> di
     get_algo(config["algo"]).load_agent(config, tensors)  # every weight checked against the env before writing
     save_model(Path(out_dir), tensors, config)
     return config
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Which course task a Hub repo's zip is for (the leaderboard's verifier, deeprl.leaderboard.sandbox, asks)
+
+
+def course_task(card: dict, name: str | None) -> str | None:
+    """The ranked course task an SB3 repo is for: the first of its card's tags, its card's results dataset and its
+    name (`ppo-LunarLander-v2`) that is one; None when none is. Only names decide: an SB3 file records no env
+    settings we read, and verification builds the task from its tag alone (deeprl.envs.ranked_task)."""
+    from deeprl.envs import ranked_task
+
+    meta = card.get("card_meta") if isinstance(card.get("card_meta"), dict) else {}
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    candidates = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+    claim = card.get("claim") if isinstance(card.get("claim"), dict) else {}
+    if isinstance(claim, dict) and isinstance(claim.get("env_tag"), str):
+        candidates.append(claim["env_tag"])
+    candidates += names_env(name) if name else []
+    for candidate in candidates[:200]:
+        tag, why = ranked_task(candidate[:100])
+        if tag is not None and why is None:
+            return tag
+    return None

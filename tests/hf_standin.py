@@ -9,7 +9,7 @@ It implements exactly the endpoints that deeprl's calls through `huggingface_hub
   GET  /api/models/NS/NAME[/revision/REV]              repo_info / model_info (sha, lastModified, siblings)
   GET  /api/models/NS/NAME/tree/REV[/PATH]             list_repo_tree (recursive)
   GET  /api/models/NS/NAME/commits/REV                 list_repo_commits
-  GET  /api/models?filter=TAG                          list_models
+  GET  /api/models?filter=TAG&author=A&search=S        list_models (tags all present, namespace, id substring)
   HEAD|GET /NS/NAME/resolve/REV/PATH                   file metadata and download
   GET  /api/agent-harnesses                            the client's user-agent registry (an empty one)
 
@@ -27,6 +27,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -237,11 +238,16 @@ class Handler(BaseHTTPRequestHandler):
     def _list_models(self, query: dict, head: bool):
         wanted = query.get("filter", [])
         author = (query.get("author") or [None])[0]
+        search = (query.get("search") or [""])[0].lower()
         out = []
         for repo_id, repo in sorted(self.store.repos.items()):
             commit = self.store.commit_at(repo, None)
             info = self._info(repo_id, repo, commit)
-            if all(t in info["tags"] for t in wanted) and (author is None or repo_id.startswith(author + "/")):
+            if (
+                all(t in info["tags"] for t in wanted)
+                and (author is None or repo_id.startswith(author + "/"))
+                and search in repo_id.lower()
+            ):
                 info.pop("siblings")
                 out.append(info)
         limit = (query.get("limit") or [None])[0]
@@ -366,6 +372,20 @@ class Handler(BaseHTTPRequestHandler):
         )
 
 
+def point_at(monkeypatch, cache: Path, url: str, token: str = "hf_standin_token") -> None:
+    """Point huggingface_hub (and deeprl's hf backend) at a stand-in at `url`, with its cache in `cache`."""
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hf-cache"))
+    monkeypatch.setenv("HF_TOKEN", token)
+    # huggingface_hub read HF_ENDPOINT at import: make its constants what they would be had HF_ENDPOINT been set
+    # before (as a user does), so that no call, not even its background ones, leaves this machine
+    monkeypatch.setattr(hc, "ENDPOINT", url)
+    monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(hc, "HF_TOKEN_PATH", str(cache / "no-token-file"))
+
+
 class StandIn:
     """`with StandIn() as hub:` serves on 127.0.0.1 at an ephemeral port; `hub.url` is the endpoint."""
 
@@ -391,6 +411,25 @@ class StandIn:
                 if time.monotonic() > end:
                     raise RuntimeError(f"the HF stand-in did not answer on {self.url} within {deadline_s}s") from None
                 time.sleep(0.01)
+
+    def add_repo(self, repo_id: str, files: dict[str, bytes], title: str = "Upload folder") -> str:
+        """Commit `files` to `repo_id` (created when new) straight into the store, as a push would: for tests and
+        benchmarks that need many repos quickly. Returns the commit id."""
+        with self.store.lock:
+            repo = self.store.repos.setdefault(repo_id, {"created": time.time(), "commits": []})
+            head = self.store.commit_at(repo, None)
+            oid = self.store.new_oid(repo_id)
+            repo["commits"].append(
+                {
+                    "oid": oid,
+                    "title": title,
+                    "message": title,
+                    "ts": time.time(),
+                    "author": "standin",
+                    "files": {**(head["files"] if head else {}), **files},
+                }
+            )
+        return oid
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -119,7 +119,7 @@ def test_convert_writes_our_format_with_the_same_figures(zips, tmp_path, capsys)
     assert code == 2 and "already holds a model" in err
 
 
-def test_push_of_a_zip_says_to_convert_first(zips):
+def test_a_zip_is_not_a_model_folder(zips):
     from deeprl.agent import model_dir
 
     with pytest.raises(UserError, match="deeprl convert"):

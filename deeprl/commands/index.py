@@ -7,6 +7,7 @@ from deeprl.commands.league import add_dispatch_options
 
 if TYPE_CHECKING:
     from deeprl.leaderboard import IndexReport
+    from deeprl.leaderboard.indexer import Listing
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_index_options(p: argparse.ArgumentParser) -> None:
     # defaults are filled in from deeprl.leaderboard, which is not imported here: every command's parser is
     # built on each `deeprl` start, and the leaderboard module pulls in SQLAlchemy
-    p.add_argument("--hub", default=None, help="local (default) or hf (models tagged reinforcement-learning)")
+    p.add_argument(
+        "--hub", default=None, help="local (default) or hf (Hugging Face Hub models tagged reinforcement-learning)"
+    )
     p.add_argument(
         "--timeout", type=float, default=None, metavar="S", help="seconds one model's evaluation may take (default 600)"
     )
@@ -39,6 +42,16 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="newest revisions per repo to evaluate (default 10)",
     )
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=None,
+        metavar="TAG",
+        help="only repos with this tag on their card (repeatable: all of them), e.g. deep-rl-course or LunarLander-v2",
+    )
+    p.add_argument("--author", default=None, metavar="USER", help="only this user's (or organization's) repos")
+    p.add_argument("--search", default=None, metavar="TEXT", help="only repos whose id contains TEXT")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N repos of the listing")
 
 
 def _checked(args: argparse.Namespace) -> str:
@@ -56,7 +69,32 @@ def _checked(args: argparse.Namespace) -> str:
             setattr(args, key, default)
     if args.timeout <= 0 or args.memory_mb < 256 or args.max_revisions < 1:
         raise UserError("--timeout must be positive, --memory-mb at least 256 and --max-revisions at least 1.")
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1.")
+    for what, value in (("--filter", ",".join(getattr(args, "filter", None) or [])), ("--search", args.search or "")):
+        if len(value) > 200 or any(not c.isprintable() for c in value):
+            raise UserError(f"{what} takes at most 200 printable characters.")
+    if getattr(args, "author", None) is not None:
+        from deeprl.certification import check_user
+
+        check_user(args.author)
     return check_hub(args.hub)
+
+
+def listing(args: argparse.Namespace, hub: str) -> Listing:
+    """The part of the hub the options name. `deeprl progress USER --hub hf` takes USER's repos only: the real
+    Hub holds tens of thousands of RL models, and only USER's count for USER's progress."""
+    from deeprl.leaderboard.indexer import Listing
+
+    author = getattr(args, "author", None)
+    if author is None and hub == "hf" and isinstance(getattr(args, "user", None), str):
+        author = args.user
+    return Listing(
+        filters=tuple(getattr(args, "filter", None) or ()),
+        author=author,
+        search=getattr(args, "search", None) or None,
+        limit=getattr(args, "limit", None),
+    )
 
 
 def _index(args: argparse.Namespace, hub: str, quiet: bool) -> IndexReport:
@@ -78,6 +116,7 @@ def _index(args: argparse.Namespace, hub: str, quiet: bool) -> IndexReport:
         log=log,
         # `deeprl index` takes --ray and --workers; the commands that index before showing honour RAY_ADDRESS
         dispatch=DispatchOptions.resolve(getattr(args, "ray", None), getattr(args, "workers", None)),
+        listing=listing(args, hub),
     )
 
 

@@ -2,6 +2,11 @@
 
 The token comes from the usual places (HF_TOKEN, `hf auth login`). Downloads go to the Hugging Face cache (or a
 folder of the user's choice) and are only ever read as safetensors/JSON/text: nothing downloaded is executed.
+
+The leaderboard lists the Hub as the course's leaderboard did (`search_models`: tags, an author, a search) and
+fetches only the files its verifier reads (`files` gives a revision's top-level files with their sizes from the
+tree listing; `download_files` fetches the chosen ones): a course repo also holds a replay video and an unzipped
+copy of its model, which the leaderboard never needs.
 """
 
 from __future__ import annotations
@@ -118,11 +123,62 @@ class HFHub:
         return Path(path)
 
     def list_models(self, tag: str | None = None) -> list[ModelInfo]:
+        return self.search_models(tag)
+
+    def search_models(
+        self,
+        tag: str | None = None,
+        *,
+        filters: tuple[str, ...] = (),
+        author: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+    ) -> list[ModelInfo]:
+        """The models with `tag` and every one of `filters` among their tags, by `author`, whose id contains
+        `search` (the Hub's own query parameters); at most `limit` of them."""
+        wanted = [t for t in (tag, *filters) if t]
         with _errors():
-            models = self.api.list_models(filter=tag, expand=["sha", "lastModified", "tags"])
+            models = self.api.list_models(
+                filter=wanted or None,
+                author=author,
+                search=search,
+                limit=limit,
+                expand=["sha", "lastModified", "tags"],
+            )
             return [
                 ModelInfo(m.id, m.sha or "", _utc(m.last_modified or m.created_at), list(m.tags or [])) for m in models
             ]
+
+    def files(self, repo_id: str, revision: str) -> dict[str, int | None]:
+        """{path: size in bytes} of the revision's top-level files, from the tree listing (nothing downloaded)."""
+        from huggingface_hub.hf_api import RepoFile
+
+        validate_repo_id(repo_id)
+        with _errors(repo_id, revision):
+            tree = self.api.list_repo_tree(repo_id, revision=revision, recursive=False)
+            return {e.path: e.size for e in tree if isinstance(e, RepoFile)}
+
+    def download_files(self, repo_id: str, revision: str, names: list[str]) -> Path:
+        """The revision's folder in the Hugging Face cache, holding (at least) `names`: top-level files of it, one
+        or more."""
+        from huggingface_hub import hf_hub_download
+
+        validate_repo_id(repo_id)
+        if not names:
+            raise ValueError("download_files needs at least one file name")
+        cache = os.environ.get("HF_HUB_CACHE") or None
+        with _errors(repo_id, revision):
+            paths = [
+                Path(
+                    str(
+                        hf_hub_download(
+                            repo_id, name, revision=revision, endpoint=self.endpoint, cache_dir=cache, repo_type="model"
+                        )
+                    )
+                )
+                for name in names
+            ]
+        return paths[0].parent
 
     def revisions(self, repo_id: str) -> list[tuple[str, datetime, str]]:
         validate_repo_id(repo_id)

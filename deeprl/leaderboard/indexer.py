@@ -5,6 +5,11 @@ and never noticed a re-push. Here every new revision is downloaded and evaluated
 a limited child process (sandbox.py); both the card's claim and the verified figures are stored per (repo,
 revision), and a claim far from the verified figures is flagged (`claim_is_flagged`). Ranking reads these rows
 (ranking.py).
+
+A run may take part of a hub (`Listing`: tags, an author, a search, as the Hub's model search takes them), which
+is how the real Hub's course models are indexed: `deeprl index --hub hf --filter deep-rl-course`. Those are
+mostly Stable-Baselines3 repos; from the Hub only the files the verifier reads are fetched, after their sizes in
+the tree listing are checked (sandbox.model_files).
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ from deeprl.dispatch import DispatchOptions, dispatching
 from deeprl.leaderboard.sandbox import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
+    MAX_FILES,
     EvalJob,
     evaluate_job,
     evaluation_failed,
     list_files,
+    model_files,
     pack,
 )
 
 if TYPE_CHECKING:
-    from deeprl.hub import Hub
+    from deeprl.hub import Hub, ModelInfo
 
 DEFAULT_MAX_REVISIONS = 10  # per repo and run: a repo with a long history gets its newest revisions evaluated
 
@@ -79,6 +86,50 @@ def _claim_fields(claim: dict | None) -> dict:
 
 # ---------------------------------------------------------------------------------------------------------
 # The index run
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Which of a hub's repos a run takes: those with every tag in `filters`, by `author` (the namespace), whose id
+    contains `search` (case-insensitive), at most `limit` (the Hub's model search; the local hub filters alike)."""
+
+    filters: tuple[str, ...] = ()
+    author: str | None = None
+    search: str | None = None
+    limit: int | None = None
+
+    def covers(self, repo_id: str) -> bool:
+        """Whether this listing would have listed `repo_id` had it still been there (so a repo it did not list is
+        gone from the hub). A listing by tags or cut at a limit cannot say: a repo outside it is left as it is."""
+        if self.filters or self.limit is not None:
+            return False
+        return (self.author is None or repo_id.split("/", 1)[0] == self.author) and (
+            self.search is None or self.search.lower() in repo_id.lower()
+        )
+
+    def keeps(self, info: ModelInfo) -> bool:
+        return (
+            all(t in info.tags for t in self.filters)
+            and (self.author is None or info.repo_id.split("/", 1)[0] == self.author)
+            and (self.search is None or self.search.lower() in info.repo_id.lower())
+        )
+
+
+def list_hub(hub_obj: Hub, hub: str, listing: Listing) -> list[ModelInfo]:
+    """The repos a run takes. The real Hub holds every kind of model: of it, those tagged as RL agents, found by
+    the Hub's own search; every repo in the local hub is one."""
+    from deeprl.hub.hf import HFHub
+
+    if isinstance(hub_obj, HFHub):
+        return hub_obj.search_models(
+            "reinforcement-learning",
+            filters=listing.filters,
+            author=listing.author,
+            search=listing.search,
+            limit=listing.limit,
+        )
+    models = [m for m in hub_obj.list_models() if listing.keeps(m)]
+    return models[: listing.limit] if listing.limit is not None else models
 
 
 @dataclass
@@ -160,21 +211,43 @@ class _Todo:
     fetch_error: str | None = None
 
 
+def _fetch(hub_obj: Hub, todo: _Todo) -> tuple[Path, str | None]:
+    """The revision's folder here, and the JSON file list its page shows. From the Hugging Face Hub only the files
+    the verifier reads are downloaded, once the tree listing says they are within their budgets (ValueError with
+    the reason otherwise); the page lists every file of the revision."""
+    from deeprl.hub.hf import HFHub
+
+    if not isinstance(hub_obj, HFHub):
+        return Path(hub_obj.download(todo.repo_id, revision=todo.sha)), None
+    sizes = hub_obj.files(todo.repo_id, todo.sha)
+    wanted = model_files(sizes, todo.repo_id.split("/", 1)[1], sized=True)
+    if not wanted:
+        raise ValueError(
+            "the repo holds no model: neither config.json and model.safetensors (deeprl) nor an SB3 .zip at its top"
+        )
+    folder = hub_obj.download_files(todo.repo_id, todo.sha, list(dict.fromkeys(wanted.values())))
+    listed = sorted([path, size or 0] for path, size in sizes.items())[:MAX_FILES]
+    return folder, json.dumps(listed)
+
+
 def _job(hub_obj: Hub, hub: str, todo: _Todo, *, timeout_s: float, memory_mb: int) -> EvalJob:
     """Fetch one revision here and pack the files its evaluation reads (never raises for a bad model)."""
+    name = todo.repo_id.split("/", 1)[1]
     try:
-        folder = Path(hub_obj.download(todo.repo_id, revision=todo.sha))
+        folder, listed = _fetch(hub_obj, todo)
     except Exception as exc:  # a repo we cannot fetch is listed with the reason
         todo.fetch_error = _scrub(f"could not fetch the revision: {exc}")
         return EvalJob(None, error=todo.fetch_error)
     todo.folder = folder
     link_root = folder.parent.parent if hub == "hf" else None  # the repo's folder in the Hugging Face cache
-    todo.files = json.dumps(list_files(folder, link_root))
+    todo.files = listed or json.dumps(list_files(folder, link_root))
     try:
-        files = pack(folder, link_root)
+        files = pack(folder, link_root, name)
     except OSError as exc:
         return EvalJob(None, error=f"could not copy the model for verification ({exc.strerror})")
-    return EvalJob(files, timeout_s=timeout_s, memory_mb=memory_mb)
+    except ValueError as exc:
+        return EvalJob(None, error=str(exc))
+    return EvalJob(files, timeout_s=timeout_s, memory_mb=memory_mb, name=name)
 
 
 def _fields(todo: _Todo, found: dict) -> dict:
@@ -233,8 +306,10 @@ def index(
     force: bool = False,
     log: Callable[[str], None] | None = None,
     dispatch: DispatchOptions | None = None,
+    listing: Listing | None = None,
 ) -> IndexReport:
-    """Evaluate every revision of every repo in `hub` that the database has not seen; update the latest ones.
+    """Evaluate every revision of every repo in `hub` (of those `listing` takes) that the database has not seen;
+    update the latest ones.
 
     The evaluations are independent jobs (deeprl.dispatch): a local pool sized to the cores by default, a Ray
     cluster with `dispatch=DispatchOptions(ray=ADDRESS)`. Each runs in the same limited child wherever it runs;
@@ -257,6 +332,7 @@ def index(
             force=force,
             log=log,
             dispatch=dispatch,
+            listing=listing,
         )
 
 
@@ -289,14 +365,15 @@ def _index(
     force: bool,
     log: Callable[[str], None] | None,
     dispatch: DispatchOptions | None = None,
+    listing: Listing | None = None,
 ) -> IndexReport:
     from deeprl.hub import get_hub
 
     started = time.perf_counter()
     report = IndexReport(hub=hub)
     hub_obj = get_hub(hub)
-    # the real Hub holds every kind of model: take those tagged as RL agents; every repo in the local hub is one
-    models = hub_obj.list_models(tag="reinforcement-learning" if hub == "hf" else None)
+    listing = listing or Listing()
+    models = list_hub(hub_obj, hub, listing)
     report.listed = len(models)
     seen: set[str] = set()
     todos: list[_Todo] = []
@@ -380,7 +457,7 @@ def _index(
                 _mark_latest(url, todo.repo_pk, *latest[todo.repo_pk])
     with db.session(url) as s:
         for repo in s.scalars(select(Repo).where(Repo.hub == hub, Repo.active.is_(True))):
-            if repo.repo_id not in seen:
+            if repo.repo_id not in seen and listing.covers(repo.repo_id):
                 repo.active = False
                 report.removed += 1
     report.seconds = round(time.perf_counter() - started, 2)

@@ -8,6 +8,13 @@ crashes costs one row with a reason, never the index. `list_files` is the bounde
 A model reaches the child either as a folder on this machine or as its files packed into a dict (`pack`): a job
 sent to another machine (deeprl.dispatch: a pool slot or a Ray task) carries the packed files, and `evaluate_job`
 evaluates them there in the same limited child. Both give the same copy, so the same verdict.
+
+A repo comes in one of two formats, told apart by its top-level file names alone (`model_files`): deeprl's
+(config.json + model.safetensors, read by `python -m deeprl.verify`) or Stable-Baselines3's, as the course's
+`package_to_hub` pushes it (one `.zip`, maybe `vec_normalize.pkl`; read in the child by `sb3_child`, which converts
+it without unpickling anything and then verifies it as deeprl's). Only those files are copied, fetched from a hub
+(deeprl.hub.hf `download_files`) and sized before they are fetched: a course repo's replay video and unzipped
+copy stay where they are.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ MAX_FILES = 500  # listed per revision (the page shows them); a repo with more i
 MAX_DEPTH = 8
 # what the verifier reads, with the most it may copy of each (a bigger weights file is refused by modelio anyway)
 COPIED = {"config.json": 1 << 20, "model.safetensors": 512 << 20, "README.md": 256 << 10}
+# an SB3-format repo's: its zip (under one fixed name, whatever the repo calls it), VecNormalize's statistics, the
+# card. The course's largest zip (Unit 3's Atari DQN, with its target network and optimizer) is about 27 MB.
+SB3_ZIP = "model.zip"
+SB3_COPIED = {SB3_ZIP: 256 << 20, "vec_normalize.pkl": 16 << 20, "README.md": 256 << 10}
+BUDGETS = {**COPIED, **SB3_COPIED}
 # the only variables the child sees: nothing of the server's (tokens, database URL, DEEPRL_HOME) reaches a model
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV")
 # a model: its folder on this machine, or the files the verifier reads, packed (pack) to travel with a job
@@ -93,43 +105,98 @@ def list_files(root: Path, link_root: Path | None = None) -> list[list]:
     return sorted(out)
 
 
-def stage_copy(folder: Path, dest: Path, link_root: Path | None = None) -> None:
-    """A read-only copy of the files the verifier reads: plain files only (a link to /etc/passwd named README.md
-    stays behind), each at most its size budget (a bigger one is copied truncated and so fails to load)."""
+def repo_format(names: Iterable[str]) -> str:
+    """'stable-baselines3' for a repo without model.safetensors whose top level holds a .zip, else 'deeprl'."""
+    names = list(names)
+    zipped = any(n.lower().endswith(".zip") and "/" not in n for n in names)
+    return "stable-baselines3" if zipped and "model.safetensors" not in names else "deeprl"
+
+
+def model_files(sizes: Mapping[str, int | None], name: str | None = None, *, sized: bool = False) -> dict[str, str]:
+    """{name in the child's copy: file in the repo} of the files the verifier reads, from the repo's top-level
+    files and their sizes (None: unknown); ValueError (one sentence) for a repo whose SB3 zip cannot be told and,
+    when `sized` (before a download), for a file over its budget. (A copy on this machine is cut at the budget
+    instead, so that the verifier says what is wrong with the file.)
+
+    deeprl's format is config.json + model.safetensors; a repo without model.safetensors whose top level holds a
+    `.zip` is SB3's (huggingface_sb3 also writes a config.json, SB3's own `data`: it is not read). Of several zips
+    the one named after the repo (`name`) is the model, as package_to_hub names it.
+    """
+    zips = sorted(f for f in sizes if f.lower().endswith(".zip") and "/" not in f)
+    if repo_format(sizes) == "deeprl":
+        wanted = {f: f for f in COPIED if f in sizes}
+    else:
+        if len(zips) > 1:
+            named = [z for z in zips if name and z[:-4] == name]
+            if not named:
+                raise ValueError(
+                    f"the repo holds {len(zips)} .zip files ({', '.join(zips[:5])}) and none is named after the repo "
+                    f"({name}.zip), so its SB3 model cannot be told"
+                )
+            zips = named
+        wanted = {SB3_ZIP: zips[0], **{f: f for f in ("vec_normalize.pkl", "README.md") if f in sizes}}
+    for staged, src in wanted.items() if sized else ():
+        size, budget = sizes[src], BUDGETS[staged]
+        if size is not None and size > budget:
+            raise ValueError(
+                f"{src} is larger than {budget / 2**20:g} MiB ({size / 2**20:.1f} MiB), the most the leaderboard "
+                "reads of it; it was not downloaded"
+            )
+    return wanted
+
+
+def _folder_files(folder: Path, link_root: Path | None, name: str | None) -> dict[str, Path]:
+    """model_files for a folder on this machine: {staged name: its plain file}. The files of known names are
+    looked up by name; only the zips are searched for (among the first MAX_FILES entries)."""
+    try:
+        zips = [e.name for _, e in zip(range(MAX_FILES), os.scandir(folder)) if e.name.lower().endswith(".zip")]
+    except OSError:
+        zips = []
+    sizes: dict[str, int | None] = {}
+    known = [n for n in BUDGETS if n != SB3_ZIP]  # SB3_ZIP names the copy; a repo's own model.zip is a zip found
+    for n in dict.fromkeys([*known, *zips]):
+        st = _plain_file(folder / n, link_root)
+        if st is not None:
+            sizes[n] = st.st_size
+    return {staged: folder / src for staged, src in model_files(sizes, name).items()}
+
+
+def _copy(src: Path, dest: Path, budget: int) -> None:
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        left = budget + 1
+        while left > 0:
+            chunk = fin.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            fout.write(chunk)
+            left -= len(chunk)
+    os.chmod(dest, 0o444)
+
+
+def stage_copy(folder: Path, dest: Path, link_root: Path | None = None, name: str | None = None) -> None:
+    """A read-only copy of the files the verifier reads (model_files): plain files only (a link to /etc/passwd
+    named README.md stays behind). ValueError when model_files refuses the folder."""
+    files = _folder_files(Path(folder), link_root, name)
     dest.mkdir()
-    for name, budget in COPIED.items():
-        src = folder / name
-        if _plain_file(src, link_root) is None:
-            continue
-        with open(src, "rb") as fin, open(dest / name, "wb") as fout:
-            left = budget + 1
-            while left > 0:
-                chunk = fin.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                fout.write(chunk)
-                left -= len(chunk)
-        os.chmod(dest / name, 0o444)
+    for staged, src in files.items():
+        _copy(src, dest / staged, BUDGETS[staged])
     os.chmod(dest, 0o555)
 
 
-def pack(folder: Path, link_root: Path | None = None) -> dict[str, bytes]:
-    """The files stage_copy would copy, as bytes: plain files only, each cut at its size budget plus one byte (so
-    one that is too big still fails to load). OSError when one cannot be read."""
+def pack(folder: Path, link_root: Path | None = None, name: str | None = None) -> dict[str, bytes]:
+    """The files stage_copy would copy, as bytes, each cut at its size budget plus one byte (so one that is too
+    big still fails to load). OSError when one cannot be read; ValueError when model_files refuses the folder."""
     files = {}
-    for name, budget in COPIED.items():
-        src = Path(folder) / name
-        if _plain_file(src, link_root) is None:
-            continue
+    for staged, src in _folder_files(Path(folder), link_root, name).items():
         with open(src, "rb") as fh:
-            files[name] = fh.read(budget + 1)
+            files[staged] = fh.read(BUDGETS[staged] + 1)
     return files
 
 
 def unpack(files: Mapping[str, bytes], dest: Path) -> None:
     """stage_copy's read-only folder from packed files (names other than the verifier's are dropped)."""
     dest.mkdir()
-    for name, budget in COPIED.items():
+    for name, budget in BUDGETS.items():
         data = files.get(name)
         if isinstance(data, bytes):
             (dest / name).write_bytes(data[: budget + 1])
@@ -137,12 +204,85 @@ def unpack(files: Mapping[str, bytes], dest: Path) -> None:
     os.chmod(dest, 0o555)
 
 
-def stage(model: Model, dest: Path, link_root: Path | None = None) -> None:
+def stage(model: Model, dest: Path, link_root: Path | None = None, name: str | None = None) -> None:
     """A read-only copy of `model` (a folder or packed files) in `dest`, for a limited child."""
     if isinstance(model, Mapping):
         unpack(model, dest)
     else:
-        stage_copy(Path(model), dest, link_root)
+        stage_copy(Path(model), dest, link_root, name)
+
+
+# The child for an SB3 copy: sb3_child below, imported rather than run with -m (which would import this module
+# twice, once through the package)
+SB3_CHILD = "import sys; from deeprl.leaderboard.sandbox import sb3_child; sys.exit(sb3_child(sys.argv[1:]))"
+
+
+def verifier(model: Path, name: str | None) -> list[str]:
+    """The child's arguments for a staged copy: sb3_child for an SB3 zip (given the repo's name, one place its env
+    may be named), deeprl.verify otherwise."""
+    if (model / SB3_ZIP).is_file():
+        return ["-c", SB3_CHILD, str(model), *([name] if name else [])]
+    return ["-m", "deeprl.verify", str(model)]
+
+
+def verify_sb3(folder: Path, name: str | None, card: dict) -> dict:
+    """deeprl.verify's verdict for the SB3 repo copied into `folder` (in the limited child): the zip read as
+    everywhere in deeprl (deeprl.sb3: nothing unpickled), checked against the course task the repo's card or name
+    names (deeprl.sb3.course_task), converted to deeprl's format, then verified as any deeprl model."""
+    from deeprl import sb3
+    from deeprl.envs import make_env
+    from deeprl.errors import UserError
+    from deeprl.modelio import save_model
+    from deeprl.verify import verdict
+
+    tag = sb3.course_task(card, name)
+    if tag is None:
+        return {
+            "status": "error",
+            "algo": None,
+            "error": "the repo names no env the leaderboard ranks: neither its card's tags, its card's results nor "
+            "its name (the course's ppo-LunarLander-v2, say) is a course env",
+        }
+    zip_path = folder / SB3_ZIP
+    out: dict = {"env": tag, "algo": None}
+    try:
+        model = sb3.read_zip(zip_path)
+        out["algo"] = model.algo
+        built = make_env(tag)
+        try:
+            why = sb3.fits(model, built)
+        finally:
+            built.close()
+        if why:
+            return {
+                **out,
+                "status": "error",
+                "error": f"the SB3 model does not play {tag}, the env the repo names: {why}",
+            }
+        config, tensors = sb3.with_statistics(model, *sb3.to_deeprl(model, tag))
+        converted = Path(tempfile.mkdtemp(prefix="sb3-"))  # in the child's own TMPDIR
+        save_model(converted, tensors, config)
+    except UserError as exc:
+        return {**out, "status": "error", "error": str(exc).replace(str(zip_path), "the repo's SB3 zip")[:1000]}
+    return verdict(converted)
+
+
+def sb3_child(argv: list[str]) -> int:
+    """The limited child for an SB3 copy (FOLDER [REPO_NAME]): deeprl.verify's two lines, the card then the
+    verdict of verify_sb3."""
+    from deeprl.verify import read_card
+
+    if len(argv) not in (1, 2):
+        print("usage: sb3_child MODEL_FOLDER [REPO_NAME]", file=sys.stderr)
+        return 2
+    folder = Path(argv[0])
+    try:
+        card = read_card(folder)
+    except Exception as exc:  # a card we cannot read leaves the page without a card, never the row without figures
+        card = {"card_html": None, "card_meta": {}, "claim": None, "card_error": exc.__class__.__name__}
+    print(json.dumps({"card": card}), flush=True)
+    print(json.dumps({"verdict": verify_sb3(folder, argv[1] if len(argv) == 2 else None, card)}), flush=True)
+    return 0
 
 
 def evaluate_folder(
@@ -151,9 +291,10 @@ def evaluate_folder(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_mb: int = DEFAULT_MEMORY_MB,
     link_root: Path | None = None,
+    name: str | None = None,
 ) -> dict:
-    """Verify a model folder (or its packed files) in a limited child (deeprl.verify): {'card': {...} or None,
-    'verdict': {...}}.
+    """Verify a model folder (or its packed files) in a limited child (deeprl.verify, or deeprl.sb3 for an SB3
+    repo; `name` is the repo's NAME): {'card': {...} or None, 'verdict': {...}}.
 
     The child gets a scrubbed environment, a temporary folder of its own as HOME, DEEPRL_HOME and working folder,
     and a read-only copy of the files it needs, under CPU, memory, file-size and wall-clock limits. A child that
@@ -162,16 +303,18 @@ def evaluate_folder(
     with tempfile.TemporaryDirectory(prefix="deeprl-verify-") as tmp:
         model = Path(tmp) / "model"
         try:
-            stage(folder, model, link_root)
+            stage(folder, model, link_root, name)
         except OSError as exc:
             return {
                 "card": None,
                 "verdict": {"status": "error", "error": f"could not copy the model for verification ({exc.strerror})"},
             }
+        except ValueError as exc:
+            return {"card": None, "verdict": {"status": "error", "error": str(exc)}}
         work = Path(tmp) / "work"
         work.mkdir()
         try:
-            child = run_child(["-m", "deeprl.verify", str(model)], work, timeout_s=timeout_s, memory_mb=memory_mb)
+            child = run_child(verifier(model, name), work, timeout_s=timeout_s, memory_mb=memory_mb)
         finally:
             unstage(model)
         if child.started is False:
@@ -198,6 +341,7 @@ class EvalJob:
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_mb: int = DEFAULT_MEMORY_MB
     error: str | None = None
+    name: str | None = None  # the repo's NAME: where an SB3 repo's card names no env, its name may
 
 
 def evaluate_job(job: EvalJob) -> dict:
@@ -208,7 +352,7 @@ def evaluate_job(job: EvalJob) -> dict:
     if job.files is None:
         found: dict = {"card": None, "verdict": {"status": "error", "error": job.error or "no files to evaluate"}}
     else:
-        found = evaluate_folder(job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb)
+        found = evaluate_folder(job.files, timeout_s=job.timeout_s, memory_mb=job.memory_mb, name=job.name)
     found["seconds"] = round(time.perf_counter() - t0, 3)
     return found
 
