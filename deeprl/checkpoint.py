@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from deeprl.modelio import read_tensors
-
-if TYPE_CHECKING:
-    pass
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 
@@ -40,12 +37,15 @@ def load_checkpoint(run_dir: Path) -> tuple[dict[str, np.ndarray], dict] | None:
     return tensors, json.loads(meta.get("state", "{}"))
 
 
-def rng_state(np_rng: np.random.Generator | None = None) -> tuple[dict, dict]:
-    """(tensors, json) capturing python, numpy and torch RNGs."""
+def rng_state(np_rng: np.random.Generator | None = None, torch_rng: bool = True) -> tuple[dict, dict]:
+    """(tensors, json) capturing python, numpy and torch RNGs; `torch_rng=False` (a numpy-only algorithm) leaves
+    torch's out, and torch unimported."""
     tensors: dict = {}
     state: dict[str, Any] = {"python_random": _py_state_to_json(random.getstate())}
     if np_rng is not None:
         state["numpy_generator"] = np_rng.bit_generator.state
+    if not torch_rng:
+        return tensors, state
     try:
         import torch
 
@@ -55,13 +55,17 @@ def rng_state(np_rng: np.random.Generator | None = None) -> tuple[dict, dict]:
     return tensors, state
 
 
-def set_rng_state(tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
+def set_rng_state(
+    tensors: dict, state: dict, np_rng: np.random.Generator | None = None, torch_rng: bool = True
+) -> None:
+    """Put back what rng_state captured; `torch_rng=False` ignores a torch state (an older numpy-only checkpoint
+    holds one that nothing would use)."""
     if "python_random" in state:
         v, internal, gauss = state["python_random"]
         random.setstate((v, tuple(internal), gauss))
     if np_rng is not None and "numpy_generator" in state:
         np_rng.bit_generator.state = state["numpy_generator"]
-    if "rng.torch" in tensors:
+    if torch_rng and "rng.torch" in tensors:
         import torch
 
         torch.set_rng_state(torch.from_numpy(np.asarray(tensors["rng.torch"], dtype=np.uint8)))

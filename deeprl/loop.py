@@ -144,17 +144,22 @@ class Loop:
 def evaluate_snapshot(run: _Run, snapshot: Snapshot, folder: Path, **evaluate_kwargs: Any) -> dict:
     """The course protocol's figures for a callback's snapshot, saved under `folder` and loaded as `deeprl evaluate`
     would load it. The global random states are put back afterwards, so a callback that evaluates never changes
-    how the run trains. `evaluate_kwargs` go to deeprl.evaluation.evaluate (n_eval_episodes, seed)."""
+    how the run trains (torch's only where the run uses torch: a numpy-only run never imports it).
+    `evaluate_kwargs` go to deeprl.evaluation.evaluate (n_eval_episodes, seed)."""
     import random
 
     import numpy as np
-    import torch
 
     from deeprl.agent import load_agent
     from deeprl.evaluation import evaluate
     from deeprl.modelio import save_model
 
-    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    states = (random.getstate(), np.random.get_state())
+    torch_state = None
+    if run.uses_torch:
+        import torch
+
+        torch_state = torch.get_rng_state()
     try:
         tensors, policy_config = snapshot()
         save_model(folder, tensors, {**run.base_config(), "policy": policy_config})
@@ -162,4 +167,7 @@ def evaluate_snapshot(run: _Run, snapshot: Snapshot, folder: Path, **evaluate_kw
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
+        if torch_state is not None:
+            import torch
+
+            torch.set_rng_state(torch_state)

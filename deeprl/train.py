@@ -19,6 +19,7 @@ import numpy as np
 from deeprl.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from deeprl.envs import resolve_env
 from deeprl.errors import UserError
+from deeprl.log import note
 from deeprl.loop import Callback, Loop  # noqa: F401  (Callback: train()'s callbacks, importable from here)
 from deeprl.modelio import CONFIG_FILE, MODEL_FILE, atomic_write_json, save_model
 from deeprl.paths import check_can_create, writable_folder
@@ -43,11 +44,15 @@ if TYPE_CHECKING:
 _Settings = TypeVar("_Settings", bound="DataclassInstance")
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, uses_torch: bool = True) -> None:
+    """Seed Python's, numpy's and (for an algorithm that uses it) torch's global generators. A numpy-only algorithm
+    (`USES_TORCH = False` in its module, as Q-Learning) leaves torch alone: importing it is most of such a run."""
     import random
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    if not uses_torch:
+        return
     try:
         import torch
 
@@ -111,6 +116,7 @@ class Run:
     seed: int
     run_dir: Path
     device: str = "cpu"
+    uses_torch: bool = True  # False for a numpy-only algorithm: its checkpoints and seeding leave torch out
     resumed: tuple[dict, dict] | None = None
     show_progress: bool = True
     started_at: float = field(default_factory=time.perf_counter)
@@ -143,11 +149,11 @@ class Run:
         }
 
     def checkpoint(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
-        rng_tensors, rng_json = rng_state(np_rng)
+        rng_tensors, rng_json = rng_state(np_rng, torch_rng=self.uses_torch)
         save_checkpoint(self.run_dir, {**tensors, **rng_tensors}, {**state, **rng_json, "seed": self.seed})
 
     def restore_rng(self, tensors: dict, state: dict, np_rng: np.random.Generator | None = None) -> None:
-        set_rng_state(tensors, state, np_rng)
+        set_rng_state(tensors, state, np_rng, torch_rng=self.uses_torch)
 
     def save_model(self, tensors: dict, policy_config: dict, stopped: bool = False, **trained: Any) -> None:
         """Write model.safetensors and config.json: at the end of training, and (`stopped=True`) when a run is
@@ -177,13 +183,19 @@ class Run:
             self._writer.close()
 
 
-def resolve_device(device: str) -> str:
+def resolve_device(device: str, uses_torch: bool = True) -> str:
+    """The device a run trains on. A numpy-only algorithm (`uses_torch=False`) always runs on the CPU, and finding
+    out whether a GPU is there would import torch for nothing."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"Unknown device '{device}'; use auto, cpu or cuda.")
+    if not uses_torch:
+        if device.startswith("cuda"):
+            note(f"this algorithm computes with numpy on the CPU; --device {device} is ignored.")
+        return "cpu"
     if device == "auto":
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"Unknown device '{device}'; use auto, cpu or cuda.")
     if device.startswith("cuda"):
         import torch
 
@@ -217,6 +229,7 @@ def train(
         check_can_create(log_folder, "The log folder", "pick another one with -f")  # creates nothing yet
     module = get_algo(algo)
     algo_name = module.__name__.rsplit(".", 1)[-1]
+    uses_torch = getattr(module, "USES_TORCH", True)
     spec, kwargs = resolve_env(env_id, env_kwargs)
     tag = spec.card_tag(kwargs)
     resumed = None
@@ -274,7 +287,8 @@ def train(
             hyperparams=hp,
             seed=seed,
             run_dir=run_dir,
-            device=resolve_device(device),
+            device=resolve_device(device, uses_torch),
+            uses_torch=uses_torch,
             resumed=resumed,
             show_progress=show_progress,
             callbacks=list(callbacks or []),
@@ -285,7 +299,7 @@ def train(
         raise
     # config.json first, so an interrupted run is still a folder that says what it is.
     atomic_write_json(run_dir / CONFIG_FILE, {**run.base_config(), "status": "running"})
-    seed_everything(seed)
+    seed_everything(seed, uses_torch)
     previous_handlers = _stop_on_signals(run)
     try:
         module.train(run)

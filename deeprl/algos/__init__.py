@@ -5,7 +5,9 @@
 - `train(run)`: trains inside a `deeprl.train.Run` (env id, hyperparameters, seed, run folder): `run.settings(Settings)`
   gives the typed settings, and `with run.loop(...) as loop:` the frame (progress, callbacks, checkpoints, stopping,
   the final save; deeprl.loop), inside which the algorithm writes only its own steps;
-- `load_agent(config, tensors)`: an object with `act(obs, deterministic=True)` built from a saved model.
+- `load_agent(config, tensors)`: an object with `act(obs, deterministic=True)` built from a saved model;
+- `USES_TORCH = False` (optional, default True): a numpy-only algorithm; `deeprl train` then neither imports nor
+  seeds torch, and its checkpoints hold no torch random state.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ Q-learning.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ class Settings:
     :param min_epsilon: exploration it decays to
     :param decay_rate: epsilon's exponential decay per episode
     :param n_envs: episodes played side by side
-    :param checkpoint_every: episodes between checkpoints
+    :param checkpoint_every: episodes between checkpoints (at most one every CHECKPOINT_GAP = 2 s)
     """
 
     n_training_episodes: int = 10000
@@ -53,6 +54,8 @@ class Settings:
 
 DEFAULTS = defaults(Settings)
 TAGS = ["q-learning", "custom-implementation"]
+USES_TORCH = False  # numpy only: `deeprl train` then never imports torch (about 1 s and 190 MB of a 2 s run)
+CHECKPOINT_GAP = 2.0  # seconds: each checkpoint is an fsync'd file, and a whole course run takes half a second
 
 
 def epsilon(hp: Settings, episode: int | np.ndarray) -> Any:  # a float, or an array for an array of episodes
@@ -87,7 +90,7 @@ def train(run: Any) -> None:  # a deeprl.train.Run (imported here it would close
     episode = np.arange(started, started + b)
     started += b
     s, t, ret = sim.reset(b, rng), np.zeros(b, dtype=np.int64), np.zeros(b)
-    recent: list[float] = []
+    recent: deque[float] = deque(maxlen=100)  # the last 100 returns, for the progress line
 
     def checkpoint() -> None:
         run.checkpoint({"qtable": q}, {"episodes": finished, "timesteps": steps}, rng)
@@ -102,6 +105,7 @@ def train(run: Any) -> None:  # a deeprl.train.Run (imported here it would close
         checkpoint=checkpoint,
         save=save_model,
         checkpoint_every=hp.checkpoint_every,
+        checkpoint_gap=CHECKPOINT_GAP,
     ) as loop:
         while episode.size:
             eps = epsilon(hp, episode)
@@ -121,13 +125,12 @@ def train(run: Any) -> None:  # a deeprl.train.Run (imported here it would close
                 n_done = idx.size
                 finished += n_done
                 recent.extend(ret[idx].tolist())
-                recent = recent[-100:]
                 if loop.update(
                     n_done,
                     finished,
                     lambda: ({"qtable": q.copy()}, _policy_config(sim)),
                     epsilon=float(eps.min()),
-                    mean_return=float(np.mean(recent)),
+                    mean_return=sum(recent) / len(recent),  # np.mean of a list: a fifth of the training time
                 ):
                     break
                 if hp.n_timesteps is not None and steps >= hp.n_timesteps:

@@ -23,29 +23,29 @@ class TabularBatch:
             raise UserError("fickle_passenger changes the task during an episode; train Taxi without it.")
         self.n_states = int(env.observation_space.n)
         self.n_actions = int(env.action_space.n)
-        k = max(len(u.P[s][a]) for s in range(self.n_states) for a in range(self.n_actions))
+        outcomes = [u.P[s][a] for s in range(self.n_states) for a in range(self.n_actions)]
+        k = max(len(o) for o in outcomes)
+        # each (s, a)'s outcomes padded to k with impossible ones (p = 0), then one array per field
+        rows = [list(o) + [(0.0, 0, 0.0, False)] * (k - len(o)) for o in outcomes]
         shape = (self.n_states, self.n_actions, k)
-        self.cum_p = np.ones(shape)
-        self.next_s = np.zeros(shape, dtype=np.int64)
-        self.reward = np.zeros(shape)
-        self.term = np.zeros(shape, dtype=bool)
-        for s in range(self.n_states):
-            for a in range(self.n_actions):
-                outcomes = u.P[s][a]
-                probs = np.array([o[0] for o in outcomes], dtype=np.float64)
-                for i, (_, s2, r, t) in enumerate(outcomes):
-                    self.next_s[s, a, i], self.reward[s, a, i], self.term[s, a, i] = s2, r, t
-                self.cum_p[s, a, : len(outcomes)] = np.cumsum(probs) / probs.sum()
+        p, s2, r, t = zip(*(o for row in rows for o in row))
+        probs = np.array(p, dtype=np.float64).reshape(shape)
+        self.next_s = np.array(s2, dtype=np.int64).reshape(shape)
+        self.reward = np.array(r, dtype=np.float64).reshape(shape)
+        self.term = np.array(t, dtype=bool).reshape(shape)
+        self.cum_p = np.cumsum(probs, axis=2) / probs.sum(axis=2, keepdims=True)  # the padding's entries are 1
         self.stochastic = k > 1
+        # the one outcome of a deterministic env (Taxi, FrozenLake no_slippery), as 2-d tables
+        self.next_s1, self.reward1, self.term1 = self.next_s[..., 0], self.reward[..., 0], self.term[..., 0]
         self.init_cum = np.cumsum(np.asarray(u.initial_state_distrib, dtype=np.float64))
         self.init_cum /= self.init_cum[-1]
 
     def reset(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.searchsorted(self.init_cum, rng.random(n), side="right").clip(max=self.n_states - 1)
+        # np.minimum, not .clip(max=...): the same numbers without clip's Python-level checks (a reset per step)
+        return np.minimum(np.searchsorted(self.init_cum, rng.random(n), side="right"), self.n_states - 1)
 
     def step(self, s: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self.stochastic:
-            i = (rng.random(len(s))[:, None] >= self.cum_p[s, a]).sum(1).clip(max=self.cum_p.shape[2] - 1)
-        else:
-            i = np.zeros(s.shape[0], dtype=np.int64)
+        if not self.stochastic:  # no draw: the env's own step draws none either for a single outcome
+            return self.next_s1[s, a], self.reward1[s, a], self.term1[s, a]
+        i = np.minimum((rng.random(len(s))[:, None] >= self.cum_p[s, a]).sum(1), self.cum_p.shape[2] - 1)
         return self.next_s[s, a, i], self.reward[s, a, i], self.term[s, a, i]
