@@ -52,10 +52,11 @@ def model_dir(target: str | Path, revision: str | None = None, hub: str | None =
 
 def sb3_zip(path: Path) -> Path | None:
     """The SB3 model file a target names: a .zip, or the one .zip in a folder that holds no deeprl model (a Hub
-    repo as huggingface_sb3 pushes it, an RL-Zoo run folder); None for anything else."""
+    repo as huggingface_sb3 pushes it, an RL-Zoo run folder); None for anything else. Such a repo may hold a
+    config.json too (package_to_hub writes SB3's data there): without model.safetensors it is not deeprl's."""
     if path.suffix == ".zip" and path.is_file():
         return path
-    if path.is_dir() and not (path / CONFIG_FILE).exists() and not (path / MODEL_FILE).exists():
+    if path.is_dir() and not (path / MODEL_FILE).exists():
         found = [p for p in path.glob("*.zip") if p.is_file()]
         if len(found) == 1:
             return found[0]
@@ -76,6 +77,11 @@ def load_agent(
 
         return load_sb3_agent(sb3_file, env=env)
     directory = model_dir(target, revision, hub)
+    sb3_file = sb3_zip(directory)  # a hub repo pushed by the course's package_to_hub
+    if sb3_file is not None:
+        from deeprl.sb3 import load_sb3_agent
+
+        return load_sb3_agent(sb3_file, env=env)
     config, tensors = load_model(directory)
     from deeprl.algos import get_algo
 

@@ -326,3 +326,12 @@ def test_the_files_fetched_are_chosen_and_sized_from_the_listing():
         model_files(two, "other")
     with pytest.raises(ValueError, match="larger than 256 MiB"):
         model_files({"huge.zip": 300 << 20}, "huge", sized=True)
+
+
+def test_evaluate_a_course_repo_by_its_id(standin, capsys):
+    """`deeprl evaluate USER/REPO --hub hf` on a repo package_to_hub wrote (its zip beside SB3's data as
+    config.json, which is not deeprl's config): the zip is the model, and the figures are SB3's own."""
+    code, out, err = run_main(capsys, "evaluate", "bob/dqn-CartPole-v1", "--hub", "hf", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert figures["env_id"] == "CartPole-v1" and figures["n_eval_episodes"] == 10
