@@ -78,10 +78,9 @@ def test_unknown_keys_are_one_sentence(tmp_path, text, word):
 
 
 def test_train_with_the_course_file(tmp_path, cli):
+    """As written, and without --algo: the trainer file says PPO (trainer_type: ppo), as mlagents-learn needs none."""
     r = cli(
         "train",
-        "--algo",
-        "ppo",
         "--env",
         "SnowballTarget",
         "-c",
@@ -94,6 +93,9 @@ def test_train_with_the_course_file(tmp_path, cli):
     )
     assert r.returncode == 0, r.stderr
     assert "keep_checkpoints, threaded, vis_encode_type" in r.stderr
+    assert list((tmp_path / "ppo").glob("*SnowballTarget_1/model.safetensors"))
+    other = cli("train", "--env", "CartPole-v1", "-c", DATA / "ppo-unit5-zoo.yml", "-f", tmp_path, "-n", "64")
+    assert other.returncode == 2 and "--algo" in other.stderr  # an RL-Zoo file names no algorithm
 
 
 def test_run_id_names_the_run_folder(tmp_path, cli):

@@ -5,7 +5,9 @@ from deeprl.commands import seed
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an agent (RL-Zoo style)")
-    p.add_argument("--algo", required=True, help="qlearning, reinforce, ppo, a2c, dqn, ...")
+    p.add_argument(
+        "--algo", default=None, help="qlearning, reinforce, ppo, a2c, dqn, ... (an ML-Agents trainer file says ppo)"
+    )
     p.add_argument("--env", required=True, help="course env id, e.g. Taxi-v3 (see 'deeprl envs')")
     p.add_argument("--env-kwargs", nargs="*", metavar="K:V", help="env options, e.g. map_name:4x4 is_slippery:False")
     p.add_argument("-c", "--conf-file", dest="conf", help="hyperparameter YAML (RL-Zoo format accepted)")
@@ -33,12 +35,15 @@ def run(args: argparse.Namespace) -> int:
     from deeprl.settings import parse_overrides
     from deeprl.train import interrupted_message, train
 
+    algo = args.algo or trainer_file_algo(args.conf)
+    if algo is None:
+        raise UserError("The following arguments are required: --algo (see 'deeprl train --help').")
     overrides = parse_overrides(args.hyperparams)
     if args.save_replay_buffer:
         overrides["save_replay_buffer"] = True
     try:
         run = train(
-            args.algo,
+            algo,
             args.env,
             env_kwargs=parse_env_kwargs(args.env_kwargs),
             hyperparams_file=args.conf,
@@ -58,3 +63,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("Out of memory while training; lower buffer_size or n_envs.") from None
     print(f"Saved {run.algo} model for {run.env_tag} in {run.run_dir}")
     return 0
+
+
+def trainer_file_algo(conf: str | None) -> str | None:
+    """'ppo' for an ML-Agents trainer file (`behaviors:`; every behavior's trainer_type is checked when it is read),
+    as `mlagents-learn config.yaml` needs no algorithm; None otherwise."""
+    from pathlib import Path
+
+    import yaml
+
+    if conf is None or not Path(conf).is_file():
+        return None
+    try:
+        data = yaml.safe_load(Path(conf).read_text())
+    except yaml.YAMLError:
+        return None  # training reads it again and says what is wrong
+    from deeprl.mlagents import is_trainer_file
+
+    return "ppo" if is_trainer_file(data) else None
