@@ -15,8 +15,8 @@ import pkgutil
 import sys
 from typing import NoReturn
 
-from deeprl.version import __version__
 from deeprl.errors import UserError
+from deeprl.version import __version__
 
 ORDER = [
     "envs",

@@ -16,8 +16,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from deeprl.version import __version__
 from deeprl.errors import UserError
+from deeprl.version import __version__
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

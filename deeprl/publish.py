@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,9 +50,9 @@ def stage(
     path = Path(model_dir)
     if path.suffix == ".pkl" and path.is_file():
         # a course notebook's q-learning.pkl (read by the restricted unpickler) is pushed as safetensors + JSON
-        from deeprl.version import __version__
         from deeprl.coursefiles import load_course_pickle
         from deeprl.modelio import tensors_to_bytes
+        from deeprl.version import __version__
 
         src, course_agent = None, load_course_pickle(path)
         agent: Agent = course_agent
@@ -67,17 +68,7 @@ def stage(
     timings["evaluate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    has_video = False
-    if record_video:
-        from deeprl.video import record
-
-        try:
-            record(agent, staging / "replay.mp4", n_episodes=1, seed=seed)
-            has_video = True
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # e.g. an env without rgb_array rendering, ffmpeg missing
-            warn(f"no replay video for this push ({exc}); the model, card and results are pushed without it.")
+    has_video = record_video and record_replay(agent, staging, seed)
     timings["video_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -256,3 +247,18 @@ def make_card(repo_id: str, config: dict, results: dict, has_video: bool, hub: s
     ]
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     return f"---\n{front}---\n\n" + "\n".join(lines)
+
+
+def record_replay(agent: Any, staging: Path, seed: int) -> bool:
+    """replay.mp4 of one episode in the staging folder; False, with a warning, where it cannot be made (an env
+    without rgb_array rendering, ffmpeg missing): the model, card and results are pushed without it."""
+    from deeprl.video import record
+
+    try:
+        record(agent, staging / "replay.mp4", n_episodes=1, seed=seed)
+        return True
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        warn(f"no replay video for this push ({exc}); the model, card and results are pushed without it.")
+        return False

@@ -127,13 +127,20 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m deeprl.verify MODEL_FOLDER", file=sys.stderr)
         return 2
     folder = Path(argv[0])
-    try:
-        card = read_card(folder)
-    except Exception as exc:  # a card we cannot read leaves the page without a card, never the row without figures
-        card = {"card_html": None, "card_meta": {}, "claim": None, "card_error": exc.__class__.__name__}
-    print(json.dumps({"card": card}), flush=True)
+    card_line(folder)
     print(json.dumps({"verdict": verdict(folder)}), flush=True)
     return 0
+
+
+def card_line(folder: Path) -> dict:
+    """The child's first line, the model's card; a card we cannot read leaves the page without a card, never the
+    row without figures."""
+    try:
+        card = read_card(folder)
+    except Exception as exc:
+        card = {"card_html": None, "card_meta": {}, "claim": None, "card_error": exc.__class__.__name__}
+    print(json.dumps({"card": card}), flush=True)
+    return card
 
 
 if __name__ == "__main__":

@@ -106,24 +106,14 @@ def stage_repo(
     import shutil
 
     from deeprl.evaluation import evaluate
-    from deeprl.log import warn
     from deeprl.modelio import atomic_write_json
+    from deeprl.publish import record_replay
     from deeprl.sb3 import VEC_NORMALIZE, find_vec_normalize, load_sb3_agent
 
     path = Path(path)
     agent = load_sb3_agent(path, env)
     results = evaluate(agent, n_eval_episodes=n_eval_episodes, seed=seed)
-    has_video = False
-    if record_video:
-        from deeprl.video import record
-
-        try:
-            record(agent, staging / "replay.mp4", n_episodes=1, seed=seed)
-            has_video = True
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # an env without rgb_array rendering, ffmpeg missing
-            warn(f"no replay video for this push ({exc}); the model, card and results are pushed without it.")
+    has_video = record_video and record_replay(agent, staging, seed)
     shutil.copy2(path, staging / path.name)
     stats = find_vec_normalize(path)
     if stats is not None:

@@ -270,17 +270,13 @@ def verify_sb3(folder: Path, name: str | None, card: dict) -> dict:
 def sb3_child(argv: list[str]) -> int:
     """The limited child for an SB3 copy (FOLDER [REPO_NAME]): deeprl.verify's two lines, the card then the
     verdict of verify_sb3."""
-    from deeprl.verify import read_card
+    from deeprl.verify import card_line
 
     if len(argv) not in (1, 2):
         print("usage: sb3_child MODEL_FOLDER [REPO_NAME]", file=sys.stderr)
         return 2
     folder = Path(argv[0])
-    try:
-        card = read_card(folder)
-    except Exception as exc:  # a card we cannot read leaves the page without a card, never the row without figures
-        card = {"card_html": None, "card_meta": {}, "claim": None, "card_error": exc.__class__.__name__}
-    print(json.dumps({"card": card}), flush=True)
+    card = card_line(folder)
     print(json.dumps({"verdict": verify_sb3(folder, argv[1] if len(argv) == 2 else None, card)}), flush=True)
     return 0
 
