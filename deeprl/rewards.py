@@ -19,7 +19,9 @@ stop paying. Both networks are ML-Agents' `LinearEncoder` (`swish_encoder`: Swis
 `variant: paper` is Burda et al. 2018's recipe instead (arXiv:1810.12894; openai/random-network-distillation):
 the networks read observations normalized by their running mean and std and clipped to +-5, the intrinsic reward
 is divided by the running std of its discounted running sum (no mean subtracted), `strength` is not applied, and
-the advantage is 2 x extrinsic + 1 x intrinsic instead of the mean. On the native Pyramids it is the one that learns
+the advantage is 2 x extrinsic + 1 x intrinsic instead of the mean (`int_coef`, 1 by default, may be `lin_X`:
+the intrinsic weight then decays to 0 over the run as the learning rate does, so that a solved task stops paying
+for novelty). On the native Pyramids it is the one that learns
 in the budget: ML-Agents' RND reads the raw observation, where the agent's velocity (up to 47 m/s) outweighs the
 0/1 ray tags, and its reward fades below 1e-3 by 100k steps (the gold brick in 5 % of episodes at 300k steps); the
 paper's reached it in 94 % at 1M steps and mean return 1.70 at 2M (`--hyperparams "reward_signals:{rnd: {variant:
@@ -38,13 +40,14 @@ from deeprl.errors import UserError
 from deeprl.nets import mlp
 from deeprl.normalize import RunningMeanStd
 from deeprl.rollout import compute_gae
+from deeprl.settings import Rate, convert, rate_at
 
 if TYPE_CHECKING:
     from deeprl.policies import ActorCritic
     from deeprl.rollout import RolloutBuffer
 
 KINDS = ("extrinsic", "rnd", "curiosity")
-RND_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "variant"}
+RND_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "variant", "int_coef"}
 CURIOSITY_KEYS = {"strength", "gamma", "learning_rate", "net_arch", "encoding_size"}
 PAPER_WEIGHTS = (2.0, 1.0)  # ext_coeff, int_coeff in the RND repo's run_atari.py
 
@@ -86,6 +89,14 @@ def parse_reward_signals(value: Any) -> dict:
             if variant not in ("mlagents", "paper"):
                 raise UserError(f"reward_signals.rnd.variant must be mlagents or paper, not {variant!r}.")
             out[kind]["variant"] = variant
+            if "int_coef" in section:
+                if variant != "paper":
+                    raise UserError(
+                        "reward_signals.rnd.int_coef weighs the paper variant's advantages; add variant: paper."
+                    )
+                coef = section["int_coef"]
+                convert("reward_signals.rnd.int_coef", coef, Rate)  # a number or lin_X, checked now
+                out[kind]["int_coef"] = coef if isinstance(coef, str) else float(coef)
     return out
 
 
@@ -347,8 +358,10 @@ class RewardSignals:
         gamma: float,
         gae_lambda: float,
         device: torch.device | str,
+        progress_remaining: float = 1.0,
     ) -> None:
-        """Fill buffer.advantages (combined), buffer.signal_values/returns as [T, N, 1 + K] (the env's first)."""
+        """Fill buffer.advantages (combined), buffer.signal_values/returns as [T, N, 1 + K] (the env's first);
+        `progress_remaining` (1 at the start of the run, 0 at its end) for an annealed `int_coef`."""
         from deeprl.policies.features import obs_to_tensor
 
         T, N = buffer.rewards.shape
@@ -385,7 +398,10 @@ class RewardSignals:
             )
             self.last_stats[f"{name}/reward_mean"] = float(r.mean())
             self.last_stats[f"{name}/value_mean"] = float(values_i[..., k].mean())
-        weights = [PAPER_WEIGHTS[0]] + [PAPER_WEIGHTS[1]] * len(self.names) if self.paper else None
+        weights = None
+        if self.paper:
+            coef = convert("int_coef", self.settings["rnd"].get("int_coef", PAPER_WEIGHTS[1]), Rate)
+            weights = [PAPER_WEIGHTS[0]] + [rate_at(coef, progress_remaining)] * len(self.names)
         adv, returns = signal_advantages(streams, buffer.dones, gae_lambda, weights)
         buffer.advantages = adv
         buffer.returns = np.stack(returns, -1)

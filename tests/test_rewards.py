@@ -213,3 +213,50 @@ def test_ppo_checkpoint_holds_the_rnd_optimizer(tmp_path):
     assert steps and min(steps) == 4  # 2 rollouts of 64 steps, each one epoch of 2 minibatches of 32
     assert any(np.abs(np.asarray(v)).sum() > 0 for k, v in tensors.items() if k.endswith("exp_avg"))
     assert "rnd" in state["signal_optimizers"]
+
+
+def test_annealed_intrinsic_weight():
+    """`int_coef: lin_X` (the paper variant) weighs the intrinsic advantages X * progress_remaining: at the run's end
+    the policy's advantage is the extrinsic one alone, 2 x its GAE; a number keeps the weight; the key is checked."""
+    from gymnasium import spaces
+
+    from deeprl.policies import build_policy
+    from deeprl.rewards import RewardSignals
+    from deeprl.rollout import RolloutBuffer
+
+    obs_space, act_space = spaces.Box(-1, 1, (6,), np.float32), spaces.Discrete(3)
+    policy = build_policy(obs_space, act_space, {"net_arch": [16]}, device="cpu", fast=False)
+    rng = np.random.default_rng(0)
+    buffer = RolloutBuffer(8, 2, obs_space, act_space, device="cpu")
+    buffer.obs[:] = rng.normal(size=buffer.obs.shape)
+    buffer.rewards[:] = rng.normal(size=buffer.rewards.shape)
+    buffer.values[:] = rng.normal(size=buffer.values.shape)
+    last_obs, last_values = rng.normal(size=(2, 6)).astype(np.float32), np.zeros(2, np.float32)
+
+    def advantages(coef, progress: float) -> np.ndarray:
+        torch.manual_seed(0)
+        cfg = parse_reward_signals({"rnd": {"variant": "paper", "int_coef": coef}})
+        signals = RewardSignals(cfg, policy, 6, act_space)
+        signals.process(buffer, last_values, last_obs, 0.99, 0.95, "cpu", progress_remaining=progress)
+        return buffer.advantages.copy()
+
+    ext, _ = signal_advantages(
+        [
+            {
+                "rewards": buffer.rewards,
+                "values": buffer.values,
+                "last_values": last_values,
+                "gamma": 0.99,
+                "episodic": True,
+            }
+        ],
+        buffer.dones,
+        0.95,
+        [2.0],
+    )
+    np.testing.assert_allclose(advantages("lin_1.0", 0.0), ext, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(advantages("lin_1.0", 1.0), ext)
+    np.testing.assert_allclose(advantages("lin_1.0", 0.5), advantages(0.5, 0.3), rtol=1e-5, atol=1e-6)
+    for bad in ({"variant": "paper", "int_coef": "lin_x"}, {"int_coef": 0.5}):
+        with pytest.raises(UserError, match="int_coef"):
+            parse_reward_signals({"rnd": bad})

@@ -435,7 +435,15 @@ def train(run: Run, rewards: Callable[[RolloutBuffer], None] | None = None) -> N
             if rewards is not None:
                 rewards(buffer)
             if signals is not None:
-                signals.process(buffer, collector.last_values(policy), collector.obs, hp.gamma, hp.gae_lambda, device)
+                signals.process(
+                    buffer,
+                    collector.last_values(policy),
+                    collector.obs,
+                    hp.gamma,
+                    hp.gae_lambda,
+                    device,
+                    progress_remaining=max(0.0, 1.0 - timesteps / total),
+                )
             else:
                 if ext_strength != 1.0:
                     buffer.rewards *= np.float32(ext_strength)
