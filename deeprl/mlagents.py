@@ -25,7 +25,8 @@ Each key becomes the PPO setting with its meaning (ML-Agents' docs, `docs/Traini
 - hidden_units x num_layers = policy_kwargs net_arch with relu trunks. ML-Agents uses Swish (`activation_fn:
   swish` here); measured with seed 0 on the course's files, relu learned Pyramids far faster (PPO+RND, paper
   variant, 1M steps: training return 1.44 at 800k against 0.60 with Swish) and both pass SnowballTarget (27.2
-  relu, 35.3 Swish, goal 20), so relu is the mapping; normalize = observation normalization (VecNormalize's norm_obs, no reward normalization);
+  relu, 35.3 Swish, goal 20), so relu is the mapping; normalize = observation normalization (VecNormalize's
+  norm_obs, no reward normalization);
 - reward_signals: the extrinsic signal's gamma = gamma, its strength scales the env reward; rnd and curiosity go to
   PPO's reward_signals setting (deeprl.rewards) with their strength, gamma, learning_rate and network size;
 - max_steps = n_timesteps; checkpoint_interval (steps) = checkpoint_every (updates); summary_freq (steps) =
