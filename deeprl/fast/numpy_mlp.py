@@ -29,7 +29,11 @@ def _elu(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
 
 
-ACTIVATIONS = {"relu": _relu_, "tanh": _tanh_, "elu": _elu}
+def _swish(x: np.ndarray) -> np.ndarray:  # x * sigmoid(x), torch's SiLU
+    return x / (1.0 + np.exp(-x))
+
+
+ACTIVATIONS = {"relu": _relu_, "tanh": _tanh_, "elu": _elu, "swish": _swish}
 
 
 class NumpyMLP:
