@@ -175,7 +175,7 @@ def test_mlagents_learn_and_push_as_the_course_types_them(tmp_path, cli):
     )
     assert push.returncode == 0, push.stderr
     assert "ML-Agents-SnowballTarget" in push.stdout and "Pushed alice/ppo-SnowballTarget" in push.stdout
-    wrong = cli("mlagents-learn", config, "--env=./envs/Huggy", "--run-id=x", cwd=tmp_path)
+    wrong = cli("mlagents-learn", config, "--env=./envs/Walker", "--run-id=x", cwd=tmp_path)
     assert wrong.returncode == 2 and "not a Unit 5 environment" in wrong.stderr
     missing = cli("mlagents-push-to-hf", "--run-id=y", "--local-dir=./results/y", "--repo-id=a/b", cwd=tmp_path)
     assert missing.returncode == 2 and "No mlagents-learn run" in missing.stderr

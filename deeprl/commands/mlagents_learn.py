@@ -20,7 +20,7 @@ from pathlib import Path
 
 from deeprl.commands import seed
 
-UNIT5_ENVS = ("Pyramids", "SnowballTarget")
+UNIT5_ENVS = ("Pyramids", "SnowballTarget", "Huggy")  # Huggy: Bonus Unit 1, trained the same way
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--env",
         default=None,
-        help="Pyramids or SnowballTarget, or the course's executable path ending in one of them "
+        help="Pyramids, SnowballTarget or Huggy, or the course's executable path ending in one of them "
         "(default: the file's behavior name)",
     )
     p.add_argument("--run-id", default="ppo", help="the run's folder name under --results-dir (default: ppo)")
@@ -61,7 +61,7 @@ def env_from(env: str | None, trainer_config: str) -> str:
         for known in UNIT5_ENVS:
             if name.lower() == known.lower():
                 return known
-        raise UserError(f"--env {env!r} is not a Unit 5 environment; deeprl has {' and '.join(UNIT5_ENVS)}.")
+        raise UserError(f"--env {env!r} is not a Unit 5 environment or Huggy; deeprl has {', '.join(UNIT5_ENVS)}.")
     import yaml
 
     try:

@@ -387,6 +387,19 @@ register(
         deterministic=False,
     )
 )
+# Bonus Unit 1: Huggy the dog fetches sticks (deeprl/envs/huggy.py, PyBullet); evaluation samples actions, as an
+# ML-Agents agent plays by default (as Pyramids and SnowballTarget).
+register(
+    EnvSpec(
+        "Huggy",
+        "B1",  # Bonus Unit 1
+        _lazy("deeprl.envs.huggy"),
+        description="A four-legged dog runs to the stick, which respawns when reached (ML-Agents Huggy, PyBullet)",
+        tag=lambda kw: "ML-Agents-Huggy",
+        n_eval_episodes=10,
+        deterministic=False,
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Self
 
 import numpy as np
 
@@ -69,17 +69,19 @@ class PlayChild:
     """The server's end of one game's pipe. `start` stages the model and waits until it is loaded; `act` asks
     for the four players' actions; `close` kills the child and removes its folder (always call it)."""
 
+    CHILD_MODULE = "deeprl.league.play_child"  # what the child runs: python -m CHILD_MODULE MODEL_FOLDER
+    TMP_PREFIX = "play"
+
     def __init__(self, proc: asyncio.subprocess.Process, tmp: Path, limits: Limits):
         self.proc, self.tmp, self.limits = proc, tmp, limits
         self.pid = proc.pid
 
     @classmethod
-    async def start(
-        cls, folder: Path, limits: Limits, link_root: Path | None = None, seed: int | None = None
-    ) -> PlayChild:
+    async def start(cls, folder: Path, limits: Limits, link_root: Path | None = None, seed: int | None = None) -> Self:
         """A child playing the model in `folder` (a hub revision's files), once it says it is ready; its action
-        sampling seeded with `seed` (None: unseeded). PolicyFailed when it cannot play."""
-        tmp = Path(tempfile.mkdtemp(prefix="deeprl-play-"))
+        sampling seeded with `seed` (None: unseeded). PolicyFailed when it cannot play. The child is
+        `python -m CHILD_MODULE MODEL_FOLDER [--seed N]`: a subclass with another game names its own module."""
+        tmp = Path(tempfile.mkdtemp(prefix=f"deeprl-{cls.TMP_PREFIX}-"))
         model, work = tmp / "model", tmp / "work"
         try:
             await asyncio.to_thread(stage, folder, model, link_root)  # up to the weights' size budget: off the loop
@@ -94,7 +96,7 @@ class PlayChild:
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",
-                    "deeprl.league.play_child",
+                    cls.CHILD_MODULE,
                     str(model),
                     *seeded,
                     cwd=work,

@@ -91,6 +91,9 @@ def create_app(
     # in the order the routes were declared before the split: the OpenAPI schema lists them in this order
     routers = [area.router for area in (boards, models, users, admin, docs, api)]
     routers.append(league_router(hub=hub, url=url, page=page, scheduler=league))
+    from deeprl.web.huggy import huggy_router
+
+    routers.append(huggy_router(hub=hub, page=page))
     for router in routers:
         app.include_router(router)
     app.state.routers = routers  # the 405 handler reads their routes (see http_error)

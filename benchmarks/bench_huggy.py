@@ -1,0 +1,139 @@
+"""Huggy (Bonus Unit 1, issue 21): env speed, PPO with the course's Huggy.yaml, and time to reach the stick.
+
+    python benchmarks/bench_huggy.py                     # speed, then train 2,000,000 steps (Huggy.yaml's max_steps)
+    python benchmarks/bench_huggy.py --steps 200000      # a shorter budget
+    python benchmarks/bench_huggy.py --speed-only
+    python benchmarks/bench_huggy.py --run RUN_DIR       # evaluate a run trained before, no training
+
+Speed: random actions through one dog (steps per wall second and per CPU second: on a shared machine the wall rate
+also measures the neighbours) and through the 20 dogs Huggy.yaml trains (buffer 20480 / time_horizon 1000) in one
+process. Training: deeprl.train with tests/data/Huggy.yaml as written, its wall time and steps per second. Then the
+issue's figure: over the same seeds, the trained policy (sampled actions, as ML-Agents plays) and a uniformly random
+policy each play `--episodes` episodes of 50 s; per episode the simulated seconds until the first stick is reached
+(50 s when it never is), and, over every stick reached, the mean seconds from its appearance to its fetch.
+The issue's goal: 2M steps in under 10 minutes of this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TRAINER_FILE = HERE.parent / "tests" / "data" / "Huggy.yaml"
+
+
+def speed(seconds: float = 5.0) -> dict:
+    from deeprl.envs.huggy import HuggyEnv
+    from deeprl.envs.vector import make_vec_env
+
+    env = HuggyEnv()
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(256, 8))
+    steps, w0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - w0 < seconds:
+        _, _, _, trunc, _ = env.step(actions[steps % 256])
+        if trunc:
+            env.reset()
+        steps += 1
+    one = {"wall": steps / (time.perf_counter() - w0), "cpu": steps / (time.process_time() - c0)}
+    env.close()
+    venv = make_vec_env("Huggy", 20, seed=0)
+    batch = np.random.default_rng(1).uniform(-1, 1, size=(64, 20, 8))
+    steps, w0, c0 = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - w0 < seconds:
+        venv.step(batch[steps % 64])
+        steps += 1
+    twenty = {"wall": steps * 20 / (time.perf_counter() - w0), "cpu": steps * 20 / (time.process_time() - c0)}
+    venv.close()
+    return {"one_dog_steps_per_s": one, "twenty_dogs_steps_per_s": twenty}
+
+
+def fetch_times(policy: Any, seeds: list[int]) -> dict:
+    """Play one episode per seed with `policy(obs) -> action` (None: uniformly random): the first stick's time
+    (the episode's length when none is reached), every fetch's time, sticks per episode."""
+    from deeprl.envs.huggy import DECISION_SECONDS, HuggyEnv
+
+    env = HuggyEnv()
+    first, every, sticks = [], [], []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        env.action_space.seed(seed)
+        got, t = None, 0
+        while True:
+            action = env.action_space.sample() if policy is None else policy(obs)
+            obs, _, term, trunc, info = env.step(action)
+            t += 1
+            if "fetch_time" in info:
+                every.append(info["fetch_time"])
+                got = got if got is not None else t * DECISION_SECONDS
+            if term or trunc:
+                break
+        first.append(got if got is not None else t * DECISION_SECONDS)
+        sticks.append(info["sticks"])
+    env.close()
+    return {
+        "mean_first_fetch_s": float(np.mean(first)),
+        "episodes_with_a_fetch": int(sum(s > 0 for s in sticks)),
+        "mean_fetch_s": float(np.mean(every)) if every else None,
+        "sticks_per_episode": float(np.mean(sticks)),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=None, help="training budget (default: Huggy.yaml's max_steps, 2M)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy (seeds 0..N-1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speed-only", action="store_true")
+    p.add_argument("--run", default=None, help="evaluate this run folder instead of training")
+    p.add_argument("--log-folder", default=None, help="where the run goes (default: a new temporary folder)")
+    p.add_argument("--out", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "speed": speed()}
+    print(json.dumps(report["speed"]), flush=True)
+    if not args.speed_only:
+        from deeprl.agent import load_agent
+
+        run_dir = args.run
+        if run_dir is None:
+            from deeprl.train import train
+
+            logs = args.log_folder or tempfile.mkdtemp(prefix="bench-huggy-")
+            w0 = time.perf_counter()
+            run = train(
+                "ppo",
+                "Huggy",
+                hyperparams_file=str(TRAINER_FILE),
+                seed=args.seed,
+                log_folder=logs,
+                n_timesteps=args.steps,
+                show_progress=False,
+            )
+            wall = time.perf_counter() - w0
+            run_dir = str(run.run_dir)
+            trained = json.loads((Path(run_dir) / "config.json").read_text())["trained"]
+            report["train"] = {"run": run_dir, "wall_s": round(wall, 1), **trained}
+            print(json.dumps(report["train"]), flush=True)
+        agent = load_agent(run_dir)
+        seeds = list(range(1000, 1000 + args.episodes))
+        report["trained"] = fetch_times(lambda o: agent.act(o, deterministic=False), seeds)
+        report["random"] = fetch_times(None, seeds)
+        print(json.dumps({"trained": report["trained"], "random": report["random"]}), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

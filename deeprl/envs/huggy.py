@@ -1,0 +1,370 @@
+"""Huggy (Bonus Unit 1): a four-legged dog that runs to a stick, on PyBullet.
+
+The course's Huggy is a Unity build (a binary zip) based on Unity's "Puppo the Corgi"; its source is not public, so
+this re-creates what the course text says (`units/en/unitbonus1/how-huggy-works.mdx`): joint motors drive the legs
+(continuous actions), the dog senses where the stick is and how its body and legs are, a reward of four terms, and a
+stick that respawns somewhere else once reached while the episode goes on. What the text leaves open is chosen here
+(UNVERIFIED against the Unity build, which is not readable):
+
+- Body: built from PyBullet primitives in DIRECT mode (no window): a box trunk (0.6 x 0.24 x 0.16 m, 6 kg) with a
+  box head fixed on its front, and four legs of two capsules each (upper and lower leg, 0.16 m, 0.5 kg each), joined
+  to the trunk at the hip and to each other at the knee by revolute joints about the body's sideways axis: 8 joints,
+  hips limited to +-60 degrees, knees to [-120, +10] degrees. No model shipped with pybullet_data is used (laikago,
+  a1, minitaur have 12 joints with mesh collisions, several times slower to step).
+- Physics: 1/40 s steps, `PHYSICS_STEPS` = 2 per decision, so a decision every 0.05 s (20 Hz), 20 solver iterations
+  (PyBullet's default 50 doubles the cost). Ground friction 1.
+- Actions: Box([-1, 1], (8,)), one per joint in the order (front-left, front-right, back-left, back-right) x
+  (hip, knee): a **target joint velocity**, a * `MAX_JOINT_SPEED` (8 rad/s), held by PyBullet's velocity motor with
+  at most `MAX_FORCE` (12 N m). Velocity motors are solved with the contacts (implicitly), which keeps 1/60 s steps
+  stable where torque control would need smaller ones.
+- Observation (30 float32), all in the trunk's frame (x forward, y left, z up): the unit direction to the stick (3)
+  and its distance (1, metres, on the ground plane), gravity's direction (3: the body's tilt), the trunk's linear
+  velocity (3, m/s) and angular velocity (3, rad/s), its height (1, m), the 8 joint angles (rad) and the 8 joint
+  velocities (rad/s). The policy normalizes them (Huggy.yaml's `normalize: true`).
+- Reward per decision, the course's four terms (weights in the constants below):
+  1. orientation bonus: `FACING_WEIGHT` x cos(angle between the heading and the stick's direction) plus
+     `APPROACH_WEIGHT` x the speed toward the stick (m/s, clipped to +-`MAX_APPROACH`): the course names it an
+     orientation bonus and describes it as "getting close to the target", so it rewards both;
+  2. time penalty: `TIME_PENALTY` each decision;
+  3. rotation penalty: `SPIN_WEIGHT` x (yaw rate)^2 (rad/s), for spinning and turning too fast (a gait's rocking
+     in pitch and roll is not penalized);
+  4. reaching the stick: `REACH_REWARD` when the trunk's centre comes within `REACH_DISTANCE` of it.
+- The stick lies on the ground at a random place in a 16 x 16 m field, at least 2 m from the dog; reached, it
+  respawns elsewhere and the episode goes on. An episode is truncated after `MAX_DECISIONS` = 1000 decisions (50 s
+  of simulated time); it never terminates. A dog lying on its side or back for `FALLEN_SECONDS` (1 s) is put back on its
+  feet where it lies (a rule of ours: the time it lost is its penalty, and the episode's samples stay useful).
+
+`info` carries `sticks` (reached this episode) and, on a decision that reaches one, `fetch_time`: the simulated
+seconds since that stick appeared (benchmarks/bench_huggy.py measures it). `render()` gives an `rgb_array` frame from
+PyBullet's TinyRenderer (software, no X server) from a camera that follows the dog.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet as pb
+from gymnasium import spaces
+
+# Simulation
+TIME_STEP = 1.0 / 40.0
+PHYSICS_STEPS = 2
+SOLVER_ITERATIONS = 20  # PyBullet's default 50 costs twice the time for no visible difference in the gait
+DECISION_SECONDS = TIME_STEP * PHYSICS_STEPS  # 0.05 s
+MAX_DECISIONS = 1000
+GRAVITY = 9.81
+
+# Body (metres, kilograms)
+TRUNK_HALF = (0.30, 0.12, 0.08)
+TRUNK_MASS = 6.0
+HEAD_HALF = (0.08, 0.07, 0.07)
+LEG_RADIUS = 0.035
+LEG_LENGTH = 0.16  # upper and lower leg, capsule axis length between the cap centres
+LEG_MASS = 0.5
+HIPS = ((0.22, 0.13), (0.22, -0.13), (-0.22, 0.13), (-0.22, -0.13))  # (x, y): front-left, front-right, back-left...
+HIP_LIMIT = math.radians(60.0)
+KNEE_LIMITS = (math.radians(-120.0), math.radians(10.0))
+STAND_HEIGHT = TRUNK_HALF[2] + 2 * LEG_LENGTH + LEG_RADIUS  # trunk centre above the ground, legs straight
+N_JOINTS = 8
+MAX_JOINT_SPEED = 8.0  # rad/s at action 1
+MAX_FORCE = 12.0  # N m
+FRICTION = 1.0
+
+# Task
+FIELD_HALF = 8.0
+MIN_STICK_DISTANCE = 2.0
+REACH_DISTANCE = 0.6
+FALLEN_SECONDS = 1.0
+FALLEN_UP = 0.3  # the trunk's up axis below this (in world z): on its side or back
+FALLEN_DECISIONS = int(round(FALLEN_SECONDS / DECISION_SECONDS))
+
+# Reward terms (per decision)
+FACING_WEIGHT = 0.002  # a tie-breaker: at 0.01 (as much as approach) PPO learned to turn and stand, facing the stick
+APPROACH_WEIGHT = 0.03  # per m/s toward the stick: 0.6 per metre closed at 20 decisions a second
+MAX_APPROACH = 3.0
+TIME_PENALTY = -0.001
+SPIN_WEIGHT = -0.005  # per (rad/s)^2 of turning (yaw rate)
+REACH_REWARD = 1.0
+
+OBS_SIZE = 4 + 3 + 3 + 3 + 1 + N_JOINTS + N_JOINTS  # 30
+
+
+def reward_terms(
+    forward: np.ndarray, to_stick: np.ndarray, velocity: np.ndarray, angular_velocity: np.ndarray, reached: bool
+) -> dict[str, float]:
+    """The four reward terms of one decision, from world-frame vectors (only their x, y parts count for heading and
+    approach): the trunk's forward axis, the vector from the trunk to the stick, the trunk's velocity and angular
+    velocity (its z part is the yaw rate), and whether the stick was reached."""
+    heading = np.asarray(forward[:2], dtype=np.float64)
+    direction = np.asarray(to_stick[:2], dtype=np.float64)
+    hn, dn = float(np.linalg.norm(heading)), float(np.linalg.norm(direction))
+    facing = float(heading @ direction) / (hn * dn) if hn > 1e-9 and dn > 1e-9 else 0.0
+    approach = float(np.asarray(velocity[:2]) @ direction) / dn if dn > 1e-9 else 0.0
+    approach = min(max(approach, -MAX_APPROACH), MAX_APPROACH)
+    spin = float(angular_velocity[2]) ** 2  # turning about the vertical; a gait's rocking is not spinning
+    return {
+        "orientation": FACING_WEIGHT * facing + APPROACH_WEIGHT * approach,
+        "time": TIME_PENALTY,
+        "rotation": SPIN_WEIGHT * spin,
+        "reach": REACH_REWARD if reached else 0.0,
+    }
+
+
+def _build_dog(client: int) -> tuple[int, list[int]]:
+    """The dog as one PyBullet multibody: (body id, the 8 driven joint indices)."""
+    box = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=TRUNK_HALF, physicsClientId=client)
+    box_vis = pb.createVisualShape(
+        pb.GEOM_BOX, halfExtents=TRUNK_HALF, rgbaColor=(0.95, 0.75, 0.25, 1), physicsClientId=client
+    )
+    head = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=HEAD_HALF, physicsClientId=client)
+    head_vis = pb.createVisualShape(
+        pb.GEOM_BOX, halfExtents=HEAD_HALF, rgbaColor=(0.98, 0.82, 0.35, 1), physicsClientId=client
+    )
+    leg = pb.createCollisionShape(
+        pb.GEOM_CAPSULE,
+        radius=LEG_RADIUS,
+        height=LEG_LENGTH,
+        collisionFramePosition=(0, 0, -LEG_LENGTH / 2),
+        physicsClientId=client,
+    )
+    leg_vis = pb.createVisualShape(
+        pb.GEOM_CAPSULE,
+        radius=LEG_RADIUS,
+        length=LEG_LENGTH,
+        visualFramePosition=(0, 0, -LEG_LENGTH / 2),
+        rgbaColor=(0.85, 0.6, 0.2, 1),
+        physicsClientId=client,
+    )
+    masses: list[float] = []
+    cols: list[int] = []
+    vis: list[int] = []
+    pos: list[tuple[float, float, float]] = []
+    parents: list[int] = []
+    types: list[int] = []
+    axes: list[tuple[int, int, int]] = []
+    # head: fixed to the trunk's front
+    masses.append(0.5)
+    cols.append(head)
+    vis.append(head_vis)
+    pos.append((TRUNK_HALF[0] + HEAD_HALF[0] * 0.6, 0.0, TRUNK_HALF[2] + HEAD_HALF[2] * 0.4))
+    parents.append(0)
+    types.append(pb.JOINT_FIXED)
+    axes.append((0, 1, 0))
+    for x, y in HIPS:
+        upper = len(masses) + 1  # link indices are 1-based as parents (0 is the base)
+        masses += [LEG_MASS, LEG_MASS]
+        cols += [leg, leg]
+        vis += [leg_vis, leg_vis]
+        pos += [(x, y, -TRUNK_HALF[2]), (0.0, 0.0, -LEG_LENGTH)]
+        parents += [0, upper]
+        types += [pb.JOINT_REVOLUTE, pb.JOINT_REVOLUTE]
+        axes += [(0, 1, 0), (0, 1, 0)]
+    n = len(masses)
+    body = pb.createMultiBody(
+        baseMass=TRUNK_MASS,
+        baseCollisionShapeIndex=box,
+        baseVisualShapeIndex=box_vis,
+        basePosition=(0, 0, STAND_HEIGHT),
+        linkMasses=masses,
+        linkCollisionShapeIndices=cols,
+        linkVisualShapeIndices=vis,
+        linkPositions=pos,
+        linkOrientations=[(0, 0, 0, 1)] * n,
+        linkInertialFramePositions=[(0, 0, 0)] * n,
+        linkInertialFrameOrientations=[(0, 0, 0, 1)] * n,
+        linkParentIndices=parents,
+        linkJointTypes=types,
+        linkJointAxis=axes,
+        physicsClientId=client,
+    )
+    joints = list(range(1, n))  # link 0 is the head (fixed); then hip, knee per leg
+    for j in joints:
+        lo, hi = (-HIP_LIMIT, HIP_LIMIT) if (j - 1) % 2 == 0 else KNEE_LIMITS
+        pb.changeDynamics(
+            body, j, jointLowerLimit=lo, jointUpperLimit=hi, lateralFriction=FRICTION, physicsClientId=client
+        )
+    pb.changeDynamics(body, -1, lateralFriction=FRICTION, physicsClientId=client)
+    return body, joints
+
+
+def _rotation(quaternion: tuple[float, ...]) -> np.ndarray:
+    """(3, 3) world-from-body rotation of a PyBullet (x, y, z, w) quaternion."""
+    x, y, z, w = quaternion
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+class HuggyEnv(gym.Env):
+    """One dog and its stick in a PyBullet world of its own: observation (30,) float32, action Box([-1, 1], (8,))
+    of target joint velocities; one step = one decision of 0.05 s."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / DECISION_SECONDS))}
+
+    def __init__(self, max_decisions: int = MAX_DECISIONS, render_mode: str | None = None):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
+        self.render_mode = render_mode
+        self.max_decisions = int(max_decisions)
+        if self.max_decisions < 1:
+            raise ValueError(f"max_decisions must be at least 1, not {max_decisions!r}")
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(OBS_SIZE,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(N_JOINTS,), dtype=np.float32)
+        self.client = pb.connect(pb.DIRECT)
+        pb.setGravity(0, 0, -GRAVITY, physicsClientId=self.client)
+        pb.setTimeStep(TIME_STEP, physicsClientId=self.client)
+        pb.setPhysicsEngineParameter(numSolverIterations=SOLVER_ITERATIONS, physicsClientId=self.client)
+        ground = pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=self.client)
+        self.ground = pb.createMultiBody(0, ground, physicsClientId=self.client)
+        pb.changeDynamics(self.ground, -1, lateralFriction=FRICTION, physicsClientId=self.client)
+        self.dog, self.joints = _build_dog(self.client)
+        stick = pb.createVisualShape(
+            pb.GEOM_CAPSULE, radius=0.03, length=0.5, rgbaColor=(0.45, 0.25, 0.1, 1), physicsClientId=self.client
+        )
+        self.stick_body = pb.createMultiBody(0, -1, stick, physicsClientId=self.client)  # seen, never collides
+        self.stick = np.zeros(2)
+        self.t = 0
+        self.stick_t = 0
+        self.fallen = 0
+        self.sticks = 0
+        self._state: dict[str, np.ndarray] = {}
+
+    # -- world -----------------------------------------------------------------------------------------------
+    def _place_dog(self, x: float, y: float, yaw: float) -> None:
+        quat = pb.getQuaternionFromEuler((0, 0, yaw))
+        pb.resetBasePositionAndOrientation(self.dog, (x, y, STAND_HEIGHT), quat, physicsClientId=self.client)
+        pb.resetBaseVelocity(self.dog, (0, 0, 0), (0, 0, 0), physicsClientId=self.client)
+        for j in self.joints:
+            pb.resetJointState(self.dog, j, 0.0, 0.0, physicsClientId=self.client)
+
+    def place_stick(self, x: float, y: float) -> None:
+        """Put the stick at (x, y) on the ground (a respawn, or the serve page's click)."""
+        self.stick = np.array([x, y], dtype=np.float64)
+        self.stick_t = self.t
+        quat = pb.getQuaternionFromEuler((0, math.pi / 2, 0.7))
+        pb.resetBasePositionAndOrientation(self.stick_body, (x, y, 0.03), quat, physicsClientId=self.client)
+
+    def _spawn_stick(self) -> None:
+        here = self._state["pos"][:2] if self._state else np.zeros(2)
+        while True:
+            xy = self.np_random.uniform(-FIELD_HALF, FIELD_HALF, size=2)
+            if np.linalg.norm(xy - here) >= MIN_STICK_DISTANCE:
+                break
+        self.place_stick(float(xy[0]), float(xy[1]))
+
+    def _read(self) -> None:
+        c = self.client
+        pos, quat = pb.getBasePositionAndOrientation(self.dog, physicsClientId=c)
+        vel, ang = pb.getBaseVelocity(self.dog, physicsClientId=c)
+        joints = pb.getJointStates(self.dog, self.joints, physicsClientId=c)
+        self._state = {
+            "pos": np.array(pos),
+            "rot": _rotation(quat),
+            "vel": np.array(vel),
+            "ang": np.array(ang),
+            "q": np.array([s[0] for s in joints]),
+            "qd": np.array([s[1] for s in joints]),
+        }
+
+    def observe(self) -> np.ndarray:
+        s = self._state
+        rot_t = s["rot"].T  # body-from-world
+        to_stick = np.array([self.stick[0] - s["pos"][0], self.stick[1] - s["pos"][1], 0.0])
+        dist = float(np.linalg.norm(to_stick))
+        local = rot_t @ to_stick
+        obs = np.empty(OBS_SIZE, dtype=np.float32)
+        obs[0:3] = local / dist if dist > 1e-9 else 0.0
+        obs[3] = dist
+        obs[4:7] = rot_t @ np.array([0.0, 0.0, -1.0])
+        obs[7:10] = rot_t @ s["vel"]
+        obs[10:13] = rot_t @ s["ang"]
+        obs[13] = s["pos"][2]
+        obs[14:22] = s["q"]
+        obs[22:30] = s["qd"]
+        return obs
+
+    # -- gym API ---------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = self.fallen = self.sticks = 0
+        self._place_dog(0.0, 0.0, float(self.np_random.uniform(-math.pi, math.pi)))
+        self._state = {}
+        self._read()
+        self._spawn_stick()
+        return self.observe(), {"sticks": 0}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(N_JOINTS), -1.0, 1.0)
+        c = self.client
+        pb.setJointMotorControlArray(
+            self.dog,
+            self.joints,
+            pb.VELOCITY_CONTROL,
+            targetVelocities=(a * MAX_JOINT_SPEED).tolist(),
+            forces=[MAX_FORCE] * N_JOINTS,
+            physicsClientId=c,
+        )
+        for _ in range(PHYSICS_STEPS):
+            pb.stepSimulation(physicsClientId=c)
+        self.t += 1
+        self._read()
+        s = self._state
+        to_stick = np.array([self.stick[0] - s["pos"][0], self.stick[1] - s["pos"][1], 0.0])
+        reached = bool(np.linalg.norm(to_stick) < REACH_DISTANCE)
+        terms = reward_terms(s["rot"][:, 0], to_stick, s["vel"], s["ang"], reached)
+        info: dict[str, Any] = {}
+        if reached:
+            self.sticks += 1
+            info["fetch_time"] = (self.t - self.stick_t) * DECISION_SECONDS
+            self._spawn_stick()
+        self.fallen = self.fallen + 1 if s["rot"][2, 2] < FALLEN_UP else 0
+        if self.fallen >= FALLEN_DECISIONS:  # on its side or back: back on its feet where it lies, facing the same way
+            yaw = math.atan2(s["rot"][1, 0], s["rot"][0, 0])
+            self._place_dog(float(s["pos"][0]), float(s["pos"][1]), yaw)
+            self.fallen = 0
+            self._read()
+        info["sticks"] = self.sticks
+        truncated = self.t >= self.max_decisions
+        return self.observe(), float(sum(terms.values())), False, truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.camera_frame()
+
+    def camera_frame(self, width: int = 320, height: int = 240, top_down: bool = False) -> np.ndarray:
+        """(H, W, 3) uint8 from PyBullet's TinyRenderer: behind and above the dog, or from high above (serve page)."""
+        pos = self._state["pos"] if self._state else np.zeros(3)
+        c = self.client
+        if top_down:
+            view = pb.computeViewMatrix((0, -0.01, 2.6 * FIELD_HALF), (0, 0, 0), (0, 1, 0), physicsClientId=c)
+            fov = 45.0
+        else:
+            fwd = self._state["rot"][:, 0] if self._state else np.array([1.0, 0, 0])
+            yaw = math.atan2(fwd[1], fwd[0])
+            eye = (pos[0] - 2.2 * math.cos(yaw), pos[1] - 2.2 * math.sin(yaw), 1.4)
+            view = pb.computeViewMatrix(eye, (pos[0], pos[1], 0.3), (0, 0, 1), physicsClientId=c)
+            fov = 60.0
+        proj = pb.computeProjectionMatrixFOV(fov, width / height, 0.1, 100.0, physicsClientId=c)
+        _, _, rgba, _, _ = pb.getCameraImage(width, height, view, proj, renderer=pb.ER_TINY_RENDERER, physicsClientId=c)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def close(self) -> None:
+        if getattr(self, "client", None) is not None:
+            try:
+                pb.disconnect(physicsClientId=self.client)
+            except pb.error:
+                pass
+            self.client = None
+
+
+def make(kwargs: dict, render_mode: str | None = None, training: bool = False) -> HuggyEnv:
+    """Registry builder (env kwargs: max_decisions)."""
+    return HuggyEnv(render_mode=render_mode, **kwargs)
