@@ -18,19 +18,7 @@ import pytest
 
 from deeprl.leaderboard.sandbox import DEFAULT_MEMORY_MB
 from deeprl.league.play_child import DECISION_TIMEOUT_S, Limits, PlayChild, PolicyFailed
-
-TINY = {
-    "n_envs": 4,
-    "n_steps": 16,
-    "batch_size": 64,
-    "hidden_units": 16,
-    "num_layers": 1,
-    "save_steps": 128,
-    "swap_steps": 64,
-    "team_change": 256,
-    "checkpoint_every": 256,
-}
-CARD = "---\nlibrary_name: deeprl\ntags:\n- ML-Agents-SoccerTwos\n- reinforcement-learning\n---\n# {name}\n"
+from test_league import CARD, TINY
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import asyncio
 import json
 import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -31,6 +30,7 @@ from fastapi.responses import Response  # read by FastAPI from the routes' annot
 
 from deeprl.envs.huggy import DECISION_SECONDS, FIELD_HALF, N_JOINTS, OBS_SIZE
 from deeprl.league.play_child import LOAD_TIMEOUT_S, Limits, PlayChild, PolicyFailed, _json
+from deeprl.web.data import PART_PATTERN
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 REQUEST_BYTES = OBS_SIZE * 4
 PLAY_SECONDS = 120  # a game lasts at most this long
 MAX_GAMES = 4  # Huggy games at once, each with a child on the server's CPU
-PART_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
 
 
 class HuggyChild(PlayChild):
@@ -72,7 +71,7 @@ class HuggyChild(PlayChild):
 
 def huggy_router(*, hub: str, page: Callable[..., Response]) -> APIRouter:
     """The Huggy page and its WebSocket; `page` renders a template the way the rest of the site does."""
-    from deeprl.web.league import Players, same_origin_ws
+    from deeprl.web.league import Players, open_game
 
     router = APIRouter()
     games = Players(MAX_GAMES)
@@ -85,17 +84,7 @@ def huggy_router(*, hub: str, page: Callable[..., Response]) -> APIRouter:
 
     @router.websocket("/huggy/{ns}/{name}/ws")
     async def huggy_socket(ws: WebSocket, ns: str, name: str) -> None:
-        if not same_origin_ws(ws):
-            await ws.close(code=1008)
-            return
-        await ws.accept()
-        if not (re.match(PART_PATTERN, ns) and re.match(PART_PATTERN, name)):
-            await ws.send_json({"error": "That is not a model name."})
-            await ws.close()
-            return
-        if not games.enter():
-            await ws.send_json({"error": "Too many games are running; try again in a minute."})
-            await ws.close()
+        if not await open_game(ws, ns, name, games):
             return
         try:
             await play(ws, f"{ns}/{name}", hub)

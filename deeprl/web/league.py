@@ -196,17 +196,7 @@ def league_router(
 
     @router.websocket("/league/play/{ns}/{name}/ws")
     async def play_socket(ws: WebSocket, ns: str, name: str) -> None:
-        if not same_origin_ws(ws):
-            await ws.close(code=1008)
-            return
-        await ws.accept()
-        if not (re.match(PART_PATTERN, ns) and re.match(PART_PATTERN, name)):
-            await ws.send_json({"error": "That is not a model name."})
-            await ws.close()
-            return
-        if not players.enter():
-            await ws.send_json({"error": "Too many games are running; try again in a minute."})
-            await ws.close()
+        if not await open_game(ws, ns, name, players):
             return
         try:
             await play_game(ws, f"{ns}/{name}", hub)
@@ -284,6 +274,24 @@ def same_origin_ws(ws: WebSocket) -> bool:
     origin = ws.headers.get("origin")
     host = ws.headers.get("host", "")
     return origin is None or origin.split("://", 1)[-1] == host
+
+
+async def open_game(ws: WebSocket, ns: str, name: str, slots: Players) -> bool:
+    """Accept a game's WebSocket from this site's own page for the model NS/NAME and take one of `slots`; False
+    (the socket told why and closed) when the origin, the name or the room is wrong. The caller leaves the slot."""
+    if not same_origin_ws(ws):
+        await ws.close(code=1008)
+        return False
+    await ws.accept()
+    if not (re.match(PART_PATTERN, ns) and re.match(PART_PATTERN, name)):
+        await ws.send_json({"error": "That is not a model name."})
+        await ws.close()
+        return False
+    if not slots.enter():
+        await ws.send_json({"error": "Too many games are running; try again in a minute."})
+        await ws.close()
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------------
