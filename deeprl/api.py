@@ -147,6 +147,11 @@ class Model:
         if hasattr(self.agent, "reset"):
             self.agent.reset()
 
+    def observe(self, reward: float) -> None:
+        """The reward the last action earned, for an agent that conditions on it (a Decision Transformer)."""
+        if hasattr(self.agent, "observe"):
+            self.agent.observe(reward)
+
     def predict(
         self,
         observation: Any,

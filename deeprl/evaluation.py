@@ -43,6 +43,8 @@ def play_episode(
     total, steps = 0.0, 0
     while True:
         obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=deterministic))
+        if hasattr(agent, "observe"):  # an agent that conditions on the rewards (a Decision Transformer)
+            agent.observe(reward)
         total += float(reward)
         steps += 1
         if on_step:

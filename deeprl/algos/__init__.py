@@ -28,6 +28,7 @@ ALGOS: dict[str, str] = {
     "appo": "deeprl.algos.appo",
     "bc": "deeprl.algos.bc",
     "gail": "deeprl.algos.gail",
+    "dt": "deeprl.algos.dt",
 }
 
 

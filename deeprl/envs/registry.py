@@ -321,6 +321,24 @@ register(
         requires="panda_gym",
     )
 )
+# Bonus 3 (Decision Transformers): continuous-action tasks for offline datasets made from our own agents.
+register(
+    EnvSpec(
+        "LunarLanderContinuous-v3",
+        "B3",
+        _gym("LunarLander-v3", continuous=True),
+        description="Land a module between the flags with two continuous throttles (Box2D)",
+    )
+)
+register(
+    EnvSpec(
+        "HalfCheetah-v5",
+        "B3",
+        _gym("HalfCheetah-v5"),
+        description="Make a two-legged cheetah run forward (MuJoCo; the course's D4RL halfcheetah)",
+        requires="mujoco",
+    )
+)
 # Unit 8.2 (ViZDoom): the scenarios as Sample Factory trains them (deeprl/envs/doom.py); evaluation samples actions,
 # as SF's enjoy does by default (--eval_deterministic is off), which is how the course's cards were scored.
 register(
