@@ -86,7 +86,8 @@ def test_env_this_project_cannot_run_stays_open():
     assert not row["passed"] and row["status"] == "unavailable" and "cannot run SoccerTwos yet" in row["missing"]
     # decided from the registry at run time: an env deeprl does not build stays open
     assert cert.env_runnable(("SnowballTarget", "ML-Agents-SnowballTarget")) is True
-    assert cert.env_runnable(("Huggy", "ML-Agents-Huggy")) is False
+    assert cert.env_runnable(("Huggy", "ML-Agents-Huggy")) is True  # Bonus 1, native since issue 21
+    assert cert.env_runnable(("Worm", "ML-Agents-Worm")) is False
     assert cert.env_runnable(("Taxi-v3",)) is True
 
 
