@@ -163,23 +163,27 @@ def card_tags_for(config: dict) -> list[str]:
 
 
 def metadata(repo_id: str, config: dict, results: dict) -> dict:
-    from huggingface_hub import metadata_eval_result
-
     tag = config.get("env_tag") or results.get("env_tag") or config["env_id"]
     meta = {"library_name": "deeprl", "tags": card_tags_for(config)}
-    meta.update(
-        metadata_eval_result(
-            model_pretty_name=f"{pretty_algo(config['algo'])} {tag}",
-            task_pretty_name="reinforcement-learning",
-            task_id="reinforcement-learning",
-            metrics_pretty_name="mean_reward",
-            metrics_id="mean_reward",
-            metrics_value=f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}",
-            dataset_pretty_name=tag,
-            dataset_id=tag,
-        )
-    )
+    meta.update(eval_result(f"{pretty_algo(config['algo'])} {tag}", tag, results))
     return meta
+
+
+def eval_result(model_name: str, tag: str, results: dict) -> dict:
+    """The card's model-index entry, as the course's package_to_hub writes it (the course's leaderboard parses
+    its `mean_reward` "MEAN +/- STD")."""
+    from huggingface_hub import metadata_eval_result
+
+    return metadata_eval_result(
+        model_pretty_name=model_name,
+        task_pretty_name="reinforcement-learning",
+        task_id="reinforcement-learning",
+        metrics_pretty_name="mean_reward",
+        metrics_id="mean_reward",
+        metrics_value=f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}",
+        dataset_pretty_name=tag,
+        dataset_id=tag,
+    )
 
 
 def _table(d: dict) -> str:

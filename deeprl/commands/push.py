@@ -41,22 +41,12 @@ def repo_card(repo_id: str, zip_name: str, algo: str, results: dict, has_video: 
     """huggingface_sb3's model card: `library_name: stable-baselines3`, the env tag first among the tags, and the
     model-index result (`metadata_eval_result`) the course's leaderboard parses."""
     import yaml
-    from huggingface_hub import metadata_eval_result
+
+    from deeprl.publish import eval_result
 
     tag, pretty = results["env_tag"], ALGO_NAMES.get(algo, algo)
     meta = {"library_name": "stable-baselines3", "tags": [tag, *SB3_TAGS]}
-    meta.update(
-        metadata_eval_result(
-            model_pretty_name=pretty,
-            task_pretty_name="reinforcement-learning",
-            task_id="reinforcement-learning",
-            metrics_pretty_name="mean_reward",
-            metrics_id="mean_reward",
-            metrics_value=f"{results['mean_reward']:.2f} +/- {results['std_reward']:.2f}",
-            dataset_pretty_name=tag,
-            dataset_id=tag,
-        )
-    )
+    meta.update(eval_result(pretty, tag, results))
     flag = " --hub hf" if hub == "hf" else ""
     lines = [
         f"# **{pretty}** Agent playing **{tag}**",
