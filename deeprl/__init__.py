@@ -20,7 +20,7 @@ from deeprl.version import __version__ as __version__
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (7 ms); type checkers read it the same way
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
@@ -52,15 +52,18 @@ def _register_gym_ids() -> None:
         warnings.warn(f"deeprl could not register its environment ids with gymnasium: {exc!r}", stacklevel=2)
 
 
-class _AfterGymnasium:
+class _AfterImport:
     """A meta path finder (by its find_spec; importlib.abc is not imported: 18 ms) that finds nothing itself: when
-    `gymnasium` is first imported, it has the real loader register our ids right after gymnasium's module has run
-    (a post-import hook; it takes itself off sys.meta_path at once)."""
+    module `name` is first imported, it has the real loader call `then()` right after that module has run (a
+    post-import hook; it takes itself off sys.meta_path at once)."""
+
+    def __init__(self, name: str, then: Callable[[], None]):
+        self.name, self.then = name, then
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        if fullname != "gymnasium":
+        if fullname != self.name:
             return None
         import importlib.util
 
@@ -74,46 +77,26 @@ class _AfterGymnasium:
 
         def exec_module(module: ModuleType) -> None:
             run(module)
-            _register_gym_ids()
+            self.then()
 
         setattr(loader, "exec_module", exec_module)  # noqa: B010  # this loader instance only (one import)
         return spec
 
 
-if "gymnasium" in sys.modules:
-    _register_gym_ids()
-elif not any(isinstance(f, _AfterGymnasium) for f in sys.meta_path):
-    sys.meta_path.insert(0, _AfterGymnasium())
+def _hook(name: str, then: Callable[[], None]) -> None:
+    """`then()` now if `name` is imported already, else right after its first import (once per process)."""
+    if name in sys.modules:
+        then()
+    elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, then))
 
 
-class _CallableTrainModule:
-    """The same kind of post-import hook for the module deeprl.train: once it has run, deeprl.api is imported (by
-    then it costs nothing more), which makes the module callable. So `deeprl.train(...)` trains however the module
-    was first imported (by an algorithm, by `deeprl.agent.load_agent`, ...), and `import deeprl.train` still gives
-    the module that the code base imports."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname != "deeprl.train":
-            return None
-        import importlib.util
-
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        loader = spec.loader if spec is not None else None
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        run = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            run(module)
-            from deeprl import api  # noqa: F401  # its import makes the module callable (deeprl.api._CallableModule)
-
-        setattr(loader, "exec_module", exec_module)  # noqa: B010  # this loader instance only (one import)
-        return spec
+def _make_train_callable() -> None:
+    """deeprl.api's import makes the module deeprl.train callable (deeprl.api._CallableModule). So `deeprl.train(...)`
+    trains however the module was first imported (by an algorithm, by `deeprl.agent.load_agent`, ...), and
+    `import deeprl.train` still gives the module that the code base imports."""
+    from deeprl import api  # noqa: F401
 
 
-if "deeprl.train" not in sys.modules and not any(isinstance(f, _CallableTrainModule) for f in sys.meta_path):
-    sys.meta_path.insert(0, _CallableTrainModule())
+_hook("gymnasium", _register_gym_ids)
+_hook("deeprl.train", _make_train_callable)

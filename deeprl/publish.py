@@ -120,9 +120,7 @@ def push_model(
             timings=timings,
             hub=hub_name,
         )
-        message = commit_message or (
-            f"Push {results['env_tag']} agent: mean_reward {results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"
-        )
+        message = commit_message or push_message(results)
         t = time.perf_counter()
         revision = backend.push(staging, repo_id, message)
         timings["commit_s"] = time.perf_counter() - t
@@ -266,3 +264,8 @@ def record_replay(agent: Any, staging: Path, seed: int) -> bool:
     except Exception as exc:
         warn(f"no replay video for this push ({exc}); the model, card and results are pushed without it.")
         return False
+
+
+def push_message(results: dict) -> str:
+    """The commit message of a push without --commit-message."""
+    return f"Push {results['env_tag']} agent: mean_reward {results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"

@@ -130,6 +130,7 @@ def push_sb3(
     import tempfile
 
     from deeprl.hub import check_hub, get_hub, validate_repo_id
+    from deeprl.publish import push_message
 
     validate_repo_id(repo_id)
     hub_name = check_hub(hub)
@@ -147,9 +148,7 @@ def push_sb3(
             seed=seed,
             hub=hub_name,
         )
-        message = commit_message or (
-            f"Push {results['env_tag']} agent: mean_reward {results['mean_reward']:.2f} +/- {results['std_reward']:.2f}"
-        )
+        message = commit_message or push_message(results)
         revision = backend.push(staging, repo_id, message)
     return {
         "repo_id": repo_id,
