@@ -53,14 +53,38 @@ def test_reset_uses_nine_distinct_areas():
 
 
 def test_ray_sees_a_wall_at_its_distance():
-    core = _scene(agent=(40.0, 0.0), angle=0.0)
+    core = _scene(agent=(40.0, 0.0), angle=0.0)  # facing the outer wall, whose face is at x = 49.5
     tag, frac = _ray(core, 0)
-    assert tag == "wall" and frac == pytest.approx(5.0 / 35)
-    # the steepest sensor rises 10 m over 35: 5 m away it is still below the 2.5 m wall
+    assert tag == "wall" and frac == pytest.approx((P.HALF - 40.0) / 35)
+    # the steepest sensor rises 10 m over 35: 9.5 m away it is still below the 5 m wall
     assert _ray(core, 2)[0] == "wall"
-    far = _scene(agent=(20.0, 0.0), angle=0.0)  # the wall 25 m away: the raised ray passes over it
-    assert _ray(far, 0) == ("wall", pytest.approx(25.0 / 35))
+    far = _scene(agent=(20.0, 0.0), angle=0.0)  # the wall 29.5 m away: the raised ray passes over it
+    assert _ray(far, 0) == ("wall", pytest.approx((P.HALF - 20.0) / 35))
     assert _ray(far, 2) == (None, 1.0)
+
+
+def test_interior_walls_split_the_floor_into_rooms():
+    """AreaPB's cruciform and side walls: a ray meets them (widened by the 0.5 m cast), the steep ray passes over
+    their 4.5 m top further away, and the agent cannot drive through one but can through a gap."""
+    core = _scene(agent=(30.0, 20.0), angle=180.0)  # facing -x along y = 20, the cross arm x = 16.55 in 12.95 m
+    assert _ray(core, 0) == ("wall", pytest.approx((30.0 - 17.05 - 0.5) / 35))
+    assert _ray(core, 2)[0] == "wall"  # 12.45 m away the 10 m-a-35 m ray is at 4.1 m, below 4.5 + 0.5
+    far = _scene(agent=(40.0, 20.0), angle=180.0)  # 22.45 m: the steep ray passes over it
+    assert _ray(far, 0)[0] == "wall" and _ray(far, 2)[0] != "wall"
+    gap = _scene(agent=(30.0, 0.0), angle=180.0)  # y = 0 runs through the middle gap of x = 16.55 and x = -16.55
+    assert _ray(gap, 0) == (None, 1.0)
+    # drive into the wall: the agent stops at its face; along the gap it goes through
+    for start, through in (((25.0, 20.0), False), ((25.0, 0.0), True)):
+        c = _scene(agent=start, angle=180.0)
+        for _ in range(12):
+            c.step(np.array([1]))
+        assert (c.pos[0, 0] < 16.0) == through, c.pos[0]
+        if not through:
+            assert c.pos[0, 0] == pytest.approx(17.05 + P.AGENT_RADIUS, abs=1e-6) and c.vel[0, 0] >= 0.0
+    # every spawn is clear of the walls, the pyramid's bricks included
+    many = P.PyramidsCore(200, seed=5)
+    assert not P.push_out_of_walls(many.pos, P.AGENT_RADIUS)[1].any()
+    assert not P.push_out_of_walls(many.pyramid_at, P.PYRAMID_CLEARANCE - 1e-6)[1].any()
 
 
 def test_rays_see_bricks_low_and_the_gold_brick_high():
@@ -113,7 +137,7 @@ def test_ramming_the_pyramid_brings_the_gold_brick_down():
         gold_z.append(core.brick_pos[0, P.GOLD, 2])
         if core.done[0]:
             break
-    assert min(gold_z) < 1.0 or core.done[0]
+    assert min(gold_z) < 2.0 or core.done[0]  # off the top layer (2.5 m) at least: the pyramid toppled
 
 
 def test_time_penalty_and_truncation():

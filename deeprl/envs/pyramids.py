@@ -4,10 +4,15 @@ Unity and `mlagents` cannot run here, so this re-creates the scene from ML-Agent
 (`Project/Assets/ML-Agents/Examples/Pyramids`: `PyramidAgent.cs`, `PyramidArea.cs`, `PyramidSwitch.cs` and the
 `AreaPB` prefab), faithful in what the agent senses and may do:
 
-- Arena: a square floor with walls; 9 spawn areas (25 x 25 m) on a 3 x 3 grid, centres at x, y in {-30, 0, 30}.
-  Each episode shuffles them: the agent goes in area 0 (random heading), the switch in area 1, the pyramid's
-  place is area 2, and areas 3-8 each get a decoy stone pyramid. Objects are placed uniformly within
-  +-25 / 2.1 m of their area's centre (`PyramidArea.PlaceObject`).
+- Arena (`AreaPB.prefab`'s colliders): a 99 x 99 m floor inside outer walls 5 m high (faces at +-49.5), split into
+  3 x 3 rooms by interior walls 4.5 m high and 1 m thick on the lines x, y = +-16.55: four crosses (two 15 m arms
+  each) centred at (+-16.55, +-16.55), and eight side walls reaching 14.5 m in from the outer walls. Neighbouring
+  rooms join through gaps of 11 m (side wall to cross) and 18 m (between two crosses, the middle of each line).
+  9 spawn areas (25 x 25 m), one per room, centres at x, y in {-30, 0, 30}. Each episode shuffles them: the agent
+  goes in area 0 (random heading), the switch in area 1, the pyramid's place is area 2, and areas 3-8 each get a
+  decoy stone pyramid. Objects are placed uniformly within +-25 / 2.1 m of their area's centre
+  (`PyramidArea.PlaceObject`); the pyramid's place is then moved clear of a wall it would stand in (by at most
+  1.2 m), since PyBullet would throw bricks that start inside a wall across the room.
 - Switch: touching it while off builds the pyramid at area 2 and turns its tag from `switchOff` to `switchOn`
   (`PyramidSwitch.OnCollisionEnter`); it builds one pyramid per episode, however often it is touched.
 - Pyramid: bricks (tag `block`) in layers of 3 x 3 and 2 x 2 with the gold brick (tag `goal`) on top, 1 m
@@ -43,11 +48,11 @@ the agent as a 25 kg box pushed by the same velocity changes, the floor and wall
 bricks' poses go back to the arrays when the agent leaves. Worlds come from a small pool and are reused, so
 PyBullet runs only for the arenas where a brick can move, a small part of an episode.
 
-Choices the sources do not fix (UNVERIFIED, chosen here): walls at +-45 m, 2.5 m high; the switch a disc of radius 1
-m, 1 m high; stone pyramids discs of radius 1.5 m, 3 m high; 14 bricks of 2 kg; sensors start 0.5 m above the floor;
-the floor's friction 0.6 (Unity's default material; the prefab names none). In the ray casts a brick is a disc of
-radius 0.5 between its bottom and top (its tilt is ignored), and the agent is a disc of radius 0.5 against the switch
-and stones.
+Choices the sources do not fix (UNVERIFIED, chosen here): the switch a disc of radius 1 m, 1 m high; stone pyramids
+discs of radius 1.5 m, 3 m high; 14 bricks of 2 kg; sensors start 0.5 m above the floor; the floor's friction 0.6
+(Unity's default material; the prefab names none). In the ray casts a brick is a disc of radius 0.5 between its
+bottom and top (its tilt is ignored), the walls are boxes widened by the cast's radius (square corners), and the
+agent is a disc of radius 0.5 against the switch, the stones and the walls.
 """
 
 from __future__ import annotations
@@ -64,8 +69,12 @@ from deeprl.envs.arena import ArenaEnv, draw_disc, pixel_grid
 AREA_CENTRES = np.array([(x, y) for y in (-30.0, 0.0, 30.0) for x in (-30.0, 0.0, 30.0)])
 AREA_SIZE = 25.0
 SPAWN_RANGE = AREA_SIZE / 2.1
-HALF = 45.0  # walls at +-HALF
-WALL_HEIGHT = 2.5
+HALF = 49.5  # the outer walls' inner faces at +-HALF (AreaPB's OuterWalls: 1 m thick, centred at +-50)
+WALL_HEIGHT = 5.0  # the outer walls' top above the floor
+ROOM_LINE = 16.55  # the interior walls stand on the lines x, y = +-ROOM_LINE (CruciformWall, SideWall1-8)
+INNER_WALL_HEIGHT = 4.5
+CROSS_ARM = 7.5  # each cruciform wall: two 15 m x 1 m boxes crossing at (+-ROOM_LINE, +-ROOM_LINE)
+SIDE_WALL = 14.5  # each side wall: 14.5 m x 1 m from an outer wall inward, on a room line
 AGENT_RADIUS = 0.5
 SWITCH_RADIUS, SWITCH_HEIGHT = 1.0, 1.0
 STONE_RADIUS, STONE_HEIGHT = 1.5, 3.0
@@ -81,6 +90,29 @@ BRICK_LAYOUT = np.array(
 )
 N_BRICKS = len(BRICK_LAYOUT)
 GOLD = N_BRICKS - 1
+PYRAMID_CLEARANCE = 2.2  # the pyramid's footprint (3 x 3 bricks) is kept this far from the walls' faces
+
+
+def _inner_walls() -> np.ndarray:
+    """(16, 4) float32 boxes (x0, x1, y0, y1) of AreaPB's interior walls, 1 m thick: four crosses at the corners
+    of the middle room, and on each room line two side walls reaching in from the outer walls. They split the
+    floor into 3 x 3 rooms, one per spawn area, joined by gaps of 11 m (between a side wall and a cross) and 18 m
+    (between two crosses)."""
+    boxes = []
+    for cx in (-ROOM_LINE, ROOM_LINE):
+        for cy in (-ROOM_LINE, ROOM_LINE):
+            boxes += [
+                (cx - CROSS_ARM, cx + CROSS_ARM, cy - 0.5, cy + 0.5),
+                (cx - 0.5, cx + 0.5, cy - CROSS_ARM, cy + CROSS_ARM),
+            ]
+    for line in (-ROOM_LINE, ROOM_LINE):
+        for end in (-1.0, 1.0):
+            a, b = sorted((end * (HALF - SIDE_WALL), end * HALF))
+            boxes += [(line - 0.5, line + 0.5, a, b), (a, b, line - 0.5, line + 0.5)]
+    return np.array(boxes, dtype=np.float32)
+
+
+INNER_WALLS = _inner_walls()
 
 DT = 0.02
 DECISION_PERIOD = 5
@@ -171,6 +203,90 @@ def _cast(
     return np.take_along_axis(t_obj, k[..., None], axis=2)[..., 0], k
 
 
+# The interior walls as a ray of radius CAST_RADIUS sees them: each room line carries four walls, symmetric about 0,
+# which the cast widens by its radius. Along a line (coordinate v) they cover |v| in WALL_SPANS; across it they are
+# 1 + 2 x CAST_RADIUS thick.
+_SLAB = 0.5 + CAST_RADIUS
+_EPS = 1e-3
+_NEAR_LO, _NEAR_HI = ROOM_LINE - CROSS_ARM - CAST_RADIUS, ROOM_LINE + CROSS_ARM + CAST_RADIUS  # the crosses' arms
+_FAR_LO = HALF - SIDE_WALL - CAST_RADIUS  # the side walls, out to the outer wall
+with np.errstate(divide="ignore"):
+    _INNER_T_HIGH = np.where(
+        RAY_SLOPE > 0, (INNER_WALL_HEIGHT + CAST_RADIUS - SENSOR_HEIGHT) / RAY_SLOPE, np.inf
+    ).astype(np.float32)  # (R,) the distance at which each raised ray passes over an interior wall's top
+
+
+def _cast_inner_walls(px: np.ndarray, py: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """(m, R) distance along each ray to the nearest interior wall it hits below the wall's top (inf: none).
+
+    The same as casting against the 16 widened boxes (their rounded corners taken square), done per room line: where
+    the ray enters the line's slab, it hits a wall if it enters within one, else where it reaches the next wall's end
+    along the line, if that comes before it leaves the slab. px, py (m, 1), dx, dy (m, R)."""
+    best = np.full(dx.shape, np.inf, dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for u, du, v, dv in ((px, dx, py, dy), (py, dy, px, dx)):  # lines x = c, then lines y = c
+            inv = 1.0 / np.where(np.abs(du) < 1e-9, np.float32(1e-9), du)
+            for c in (-ROOM_LINE, ROOM_LINE):
+                t0, t1 = (c - _SLAB - u) * inv, (c + _SLAB - u) * inv
+                t_in, t_out = np.maximum(np.minimum(t0, t1), 0.0), np.maximum(t0, t1)
+                # where along the line the ray enters its slab (a hair further on: a ray that leaves a wall it
+                # touches, the agent's own, does not see it, as Unity's sphere casts ignore what they start in)
+                w = v + (t_in + _EPS) * dv
+                a = np.abs(w)
+                in_wall = ((a >= _NEAR_LO) & (a <= _NEAR_HI)) | (a >= _FAR_LO)
+                # in a gap: the next wall end in the ray's direction along the line
+                up = dv > 0
+                end = np.where(
+                    a < _NEAR_LO,
+                    np.where(up, _NEAR_LO, -_NEAR_LO),
+                    np.where(w > 0, np.where(up, _FAR_LO, _NEAR_HI), np.where(up, -_NEAR_HI, -_FAR_LO)),
+                )
+                t_hit = np.where(in_wall, t_in, t_in + (end - w) / dv)
+                ok = (t_in + _EPS < t_out) & (t_hit <= t_out) & (t_hit >= t_in) & (t_hit <= _INNER_T_HIGH)
+                np.minimum(best, np.where(ok, t_hit, np.inf), out=best)
+    return best
+
+
+def push_out_of_walls(xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Discs (m, 2) of `radius` moved out of the interior walls they overlap: (new centres, unit push normals (m, 2),
+    zero where none)."""
+    normal = np.zeros_like(xy)
+    # every interior wall lies on a room line: only discs that near one can touch a wall (most, most of the time, not)
+    reach = 0.5 + radius
+    rows = np.flatnonzero((np.abs(np.abs(xy) - ROOM_LINE) < reach).any(axis=1))
+    if rows.size == 0:
+        return xy, normal
+    xy = xy.copy()
+    xy[rows], normal[rows] = _push_out(xy[rows], radius)
+    return xy, normal
+
+
+def _push_out(xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    b = INNER_WALLS.astype(np.float64)
+    q = np.stack([np.clip(xy[:, None, 0], b[:, 0], b[:, 1]), np.clip(xy[:, None, 1], b[:, 2], b[:, 3])], axis=-1)
+    d = xy[:, None] - q  # (m, 16, 2) from the nearest point of each box
+    dist = np.sqrt((d * d).sum(-1))
+    hit = dist < radius
+    if not hit.any():
+        return xy, np.zeros_like(xy)
+    # a centre inside a box (dist 0) leaves by the nearest face
+    inside = dist < 1e-9
+    if inside.any():
+        faces = np.stack(
+            [xy[:, None, 0] - b[:, 0], b[:, 1] - xy[:, None, 0], xy[:, None, 1] - b[:, 2], b[:, 3] - xy[:, None, 1]], -1
+        )
+        out_dirs = np.array([(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)])[faces.argmin(-1)]
+        depth = faces.min(-1)
+    else:
+        out_dirs, depth = np.zeros_like(d), np.zeros_like(dist)
+    n = np.where(inside[..., None], out_dirs, d / np.maximum(dist, 1e-9)[..., None])
+    amount = np.where(hit, np.where(inside, depth + radius, radius - dist), 0.0)
+    moved = xy + (amount[..., None] * n).sum(axis=1)
+    normal = (np.where(hit[..., None], n, 0.0)).sum(axis=1)
+    norm = np.linalg.norm(normal, axis=-1, keepdims=True)
+    return moved, np.where(norm > 0, normal / np.maximum(norm, 1e-9), 0.0)
+
+
 class BrickWorld:
     """One PyBullet world for one arena at a time: floor, walls, the bricks and the agent as a box."""
 
@@ -192,6 +308,11 @@ class BrickWorld:
                 pos = [0.0, 0.0, WALL_HEIGHT / 2]
                 pos[axis] = side * (HALF + 0.5)
                 pb.createMultiBody(0, wall, basePosition=pos, physicsClientId=cid)
+        for x0, x1, y0, y1 in INNER_WALLS.tolist():
+            half = [(x1 - x0) / 2, (y1 - y0) / 2, INNER_WALL_HEIGHT / 2]
+            wall = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=cid)
+            centre = [(x0 + x1) / 2, (y0 + y1) / 2, INNER_WALL_HEIGHT / 2]
+            pb.createMultiBody(0, wall, basePosition=centre, physicsClientId=cid)
         box = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=[BRICK / 2] * 3, physicsClientId=cid)
         self.bricks = [
             pb.createMultiBody(BRICK_MASS, box, basePosition=[0, 0, -10.0 - 2 * k], physicsClientId=cid)
@@ -336,7 +457,8 @@ class PyramidsCore:
         self.angle[idx] = self.rng.uniform(-np.pi, np.pi, size=m)
         self.vel[idx] = 0.0
         self.switch[idx] = spots[:, 1]
-        self.pyramid_at[idx] = spots[:, 2]
+        # the pyramid is built where it stands clear of the walls (the prefab's bricks would start inside one)
+        self.pyramid_at[idx] = push_out_of_walls(spots[:, 2], PYRAMID_CLEARANCE)[0]
         self.stones[idx] = spots[:, 3:]
         self.switch_on[idx] = False
         self.built[idx] = False
@@ -460,6 +582,10 @@ class PyramidsCore:
         out = np.abs(self.pos) > lim
         self.pos = np.clip(self.pos, -lim, lim)
         self.vel[:, :2][out] = 0.0
+        pos, normal = push_out_of_walls(self.pos, AGENT_RADIUS)  # the interior walls stop the motion into them
+        self.pos = np.where(running[:, None], pos, self.pos)
+        into = np.minimum((self.vel[:, :2] * normal).sum(-1), 0.0) * running
+        self.vel[:, :2] -= into[:, None] * normal
         centres = np.concatenate([self.switch[:, None], self.stones], axis=1)  # (n, 7, 2)
         radius = np.array([SWITCH_RADIUS] + [STONE_RADIUS] * N_STONES) + AGENT_RADIUS
         d = self.pos[:, None] - centres
@@ -493,7 +619,7 @@ class PyramidsCore:
         t_wall = np.minimum(tx, ty)
         # a raised ray passes over a wall whose top (plus the cast's radius) is below it there
         wall_seen = SENSOR_HEIGHT + RAY_SLOPE * t_wall <= WALL_HEIGHT + CAST_RADIUS
-        t_wall = np.where(wall_seen, t_wall, np.inf)
+        t_wall = np.minimum(np.where(wall_seen, t_wall, np.inf), _cast_inner_walls(px, py, dx, dy))
         # the switch and the stones stand on the floor: only their tops limit a raised ray, the same for all arenas
         t_near, obj_tag = _cast(
             dx,
@@ -550,11 +676,14 @@ class PyramidsCore:
 
 
 def frame(core: PyramidsCore, i: int = 0, scale: int = 5) -> np.ndarray:
-    """Top-down RGB picture (H, W, 3) uint8 of arena i: floor, stones, switch, bricks (higher ones lighter), agent."""
+    """Top-down RGB picture (H, W, 3) uint8 of arena i: floor, walls, stones, switch, bricks (higher ones lighter),
+    agent."""
     gx, gy = pixel_grid(2 * HALF + 2, 2 * HALF + 2, scale)
     img = np.empty(gx.shape + (3,), dtype=np.uint8)
     img[:] = (70, 70, 80)
     img[(np.abs(gx) <= HALF) & (np.abs(gy) <= HALF)] = (200, 190, 160)
+    for x0, x1, y0, y1 in INNER_WALLS:
+        img[(gx >= x0) & (gx <= x1) & (gy >= y0) & (gy <= y1)] = (70, 70, 80)
     for x, y in core.stones[i]:
         draw_disc(img, gx, gy, x, y, STONE_RADIUS, (120, 120, 120))
     sx, sy = core.switch[i]
