@@ -85,6 +85,8 @@ def test_interior_walls_split_the_floor_into_rooms():
     many = P.PyramidsCore(200, seed=5)
     assert not P.push_out_of_walls(many.pos, P.AGENT_RADIUS)[1].any()
     assert not P.push_out_of_walls(many.pyramid_at, P.PYRAMID_CLEARANCE - 1e-6)[1].any()
+    assert not P.push_out_of_walls(many.switch, P.SWITCH_RADIUS - 1e-6)[1].any()
+    assert not P.push_out_of_walls(many.stones.reshape(-1, 2), P.STONE_RADIUS - 1e-6)[1].any()
 
 
 def test_rays_see_bricks_low_and_the_gold_brick_high():
@@ -99,7 +101,8 @@ def test_rays_see_bricks_low_and_the_gold_brick_high():
 
 def test_switch_before_and_after_pressing_builds_exactly_one_pyramid():
     core = _scene(switch=(6.0, 0.0))
-    assert _ray(core, 0) == ("switchOff", pytest.approx(4.5 / 35))
+    # its 4 m cube's near face, 2 m before its centre, widened by the 0.5 m cast
+    assert _ray(core, 0) == ("switchOff", pytest.approx((6.0 - P.SWITCH_RADIUS - P.CAST_RADIUS) / 35))
     assert not core.built[0] and core.observe()[0, 168] == 0
     for _ in range(10):  # drive into the switch, then keep pushing against it
         core.step(np.array([1]))

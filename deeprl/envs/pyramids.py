@@ -11,8 +11,11 @@ Unity and `mlagents` cannot run here, so this re-creates the scene from ML-Agent
   9 spawn areas (25 x 25 m), one per room, centres at x, y in {-30, 0, 30}. Each episode shuffles them: the agent
   goes in area 0 (random heading), the switch in area 1, the pyramid's place is area 2, and areas 3-8 each get a
   decoy stone pyramid. Objects are placed uniformly within +-25 / 2.1 m of their area's centre
-  (`PyramidArea.PlaceObject`); the pyramid's place is then moved clear of a wall it would stand in (by at most
-  1.2 m), since PyBullet would throw bricks that start inside a wall across the room.
+  (`PyramidArea.PlaceObject`), then moved clear of a wall they would stand in (by at most 1.3 m; PyBullet would
+  throw bricks that start inside a wall across the room).
+- Sizes: the `Switch` object's collider is a 4 m cube (a disc of radius 2 m, 4 m high here). Stone pyramids
+  (`StonePyramid.prefab`): 1 m cubes stacked 4 x 4, 3 x 3, 2 x 2 and 1, a 4.6 m wide and 4 m high heap (a disc of
+  radius 2.3 m, 4 m high here; Unity's cubes are 50 kg rigid bodies the agent can barely shove, ours do not move).
 - Switch: touching it while off builds the pyramid at area 2 and turns its tag from `switchOff` to `switchOn`
   (`PyramidSwitch.OnCollisionEnter`); it builds one pyramid per episode, however often it is touched.
 - Pyramid: bricks (tag `block`) in layers of 3 x 3 and 2 x 2 with the gold brick (tag `goal`) on top, 1 m
@@ -48,8 +51,9 @@ the agent as a 25 kg box pushed by the same velocity changes, the floor and wall
 bricks' poses go back to the arrays when the agent leaves. Worlds come from a small pool and are reused, so
 PyBullet runs only for the arenas where a brick can move, a small part of an episode.
 
-Choices the sources do not fix (UNVERIFIED, chosen here): the switch a disc of radius 1 m, 1 m high; stone pyramids
-discs of radius 1.5 m, 3 m high; 14 bricks of 2 kg; sensors start 0.5 m above the floor; the floor's friction 0.6
+Choices the sources do not fix (UNVERIFIED, chosen here): the pyramid of bricks (its prefab is not in the read
+sources; a fork's `BrickPyramid.prefab` stacks 2 kg bricks as the stone pyramid, 4 x 4 at the bottom) is 14 bricks of
+2 kg; sensors start 0.5 m above the floor; the floor's friction 0.6
 (Unity's default material; the prefab names none). In the ray casts a brick is a disc of radius 0.5 between its
 bottom and top (its tilt is ignored), the walls are boxes widened by the cast's radius (square corners), and the
 agent is a disc of radius 0.5 against the switch, the stones and the walls.
@@ -76,8 +80,8 @@ INNER_WALL_HEIGHT = 4.5
 CROSS_ARM = 7.5  # each cruciform wall: two 15 m x 1 m boxes crossing at (+-ROOM_LINE, +-ROOM_LINE)
 SIDE_WALL = 14.5  # each side wall: 14.5 m x 1 m from an outer wall inward, on a room line
 AGENT_RADIUS = 0.5
-SWITCH_RADIUS, SWITCH_HEIGHT = 1.0, 1.0
-STONE_RADIUS, STONE_HEIGHT = 1.5, 3.0
+SWITCH_RADIUS, SWITCH_HEIGHT = 2.0, 4.0  # the Switch's 4 m cube collider (AreaPB), taken as a disc
+STONE_RADIUS, STONE_HEIGHT = 2.3, 4.0  # StonePyramid: 1 m cubes in layers of 4 x 4 to 1, 4.6 m wide
 N_STONES = 6
 BRICK = 1.0  # edge of a brick
 BRICK_MASS = 2.0
@@ -453,12 +457,15 @@ class PyramidsCore:
             self._release(int(i))
         areas = np.argsort(self.rng.random((m, 9)), axis=1)  # a shuffle of the 9 areas per arena
         spots = AREA_CENTRES[areas] + self.rng.uniform(-SPAWN_RANGE, SPAWN_RANGE, size=(m, 9, 2))
+        # what would stand in a wall is moved clear of it (the pyramid's bricks would start inside one)
+        spots[:, 1] = push_out_of_walls(spots[:, 1], SWITCH_RADIUS)[0]
+        spots[:, 2] = push_out_of_walls(spots[:, 2], PYRAMID_CLEARANCE)[0]
+        spots[:, 3:] = push_out_of_walls(spots[:, 3:].reshape(-1, 2), STONE_RADIUS)[0].reshape(m, N_STONES, 2)
         self.pos[idx] = spots[:, 0]
         self.angle[idx] = self.rng.uniform(-np.pi, np.pi, size=m)
         self.vel[idx] = 0.0
         self.switch[idx] = spots[:, 1]
-        # the pyramid is built where it stands clear of the walls (the prefab's bricks would start inside one)
-        self.pyramid_at[idx] = push_out_of_walls(spots[:, 2], PYRAMID_CLEARANCE)[0]
+        self.pyramid_at[idx] = spots[:, 2]
         self.stones[idx] = spots[:, 3:]
         self.switch_on[idx] = False
         self.built[idx] = False
