@@ -126,10 +126,32 @@ def _steer(core: PyramidsCore, i: int, target: np.ndarray) -> int:
     return (3 if err > 0 else 4) if abs(err) > math.radians(15) else 1
 
 
+def _room(xy: np.ndarray) -> tuple[int, int]:
+    from deeprl.envs.pyramids import ROOM_LINE
+
+    return tuple(int(np.searchsorted([-ROOM_LINE, ROOM_LINE], v)) for v in xy)  # type: ignore[return-value]
+
+
+def _waypoint(pos: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The target if it is in the agent's room, else the middle of the gap to the next room on the way (along x
+    first): neighbouring rooms of the 3 x 3 join through gaps centred on the middle of their shared side."""
+    from deeprl.envs.pyramids import AREA_CENTRES, ROOM_LINE
+
+    (ax, ay), (tx, ty) = _room(pos), _room(target)
+    middles = AREA_CENTRES[:3, 0]  # -30, 0, 30: the gaps' centres along each room line
+    if ax != tx:
+        step = 1 if tx > ax else -1
+        return np.array([ROOM_LINE * (1 if (ax + step + ax) > 2 else -1), middles[ay]])
+    if ay != ty:
+        step = 1 if ty > ay else -1
+        return np.array([middles[ax], ROOM_LINE * (1 if (ay + step + ay) > 2 else -1)])
+    return target
+
+
 def scripted(n: int = 64) -> dict[str, Any]:
     """How hard the scene is, without learning: an agent that knows where everything is (to the switch, then at
-    the gold brick, which topples the pyramid on the way), and a persistent random walk (forward 80 %, turns, each
-    held 1-9 decisions), over the same n episodes."""
+    the gold brick, which topples the pyramid on the way; from room to room through the gaps' middles), and a
+    persistent random walk (forward 80 %, turns, each held 1-9 decisions), over the same n episodes."""
     from deeprl.envs.pyramids import GOLD, PyramidsCore
 
     figures = {}
@@ -141,7 +163,7 @@ def scripted(n: int = 64) -> dict[str, Any]:
         while not core.done.all():
             if name == "scripted":
                 targets = np.where(core.switch_on[:, None], core.brick_pos[:, GOLD, :2], core.switch)
-                a = np.array([_steer(core, i, targets[i]) for i in range(n)])
+                a = np.array([_steer(core, i, _waypoint(core.pos[i], targets[i])) for i in range(n)])
             else:
                 new, c = left <= 0, rng.random(n)
                 held = np.where(new, np.where(c < 0.8, 1, np.where(c < 0.9, 3, 4)), held)
