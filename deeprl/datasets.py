@@ -10,6 +10,10 @@ On disk a dataset is a folder as the Hub holds one: `data/train-NNNNN.parquet` s
 `datasets` (each write or append adds one, so appending never rewrites what is there) and `README.md`, a dataset
 card whose front matter says which env made it (`deeprl:` env_id, env_kwargs, spaces) and how `load_dataset`
 finds the shards. `datasets.load_dataset(DIR)` reads the folder too; `read` hands the trajectories back as numpy.
+
+D4RL's three kinds of data come from our own agents: expert and medium are a trained and a half-trained agent's
+episodes (`agent_episodes`, `deeprl dataset make`), replay is every episode a PPO or A2C run played while it trained
+(`record_dataset: DIR`, `TrainingReplay`); a person's demonstrations come from `deeprl record-demo` (`Recorder`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +36,7 @@ from deeprl.errors import UserError
 
 if TYPE_CHECKING:
     from deeprl.agent import Agent
+    from deeprl.train import Run
 
 COLUMNS = ("observations", "actions", "rewards", "dones")
 CARD = "README.md"
@@ -252,6 +258,8 @@ def write(
         raise UserError(f"{folder} exists and is not an empty folder or a dataset; pick another folder.")
     check_can_create(folder, "The dataset folder", "pick another one with -o")
     shards = _shards(folder)
+    if len(shards) >= MAX_SHARDS:
+        raise UserError(f"{folder} holds {MAX_SHARDS:,} shards, as many as a dataset may; write to another folder.")
     number = int(SHARD.match(shards[-1].name).group(1)) + 1 if shards else 0  # type: ignore[union-attr]
     path = folder / SHARDS / f"train-{number:05d}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,7 +319,7 @@ def trajectories(rows: Any) -> list[Trajectory]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Recording episodes: an agent's (deeprl dataset make) or a person's (deeprl record-demo)
+# Recording episodes: an agent's (deeprl dataset make), a person's (deeprl record-demo) or a training run's
 
 
 class Recorder(gym.Wrapper):
@@ -355,6 +363,163 @@ class Recorder(gym.Wrapper):
             rewards=np.asarray(self._rewards, np.float32),
             dones=np.asarray(self._dones, bool),
         )
+
+
+class TrainingReplay:
+    """D4RL's "replay" dataset (halfcheetah-medium-replay: every episode the agent played while it trained), recorded
+    from the vector env a run trains on. It wraps that env, so the on-policy collector (deeprl.rollout) steps it as
+    it is and nothing there knows. It sees what the env itself gives and receives: observations and rewards before
+    any VecNormalize-style normalization (that happens in the collector, above it), and actions as the env got
+    them, clipped to a Box.
+
+    The vector env resets finished envs in the same step (SAME_STEP autoreset, as all of deeprl's do): the
+    observation a step returns for a finished env is already its next episode's first. Every finished episode is
+    kept, in the order they finish (envs that finish in the same step by index); `dones` is its termination, so an
+    episode a time limit cut ends with False. Finished episodes go to `folder` as one more shard every
+    `flush_seconds` (or `flush_steps` steps) and when the env is closed, which the training loop does when the run
+    ends or is stopped: a Ctrl-C leaves a readable dataset. Episodes the end of training cuts off are dropped,
+    and so are those a reset interrupts (a resumed run starts fresh episodes: env states are not checkpointed).
+    Episodes written after the run's last checkpoint and before a hard kill (SIGKILL, a crash) are written again,
+    differently, when it resumes from that checkpoint."""
+
+    def __init__(
+        self,
+        venv: Any,
+        folder: str | Path,
+        *,
+        env_id: str,
+        env_kwargs: dict | None,
+        source: str,
+        append: bool = False,
+        flush_seconds: float = 30.0,
+        flush_steps: int = 100_000,
+    ):
+        mode = getattr(venv, "metadata", {}).get("autoreset_mode")
+        if mode is not None and mode != gym.vector.AutoresetMode.SAME_STEP:
+            raise ValueError(f"TrainingReplay needs a SAME_STEP autoreset vector env, not {mode}")
+        self.env, self.folder, self.source = venv, Path(folder), source
+        self.info = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {})}
+        self.spaces = space_info(venv.single_observation_space, venv.single_action_space)
+        self.discrete = self.spaces["action_space"]["type"] == "Discrete"
+        self.flush_seconds, self.flush_steps = flush_seconds, flush_steps
+        self._check_folder(append)
+        self.written = {"episodes": 0, "steps": 0}  # by this process
+        self._reset_buffers(None)
+
+    def _check_folder(self, append: bool) -> None:
+        """Refuse before the run trains what the first flush would refuse after minutes of it."""
+        from deeprl.paths import check_can_create
+
+        check_can_create(self.folder, "The dataset folder", "pick another one for record_dataset")
+        folder = self.folder
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            if not append:
+                raise UserError(
+                    f"{folder} is not an empty folder; record this run's episodes to a new one (a run continued "
+                    "with --resume appends to its own)."
+                )
+            have = read_info(folder)  # one sentence when it is not a dataset
+            if {k: have.get(k) for k in (*self.info, *self.spaces)} != {**self.info, **self.spaces}:
+                raise UserError(
+                    f"{folder} holds trajectories of {have.get('env_id')} with other spaces or options than this "
+                    f"run's env; record to another folder."
+                )
+
+    def _reset_buffers(self, obs: Any) -> None:
+        n = self.num_envs
+        # per vector step since the oldest unfinished episode began: (obs, actions, rewards, terminated), [n_envs, ...]
+        self._steps: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._base = 0  # the step number of _steps[0]
+        self._t = 0  # vector steps since the reset
+        self._start = np.zeros(n, np.int64)  # the step each env's current episode began at
+        self._finished: list[tuple[int, int, int]] = []  # (env, first step, step after the last), in finishing order
+        self._finished_steps = 0
+        self._obs = None if obs is None else np.array(obs, np.float32).reshape(n, -1)
+        self._last_flush = time.monotonic()
+
+    def __getattr__(self, name: str) -> Any:  # num_envs, spaces, metadata, ...: the wrapped env's
+        return getattr(self.env, name)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        obs, info = self.env.reset(**kwargs)
+        self.flush()  # what finished before the reset; the episodes it cut off are dropped
+        self._reset_buffers(obs)
+        return obs, info
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        if self._obs is None:
+            raise RuntimeError("TrainingReplay was stepped before its first reset")
+        ended = np.array(terminated, bool)
+        self._steps.append((self._obs, np.array(actions), np.array(rewards, np.float32), ended))
+        self._obs = np.array(obs, np.float32).reshape(self.num_envs, -1)
+        self._t += 1
+        done = ended | np.asarray(truncated, bool)
+        if np.count_nonzero(done):
+            for i in np.flatnonzero(done):
+                self._finished.append((int(i), int(self._start[i]), self._t))
+                self._finished_steps += self._t - int(self._start[i])
+                self._start[i] = self._t
+            if self._finished_steps >= self.flush_steps or time.monotonic() - self._last_flush >= self.flush_seconds:
+                self.flush()
+        return obs, rewards, terminated, truncated, info
+
+    def flush(self) -> Path | None:
+        """Write the episodes finished since the last flush as one shard; returns its path (None: none finished)."""
+        self._last_flush = time.monotonic()
+        if not self._finished:
+            return None
+        base = self._base
+        obs, actions, rewards, terminated = (np.stack(column) for column in zip(*self._steps, strict=True))
+        episodes = [
+            Trajectory(
+                observations=obs[a - base : b - base, i],
+                actions=actions[a - base : b - base, i],
+                rewards=rewards[a - base : b - base, i],
+                dones=terminated[a - base : b - base, i],
+            )
+            for i, a, b in self._finished
+        ]
+        path = append(self.folder, episodes, **self.info, spaces=self.spaces, source=self.source)
+        self.written["episodes"] += len(episodes)
+        self.written["steps"] += self._finished_steps
+        self._finished, self._finished_steps = [], 0
+        keep = int(self._start.min())  # the steps of unfinished episodes stay for a later flush
+        del self._steps[: keep - base]
+        self._base = keep
+        return path
+
+    def close(self, **kwargs: Any) -> None:
+        """Write what has finished, then close the env. Called as a run ends or stops, before its model is saved: a
+        failed write is then a warning, not a lost model."""
+        from deeprl.log import note, warn
+
+        try:
+            self.flush()
+            if self.written["episodes"]:
+                episodes, steps = self.written["episodes"], self.written["steps"]
+                note(f"recorded {episodes:,} training episodes ({steps:,} steps) in {self.folder}.")
+        except (OSError, UserError) as exc:
+            warn(f"the last training episodes could not be added to {self.folder}: {exc}")
+        finally:
+            self.env.close(**kwargs)
+
+
+def record_training(venv: Any, folder: str | Path, run: Run) -> TrainingReplay:
+    """The `record_dataset: DIR` setting of PPO and A2C: `venv` (the run's training env) recording every finished
+    episode into DIR; a run continued with --resume appends to the same folder."""
+    try:
+        return TrainingReplay(
+            venv,
+            folder,
+            env_id=run.env_id,
+            env_kwargs=run.env_kwargs,
+            source=f"the training replay of {run.algo} run {run.run_dir} (seed {run.seed})",
+            append=run.resumed is not None,
+        )
+    except BaseException:
+        venv.close()  # (a refused folder: the run stops before its loop, which would close it)
+        raise
 
 
 def agent_episodes(

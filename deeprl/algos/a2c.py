@@ -59,6 +59,8 @@ class Settings:
     :param checkpoint_every: env steps between checkpoints
     :param log_every: env steps between TensorBoard points
     :param torch_threads: 64-unit networks run fastest on one thread; the other core steps envs
+    :param record_dataset: folder to record every finished training episode in, as a trajectory dataset (D4RL's
+        replay data; deeprl.datasets.TrainingReplay); None: none
     """
 
     n_timesteps: int = 1_000_000
@@ -80,6 +82,7 @@ class Settings:
     checkpoint_every: int = 100_000
     log_every: int = 2_000
     torch_threads: int = 1
+    record_dataset: str | None = None
 
 
 DEFAULTS = defaults(Settings)
@@ -126,6 +129,7 @@ def train(run: Run) -> None:
 
     from deeprl.algos.ppo import explained_variance, schedule
     from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+    from deeprl.datasets import record_training
     from deeprl.envs.vector import make_vec_env
     from deeprl.nets import set_threads
     from deeprl.normalize import Normalizer, parse_normalize
@@ -146,6 +150,8 @@ def train(run: Run) -> None:
         tensors, state = run.resumed
         steps, updates = int(state["timesteps"]), int(state["updates"])
     venv = make_vec_env(run.env_id, n_envs, seed=run.seed, env_kwargs=run.env_kwargs, vectorization=hp.vectorization)
+    if hp.record_dataset:  # every episode the collector plays, as the env played it (D4RL's replay datasets)
+        venv = record_training(venv, hp.record_dataset, run)
     obs_space, act_space = venv.single_observation_space, venv.single_action_space
     # with its written-out twin (deeprl.fast) where the shape allows it: collection then runs it in numpy; the update
     # below differentiates a2c_loss by autograd

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
-from deeprl.datasets import demonstrations
+from deeprl.datasets import TrajectoryDataset, demonstrations
 from deeprl.envs import make_env
 from deeprl.errors import UserError
+from deeprl.fast.flat import Adam
 from deeprl.nets import set_threads
 from deeprl.policies import (
     build_policy,
@@ -81,6 +82,58 @@ def bc_loss(
     return loss, {"neglogp": -log_prob.mean().detach(), "entropy": entropy.mean().detach(), "accuracy": accuracy}
 
 
+def demo_tensors(demos: TrajectoryDataset, obs_space: Any, action_space: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (observation, action) pair of the demonstrations as the tensors the policy reads."""
+    obs_np, act_np = demos.transitions()
+    if getattr(action_space, "n", None) is not None and (act_np.min() < 0 or act_np.max() >= action_space.n):
+        raise UserError(f"The demonstrations of {demos.env_id} hold actions outside {action_space}.")
+    return torch.as_tensor(obs_np.reshape((-1, *obs_space.shape))), torch.as_tensor(act_np)
+
+
+def clone_epoch(
+    policy: ActorCritic,
+    optimizer: Any,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    batch_size: int,
+    ent_weight: float,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """One pass of bc_loss steps over the demonstrations in shuffled minibatches; the epoch's mean diagnostics."""
+    n = len(actions)
+    perm = torch.from_numpy(rng.permutation(n))
+    sums: dict[str, float] = {}
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        loss, info = bc_loss(policy, obs[idx], actions[idx], ent_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for k, v in info.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * len(idx) / n
+    return sums
+
+
+def pretrain(
+    policy: ActorCritic,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    n_epochs: int,
+    rng: np.random.Generator,
+    hp: Settings | None = None,
+) -> dict[str, float]:
+    """Clone demonstrations (demo_tensors) into a policy another algorithm goes on training (GAIL's
+    bc_pretrain_epochs: the `imitation` library's users pretrain the generator so): n_epochs of clone_epoch with
+    BC's settings `hp` (default: DEFAULTS), stepped by deeprl.fast.flat's Adam, which also steps a PPO policy's flat
+    parameters (deeprl.fast) in place. Returns the last epoch's diagnostics."""
+    hp = hp if hp is not None else Settings()
+    optimizer = Adam(policy.parameters(), lr=hp.learning_rate)
+    stats: dict[str, float] = {}
+    for _ in range(n_epochs):
+        stats = clone_epoch(policy, optimizer, obs, actions, hp.batch_size, hp.ent_weight, rng)
+    return stats
+
+
 def train(run: Run) -> None:
     hp = run.settings(Settings)
     for key in ("n_epochs", "batch_size"):
@@ -92,10 +145,7 @@ def train(run: Run) -> None:
     obs_space, action_space = env.observation_space, env.action_space
     env.close()
     demos = demonstrations(hp.demos, run.env_id, obs_space, action_space)
-    obs_np, act_np = demos.transitions()
-    if getattr(action_space, "n", None) is not None and (act_np.min() < 0 or act_np.max() >= action_space.n):
-        raise UserError(f"The demonstrations in {hp.demos} hold actions outside {action_space}.")
-    obs, actions = torch.as_tensor(obs_np.reshape((-1, *obs_space.shape))), torch.as_tensor(act_np)
+    obs, actions = demo_tensors(demos, obs_space, action_space)
     policy = build_policy(obs_space, action_space, parse_policy_kwargs(hp.policy_kwargs))
     optimizer = torch.optim.Adam(policy.parameters(), lr=hp.learning_rate)
     rng = np.random.default_rng(run.seed)
@@ -134,18 +184,8 @@ def train(run: Run) -> None:
 
     with run.loop(hp.n_epochs, "epochs", initial=epoch, checkpoint=checkpoint, save=save, checkpoint_every=10) as loop:
         while epoch < hp.n_epochs:
-            perm = torch.from_numpy(rng.permutation(n))
-            sums: dict = {}
-            for start in range(0, n, hp.batch_size):
-                idx = perm[start : start + hp.batch_size]
-                loss, info = bc_loss(policy, obs[idx], actions[idx], hp.ent_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                for k, v in info.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(idx) / n
+            stats = clone_epoch(policy, optimizer, obs, actions, hp.batch_size, hp.ent_weight, rng)
             epoch += 1
-            stats = sums
             writer.add_scalars([(f"train/{k}", v) for k, v in stats.items()], epoch)
             if loop.update(1, epoch, lambda: (policy_tensors(policy), policy_config), **stats):
                 break

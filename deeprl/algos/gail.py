@@ -18,6 +18,10 @@ every step survived (Kostrikov et al. 2019), which favours long episodes in Cart
 do; the value the collector folds into the reward of a time-limit cut is replaced with the rest of the reward; the
 discriminator is not checkpointed (`--resume` goes on with a fresh one); PPO's `normalize` is refused (the
 discriminator reads the observations the env gives, as the demonstrations hold them).
+
+`bc_pretrain_epochs` first clones the demonstrations into the generator's actor (deeprl.algos.bc's loss and
+settings), as the `imitation` library's users pretrain it with its BC before the adversarial rounds: PPO then starts
+near the demonstrator, and its value head, still untrained, learns from the first rollouts.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deeprl.algos import ppo
+from deeprl.algos import bc, ppo
 from deeprl.datasets import TrajectoryDataset, demonstrations
 from deeprl.envs import make_env
 from deeprl.errors import UserError
@@ -39,7 +43,7 @@ from deeprl.normalize import parse_normalize
 from deeprl.settings import defaults
 
 if TYPE_CHECKING:
-    from deeprl.policies import PolicyAgent
+    from deeprl.policies import ActorCritic, PolicyAgent
     from deeprl.rollout import RolloutBuffer
     from deeprl.train import Run
 
@@ -53,6 +57,8 @@ class Settings(ppo.Settings):
     :param n_disc_updates_per_round: discriminator steps after each rollout
     :param disc_learning_rate: the discriminator's Adam step size
     :param disc_net_arch: the discriminator's hidden layers (ReLU)
+    :param bc_pretrain_epochs: epochs of behaviour cloning (deeprl.algos.bc's settings) on the demonstrations before
+        PPO's first rollout; 0: none
     """
 
     demos: str | None = None
@@ -60,6 +66,7 @@ class Settings(ppo.Settings):
     n_disc_updates_per_round: int = 16
     disc_learning_rate: float = 3e-4
     disc_net_arch: Any = None
+    bc_pretrain_epochs: int = 0
 
 
 DEFAULTS = defaults(Settings)
@@ -131,6 +138,8 @@ def train(run: Run) -> None:
     for key in ("demo_batch_size", "n_disc_updates_per_round"):
         if getattr(hp, key) <= 0:
             raise UserError(f"{key} must be a positive integer, not {getattr(hp, key)!r}.")
+    if hp.bc_pretrain_epochs < 0:
+        raise UserError(f"bc_pretrain_epochs must be 0 or a positive integer, not {hp.bc_pretrain_epochs!r}.")
     norm = parse_normalize(hp.normalize)
     if norm["norm_obs"] or norm["norm_reward"]:
         raise UserError(
@@ -159,7 +168,12 @@ def train(run: Run) -> None:
         stats["gail/reward_mean"] = float(relabelled.mean())
         writer.add_scalars(list(stats.items()), rollouts)
 
-    ppo.train(run, rewards=rewards)
+    def pretrain(policy: ActorCritic) -> None:
+        obs, actions = bc.demo_tensors(demos, obs_space, action_space)
+        stats = bc.pretrain(policy, obs, actions, hp.bc_pretrain_epochs, rng)
+        writer.add_scalars([(f"bc/{k}", v) for k, v in stats.items()], 0)
+
+    ppo.train(run, rewards=rewards, pretrain=pretrain if hp.bc_pretrain_epochs else None)
 
 
 def load_agent(config: dict, tensors: dict) -> PolicyAgent:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from deeprl.checkpoint import optimizer_from_tensors, optimizer_to_tensors
+from deeprl.datasets import record_training
 from deeprl.envs.vector import make_vec_env
 from deeprl.errors import UserError
 from deeprl.fast.flat import Adam, clip_grad_norm
@@ -52,7 +53,7 @@ from deeprl.train import whole_batches
 
 if TYPE_CHECKING:
     from deeprl.log import TensorBoard
-    from deeprl.policies import PolicyAgent
+    from deeprl.policies import ActorCritic, PolicyAgent
     from deeprl.train import Run
 
 
@@ -85,6 +86,8 @@ class Settings:
     :param autograd: true: every gradient through torch autograd (the reference), not the written-out MLP path
     :param reward_signals: ML-Agents' reward signals besides the env's (deeprl.rewards): {extrinsic: {strength},
         rnd: {strength, gamma, learning_rate, net_arch, variant}, curiosity: {...}}; None: the env's reward alone
+    :param record_dataset: folder to record every finished training episode in, as a trajectory dataset (D4RL's
+        replay data; deeprl.datasets.TrainingReplay); None: none
     """
 
     n_timesteps: int = 1_000_000
@@ -111,6 +114,7 @@ class Settings:
     torch_threads: int = 1
     autograd: bool = False
     reward_signals: Any = None
+    record_dataset: str | None = None
 
 
 DEFAULTS = defaults(Settings)
@@ -308,9 +312,14 @@ def _check(hp: Settings) -> None:
         parse_reward_signals(hp.reward_signals)
 
 
-def train(run: Run, rewards: Callable[[RolloutBuffer], None] | None = None) -> None:
+def train(
+    run: Run,
+    rewards: Callable[[RolloutBuffer], None] | None = None,
+    pretrain: Callable[[ActorCritic], None] | None = None,
+) -> None:
     """`rewards` (GAIL, deeprl.algos.gail): called with each rollout before its advantages, it may replace the
-    buffer's rewards (the discriminator's in place of the env's)."""
+    buffer's rewards (the discriminator's in place of the env's). `pretrain` (GAIL's behaviour cloning): called once
+    with the new policy of a fresh run before its first rollout, it may train it (a resumed run has its weights)."""
     hp = run.settings(Settings)
     _check(hp)
     device = torch.device(run.device)
@@ -335,6 +344,8 @@ def train(run: Run, rewards: Callable[[RolloutBuffer], None] | None = None) -> N
     venv = make_vec_env(
         run.env_id, n_envs, seed=env_seed, env_kwargs=run.env_kwargs, training=True, vectorization=hp.vectorization
     )
+    if hp.record_dataset:  # every episode the collector plays, as the env played it (D4RL's replay datasets)
+        venv = record_training(venv, hp.record_dataset, run)
     obs_space, action_space = venv.single_observation_space, venv.single_action_space
     normalizer = None
     if norm_cfg["norm_obs"] or norm_cfg["norm_reward"]:
@@ -365,6 +376,8 @@ def train(run: Run, rewards: Callable[[RolloutBuffer], None] | None = None) -> N
         if normalizer is not None:
             normalizer.load_state_dict(ckpt_tensors, with_returns=True)
         run.restore_rng(ckpt_tensors, ckpt_state, rng)
+    elif pretrain is not None:
+        pretrain(policy)
     collector = Collector(venv, normalizer, gamma=hp.gamma, device=device, seed=env_seed, rng=rng)
     if run.resumed:
         collector.load_state(ckpt_state.get("collector", {}))
