@@ -2,6 +2,8 @@
 
     nice python benchmarks/bench_dt.py                                    # LunarLander continuous, seed 0
     nice python benchmarks/bench_dt.py --dt-steps 2000 --json benchmarks/results/bench_dt.json
+    nice python benchmarks/bench_dt.py --env HalfCheetah-v5 --env-kwargs '{}' --datasets medium --dt-steps 2000 \
+        --json benchmarks/results/bench_dt_halfcheetah.json                # the course's env (ppo.yml's expert)
 
 The course trains DecisionTransformerModel on D4RL halfcheetah (expert, medium); offline here, the datasets come
 from a PPO agent trained in the bench (hyperparams/ppo.yml's LunarLander settings, 1M steps): `expert` is the
