@@ -28,11 +28,14 @@ Unity and `mlagents` cannot run here, so this re-creates the scene from ML-Agent
   velocity each step) and the floor's friction (Unity's default 0.6: 0.6 g dt = 0.12 m/s a step). Driving forward,
   push, friction and drag balance at `TOP_SPEED` = 47 m/s (4.7 m a decision; 95 % of it 1.6 s after the start); let
   go, the agent slides to a stop in about 1.5 s. An earlier version capped the speed at 8 m/s, a number of its own: to
-  stop a 2 m/s-a-step push there would take a friction coefficient of 8.6, where Unity's run from 0 to 1. That made
-  the scene 6 times larger in decisions than Unity's: a scripted agent that knows where everything is needed 140
-  decisions (1.86), 75 at this speed (1.93); a persistent random walk pressed the switch in 17 % of episodes, 22 % at
-  this speed; PPO + RND (PyramidsRND.yaml) reached the gold brick in no episode of 1M steps; here it does in 94 % of
-  the training episodes at 1M steps (RND normalized as in the RND paper: mean return 1.53, 1.70 at 2M).
+  stop a 2 m/s-a-step push there would take a friction coefficient of 8.6, where Unity's run from 0 to 1; it made the
+  scene 6 times larger in decisions than Unity's. How hard the scene is (benchmarks/bench_unit5.py scripted, chain
+  and train): a scripted agent that knows where everything is and goes from room to room through the gaps' middles
+  needs 100 decisions (mean return 1.81, the gold brick in 97 % of episodes); a persistent random walk presses the
+  switch in 17 % and never reaches the gold brick; PPO + RND (PyramidsRND.yaml, RND normalized as in the RND paper)
+  reaches it in 82 % of its training episodes over the last 100k of 1M steps (mean return 1.11). An earlier version
+  of this scene, without the interior walls and with a 1 m switch and 3 m stones (sizes then unread from the
+  prefab), was easier to search: PPO + RND scored 1.58 there at 1M steps; with the walls but the 1 m switch, -0.55.
 - Reward: -1/5000 per physics step (-0.001 per decision), +2 and the end on touching the gold brick; the episode
   is truncated after 5,000 physics steps (1,000 decisions), so a timeout returns -1.
 - Observation (172 float32): three ray sensors of 7 rays each (`RaysPerDirection` 3), cones of +-70, +-65 and +-75
