@@ -11,30 +11,12 @@ from deeprl.algos import bc
 from deeprl.errors import UserError
 from deeprl.policies import build_policy
 from deeprl.train import train
-
-
-class Heuristic:
-    """A CartPole expert in one line (500 of 500 steps): push toward the side the pole falls to."""
-
-    env_id, env_kwargs, config = "CartPole-v1", {}, {}
-
-    def act(self, obs, deterministic=True):
-        return int(obs[2] + 0.5 * obs[3] > 0)
+from demo_helpers import cartpole_demos
 
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demos") / "cartpole"
-    trajectories, info = datasets.agent_episodes(Heuristic(), 3, seed=0)
-    for t in trajectories:  # 3 x 200 steps say what 3 x 500 do
-        t.observations, t.actions, t.rewards, t.dones = (
-            t.observations[:200],
-            t.actions[:200],
-            t.rewards[:200],
-            t.dones[:200],
-        )
-    datasets.write(folder, trajectories, source="the heuristic", env_id=info["env_id"], spaces=info["spaces"])
-    return folder
+    return cartpole_demos(tmp_path_factory.mktemp("demos") / "cartpole", 3)
 
 
 def _agreement(run_dir, demos):

@@ -16,17 +16,9 @@ from deeprl.errors import UserError
 from deeprl.evaluation import evaluate
 from deeprl.policies import build_policy
 from deeprl.train import train
+from demo_helpers import cartpole_demos
 
 CARTPOLE_SPACES = datasets.space_info(gym.spaces.Box(-np.inf, np.inf, (4,)), gym.spaces.Discrete(2))
-
-
-class Heuristic:
-    """A CartPole expert in one line (500 of 500 steps): push toward the side the pole falls to."""
-
-    env_id, env_kwargs, config = "CartPole-v1", {}, {}
-
-    def act(self, obs, deterministic=True):
-        return int(obs[2] + 0.5 * obs[3] > 0)
 
 
 class Random:
@@ -41,17 +33,7 @@ class Random:
 
 @pytest.fixture(scope="module")
 def expert_demos(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("demos") / "cartpole"
-    trajectories, info = datasets.agent_episodes(Heuristic(), 4, seed=0)
-    for t in trajectories:  # shorter episodes: the tests train on them, and 4 x 500 steps say the same
-        t.observations, t.actions, t.rewards, t.dones = (
-            t.observations[:200],
-            t.actions[:200],
-            t.rewards[:200],
-            t.dones[:200],
-        )
-    datasets.write(folder, trajectories, source="the heuristic", env_id=info["env_id"], spaces=info["spaces"])
-    return folder
+    return cartpole_demos(tmp_path_factory.mktemp("demos") / "cartpole", 4)
 
 
 def _trajectory(n, rng, box_actions=False):
