@@ -112,6 +112,18 @@ def trained(tmp_path_factory):
     return run, trajectories
 
 
+def test_pushed_with_a_card_and_a_replay(trained):
+    from deeprl.hub import resolve_repo
+    from deeprl.publish import push_model
+
+    run, _ = trained
+    push_model(run.run_dir, "alice/dt-lander", n_eval_episodes=1)
+    repo = resolve_repo("alice/dt-lander")
+    card = (repo / "README.md").read_text()
+    assert "dt" in card.lower() and "mean_reward" in card and (repo / "replay.mp4").stat().st_size > 1000
+    assert load_agent("alice/dt-lander").act(np.zeros(8, np.float32)).shape == (2,)
+
+
 def test_saved_model_loads_plays_the_protocol_and_keeps_the_episode_context(trained):
     run, trajectories = trained
     config = json.loads((run.run_dir / "config.json").read_text())

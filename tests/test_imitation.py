@@ -283,3 +283,13 @@ def test_gail_trains_ppo_on_the_discriminator_reward(tmp_path, expert_demos):
     events = EventAccumulator(str(run.run_dir / "tb"))
     events.Reload()
     assert {"disc/loss", "gail/reward_mean"} <= set(events.Tags()["scalars"])
+    # pushed as any course model: a card that names the algorithm and its evaluation, a replay, loadable again
+    from deeprl.hub import resolve_repo
+    from deeprl.publish import push_model
+
+    out = push_model(run.run_dir, "alice/gail-CartPole-v1", n_eval_episodes=2)
+    repo = resolve_repo("alice/gail-CartPole-v1")
+    card = (repo / "README.md").read_text()
+    assert "gail" in card.lower() and "mean_reward" in card and (repo / "replay.mp4").stat().st_size > 1000
+    again = evaluate(load_agent("alice/gail-CartPole-v1"), n_eval_episodes=2)
+    assert again["mean_reward"] == pytest.approx(out["results"]["mean_reward"])
