@@ -124,17 +124,22 @@ class PlayChild:
     async def act(self, obs: np.ndarray) -> np.ndarray:
         """The (N_AGENTS, 3) actions for one observation (N_AGENTS, OBS_SIZE); PolicyFailed when the child died,
         hung past the decision deadline or answered something that is not an action."""
+        line = await self._ask(obs)
+        text = line.strip()
+        if len(text) == ANSWER_DIGITS and all(c in b"012" for c in text):
+            return (np.frombuffer(text, dtype=np.uint8) - ord("0")).astype(np.int64).reshape(N_AGENTS, 3)
+        raise PolicyFailed(str(_json(line).get("error") or "it answered something that is not an action")[:300])
+
+    async def _ask(self, obs: np.ndarray) -> bytes:
+        """One round trip: the observation in as raw float32, the child's answer line back within the decision
+        deadline; PolicyFailed when the child died or hung."""
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(np.ascontiguousarray(obs, dtype=np.float32).tobytes())
             await self.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             raise PolicyFailed(await self._death()) from None
-        line = await self._line(self.limits.decision_timeout_s, "answer")
-        text = line.strip()
-        if len(text) == ANSWER_DIGITS and all(c in b"012" for c in text):
-            return (np.frombuffer(text, dtype=np.uint8) - ord("0")).astype(np.int64).reshape(N_AGENTS, 3)
-        raise PolicyFailed(str(_json(line).get("error") or "it answered something that is not an action")[:300])
+        return await self._line(self.limits.decision_timeout_s, "answer")
 
     async def _line(self, timeout_s: float, doing: str) -> bytes:
         """The child's next line, within `timeout_s` ("load" or "answer": what it is `doing`); PolicyFailed when it

@@ -52,13 +52,7 @@ class HuggyChild(PlayChild):
     async def act(self, obs: np.ndarray) -> np.ndarray:
         """The 8 joint actions for one observation (OBS_SIZE,); PolicyFailed when the child died, hung past the
         decision deadline or answered something that is not an action."""
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(np.ascontiguousarray(obs, dtype=np.float32).tobytes())
-            await self.proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            raise PolicyFailed(await self._death()) from None
-        reply = _json(await self._line(self.limits.decision_timeout_s, "answer"))
+        reply = _json(await self._ask(obs))
         action = reply.get("action")
         if isinstance(action, list) and len(action) == N_JOINTS and all(isinstance(a, (int, float)) for a in action):
             return np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64)), -1.0, 1.0)
