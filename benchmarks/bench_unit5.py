@@ -222,12 +222,19 @@ def chain(run_dir: str, n: int = 32, seed: int = 123) -> dict[str, float]:
 
 
 def train(
-    env_id: str, n_timesteps: int | None, seed: int, log_folder: str, episodes: int, rnd_variant: str = "mlagents"
+    env_id: str,
+    n_timesteps: int | None,
+    seed: int,
+    log_folder: str,
+    episodes: int,
+    rnd_variant: str = "mlagents",
+    hyperparams: list[str] | None = None,
 ) -> dict[str, Any]:
     from pathlib import Path
 
     from deeprl.agent import load_agent
     from deeprl.evaluation import evaluate
+    from deeprl.settings import parse_overrides
     from deeprl.train import train as train_run
 
     file = (
@@ -240,6 +247,7 @@ def train(
     if rnd_variant != "mlagents":  # the file's RND section, as the RND paper normalizes it (deeprl.rewards)
         rnd = {"strength": 0.01, "gamma": 0.99, "learning_rate": 1e-4, "net_arch": [64, 64, 64]}
         overrides["reward_signals"] = {"rnd": {**rnd, "variant": rnd_variant}}
+    overrides.update(parse_overrides(hyperparams))  # `deeprl train --hyperparams K:V ...`, over the file's
     t0 = time.perf_counter()
     run = train_run(
         "ppo",
@@ -292,11 +300,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-f", "--log-folder", default="logs/bench_unit5")
     parser.add_argument("--episodes", type=int, default=20, help="(Pyramids) episodes for the switch rate")
+    parser.add_argument("--hyperparams", nargs="*", metavar="K:V", help="(train) override single hyperparameters")
     args = parser.parse_args()
     if args.what == "speed":
         speed(seconds=args.seconds)
     elif args.what == "train":
-        train(args.env, args.n_timesteps, args.seed, args.log_folder, args.episodes, args.rnd_variant)
+        train(args.env, args.n_timesteps, args.seed, args.log_folder, args.episodes, args.rnd_variant, args.hyperparams)
     elif args.what == "scripted":
         scripted()
     else:

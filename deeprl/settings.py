@@ -41,15 +41,17 @@ ZOO_KEYS = {
 
 @dataclass(frozen=True)
 class Linear:
-    """RL-Zoo's `lin_X`: X at the start of the run, annealed linearly to 0 at its end."""
+    """RL-Zoo's `lin_X`: X at the start of the run, annealed linearly to 0 at its end; `lin_X_Y` ends at Y instead
+    (ML-Agents' `DecayedValue`, which stops PPO's epsilon at 0.1 and beta at 1e-5)."""
 
     start: float
+    end: float = 0.0
 
     def __call__(self, progress_remaining: float) -> float:
-        return self.start * progress_remaining
+        return self.end + (self.start - self.end) * progress_remaining
 
     def __str__(self) -> str:
-        return f"lin_{self.start!r}"
+        return f"lin_{self.start!r}" + (f"_{self.end!r}" if self.end else "")
 
 
 Rate = float | Linear  # a constant, or `lin_X` (a field typed Rate accepts both)
@@ -137,9 +139,11 @@ def _linear(name: str, value: str) -> Linear | float:
     if not value.startswith("lin_"):
         return float(_number(name, value, "a number or lin_<number>"))
     try:
-        return Linear(float(value[4:]))
+        return Linear(*(float(part) for part in value[4:].split("_", 1)))
     except ValueError:
-        raise UserError(f"{name} '{value}' is not of the form lin_<number>, e.g. lin_2.5e-4.") from None
+        raise UserError(
+            f"{name} '{value}' is not of the form lin_<number> or lin_<start>_<end>, e.g. lin_2.5e-4 or lin_0.2_0.1."
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -488,3 +488,55 @@ def test_fast_path_is_chosen_where_the_policy_is_built():
     assert twin.fast is None
     obs = torch.randn(6, 4)
     torch.testing.assert_close(twin.action(obs), policy.action(obs))
+
+
+@pytest.mark.parametrize("scope", ["minibatch", "rollout"])
+def test_advantage_scope_normalizes_per_minibatch_or_once_per_rollout(scope):
+    """SB3 and CleanRL normalize each minibatch's advantages; ML-Agents normalizes the whole rollout once."""
+    import gymnasium as gym
+
+    from deeprl.fast.flat import Adam
+    from deeprl.policies import ActorCritic
+
+    torch.manual_seed(0)
+    policy = ActorCritic(gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(3), net_arch=[8])
+    n = 64
+    obs = torch.randn(n, 4)
+    with torch.no_grad():
+        actions, _, log_probs = policy.act(obs)
+    adv = torch.randn(n) * 3 + 5
+    data = {"obs": obs, "actions": actions, "log_probs": log_probs, "advantages": adv, "values": torch.zeros(n)}
+    data["returns"] = torch.randn(n)
+    seen = []
+
+    class Spy(ppo.AutogradPPO):
+        def loss(self, mb, *args, normalize_advantage=True):
+            adv = mb["advantages"]
+            seen.append((normalize_advantage, float(adv.mean()), float(adv.std())))
+            return super().loss(mb, *args, normalize_advantage=normalize_advantage)
+
+    ppo.ppo_update(
+        policy,
+        Adam(list(policy.parameters()), lr=1e-3),
+        data,
+        n_epochs=1,
+        batch_size=16,
+        clip_range=0.2,
+        clip_range_vf=None,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        target_kl=None,
+        normalize_advantage=True,
+        rng=np.random.default_rng(0),
+        objective=Spy(policy),
+        advantage_scope=scope,
+    )
+    assert len(seen) == 4
+    if scope == "minibatch":  # raw advantages reach each step, which normalizes its own 16
+        assert all(flag and mean > 3 for flag, mean, _ in seen)
+    else:  # already normalized over all 64: the 4 minibatches' means are not each 0 but average to 0
+        assert not any(flag for flag, _, _ in seen)
+        assert abs(np.mean([m for _, m, _ in seen])) < 1e-5 and max(abs(m) for _, m, _ in seen) > 1e-3
+    with pytest.raises(UserError, match="advantage_scope must be minibatch or rollout"):
+        ppo._check(ppo.Settings(advantage_scope="episode"))

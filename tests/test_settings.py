@@ -31,12 +31,23 @@ def test_rl_zoo_forms_become_typed_values():
     assert load(Example, {}) == Example()  # a run recorded before a key existed takes its default
 
 
+def test_lin_with_an_end_anneals_to_its_floor():
+    # ML-Agents' DecayedValue: PPO's epsilon 0.2 -> 0.1 and beta 0.01 -> 1e-5 over the run, not to 0
+    s = load(Example, {"lr": "lin_0.2_0.1"})
+    assert s.lr == Linear(0.2, 0.1)
+    assert rate_at(s.lr, 1.0) == pytest.approx(0.2) and rate_at(s.lr, 0.0) == pytest.approx(0.1)
+    assert rate_at(s.lr, 0.5) == pytest.approx(0.15)
+    assert str(s.lr) == "lin_0.2_0.1" and str(Linear(0.01)) == "lin_0.01"  # written back as read
+    assert load(Example, {"lr": str(Linear(0.01, 1e-5))}).lr == Linear(0.01, 1e-5)
+
+
 @pytest.mark.parametrize(
     "key, value, words",
     [
         ("n", 2.5, "whole number"),
         ("n", "many", "whole number"),
         ("lr", "lin_x", "lin_<number>"),
+        ("lr", "lin_0.2_x", "lin_<start>_<end>"),
         ("on", "yes", "true or false"),
         ("act", 3, "word"),
         ("n", None, "needs a value"),

@@ -75,7 +75,8 @@ class Settings:
     :param vf_coef: value loss weight
     :param max_grad_norm: gradient norm clip
     :param target_kl: stop an update early once the approximate KL passes 1.5 * target_kl (None: never)
-    :param normalize_advantage: normalize advantages per minibatch
+    :param normalize_advantage: normalize advantages (to mean 0, std 1)
+    :param advantage_scope: over each minibatch (SB3, CleanRL) or over the whole rollout (`rollout`: ML-Agents)
     :param policy_kwargs: {net_arch: [64, 64] | {pi: [...], vf: [...]}, activation_fn: tanh|relu, ...}
     :param normalize: VecNormalize: true, or {norm_obs: true, norm_reward: false, clip_obs: 10, ...}
     :param vectorization: auto (native where it exists, else sync), sync, workers (a process per core), async
@@ -105,6 +106,7 @@ class Settings:
     max_grad_norm: float = 0.5
     target_kl: float | None = None
     normalize_advantage: bool = True
+    advantage_scope: str = "minibatch"
     policy_kwargs: Any = None
     normalize: Any = False
     vectorization: str = "auto"
@@ -248,6 +250,7 @@ def ppo_update(
     normalize_advantage: bool,
     rng: np.random.Generator,
     objective: WrittenOutPPO | AutogradPPO | None = None,
+    advantage_scope: str = "minibatch",
 ) -> dict:
     """n_epochs of shuffled minibatch steps over one rollout; returns mean diagnostics (floats).
 
@@ -260,7 +263,8 @@ def ppo_update(
     n = data["advantages"].shape[0]
     params = [p for p in policy.parameters() if p.requires_grad]
     whole = batch_size >= n
-    batch = objective.prepare(data, normalize_advantage=whole and normalize_advantage and n > 1)
+    once = whole or advantage_scope == "rollout"  # advantages normalized once, over the whole rollout
+    batch = objective.prepare(data, normalize_advantage=once and normalize_advantage and n > 1)
     steps: list[Any] = []  # the objective's own kind of step (its summary reads them)
     stopped = False
     for epoch in range(n_epochs):  # noqa: B007  (read after the loop: the epochs run)
@@ -273,7 +277,12 @@ def ppo_update(
             minibatches = (slice_batch(shuffled, start, start + batch_size) for start in range(0, n, batch_size))
         for mb in minibatches:
             step = objective.loss(
-                mb, clip_range, clip_range_vf, ent_coef, vf_coef, normalize_advantage=normalize_advantage and not whole
+                mb,
+                clip_range,
+                clip_range_vf,
+                ent_coef,
+                vf_coef,
+                normalize_advantage=normalize_advantage and not once,
             )
             # SB3's rule: stop before the step that would take the policy too far from the one that collected
             if target_kl is not None and float(step.approx_kl) > 1.5 * target_kl:
@@ -301,6 +310,8 @@ def _check(hp: Settings) -> None:
     for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "n_timesteps"):
         if getattr(hp, key) <= 0:
             raise UserError(f"{key} must be a positive integer, not {getattr(hp, key)!r}.")
+    if hp.advantage_scope not in ("minibatch", "rollout"):
+        raise UserError(f"advantage_scope must be minibatch or rollout, not {hp.advantage_scope!r}.")
     if hp.n_steps * hp.n_envs < 2 and hp.normalize_advantage:
         raise UserError("n_steps * n_envs must be at least 2 to normalize advantages.")
     if hp.checkpoint_seconds is not None and hp.checkpoint_seconds < 0:
@@ -483,6 +494,7 @@ def train(
                 normalize_advantage=hp.normalize_advantage,
                 rng=rng,
                 objective=objective,
+                advantage_scope=hp.advantage_scope,
             )
             if signals is not None:
                 signals.update(buffer, collector.obs, hp.n_epochs, hp.batch_size, rng)
