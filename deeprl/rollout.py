@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
+from deeprl.nets import at_most_threads
 from deeprl.policies.features import obs_to_tensor
 
 if TYPE_CHECKING:
@@ -224,6 +225,12 @@ class Collector:
     def collect(self, policy: ActorCritic, buffer: RolloutBuffer) -> int:
         """Fill `buffer` with buffer.n_steps vector steps; returns the env steps taken. Computes no advantages:
         call `last_values(policy)` then buffer.compute_returns_and_advantage."""
+        if getattr(self.venv.unwrapped, "steps_elsewhere", False):  # envs in processes of their own, one per core
+            with at_most_threads(1):
+                return self._collect(policy, buffer)
+        return self._collect(policy, buffer)
+
+    def _collect(self, policy: ActorCritic, buffer: RolloutBuffer) -> int:
         venv, norm, stats, dev, rng = self.venv, self.normalizer, self.stats, self.device, self.rng
         fast = self._numpy_policy(policy)
         if fast is not None:

@@ -170,3 +170,35 @@ def test_worker_processes_step_the_same_episodes_as_sync():
         np.testing.assert_array_equal(o1, o2)
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_array_equal(d1, d2)
+
+
+def test_collection_leaves_the_other_cores_to_env_workers():
+    """With the envs in worker processes (steps_elsewhere) the acting process runs torch and BLAS on one thread
+    while it collects (a second one would spin against the workers), and gets its thread counts back after."""
+    import gymnasium as gym
+    from threadpoolctl import threadpool_info
+
+    from deeprl.nets import set_threads
+
+    seen = []
+
+    class Elsewhere(gym.vector.SyncVectorEnv):
+        steps_elsewhere = True
+
+        def step(self, actions):
+            blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+            seen.append((torch.get_num_threads(), max(blas)))
+            return super().step(actions)
+
+    venv = Elsewhere([lambda: gym.make("CartPole-v1")] * 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    before = torch.get_num_threads()
+    set_threads(2)
+    try:
+        col = Collector(venv, None, gamma=0.5, seed=0)
+        col.collect(_ConstPolicy(), RolloutBuffer(3, 2, venv.single_observation_space, venv.single_action_space))
+        assert seen == [(1, 1)] * 3
+        assert torch.get_num_threads() == 2
+        assert max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas") == 2
+    finally:
+        set_threads(before)
+        venv.close()
