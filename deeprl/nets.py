@@ -114,7 +114,7 @@ def at_most_threads(n: int) -> Iterator[None]:
     """torch's operators and numpy's BLAS on at most `n` threads inside the block, then the counts put back. For the
     steps of a rollout whose envs run in worker processes (deeprl.envs.vector.WorkerVectorEnv): there the other
     cores step the envs, and a second thread of the acting process only spins against them (Huggy's 20 dogs on 2
-    cores: 1,900 steps/s with it, against 5,000 in one process)."""
+    cores, trained in 2 worker processes: 1,900 steps/s with a second thread, 2,400 without)."""
     from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()

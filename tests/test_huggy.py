@@ -94,23 +94,6 @@ def test_time_limit_truncates():
     e.close()
 
 
-def test_auto_steps_the_dogs_in_a_process_per_core_with_the_same_numbers(monkeypatch):
-    from deeprl.envs import vector
-
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    actions = np.random.default_rng(0).uniform(-1, 1, size=(30, 3, 8))
-    runs = {}
-    for kind in ("auto", "sync"):
-        venv = vector.make_vec_env("Huggy", 3, seed=4, vectorization=kind)
-        runs[kind] = (type(venv).__name__, [venv.step(a)[:2] for a in actions])
-        venv.close()
-    assert runs["auto"][0] == "WorkerVectorEnv" and runs["sync"][0] == "SyncVectorEnv"
-    for (obs_a, rew_a), (obs_s, rew_s) in zip(runs["auto"][1], runs["sync"][1]):
-        np.testing.assert_array_equal(obs_a, obs_s)
-        np.testing.assert_array_equal(rew_a, rew_s)
-    assert not np.array_equal(runs["auto"][1][-1][0][0], runs["auto"][1][-1][0][1])  # the dogs differ
-
-
 def test_registry_gym_id_tag_and_replay_frame():
     import gymnasium as gym
 

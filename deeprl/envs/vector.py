@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -31,8 +30,7 @@ def make_vec_env(
     vectorization: "sync" (one process; best for cheap envs on 2 cores), "async" (one process per env),
     "workers" (one process per CPU core, each stepping its share of the envs: for costly envs like Box2D),
     "native" (the env's own array implementation, e.g. Gymnasium's CartPoleVectorEnv; an error where there is
-    none) or "auto" (native where it exists and nothing asks for rendering or kwargs, else workers for the envs in
-    `WORKERS` on a machine with several cores, else sync).
+    none) or "auto" (native where it exists and nothing asks for rendering or kwargs, else sync).
     """
     import gymnasium as gym
 
@@ -54,11 +52,13 @@ def make_vec_env(
                 f"{spec.course_id} has no native vectorized version (with these options); "
                 "use vectorization sync or async."
             )
-        vectorization = "workers" if spec.course_id in WORKERS and (os.cpu_count() or 1) > 1 else "sync"
+        vectorization = "sync"
     make_env(spec.course_id, kwargs).close()  # validate id and kwargs here, with our error sentences
     fns = [lambda: make_env(spec.course_id, kwargs, training=training, render_mode=render_mode) for _ in range(n_envs)]
     venv: gym.vector.VectorEnv | WorkerVectorEnv
     if vectorization == "workers":
+        import os
+
         venv = WorkerVectorEnv(fns, min(n_envs, os.cpu_count() or 1))
     elif vectorization == "async":
         venv = gym.vector.AsyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -138,10 +138,6 @@ def _arenas(module: str, env_class: str, core_class: str) -> Callable[[int], gym
 
     return build
 
-
-# Costly envs whose steps outweigh two pipe round trips: "auto" steps them in a process per core (Huggy's 20 PyBullet
-# worlds: 7,800 steps/s on 2 cores against 5,000 in one process). Each worker's envs are seeded as sync seeds them.
-WORKERS = {"Huggy"}
 
 NATIVE = {
     "CartPole-v1": _same_step_cartpole,
