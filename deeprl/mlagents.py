@@ -20,8 +20,10 @@ Each key becomes the PPO setting with its meaning (ML-Agents' docs, `docs/Traini
   ent_coef; epsilon = clip_range, and clip_range_vf too (ML-Agents clips the value update by the same epsilon);
 - learning_rate with learning_rate_schedule linear (ML-Agents' default for PPO) = lin_<rate>, constant = <rate>.
   beta and epsilon follow beta_schedule and epsilon_schedule, which default to learning_rate_schedule (ML-Agents'
-  `settings.py`): linear = lin_<beta> and lin_<epsilon>, as ML-Agents decays them (`DecayedValue`) over max_steps.
-  ML-Agents stops the decay of epsilon at 0.1 and of beta at 1e-5; lin_X goes on to 0, as the learning rate does;
+  `settings.py`): linear = lin_<beta>_1e-05 and lin_<epsilon>_0.1, as ML-Agents decays them (`DecayedValue`) over
+  max_steps to the floors its optimizer gives them (the learning rate's floor, 1e-10, is 0 here);
+- ML-Agents normalizes the advantages once over the whole buffer before its epochs (`advantage_scope: rollout`),
+  where SB3 normalizes each minibatch;
 - hidden_units x num_layers = policy_kwargs net_arch with relu trunks. ML-Agents uses Swish (`activation_fn:
   swish` here); measured with seed 0 on the course's files, relu learned Pyramids far faster (PPO+RND, paper
   variant, 1M steps: training return 1.44 at 800k against 0.60 with Swish) and both pass SnowballTarget (27.2
@@ -42,6 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from deeprl.errors import UserError, closest
+from deeprl.settings import Linear
 
 TOP = {"behaviors"}
 BEHAVIOR = {
@@ -76,6 +79,9 @@ SIGNALS = {
 }
 SIGNAL_NETWORK = {"hidden_units", "num_layers"}
 IGNORED = ("keep_checkpoints", "threaded", "vis_encode_type")
+# where ML-Agents' torch PPO optimizer stops the linear decay of epsilon and beta (ppo/optimizer_torch.py)
+EPSILON_FLOOR = 0.1
+BETA_FLOOR = 1e-5
 
 
 def is_trainer_file(data: Any) -> bool:
@@ -169,10 +175,12 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
     hp["learning_rate"] = f"lin_{lr!r}" if sched == "linear" else lr
     # beta and epsilon decay on their own schedules, which default to the learning rate's (settings.py)
     beta = _number(hyper.get("beta", 5e-3), f"{where}.hyperparameters.beta")
-    hp["ent_coef"] = f"lin_{beta!r}" if _schedule(hyper, "beta_schedule", sched, where) == "linear" else beta
+    linear_beta = _schedule(hyper, "beta_schedule", sched, where) == "linear"
+    hp["ent_coef"] = str(Linear(beta, BETA_FLOOR)) if linear_beta else beta
     epsilon = _number(hyper.get("epsilon", 0.2), f"{where}.hyperparameters.epsilon")
     linear_eps = _schedule(hyper, "epsilon_schedule", sched, where) == "linear"
-    hp["clip_range"] = hp["clip_range_vf"] = f"lin_{epsilon!r}" if linear_eps else epsilon
+    hp["clip_range"] = hp["clip_range_vf"] = str(Linear(epsilon, EPSILON_FLOOR)) if linear_eps else epsilon
+    hp["advantage_scope"] = "rollout"
     hp["gae_lambda"] = _number(hyper.get("lambd", 0.95), f"{where}.hyperparameters.lambd")
     hp["vf_coef"] = 0.5  # ML-Agents' loss: policy + 0.5 * value - beta * entropy
     units = int(_number(net.get("hidden_units", 128), f"{where}.network_settings.hidden_units", whole=True))

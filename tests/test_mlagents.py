@@ -34,8 +34,15 @@ def test_meanings(tmp_path):
     hp = merge_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids", str(DATA / "PyramidsRND.yaml"), {}, None)
     assert hp["n_envs"] * hp["n_steps"] == 2048  # buffer_size
     assert hp["n_steps"] == 128  # time_horizon
-    # beta and epsilon decay as the learning rate does (their schedules default to learning_rate_schedule)
-    assert (hp["ent_coef"], hp["gae_lambda"], hp["clip_range"], hp["n_epochs"]) == ("lin_0.01", 0.95, "lin_0.2", 3)
+    # beta and epsilon decay as the learning rate does (their schedules default to learning_rate_schedule), to the
+    # floors ML-Agents' optimizer gives them; advantages normalized over the whole buffer, as ML-Agents does
+    assert (hp["ent_coef"], hp["gae_lambda"], hp["clip_range"], hp["n_epochs"]) == (
+        "lin_0.01_1e-05",
+        0.95,
+        "lin_0.2_0.1",
+        3,
+    )
+    assert hp["advantage_scope"] == "rollout"
     constant = merge_hyperparams(
         "ppo",
         ppo,
@@ -45,7 +52,11 @@ def test_meanings(tmp_path):
         {},
         None,
     )
-    assert (constant["ent_coef"], constant["clip_range"], constant["learning_rate"]) == ("lin_0.02", 0.2, "lin_0.0003")
+    assert (constant["ent_coef"], constant["clip_range"], constant["learning_rate"]) == (
+        "lin_0.02_1e-05",
+        0.2,
+        "lin_0.0003",
+    )
     assert hp["learning_rate"] == "lin_0.0003"
     assert hp["reward_signals"]["rnd"] == {
         "strength": 0.01,
