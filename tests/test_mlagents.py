@@ -34,12 +34,12 @@ def test_meanings(tmp_path):
     hp = merge_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids", str(DATA / "PyramidsRND.yaml"), {}, None)
     assert hp["n_envs"] * hp["n_steps"] == 2048  # buffer_size
     assert hp["n_steps"] == 128  # time_horizon
-    # beta and epsilon decay as the learning rate does (their schedules default to learning_rate_schedule), to the
-    # floors ML-Agents' optimizer gives them; advantages normalized over the whole buffer, as ML-Agents does
+    # beta and epsilon decay as the learning rate does (their schedules default to learning_rate_schedule);
+    # advantages normalized over the whole buffer, as ML-Agents does
     assert (hp["ent_coef"], hp["gae_lambda"], hp["clip_range"], hp["n_epochs"]) == (
-        "lin_0.01_1e-05",
+        "lin_0.01",
         0.95,
-        "lin_0.2_0.1",
+        "lin_0.2",
         3,
     )
     assert hp["advantage_scope"] == "rollout"
@@ -53,7 +53,7 @@ def test_meanings(tmp_path):
         None,
     )
     assert (constant["ent_coef"], constant["clip_range"], constant["learning_rate"]) == (
-        "lin_0.02_1e-05",
+        "lin_0.02",
         0.2,
         "lin_0.0003",
     )

@@ -34,12 +34,12 @@ def test_course_settings_are_the_defaults():
     assert (snow["batch_size"], snow["n_epochs"], snow["ent_coef"], snow["learning_rate"]) == (
         128,
         3,
-        "lin_0.005_1e-05",
+        "lin_0.005",
         "lin_3e-4",
     )
     pyr = default_hyperparams("ppo", ppo, "Pyramids", "ML-Agents-Pyramids")
     assert pyr["n_envs"] * pyr["n_steps"] == 2048 and pyr["n_steps"] == 128 and pyr["n_timesteps"] == 1_000_000
-    assert pyr["policy_kwargs"]["net_arch"] == [512, 512] and pyr["ent_coef"] == "lin_0.01_1e-05"
+    assert pyr["policy_kwargs"]["net_arch"] == [512, 512] and pyr["ent_coef"] == "lin_0.01"
 
 
 def test_train_push_index_and_unit5_passes(tmp_path):
