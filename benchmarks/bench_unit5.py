@@ -4,6 +4,8 @@
     python benchmarks/bench_unit5.py train --env SnowballTarget              # the course's SnowballTarget.yaml, 200k
     python benchmarks/bench_unit5.py train --env Pyramids -n 200000          # PyramidsRND.yaml (PPO + RND)
     python benchmarks/bench_unit5.py train --env Pyramids --rnd-variant paper  # RND as the paper normalizes it
+    python benchmarks/bench_unit5.py train --env Pyramids --rnd-variant paper --hyperparams clip_range:lin_0.2_0.1
+                                                          # single settings over the file's, as `deeprl train` does
     python benchmarks/bench_unit5.py switch RUN_DIR                          # an existing Pyramids run's switch rate
     python benchmarks/bench_unit5.py chain RUN_DIR        # where its episodes stop: switch, pyramid, toppled, gold
     python benchmarks/bench_unit5.py scripted             # a scripted agent that knows the scene, a random walk
