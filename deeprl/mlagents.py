@@ -47,7 +47,6 @@ from __future__ import annotations
 from typing import Any
 
 from deeprl.errors import UserError, closest
-from deeprl.settings import Linear
 
 TOP = {"behaviors"}
 BEHAVIOR = {
@@ -176,10 +175,10 @@ def read_trainer_config(data: dict, env_id: str, tag: str, path: str) -> dict:
     # beta and epsilon decay on their own schedules, which default to the learning rate's (settings.py)
     beta = _number(hyper.get("beta", 5e-3), f"{where}.hyperparameters.beta")
     linear_beta = _schedule(hyper, "beta_schedule", sched, where) == "linear"
-    hp["ent_coef"] = str(Linear(beta)) if linear_beta else beta
+    hp["ent_coef"] = f"lin_{beta!r}" if linear_beta else beta
     epsilon = _number(hyper.get("epsilon", 0.2), f"{where}.hyperparameters.epsilon")
     linear_eps = _schedule(hyper, "epsilon_schedule", sched, where) == "linear"
-    hp["clip_range"] = hp["clip_range_vf"] = str(Linear(epsilon)) if linear_eps else epsilon
+    hp["clip_range"] = hp["clip_range_vf"] = f"lin_{epsilon!r}" if linear_eps else epsilon
     hp["advantage_scope"] = "rollout"
     hp["gae_lambda"] = _number(hyper.get("lambd", 0.95), f"{where}.hyperparameters.lambd")
     hp["vf_coef"] = 0.5  # ML-Agents' loss: policy + 0.5 * value - beta * entropy

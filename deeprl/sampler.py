@@ -23,7 +23,8 @@ Workers step envs built by `deeprl.envs.make_env(..., training=True)` with autor
 The return the worker reports for a finished episode is `info["true_objective"]` where the env gives one (Doom's
 unshaped return), else the sum of its rewards.
 
-Workers ignore SIGINT (Ctrl-C reaches the whole process group; the trainer decides how to stop), end on SIGTERM
+Workers ignore SIGINT (Ctrl-C reaches the whole process group; the trainer decides how to stop; they start with it
+blocked, so a Ctrl-C while a worker still imports cannot print a traceback from inside it), end on SIGTERM
 with their envs closed, and end on their own when the trainer's end of their pipe closes, so a killed trainer
 leaves no worker behind.
 """
@@ -34,7 +35,8 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from types import FrameType
@@ -87,6 +89,21 @@ class WorkerDied(RuntimeError):
 
 def _end_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)  # unwinds through the worker's finally: its envs (and Doom's engine process) are closed
+
+
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread inside the block (held back, not lost: it arrives when the block ends). A
+    process started inside it begins with SIGINT blocked: a Ctrl-C to the process group while the spawned child is
+    still unpickling its target cannot raise KeyboardInterrupt there."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows has no signal masks (nor process groups for Ctrl-C)
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _worker(
@@ -221,7 +238,8 @@ class Sampler:
                 name=f"deeprl-rollout-{w}",
                 daemon=True,
             )
-            process.start()
+            with sigint_blocked():  # the child inherits the block through exec, until _worker ignores SIGINT
+                process.start()
             theirs.close()
             self.conns.append(ours)
             self.processes.append(process)
