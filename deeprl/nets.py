@@ -117,15 +117,8 @@ def at_most_threads(n: int) -> Iterator[None]:
     cores, trained in 2 worker processes: 1,900 steps/s with a second thread, 2,400 without)."""
     from threadpoolctl import threadpool_limits
 
-    threads = torch.get_num_threads()
-    if threads > n:
-        torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n, user_api="blas"):
-            yield
-    finally:
-        if threads > n:
-            torch.set_num_threads(threads)
+    with _torch_threads_at_most(n), threadpool_limits(n, user_api="blas"):
+        yield
 
 
 @contextmanager
@@ -133,13 +126,20 @@ def one_thread() -> Iterator[None]:
     """Run torch's operators on one thread inside the block, then put the count back. For one observation's pass
     through a convnet (a recurrent agent playing): on a busy machine a second OpenMP thread only waits for a core,
     and made each Doom decision 45x slower (114 ms against 2.5 ms)."""
+    with _torch_threads_at_most(1):
+        yield
+
+
+@contextmanager
+def _torch_threads_at_most(n: int) -> Iterator[None]:
+    """torch's operators on at most `n` threads inside the block, then the count put back."""
     threads = torch.get_num_threads()
-    if threads > 1:
-        torch.set_num_threads(1)
+    if threads > n:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        if threads > 1:
+        if threads > n:
             torch.set_num_threads(threads)
 
 
