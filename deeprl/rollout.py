@@ -225,7 +225,9 @@ class Collector:
     def collect(self, policy: ActorCritic, buffer: RolloutBuffer) -> int:
         """Fill `buffer` with buffer.n_steps vector steps; returns the env steps taken. Computes no advantages:
         call `last_values(policy)` then buffer.compute_returns_and_advantage."""
-        if getattr(self.venv.unwrapped, "steps_elsewhere", False):  # envs in processes of their own, one per core
+        # One thread while collecting, where the acting is numpy's on a handful of rows (a second BLAS thread gains
+        # it little and spins against the env's stepping on the other core) or the envs step in processes of their own
+        if self._numpy_policy(policy) is not None or getattr(self.venv.unwrapped, "steps_elsewhere", False):
             with at_most_threads(1):
                 return self._collect(policy, buffer)
         return self._collect(policy, buffer)

@@ -123,8 +123,8 @@ def test_huggy_yaml_maps_onto_ppo_as_the_course_wrote_it():
     assert hp["n_steps"] == 1000 and hp["n_envs"] == 20 and hp["n_timesteps"] == 2_000_000
     assert hp["batch_size"] == 2048 and hp["n_epochs"] == 3 and hp["learning_rate"] == "lin_0.0003"
     zoo = yaml.safe_load((Path(huggy.__file__).parents[1] / "hyperparams" / "ppo.yml").read_text())["Huggy"]
-    # the same settings, but for how fast they run (torch_threads: ppo.yml's, under any trainer file)
-    own = {"learning_rate", "torch_threads"}
+    # the same settings, but for how fast they run (torch_threads, vectorization: ppo.yml's, under any trainer file)
+    own = {"learning_rate", "torch_threads", "vectorization"}
     assert {k: v for k, v in hp.items() if k not in own} == {k: v for k, v in zoo.items() if k not in own}
     assert env_from("./trained-envs-executables/linux/Huggy/Huggy", "unused.yaml") == "Huggy"
 
@@ -241,3 +241,32 @@ def test_a_missing_model_is_one_sentence(monkeypatch, tmp_path):
     with client.websocket_connect("/huggy/nobody/nothing/ws") as ws:
         msg = ws.receive_json()
     assert msg["error"].startswith("nobody/nothing cannot play")
+
+
+def test_native_vector_env_steps_the_dogs_as_a_sync_vector_env_does():
+    """HuggyVectorEnv (what training uses) against Gymnasium's SyncVectorEnv of single dogs: the same seeds and
+    actions give the same observations, rewards and episode ends, through a time limit and its autoreset."""
+    import gymnasium as gym
+
+    from deeprl.envs.huggy import HuggyVectorEnv
+
+    native = HuggyVectorEnv(3, max_decisions=7)
+    sync = gym.vector.SyncVectorEnv(
+        [lambda: HuggyEnv(max_decisions=7) for _ in range(3)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+    np.testing.assert_array_equal(native.reset(seed=5)[0], sync.reset(seed=5)[0])
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(16, 3, 8))
+    actions[2, 1] = 0.0
+    cut = 0
+    for a in actions:
+        got, want = native.step(a), sync.step(a)
+        for x, y in zip(got[:4], want[:4]):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+        if want[3].any():
+            cut += 1
+            mask = want[4]["_final_obs"]
+            np.testing.assert_array_equal(got[4]["_final_obs"], mask)
+            np.testing.assert_allclose(got[4]["final_obs"][mask], np.stack(want[4]["final_obs"][mask]), atol=1e-7)
+    assert cut == 2  # steps 7 and 14
+    native.close()
+    sync.close()

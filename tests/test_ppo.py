@@ -122,12 +122,14 @@ def test_distributions_match_torch_distributions():
 
 
 # towers of unequal depth, of equal depth (every level shared in one buffer), one with no hidden layer, and equal
-# towers (the deeper levels as batched products of the pair)
+# towers (the deeper levels as batched products of the pair), and equal towers too wide for acting to pack them
+# into one network (fast.actor_critic.PACK_MAX_WIDTH)
 ARCHS = [
     {"pi": [8, 6], "vf": [5]},
     {"pi": [7, 5], "vf": [6, 4]},
     {"pi": [], "vf": [5, 3]},
     {"pi": [6, 5, 4], "vf": [6, 5, 4]},
+    {"pi": [136, 132], "vf": [136, 132]},
 ]
 
 

@@ -172,18 +172,38 @@ def test_worker_processes_step_the_same_episodes_as_sync():
         np.testing.assert_array_equal(d1, d2)
 
 
-def test_collection_leaves_the_other_cores_to_env_workers():
-    """With the envs in worker processes (steps_elsewhere) the acting process runs torch and BLAS on one thread
-    while it collects (a second one would spin against the workers), and gets its thread counts back after."""
+def test_worker_shares_step_a_native_env_as_it_steps_alone():
+    """vectorization workers over an env with a native vector env (Huggy's dogs): the acting process's share and
+    the worker's share together give what the native env gives for the same seeds and actions."""
+    runs = {}
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(6, 3, 8))
+    for vec in ("native", "workers"):
+        venv = make_vec_env("Huggy", 3, seed=4, vectorization=vec)
+        assert type(venv).__name__ == {"native": "HuggyVectorEnv", "workers": "WorkerVectorEnv"}[vec]
+        obs0 = venv.reset(seed=4)[0]
+        runs[vec] = [obs0] + [venv.step(a)[:2] for a in actions]
+        venv.close()
+    np.testing.assert_array_equal(runs["native"][0], runs["workers"][0])
+    for (o1, r1), (o2, r2) in zip(runs["native"][1:], runs["workers"][1:]):
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+
+
+@pytest.mark.parametrize("case", ["workers", "numpy acting"])
+def test_collection_leaves_the_other_cores_to_env_workers(case):
+    """With the envs in worker processes (steps_elsewhere), or with the policy acting through numpy on a handful of
+    rows, the acting process runs torch and BLAS on one thread while it collects (a second one would spin against
+    the env's stepping on the other core), and gets its thread counts back after."""
     import gymnasium as gym
     from threadpoolctl import threadpool_info
 
     from deeprl.nets import set_threads
+    from deeprl.policies import build_policy
 
     seen = []
 
     class Elsewhere(gym.vector.SyncVectorEnv):
-        steps_elsewhere = True
+        steps_elsewhere = case == "workers"
 
         def step(self, actions):
             blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -191,11 +211,15 @@ def test_collection_leaves_the_other_cores_to_env_workers():
             return super().step(actions)
 
     venv = Elsewhere([lambda: gym.make("CartPole-v1")] * 2, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    policy = _ConstPolicy()
+    if case == "numpy acting":
+        policy = build_policy(venv.single_observation_space, venv.single_action_space, {}, fast=True)
+        assert policy.fast is not None
     before = torch.get_num_threads()
     set_threads(2)
     try:
         col = Collector(venv, None, gamma=0.5, seed=0)
-        col.collect(_ConstPolicy(), RolloutBuffer(3, 2, venv.single_observation_space, venv.single_action_space))
+        col.collect(policy, RolloutBuffer(3, 2, venv.single_observation_space, venv.single_action_space))
         assert seen == [(1, 1)] * 3
         assert torch.get_num_threads() == 2
         assert max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas") == 2

@@ -12,7 +12,9 @@ stick that respawns somewhere else once reached while the episode goes on. What 
   hips limited to +-60 degrees, knees to [-120, +10] degrees. No model shipped with pybullet_data is used (laikago,
   a1, minitaur have 12 joints with mesh collisions, several times slower to step).
 - Physics: 1/40 s steps, `PHYSICS_STEPS` = 2 per decision, so a decision every 0.05 s (20 Hz), 20 solver iterations
-  (PyBullet's default 50 doubles the cost). Ground friction 1.
+  (PyBullet's default 50 doubles the cost). Ground friction 1, with Bullet's pyramid approximation of the friction
+  cone (`enableConeFriction=0`; Unity's PhysX approximates it too, by default with friction patches): a physics
+  step costs a fifth less than with the exact cone (54 against 67 us, random actions on this machine).
 - Actions: Box([-1, 1], (8,)), one per joint in the order (front-left, front-right, back-left, back-right) x
   (hip, knee): a **target joint velocity**, a * `MAX_JOINT_SPEED` (8 rad/s), held by PyBullet's velocity motor with
   at most `MAX_FORCE` (12 N m). Velocity motors are solved with the contacts (implicitly), which keeps 1/60 s steps
@@ -33,6 +35,10 @@ stick that respawns somewhere else once reached while the episode goes on. What 
   respawns elsewhere and the episode goes on. An episode is truncated after `MAX_DECISIONS` = 1000 decisions (50 s
   of simulated time); it never terminates. A dog lying on its side or back for `FALLEN_SECONDS` (1 s) is put back on its
   feet where it lies (a rule of ours: the time it lost is its penalty, and the episode's samples stay useful).
+
+Training steps the dogs through `HuggyVectorEnv` (the registry's native vector env): each dog still has a world of
+its own, and one step runs the worlds one by one and then the reading, rewards and observations as arrays over all
+the dogs, where 20 HuggyEnv in a SyncVectorEnv spend a third of their time in per-dog Python.
 
 `info` carries `sticks` (reached this episode) and, on a decision that reaches one, `fetch_time`: the simulated
 seconds since that stick appeared (benchmarks/bench_huggy.py measures it). `render()` gives an `rgb_array` frame from
@@ -93,23 +99,27 @@ OBS_SIZE = 4 + 3 + 3 + 3 + 1 + N_JOINTS + N_JOINTS  # 30
 
 
 def reward_terms(
-    forward: np.ndarray, to_stick: np.ndarray, velocity: np.ndarray, angular_velocity: np.ndarray, reached: bool
-) -> dict[str, float]:
-    """The four reward terms of one decision, from world-frame vectors (only their x, y parts count for heading and
+    forward: np.ndarray, to_stick: np.ndarray, velocity: np.ndarray, angular_velocity: np.ndarray, reached: Any
+) -> dict[str, np.ndarray]:
+    """The four reward terms of a decision, from world-frame vectors (only their x, y parts count for heading and
     approach): the trunk's forward axis, the vector from the trunk to the stick, the trunk's velocity and angular
-    velocity (its z part is the yaw rate), and whether the stick was reached."""
-    heading = np.asarray(forward[:2], dtype=np.float64)
-    direction = np.asarray(to_stick[:2], dtype=np.float64)
-    hn, dn = float(np.linalg.norm(heading)), float(np.linalg.norm(direction))
-    facing = float(heading @ direction) / (hn * dn) if hn > 1e-9 and dn > 1e-9 else 0.0
-    approach = float(np.asarray(velocity[:2]) @ direction) / dn if dn > 1e-9 else 0.0
-    approach = min(max(approach, -MAX_APPROACH), MAX_APPROACH)
-    spin = float(angular_velocity[2]) ** 2  # turning about the vertical; a gait's rocking is not spinning
+    velocity (its z part is the yaw rate), and whether the stick was reached. Vectors are (3,) for one dog or
+    (n, 3) for n dogs; each term is then a scalar array or (n,)."""
+    heading = np.asarray(forward, dtype=np.float64)[..., :2]
+    direction = np.asarray(to_stick, dtype=np.float64)[..., :2]
+    hn, dn = np.sqrt((heading * heading).sum(-1)), np.sqrt((direction * direction).sum(-1))
+    both, toward = (hn > 1e-9) & (dn > 1e-9), dn > 1e-9
+    facing = np.where(both, (heading * direction).sum(-1) / np.where(both, hn * dn, 1.0), 0.0)
+    speed = (np.asarray(velocity, dtype=np.float64)[..., :2] * direction).sum(-1)
+    approach = np.minimum(
+        np.maximum(np.where(toward, speed / np.where(toward, dn, 1.0), 0.0), -MAX_APPROACH), MAX_APPROACH
+    )
+    spin = np.asarray(angular_velocity, dtype=np.float64)[..., 2] ** 2  # turning about the vertical, not rocking
     return {
         "orientation": FACING_WEIGHT * facing + APPROACH_WEIGHT * approach,
-        "time": TIME_PENALTY,
+        "time": np.full(spin.shape, TIME_PENALTY),
         "rotation": SPIN_WEIGHT * spin,
-        "reach": REACH_REWARD if reached else 0.0,
+        "reach": np.where(reached, REACH_REWARD, 0.0),
     }
 
 
@@ -190,16 +200,98 @@ def _build_dog(client: int) -> tuple[int, list[int]]:
     return body, joints
 
 
-def _rotation(quaternion: tuple[float, ...]) -> np.ndarray:
-    """(3, 3) world-from-body rotation of a PyBullet (x, y, z, w) quaternion."""
-    x, y, z, w = quaternion
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+def _read_dogs(dogs: list[HuggyEnv]) -> dict[str, np.ndarray]:
+    """Each dog's trunk pose and velocities and joint states, as (n, ...) views of one (n, 34) array read in one
+    pass; each dog keeps its row as `_state` (the serve page, the camera and the fallen check read it)."""
+    rows = []
+    for d in dogs:
+        c = d.client
+        pos, quat = pb.getBasePositionAndOrientation(d.dog, physicsClientId=c)
+        vel, ang = pb.getBaseVelocity(d.dog, physicsClientId=c)
+        joints = pb.getJointStates(d.dog, d.joints, physicsClientId=c)
+        rot = pb.getMatrixFromQuaternion(quat, physicsClientId=c)  # world-from-body, row by row
+        rows.append(pos + rot + vel + ang + tuple(j[0] for j in joints) + tuple(j[1] for j in joints))
+    raw = np.array(rows)
+    state = {
+        "pos": raw[:, 0:3],
+        "rot": raw[:, 3:12].reshape(-1, 3, 3),
+        "vel": raw[:, 12:15],
+        "ang": raw[:, 15:18],
+        "q": raw[:, 18:26],
+        "qd": raw[:, 26:34],
+        "joints": raw[:, 18:34],  # q then qd, as the observation lays them out
+    }
+    for i, d in enumerate(dogs):
+        d._state = {k: v[i] for k, v in state.items()}
+    return state
+
+
+def _to_sticks(dogs: list[HuggyEnv], state: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, 3) from each trunk to its stick on the ground plane (z = 0)."""
+    out = np.zeros((len(dogs), 3))
+    out[:, :2] = [d.stick for d in dogs]
+    out[:, :2] -= state["pos"][:, :2]
+    return out
+
+
+def _observations(state: dict[str, np.ndarray], to_stick: np.ndarray) -> np.ndarray:
+    """(n, OBS_SIZE) float32: the layout in the module docstring, in each trunk's frame."""
+    rot, n = state["rot"], len(to_stick)
+    # the stick's offset, the velocity and the angular velocity in the body frame: v @ R is R^T v, row by row
+    vectors = np.empty((n, 3, 3))
+    vectors[:, 0], vectors[:, 1], vectors[:, 2] = to_stick, state["vel"], state["ang"]
+    local = vectors @ rot
+    dist = np.sqrt((to_stick * to_stick).sum(1))
+    obs = np.empty((n, OBS_SIZE), dtype=np.float32)
+    obs[:, 0:3] = np.divide(local[:, 0], dist[:, None], out=np.zeros((n, 3)), where=dist[:, None] > 1e-9)
+    obs[:, 3] = dist
+    obs[:, 4:7] = -rot[:, 2]  # gravity's direction, (0, 0, -1) in the body frame
+    obs[:, 7:13] = local[:, 1:].reshape(n, 6)
+    obs[:, 13] = state["pos"][:, 2]
+    obs[:, 14:30] = state["joints"]
+    return obs
+
+
+def _step_dogs(dogs: list[HuggyEnv], actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """One decision of every dog, each in its own world: (observations, rewards, truncated, {dog: fetch seconds}
+    for the dogs that reached their stick). The physics runs dog by dog; the rest is array arithmetic over all."""
+    targets = np.clip(actions, -1.0, 1.0) * MAX_JOINT_SPEED
+    forces = [MAX_FORCE] * N_JOINTS
+    for d, target in zip(dogs, targets.tolist()):
+        c = d.client
+        pb.setJointMotorControlArray(
+            d.dog, d.joints, pb.VELOCITY_CONTROL, targetVelocities=target, forces=forces, physicsClientId=c
+        )
+        for _ in range(PHYSICS_STEPS):
+            pb.stepSimulation(physicsClientId=c)
+        d.t += 1
+    state = _read_dogs(dogs)
+    to_stick = _to_sticks(dogs, state)
+    reached = (to_stick * to_stick).sum(1) < REACH_DISTANCE**2
+    moved = reached.any()  # a stick respawned or a dog was put back on its feet: to_stick is read again
+    terms = reward_terms(state["rot"][:, :, 0], to_stick, state["vel"], state["ang"], reached)
+    rewards = terms["orientation"] + terms["time"] + terms["rotation"] + terms["reach"]
+    fetched = {}
+    for i in np.flatnonzero(reached):
+        d = dogs[i]
+        d.sticks += 1
+        fetched[int(i)] = (d.t - d.stick_t) * DECISION_SECONDS
+        d._spawn_stick()
+    up = state["rot"][:, 2, 2]
+    replaced = False
+    for i, d in enumerate(dogs):
+        d.fallen = d.fallen + 1 if up[i] < FALLEN_UP else 0
+        if d.fallen >= FALLEN_DECISIONS:  # on its side or back: back on its feet where it lies, facing the same way
+            rot = state["rot"][i]
+            d._place_dog(float(state["pos"][i, 0]), float(state["pos"][i, 1]), math.atan2(rot[1, 0], rot[0, 0]))
+            d.fallen = 0
+            replaced = moved = True
+    if replaced:
+        state = _read_dogs(dogs)
+    if moved:
+        to_stick = _to_sticks(dogs, state)
+    truncated = np.array([d.t >= d.max_decisions for d in dogs])
+    return _observations(state, to_stick), rewards, truncated, fetched
 
 
 class HuggyEnv(gym.Env):
@@ -220,7 +312,9 @@ class HuggyEnv(gym.Env):
         self.client = pb.connect(pb.DIRECT)
         pb.setGravity(0, 0, -GRAVITY, physicsClientId=self.client)
         pb.setTimeStep(TIME_STEP, physicsClientId=self.client)
-        pb.setPhysicsEngineParameter(numSolverIterations=SOLVER_ITERATIONS, physicsClientId=self.client)
+        pb.setPhysicsEngineParameter(
+            numSolverIterations=SOLVER_ITERATIONS, enableConeFriction=0, physicsClientId=self.client
+        )
         ground = pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=self.client)
         self.ground = pb.createMultiBody(0, ground, physicsClientId=self.client)
         pb.changeDynamics(self.ground, -1, lateralFriction=FRICTION, physicsClientId=self.client)
@@ -260,35 +354,11 @@ class HuggyEnv(gym.Env):
         self.place_stick(float(xy[0]), float(xy[1]))
 
     def _read(self) -> None:
-        c = self.client
-        pos, quat = pb.getBasePositionAndOrientation(self.dog, physicsClientId=c)
-        vel, ang = pb.getBaseVelocity(self.dog, physicsClientId=c)
-        joints = pb.getJointStates(self.dog, self.joints, physicsClientId=c)
-        self._state = {
-            "pos": np.array(pos),
-            "rot": _rotation(quat),
-            "vel": np.array(vel),
-            "ang": np.array(ang),
-            "q": np.array([s[0] for s in joints]),
-            "qd": np.array([s[1] for s in joints]),
-        }
+        _read_dogs([self])
 
     def observe(self) -> np.ndarray:
-        s = self._state
-        rot_t = s["rot"].T  # body-from-world
-        to_stick = np.array([self.stick[0] - s["pos"][0], self.stick[1] - s["pos"][1], 0.0])
-        dist = float(np.linalg.norm(to_stick))
-        local = rot_t @ to_stick
-        obs = np.empty(OBS_SIZE, dtype=np.float32)
-        obs[0:3] = local / dist if dist > 1e-9 else 0.0
-        obs[3] = dist
-        obs[4:7] = rot_t @ np.array([0.0, 0.0, -1.0])
-        obs[7:10] = rot_t @ s["vel"]
-        obs[10:13] = rot_t @ s["ang"]
-        obs[13] = s["pos"][2]
-        obs[14:22] = s["q"]
-        obs[22:30] = s["qd"]
-        return obs
+        state = {k: v[None] for k, v in self._state.items()}
+        return _observations(state, _to_sticks([self], state))[0]
 
     # -- gym API ---------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -301,38 +371,12 @@ class HuggyEnv(gym.Env):
         return self.observe(), {"sticks": 0}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(N_JOINTS), -1.0, 1.0)
-        c = self.client
-        pb.setJointMotorControlArray(
-            self.dog,
-            self.joints,
-            pb.VELOCITY_CONTROL,
-            targetVelocities=(a * MAX_JOINT_SPEED).tolist(),
-            forces=[MAX_FORCE] * N_JOINTS,
-            physicsClientId=c,
-        )
-        for _ in range(PHYSICS_STEPS):
-            pb.stepSimulation(physicsClientId=c)
-        self.t += 1
-        self._read()
-        s = self._state
-        to_stick = np.array([self.stick[0] - s["pos"][0], self.stick[1] - s["pos"][1], 0.0])
-        reached = bool(np.linalg.norm(to_stick) < REACH_DISTANCE)
-        terms = reward_terms(s["rot"][:, 0], to_stick, s["vel"], s["ang"], reached)
-        info: dict[str, Any] = {}
-        if reached:
-            self.sticks += 1
-            info["fetch_time"] = (self.t - self.stick_t) * DECISION_SECONDS
-            self._spawn_stick()
-        self.fallen = self.fallen + 1 if s["rot"][2, 2] < FALLEN_UP else 0
-        if self.fallen >= FALLEN_DECISIONS:  # on its side or back: back on its feet where it lies, facing the same way
-            yaw = math.atan2(s["rot"][1, 0], s["rot"][0, 0])
-            self._place_dog(float(s["pos"][0]), float(s["pos"][1]), yaw)
-            self.fallen = 0
-            self._read()
-        info["sticks"] = self.sticks
-        truncated = self.t >= self.max_decisions
-        return self.observe(), float(sum(terms.values())), False, truncated, info
+        a = np.asarray(action, dtype=np.float64).reshape(1, N_JOINTS)
+        obs, rewards, truncated, fetched = _step_dogs([self], a)
+        info: dict[str, Any] = {"sticks": self.sticks}
+        if fetched:
+            info["fetch_time"] = fetched[0]
+        return obs[0], float(rewards[0]), False, bool(truncated[0]), info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -363,6 +407,40 @@ class HuggyEnv(gym.Env):
             except pb.error:
                 pass
             self.client = None
+
+
+class HuggyVectorEnv(gym.vector.VectorEnv):
+    """`n` dogs, each in a world of its own, as one Gymnasium VectorEnv (SAME_STEP autoreset, a cut episode's last
+    observation in info["final_obs"]). The same dogs as a SyncVectorEnv of n HuggyEnv seeded seed..seed+n-1, step
+    for step; one step reads the worlds dog by dog and does the rest in arrays over all of them."""
+
+    metadata = {**HuggyEnv.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, n: int, max_decisions: int = MAX_DECISIONS):
+        self.dogs = [HuggyEnv(max_decisions=max_decisions) for _ in range(n)]
+        self.num_envs = n
+        self.single_observation_space = self.dogs[0].observation_space
+        self.single_action_space = self.dogs[0].action_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, n)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, n)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        obs = [d.reset(seed=None if seed is None else seed + i)[0] for i, d in enumerate(self.dogs)]
+        return np.stack(obs), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        a = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, N_JOINTS)
+        obs, rewards, truncated, _ = _step_dogs(self.dogs, a)
+        info: dict = {}
+        if truncated.any():
+            info = {"final_obs": obs.copy(), "_final_obs": truncated.copy()}
+            for i in np.flatnonzero(truncated):
+                obs[i] = self.dogs[i].reset()[0]
+        return obs, rewards, np.zeros(self.num_envs, dtype=bool), truncated, info
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for d in self.dogs:
+            d.close()
 
 
 def make(kwargs: dict, render_mode: str | None = None, training: bool = False) -> HuggyEnv:
