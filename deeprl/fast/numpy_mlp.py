@@ -3,7 +3,7 @@
 Why: collecting experience runs the network on one observation (REINFORCE) or one row per env (PPO, A2C) per
 step, where numpy's cost per call is a third of torch's. The layers are given as (weight [in, out], bias [out])
 arrays: views of the torch weights (REINFORCE: every optimizer step shows up at once) or copies packed for speed
-(FastMLP: both towers in one block-diagonal network, refreshed after each update).
+(FastMLP: refreshed after each update, narrow towers packed into one block-diagonal network).
 """
 
 from __future__ import annotations
