@@ -272,10 +272,10 @@ def _step_dogs(dogs: list[HuggyEnv], actions: np.ndarray) -> tuple[np.ndarray, n
     terms = reward_terms(state["rot"][:, :, 0], to_stick, state["vel"], state["ang"], reached)
     rewards = terms["orientation"] + terms["time"] + terms["rotation"] + terms["reach"]
     fetched = {}
-    for i in np.flatnonzero(reached):
-        d = dogs[i]
+    for k in np.flatnonzero(reached).tolist():
+        d = dogs[k]
         d.sticks += 1
-        fetched[int(i)] = (d.t - d.stick_t) * DECISION_SECONDS
+        fetched[k] = (d.t - d.stick_t) * DECISION_SECONDS
         d._spawn_stick()
     up = state["rot"][:, 2, 2]
     replaced = False
