@@ -66,7 +66,11 @@ def speed(seconds: float = 5.0) -> dict:
 
 def fetch_times(policy: Any, seeds: list[int]) -> dict:
     """Play one episode per seed with `policy(obs) -> action` (None: uniformly random): the first stick's time
-    (the episode's length when none is reached), every fetch's time, sticks per episode."""
+    (the episode's length when none is reached), every fetch's time, sticks per episode. Each episode seeds the
+    env, the random policy and torch (the trained policy's sampling), so the figures do not depend on what ran
+    before in this process."""
+    import torch
+
     from deeprl.envs.huggy import DECISION_SECONDS, HuggyEnv
 
     env = HuggyEnv()
@@ -74,6 +78,7 @@ def fetch_times(policy: Any, seeds: list[int]) -> dict:
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
         env.action_space.seed(seed)
+        torch.manual_seed(seed)
         got, t = None, 0
         while True:
             action = env.action_space.sample() if policy is None else policy(obs)
