@@ -189,6 +189,26 @@ def test_worker_shares_step_a_native_env_as_it_steps_alone():
         np.testing.assert_array_equal(r1, r2)
 
 
+def test_env_workers_leave_ctrl_c_to_the_trainer():
+    """A Ctrl-C reaches every process of the group; env workers ignore it and go on stepping until the trainer,
+    which acts on it (a checkpoint, its one message), closes them."""
+    import os
+    import signal
+
+    venv = make_vec_env("LunarLander-v2", 4, seed=0, vectorization="workers")
+    try:
+        assert venv.procs
+        for proc in venv.procs:
+            os.kill(proc.pid, signal.SIGINT)
+        for _ in range(3):
+            obs = venv.step(np.zeros(4, dtype=np.int64))[0]
+        assert obs.shape == (4, 8)
+        assert all(proc.is_alive() for proc in venv.procs)
+    finally:
+        venv.close()
+    assert not any(proc.is_alive() for proc in venv.procs)
+
+
 @pytest.mark.parametrize("case", ["workers", "numpy acting"])
 def test_collection_leaves_the_other_cores_to_env_workers(case):
     """With the envs in worker processes (steps_elsewhere), or with the policy acting through numpy on a handful of

@@ -173,7 +173,12 @@ def _finals(info: dict) -> dict[int, Any] | None:
 
 
 def _worker_main(conn: Connection, env_fns: list[Callable[[], Any]], native: Callable[[int], Any] | None) -> None:
-    """A worker process: its share of the envs (`_share`), driven by (command, data) messages."""
+    """A worker process: its share of the envs (`_share`), driven by (command, data) messages. It ignores Ctrl-C,
+    which reaches the whole process group: the trainer acts on it (a forked worker would otherwise run the trainer's
+    own handler and print its message again) and then closes the workers, or they see the pipe close."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     venv = _share(env_fns, native)
     try:
         while True:
@@ -185,7 +190,7 @@ def _worker_main(conn: Connection, env_fns: list[Callable[[], Any]], native: Cal
                 conn.send(venv.reset(seed=data)[0])
             elif cmd == "close":
                 break
-    except (KeyboardInterrupt, EOFError):
+    except EOFError:
         pass
     finally:
         venv.close()
