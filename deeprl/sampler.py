@@ -35,8 +35,7 @@ import multiprocessing as mp
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from types import FrameType
@@ -89,21 +88,6 @@ class WorkerDied(RuntimeError):
 
 def _end_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)  # unwinds through the worker's finally: its envs (and Doom's engine process) are closed
-
-
-@contextmanager
-def sigint_blocked() -> Iterator[None]:
-    """SIGINT blocked in this thread inside the block (held back, not lost: it arrives when the block ends). A
-    process started inside it begins with SIGINT blocked: a Ctrl-C to the process group while the spawned child is
-    still unpickling its target cannot raise KeyboardInterrupt there."""
-    if not hasattr(signal, "pthread_sigmask"):  # Windows has no signal masks (nor process groups for Ctrl-C)
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _worker(
@@ -238,6 +222,8 @@ class Sampler:
                 name=f"deeprl-rollout-{w}",
                 daemon=True,
             )
+            from deeprl.envs.vector import sigint_blocked
+
             with sigint_blocked():  # the child inherits the block through exec, until _worker ignores SIGINT
                 process.start()
             theirs.close()

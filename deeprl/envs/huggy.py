@@ -217,9 +217,7 @@ def _read_dogs(dogs: list[HuggyEnv]) -> dict[str, np.ndarray]:
         "rot": raw[:, 3:12].reshape(-1, 3, 3),
         "vel": raw[:, 12:15],
         "ang": raw[:, 15:18],
-        "q": raw[:, 18:26],
-        "qd": raw[:, 26:34],
-        "joints": raw[:, 18:34],  # q then qd, as the observation lays them out
+        "joints": raw[:, 18:34],  # the 8 angles, then the 8 angular velocities, as the observation lays them out
     }
     for i, d in enumerate(dogs):
         d._state = {k: v[i] for k, v in state.items()}
@@ -268,7 +266,6 @@ def _step_dogs(dogs: list[HuggyEnv], actions: np.ndarray) -> tuple[np.ndarray, n
     state = _read_dogs(dogs)
     to_stick = _to_sticks(dogs, state)
     reached = (to_stick * to_stick).sum(1) < REACH_DISTANCE**2
-    moved = reached.any()  # a stick respawned or a dog was put back on its feet: to_stick is read again
     terms = reward_terms(state["rot"][:, :, 0], to_stick, state["vel"], state["ang"], reached)
     rewards = terms["orientation"] + terms["time"] + terms["rotation"] + terms["reach"]
     fetched = {}
@@ -285,10 +282,10 @@ def _step_dogs(dogs: list[HuggyEnv], actions: np.ndarray) -> tuple[np.ndarray, n
             rot = state["rot"][i]
             d._place_dog(float(state["pos"][i, 0]), float(state["pos"][i, 1]), math.atan2(rot[1, 0], rot[0, 0]))
             d.fallen = 0
-            replaced = moved = True
+            replaced = True
     if replaced:
         state = _read_dogs(dogs)
-    if moved:
+    if replaced or fetched:  # a dog was put back on its feet or a stick respawned
         to_stick = _to_sticks(dogs, state)
     truncated = np.array([d.t >= d.max_decisions for d in dogs])
     return _observations(state, to_stick), rewards, truncated, fetched

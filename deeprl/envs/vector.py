@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -172,12 +175,26 @@ def _finals(info: dict) -> dict[int, Any] | None:
     return {int(i): info["final_obs"][i] for i in mask.nonzero()[0]}
 
 
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread inside the block (held back, not lost: it arrives when the block ends). A
+    process started inside it begins with SIGINT blocked, forked or spawned, until it sets its own disposition: a
+    Ctrl-C to the process group while an env worker (here, or deeprl.sampler's) still starts cannot run the trainer's
+    handler or raise KeyboardInterrupt there."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows has no signal masks (nor process groups for Ctrl-C)
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_main(conn: Connection, env_fns: list[Callable[[], Any]], native: Callable[[int], Any] | None) -> None:
     """A worker process: its share of the envs (`_share`), driven by (command, data) messages. It ignores Ctrl-C,
     which reaches the whole process group: the trainer acts on it (a forked worker would otherwise run the trainer's
     own handler and print its message again) and then closes the workers, or they see the pipe close."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     venv = _share(env_fns, native)
     try:
@@ -234,7 +251,8 @@ class WorkerVectorEnv:
         for sl in self.slices[1:]:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, args=(child, env_fns[sl], native), daemon=True)
-            proc.start()
+            with sigint_blocked():  # until _worker_main ignores it
+                proc.start()
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
