@@ -131,6 +131,28 @@ def test_touching_the_gold_brick_ends_the_episode_with_plus_two():
     assert core.done[0] and not core.worlds  # its PyBullet world went back to the pool
 
 
+def test_the_agent_rests_on_the_floor_at_its_height_and_touches_a_gold_brick_on_a_layer_of_bricks():
+    # PyBullet sets the agent's pose each step (it turns kinematically); in whole 0.02 s steps that let it sink 12 cm,
+    # and a gold brick resting on one layer of bricks (its bottom at 1 m) was then out of its reach
+    core = _scene(pyramid=(20.0, 0.0))
+    core.build_pyramid(0)
+    core.brick_pos[0] = (0.0, 0.0, -100.0)  # the other bricks far away; a brick under the gold one, 3 m ahead
+    core.brick_pos[0, 0] = (3.0, 0.0, 0.5)
+    core.brick_pos[0, P.GOLD] = (3.0, 0.0, 1.5)
+    core._sync_bricks(np.array([0]))
+    core.step(np.array([0]))  # engaged: the agent is in PyBullet now, standing still
+    world = core.worlds[0]
+    for _ in range(10):
+        core.step(np.array([0]))
+    z = world.pb.getBasePositionAndOrientation(world.agent, physicsClientId=world.cid)[0][2]
+    assert z == pytest.approx(0.5, abs=0.01)
+    for _ in range(10):
+        r, term, _ = core.step(np.array([1]))
+        if term[0]:
+            break
+    assert term[0] and r[0] == pytest.approx(2.0)
+
+
 def test_ramming_the_pyramid_brings_the_gold_brick_down():
     core = _scene(agent=(0.0, 0.0), pyramid=(8.0, 0.3))
     core.build_pyramid(0)
