@@ -194,7 +194,7 @@ def scripted(n: int = 64) -> dict[str, Any]:
     return figures
 
 
-def chain(run_dir: str, n: int = 32, seed: int = 123) -> dict[str, float]:
+def chain(run_dir: str, n: int = 128, seed: int = 123) -> dict[str, float]:
     """Where a trained policy's episodes stop on the way (sampled actions, n arenas): the switch pressed, the agent
     within 8 m of the built pyramid, a brick moved, the gold brick touched."""
     import torch
@@ -274,7 +274,7 @@ def train(
         # the protocol's 10 episodes are few for a task whose failures cost 3 (a timeout's -1 against ~ +1.7): the
         # same policy over 128 arenas, sampled as it plays
         print("sampled play over 128 episodes: ", end="")
-        figures["sampled_128"] = chain(str(run.run_dir), n=128)
+        figures["sampled_128"] = chain(str(run.run_dir))
     return figures
 
 
@@ -320,7 +320,7 @@ def main() -> None:
         if not args.run_dir:
             parser.error(f"{args.what} needs a Pyramids run folder")
         if args.what == "chain":
-            chain(args.run_dir, n=128)
+            chain(args.run_dir)
         else:
             switch(args.run_dir, args.episodes)
 

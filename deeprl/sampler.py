@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from deeprl.envs.vector import sigint_blocked
+
 Layout = dict[str, tuple[tuple[int, ...], str, int]]  # name -> (shape, dtype, byte offset)
 
 _ALIGN = 64
@@ -222,8 +224,6 @@ class Sampler:
                 name=f"deeprl-rollout-{w}",
                 daemon=True,
             )
-            from deeprl.envs.vector import sigint_blocked
-
             with sigint_blocked():  # the child inherits the block through exec, until _worker ignores SIGINT
                 process.start()
             theirs.close()

@@ -377,8 +377,9 @@ class BrickWorld:
         # applied as the force that makes it within this step, so contacts with bricks still resolve
         pb.resetBasePositionAndOrientation(agent, pos, _yaw(angle), physicsClientId=cid)
         pb.resetBaseVelocity(agent, vel, [0, 0, 0], physicsClientId=cid)  # a reset pose loses the velocity
+        # (Bullet applies the force in each of the step's BULLET_SUBSTEPS parts)
         force = [AGENT_MASS * (target_vel[0] - vel[0]) / DT, AGENT_MASS * (target_vel[1] - vel[1]) / DT, 0.0]
-        pb.applyExternalForce(agent, -1, force, pos, pb.WORLD_FRAME, physicsClientId=cid)  # (for every part)
+        pb.applyExternalForce(agent, -1, force, pos, pb.WORLD_FRAME, physicsClientId=cid)
         pb.stepSimulation(physicsClientId=cid)
         touched = bool(pb.getContactPoints(agent, self.bricks[GOLD], physicsClientId=cid))
         pos, _ = pb.getBasePositionAndOrientation(agent, physicsClientId=cid)
