@@ -84,6 +84,7 @@ def speed(sizes=(64, 256, 1024), seconds: float = 3.0) -> dict:
     return figures
 
 
+SAMPLED_EPISODES = 128  # chain's arenas: the honest figure beside the protocol's 10 episodes
 SWITCH_INDEX = 168  # Pyramids' observation: 3 sensors x 7 rays x 8 values, then the switch state (1 on)
 
 
@@ -194,7 +195,7 @@ def scripted(n: int = 64) -> dict[str, Any]:
     return figures
 
 
-def chain(run_dir: str, n: int = 128, seed: int = 123) -> dict[str, float]:
+def chain(run_dir: str, n: int = SAMPLED_EPISODES, seed: int = 123) -> dict[str, float]:
     """Where a trained policy's episodes stop on the way (sampled actions, n arenas): the switch pressed, the agent
     within 8 m of the built pyramid, a brick moved, the gold brick touched."""
     import torch
@@ -272,8 +273,8 @@ def train(
     if env_id == "Pyramids":
         figures.update(switch(str(run.run_dir), episodes))
         # the protocol's 10 episodes are few for a task whose failures cost 3 (a timeout's -1 against ~ +1.7): the
-        # same policy over 128 arenas, sampled as it plays
-        print("sampled play over 128 episodes: ", end="")
+        # same policy over SAMPLED_EPISODES arenas, sampled as it plays
+        print(f"sampled play over {SAMPLED_EPISODES} episodes: ", end="")
         figures["sampled_128"] = chain(str(run.run_dir))
     return figures
 
