@@ -28,6 +28,9 @@ Each key becomes the PPO setting with its meaning (ML-Agents' docs, `docs/Traini
   steps in parts, over 128 sampled episodes: seed 0 0.91 against 1.20, seed 1 1.08 against 1.48);
 - ML-Agents normalizes the advantages once over the whole buffer before its epochs (`advantage_scope: rollout`),
   where SB3 normalizes each minibatch;
+- ML-Agents' optimizer steps without clipping the gradient; the mapping keeps PPO's max_grad_norm 0.5: without the
+  clip (`--hyperparams max_grad_norm:0`), Pyramids (PPO+RND, paper variant, 1M steps, seeds 0-5, 128 sampled
+  episodes) averaged the same 0.95, with another seed failing (benchmarks/results/pyramids.md);
 - hidden_units x num_layers = policy_kwargs net_arch with relu trunks. ML-Agents uses Swish (`activation_fn:
   swish` here); measured with seed 0 on the course's files, relu learned Pyramids far faster (PPO+RND, paper
   variant, 1M steps: training return 1.44 at 800k against 0.60 with Swish) and both pass SnowballTarget (27.2
