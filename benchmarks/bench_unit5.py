@@ -275,7 +275,7 @@ def train(
         # the protocol's 10 episodes are few for a task whose failures cost 3 (a timeout's -1 against ~ +1.7): the
         # same policy over SAMPLED_EPISODES arenas, sampled as it plays
         print(f"sampled play over {SAMPLED_EPISODES} episodes: ", end="")
-        figures["sampled_128"] = chain(str(run.run_dir))
+        figures[f"sampled_{SAMPLED_EPISODES}"] = chain(str(run.run_dir))
     return figures
 
 
